@@ -1,0 +1,59 @@
+# Sluice — every target loops over the Go modules in go.work.
+SHELL := /bin/bash
+MODULES := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
+GOTEST_FLAGS ?= -race -count=1 -timeout 20m
+RUN_DIR := .run
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install what a fresh Debian machine lacks (redis-server)
+	@scripts/deps.sh
+
+.PHONY: build
+build: ## Build every binary into bin/
+	@mkdir -p bin
+	cd gateway && go build -o ../bin/ ./cmd/...
+	@if [ -d syncer/cmd ]; then cd syncer && go build -o ../bin/ ./cmd/...; fi
+	@if [ -d analytics/cmd ]; then cd analytics && go build -o ../bin/ ./cmd/...; fi
+
+.PHONY: run
+run: deps build ## Run a local cluster in the foreground (Ctrl-C stops it)
+	@scripts/cluster.sh run
+
+.PHONY: up
+up: deps build ## Start the local cluster in the background (logs in .run/)
+	@scripts/cluster.sh up
+
+.PHONY: down
+down: ## Stop the background cluster
+	@scripts/cluster.sh down
+
+.PHONY: test
+test: deps ## Run the whole test suite (race detector on) in every module
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
+
+.PHONY: bench
+bench: deps build ## Load-test the gateway against a bare proxy hop and print a report
+	@scripts/bench.sh
+
+.PHONY: gobench
+gobench: ## Run the Go micro-benchmarks of every module
+	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+
+.PHONY: lint
+lint: ## gofmt and go vet every module
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
+
+.PHONY: tidy
+tidy: ## go mod tidy every module
+	@set -e; for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+.PHONY: clean
+clean: ## Remove built binaries and cluster state
+	rm -rf bin $(RUN_DIR)

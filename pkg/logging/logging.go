@@ -1,0 +1,60 @@
+// Package logging builds the root zerolog logger of a service: JSON lines,
+// or human console output when stderr is a terminal.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is the logging section of every service's configuration.
+type Config struct {
+	// Level: trace, debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format: json, console, or auto (console on a terminal, else json).
+	Format string `yaml:"format"`
+}
+
+// Validate reports a bad level or format.
+func (c Config) Validate() error {
+	if _, err := zerolog.ParseLevel(c.Level); err != nil || c.Level == "" {
+		return fmt.Errorf("log.level: %q is not one of trace, debug, info, warn, error", c.Level)
+	}
+	switch c.Format {
+	case "json", "console", "auto":
+		return nil
+	}
+	return fmt.Errorf("log.format: %q is not one of json, console, auto", c.Format)
+}
+
+// Default is info level, auto format.
+func Default() Config { return Config{Level: "info", Format: "auto"} }
+
+// New returns the root logger writing to w (os.Stderr when nil), with a
+// service field.
+func New(c Config, w io.Writer, service string) zerolog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	lvl, err := zerolog.ParseLevel(c.Level)
+	if err != nil || c.Level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	console := c.Format == "console"
+	if c.Format == "auto" || c.Format == "" {
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				console = true
+			}
+		}
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", service).Logger()
+}

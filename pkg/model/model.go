@@ -1,0 +1,151 @@
+// Package model holds the objects Sluice stores and every service shares:
+// APIs, policies and keys, with their validation.
+//
+// Limits and who they count against:
+//   - API.RateLimit counts every request to the API, whoever sends it.
+//   - Endpoint.RateLimit counts per identity (key or token subject) per
+//     endpoint; on a keyless API, per endpoint for everyone.
+//   - Policy.RateLimit and Policy.Quota count per identity per policy.
+//   - Key.RateLimit and Key.Quota, when set, replace the limit (or quota) of
+//     every policy the key holds: per-key overrides win.
+//
+// Counters are scoped to one API: a key's limit and quota apply to each API
+// it calls separately. This keeps every counter one request touches on one
+// Redis Cluster slot (hash tag = API id), so they are checked atomically.
+package model
+
+import "time"
+
+// Auth modes.
+const (
+	AuthKeyless = "keyless"
+	AuthAPIKey  = "api_key"
+	AuthJWT     = "jwt"
+)
+
+// What an API does when the store (Redis) cannot be reached.
+const (
+	StoreErrorOpen   = "open"   // serve, limited by a per-node in-memory limiter
+	StoreErrorClosed = "closed" // refuse with 503
+)
+
+// Limit modes.
+const (
+	LimitExact = "exact" // every decision atomic in Redis
+	LimitLease = "lease" // a node spends slices of the allowance leased ahead of time
+)
+
+// API is one upstream service published through the gateway.
+type API struct {
+	ID   string `json:"id" yaml:"id"`
+	Name string `json:"name,omitempty" yaml:"name,omitempty"`
+	// Hosts the API answers on; empty means any host.
+	Hosts []string `json:"hosts,omitempty" yaml:"hosts,omitempty"`
+	// ListenPath is the path prefix the API is served under, e.g. "/orders/".
+	ListenPath string `json:"listen_path" yaml:"listen_path"`
+	// StripListenPath removes ListenPath before proxying.
+	StripListenPath bool       `json:"strip_listen_path,omitempty" yaml:"strip_listen_path,omitempty"`
+	Upstream        Upstream   `json:"upstream" yaml:"upstream"`
+	Auth            Auth       `json:"auth" yaml:"auth"`
+	RateLimit       *Limit     `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	Endpoints       []Endpoint `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`
+	// OnStoreError is "open" (default) or "closed".
+	OnStoreError string `json:"on_store_error,omitempty" yaml:"on_store_error,omitempty"`
+	// MaxBodyBytes bounds request bodies; 0 means the gateway's default.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" yaml:"max_body_bytes,omitempty"`
+}
+
+// Upstream is where an API's requests go.
+type Upstream struct {
+	// Targets are base URLs, e.g. "http://10.0.0.5:8000"; requests are
+	// balanced round robin over the healthy ones.
+	Targets        []string `json:"targets" yaml:"targets"`
+	ConnectTimeout Duration `json:"connect_timeout,omitempty" yaml:"connect_timeout,omitempty"`
+	ReadTimeout    Duration `json:"read_timeout,omitempty" yaml:"read_timeout,omitempty"`
+	WriteTimeout   Duration `json:"write_timeout,omitempty" yaml:"write_timeout,omitempty"`
+}
+
+// Auth says how callers of an API authenticate.
+type Auth struct {
+	Mode string `json:"mode" yaml:"mode"`
+	// Header carries the API key (default X-API-Key). "Authorization: Bearer"
+	// is always accepted too.
+	Header string `json:"header,omitempty" yaml:"header,omitempty"`
+	// QueryParam, when set, also accepts the key as a query parameter.
+	QueryParam string `json:"query_param,omitempty" yaml:"query_param,omitempty"`
+}
+
+// Endpoint is a method and path pattern inside an API with its own limit.
+type Endpoint struct {
+	// Methods the endpoint covers; empty or "*" means all.
+	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"`
+	// Path is a pattern relative to the API's listen path (see Pattern).
+	Path      string `json:"path" yaml:"path"`
+	RateLimit *Limit `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+}
+
+// Limit allows Rate requests per Per, with bursts of up to Burst (default
+// Rate). It is enforced with GCRA, so the allowance refills smoothly.
+type Limit struct {
+	Rate  int64    `json:"rate" yaml:"rate"`
+	Per   Duration `json:"per" yaml:"per"`
+	Burst int64    `json:"burst,omitempty" yaml:"burst,omitempty"`
+	// Mode is "exact" (default) or "lease".
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// Shadow limits are counted and reported but never refuse.
+	Shadow bool `json:"shadow,omitempty" yaml:"shadow,omitempty"`
+}
+
+// EffectiveBurst is Burst, or Rate when Burst is unset.
+func (l *Limit) EffectiveBurst() int64 {
+	if l.Burst > 0 {
+		return l.Burst
+	}
+	return l.Rate
+}
+
+// Quota allows Max requests per Renewal period, counted from the first
+// request of the period.
+type Quota struct {
+	Max     int64    `json:"max" yaml:"max"`
+	Renewal Duration `json:"renewal" yaml:"renewal"`
+}
+
+// Policy grants access rights and limits; keys hold one or more policies.
+type Policy struct {
+	ID        string        `json:"id" yaml:"id"`
+	Name      string        `json:"name,omitempty" yaml:"name,omitempty"`
+	Access    []AccessRight `json:"access" yaml:"access"`
+	RateLimit *Limit        `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	Quota     *Quota        `json:"quota,omitempty" yaml:"quota,omitempty"`
+}
+
+// AccessRight grants an API, optionally narrowed to methods and paths.
+type AccessRight struct {
+	API string `json:"api" yaml:"api"`
+	// Methods allowed; empty or "*" means all.
+	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"`
+	// Paths allowed, as patterns relative to the listen path; empty means all.
+	Paths []string `json:"paths,omitempty" yaml:"paths,omitempty"`
+}
+
+// Key is an API key as stored: only the SHA-256 of the key is kept.
+type Key struct {
+	ID string `json:"id" yaml:"id"`
+	// Hash is the lowercase hex SHA-256 of the key.
+	Hash     string   `json:"hash" yaml:"hash"`
+	Alias    string   `json:"alias,omitempty" yaml:"alias,omitempty"`
+	Policies []string `json:"policies" yaml:"policies"`
+	// Access, when non-empty, replaces the access rights of the policies.
+	Access    []AccessRight `json:"access,omitempty" yaml:"access,omitempty"`
+	RateLimit *Limit        `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	Quota     *Quota        `json:"quota,omitempty" yaml:"quota,omitempty"`
+	ExpiresAt *time.Time    `json:"expires_at,omitempty" yaml:"expires_at,omitempty"`
+	Disabled  bool          `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	CreatedAt time.Time     `json:"created_at" yaml:"created_at"`
+}
+
+// Expired reports whether the key has expired at now.
+func (k *Key) Expired(now time.Time) bool {
+	return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)
+}

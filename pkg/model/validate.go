@@ -1,0 +1,203 @@
+package model
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/sluicegw/sluice/pkg/validation"
+)
+
+var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true, "*": true,
+}
+
+// ValidID reports whether s can name an API or policy: 1-64 characters of
+// letters, digits, '_', '.', '-', starting with a letter or digit. IDs appear
+// in Redis keys and NATS subjects, so nothing else is allowed.
+func ValidID(s string) bool { return idRE.MatchString(s) }
+
+func checkID(errs *validation.Errors, field, id string) {
+	if !ValidID(id) {
+		errs.Add(field, "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+	}
+}
+
+func checkMethods(errs *validation.Errors, field string, methods []string) {
+	for i, m := range methods {
+		if !knownMethods[m] {
+			errs.Add(validation.Index(field, i), "unknown HTTP method %q (use upper case, or *)", m)
+		}
+	}
+}
+
+func checkPattern(errs *validation.Errors, field, p string) {
+	if _, err := CompilePattern(p); err != nil {
+		errs.Add(field, "%v", err)
+	}
+}
+
+// Validate returns every problem with the limit, fields relative to it.
+func (l *Limit) Validate() validation.Errors {
+	var errs validation.Errors
+	if l.Rate <= 0 {
+		errs.Add("rate", "must be a positive number of requests")
+	}
+	if l.Per.D() <= 0 {
+		errs.Add("per", "must be a positive duration, like 1s or 1m")
+	}
+	if l.Burst < 0 {
+		errs.Add("burst", "must not be negative")
+	}
+	switch l.Mode {
+	case "", LimitExact, LimitLease:
+	default:
+		errs.Add("mode", "must be %q or %q", LimitExact, LimitLease)
+	}
+	return errs
+}
+
+// Validate returns every problem with the quota, fields relative to it.
+func (q *Quota) Validate() validation.Errors {
+	var errs validation.Errors
+	if q.Max <= 0 {
+		errs.Add("max", "must be a positive number of requests")
+	}
+	if q.Renewal.D() <= 0 {
+		errs.Add("renewal", "must be a positive duration, like 1h or 720h")
+	}
+	return errs
+}
+
+// Validate returns every problem with the API definition on its own.
+// Clashes with other APIs are checked by ListenPathClashes.
+func (a *API) Validate() validation.Errors {
+	var errs validation.Errors
+	checkID(&errs, "id", a.ID)
+	for i, h := range a.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			errs.Add(validation.Index("hosts", i), "must be a host name, optionally with :port")
+		}
+	}
+	if a.ListenPath == "" || a.ListenPath[0] != '/' {
+		errs.Add("listen_path", "must start with /")
+	} else if strings.ContainsAny(a.ListenPath, "?#*{} ") {
+		errs.Add("listen_path", "must be a plain path prefix without ?, #, *, {, } or spaces")
+	}
+	if len(a.Upstream.Targets) == 0 {
+		errs.Add("upstream.targets", "at least one target is required")
+	}
+	for i, t := range a.Upstream.Targets {
+		u, err := url.Parse(t)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.Add(validation.Index("upstream.targets", i), "must be an http:// or https:// URL with a host, got %q", t)
+		}
+	}
+	for name, d := range map[string]Duration{"connect_timeout": a.Upstream.ConnectTimeout, "read_timeout": a.Upstream.ReadTimeout, "write_timeout": a.Upstream.WriteTimeout} {
+		if d < 0 {
+			errs.Add("upstream."+name, "must not be negative")
+		}
+	}
+	switch a.Auth.Mode {
+	case AuthKeyless, AuthAPIKey:
+	case AuthJWT:
+		errs.Add("auth.mode", "jwt is not available yet")
+	default:
+		errs.Add("auth.mode", "must be %q or %q", AuthKeyless, AuthAPIKey)
+	}
+	if a.RateLimit != nil {
+		errs.Merge("rate_limit", a.RateLimit.Validate())
+	}
+	for i, e := range a.Endpoints {
+		f := validation.Index("endpoints", i)
+		checkMethods(&errs, f+".methods", e.Methods)
+		checkPattern(&errs, f+".path", e.Path)
+		if e.RateLimit != nil {
+			errs.Merge(f+".rate_limit", e.RateLimit.Validate())
+		}
+	}
+	switch a.OnStoreError {
+	case "", StoreErrorOpen, StoreErrorClosed:
+	default:
+		errs.Add("on_store_error", "must be %q or %q", StoreErrorOpen, StoreErrorClosed)
+	}
+	if a.MaxBodyBytes < 0 {
+		errs.Add("max_body_bytes", "must not be negative")
+	}
+	return errs
+}
+
+func validateAccess(errs *validation.Errors, field string, access []AccessRight) {
+	for i, ar := range access {
+		f := validation.Index(field, i)
+		checkID(errs, f+".api", ar.API)
+		checkMethods(errs, f+".methods", ar.Methods)
+		for j, p := range ar.Paths {
+			checkPattern(errs, validation.Index(f+".paths", j), p)
+		}
+	}
+}
+
+// Validate returns every problem with the policy on its own. Whether the
+// APIs it names exist is checked by the caller that knows them.
+func (p *Policy) Validate() validation.Errors {
+	var errs validation.Errors
+	checkID(&errs, "id", p.ID)
+	validateAccess(&errs, "access", p.Access)
+	if p.RateLimit != nil {
+		errs.Merge("rate_limit", p.RateLimit.Validate())
+	}
+	if p.Quota != nil {
+		errs.Merge("quota", p.Quota.Validate())
+	}
+	return errs
+}
+
+// Validate returns every problem with the key on its own.
+func (k *Key) Validate() validation.Errors {
+	var errs validation.Errors
+	checkID(&errs, "id", k.ID)
+	if len(k.Hash) != 64 || strings.Trim(k.Hash, "0123456789abcdef") != "" {
+		errs.Add("hash", "must be the lowercase hex SHA-256 of the key")
+	}
+	if len(k.Policies) == 0 && len(k.Access) == 0 {
+		errs.Add("policies", "a key needs at least one policy or its own access rights")
+	}
+	for i, p := range k.Policies {
+		checkID(&errs, validation.Index("policies", i), p)
+	}
+	validateAccess(&errs, "access", k.Access)
+	if k.RateLimit != nil {
+		errs.Merge("rate_limit", k.RateLimit.Validate())
+	}
+	if k.Quota != nil {
+		errs.Merge("quota", k.Quota.Validate())
+	}
+	return errs
+}
+
+// ListenPathClashes returns a problem for every pair of APIs that share a
+// host (or both answer any host) and the same listen path.
+func ListenPathClashes(apis []API) validation.Errors {
+	var errs validation.Errors
+	seen := map[string]string{}
+	for _, a := range apis {
+		hosts := a.Hosts
+		if len(hosts) == 0 {
+			hosts = []string{""}
+		}
+		lp := strings.TrimSuffix(a.ListenPath, "/")
+		for _, h := range hosts {
+			k := strings.ToLower(h) + " " + lp
+			if other, ok := seen[k]; ok && other != a.ID {
+				errs.Add("listen_path", "API %q and API %q both listen on host %q path %q", other, a.ID, h, a.ListenPath)
+				continue
+			}
+			seen[k] = a.ID
+		}
+	}
+	return errs
+}

@@ -1,0 +1,38 @@
+// Package store is the Redis layout of Sluice's configuration: APIs,
+// policies and keys, the global config version and the changelog, and the
+// atomic write that keeps them in step. Redis is the source of truth.
+//
+// Every configuration key shares the hash tag {cfg}, so one script can write
+// an object, bump the version and append to the changelog atomically, on a
+// single Redis or on Redis Cluster. Rate-limit counters live under a hash tag
+// per API (CounterPrefix), so the counters one request touches share a slot.
+package store
+
+// Configuration keys.
+const (
+	VersionKey   = "sluice:{cfg}:version"   // INT: global config version
+	ChangelogKey = "sluice:{cfg}:changelog" // STREAM: one entry per version, ID "<version>-0"
+	APIsKey      = "sluice:{cfg}:apis"      // HASH: api id -> JSON
+	PoliciesKey  = "sluice:{cfg}:policies"  // HASH: policy id -> JSON
+	KeysKey      = "sluice:{cfg}:keys"      // HASH: key hash -> JSON
+	KeyIDsKey    = "sluice:{cfg}:keyids"    // HASH: key id -> key hash
+)
+
+// Object kinds, as named in changes and on NATS.
+const (
+	KindAPI    = "api"
+	KindPolicy = "policy"
+	KindKey    = "key"
+)
+
+// Operations.
+const (
+	OpPut    = "put"
+	OpDelete = "delete"
+)
+
+// CounterPrefix returns the prefix of every rate-limit and quota counter of
+// one API: "sluice:{api:<id>}:". All of them share that API's hash slot.
+func CounterPrefix(apiID string) string {
+	return "sluice:{api:" + apiID + "}:"
+}

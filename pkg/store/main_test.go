@@ -1,0 +1,5 @@
+package store_test
+
+import "time"
+
+const testutilTimeout = 5 * time.Second

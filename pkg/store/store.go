@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicegw/sluice/pkg/model"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrExists       = errors.New("already exists")
+	ErrPrecondition = errors.New("precondition failed: the object changed")
+)
+
+// DefaultChangelogLen is how many changes the changelog keeps by default.
+const DefaultChangelogLen = 10000
+
+// Store reads and writes configuration in Redis.
+type Store struct {
+	rdb          redis.UniversalClient
+	changelogLen int64
+}
+
+// New returns a Store over rdb keeping changelogLen changes (0: default).
+func New(rdb redis.UniversalClient, changelogLen int64) *Store {
+	if changelogLen <= 0 {
+		changelogLen = DefaultChangelogLen
+	}
+	return &Store{rdb: rdb, changelogLen: changelogLen}
+}
+
+// Client returns the underlying Redis client.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Change is one write. For keys, ID is the key id and Hash the key's hash;
+// OldHash, on rotation, names the hash that stops working.
+type Change struct {
+	Kind    string
+	Op      string
+	ID      string
+	Hash    string
+	OldHash string
+	Body    []byte
+	// IfMatch, when set, is the ETag the current object must have.
+	IfMatch string
+	// Create refuses the write when the object already exists.
+	Create bool
+}
+
+// ETag returns the entity tag of a stored body.
+func ETag(body []byte) string {
+	sum := sha1.Sum(body)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// applyScript writes all changes or none. KEYS: version, changelog, apis,
+// policies, keys, keyids. ARGV: maxlen, n, then 8 fields per change:
+// kind op id hash oldhash body ifmatch(sha1 hex or "") create("1"/"").
+var applyScript = redis.NewScript(`
+local n = tonumber(ARGV[2])
+local function hkey(kind)
+  if kind == 'api' then return KEYS[3] elseif kind == 'policy' then return KEYS[4] end
+  return KEYS[5]
+end
+local function current(kind, id)
+  if kind == 'key' then
+    local h = redis.call('HGET', KEYS[6], id)
+    if not h then return false, false end
+    return redis.call('HGET', KEYS[5], h), h
+  end
+  return redis.call('HGET', hkey(kind), id), false
+end
+for i = 0, n - 1 do
+  local b = 3 + i * 8
+  local kind, op, id = ARGV[b], ARGV[b+1], ARGV[b+2]
+  local cur = current(kind, id)
+  if op == 'delete' and not cur then return redis.error_reply('NOTFOUND ' .. kind .. ' ' .. id) end
+  if ARGV[b+7] == '1' and cur then return redis.error_reply('EXISTS ' .. kind .. ' ' .. id) end
+  if kind == 'key' and op == 'put' then
+    local owner = redis.call('HGET', KEYS[5], ARGV[b+3])
+    if owner and redis.call('HGET', KEYS[6], id) ~= ARGV[b+3] then
+      return redis.error_reply('EXISTS key value already used by another key')
+    end
+  end
+  if ARGV[b+6] ~= '' then
+    if not cur then return redis.error_reply('NOTFOUND ' .. kind .. ' ' .. id) end
+    if redis.sha1hex(cur) ~= ARGV[b+6] then return redis.error_reply('PRECONDITION ' .. kind .. ' ' .. id) end
+  end
+end
+local v = redis.call('INCR', KEYS[1])
+local log = {}
+for i = 0, n - 1 do
+  local b = 3 + i * 8
+  local kind, op, id, hash, old, body = ARGV[b], ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4], ARGV[b+5]
+  if kind == 'key' then
+    local _, prev = current(kind, id)
+    if prev and (op == 'delete' or prev ~= hash) then
+      redis.call('HDEL', KEYS[5], prev)
+      if old == '' then old = prev end
+    end
+    if op == 'delete' then
+      redis.call('HDEL', KEYS[6], id)
+      hash = prev
+    else
+      redis.call('HSET', KEYS[5], hash, body)
+      redis.call('HSET', KEYS[6], id, hash)
+    end
+  elseif op == 'delete' then
+    redis.call('HDEL', hkey(kind), id)
+  else
+    redis.call('HSET', hkey(kind), id, body)
+  end
+  table.insert(log, kind) table.insert(log, op) table.insert(log, id)
+  table.insert(log, hash or '') table.insert(log, old or '')
+end
+local fields = {'n', tostring(n)}
+for i = 1, #log, 5 do
+  local j = (i - 1) / 5
+  table.insert(fields, 'kind' .. j) table.insert(fields, log[i])
+  table.insert(fields, 'op' .. j) table.insert(fields, log[i+1])
+  table.insert(fields, 'id' .. j) table.insert(fields, log[i+2])
+  table.insert(fields, 'hash' .. j) table.insert(fields, log[i+3])
+  table.insert(fields, 'old' .. j) table.insert(fields, log[i+4])
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], v .. '-0', unpack(fields))
+return v
+`)
+
+// Apply writes every change and bumps the config version, atomically: all
+// or nothing. It returns the new version.
+func (s *Store) Apply(ctx context.Context, changes ...Change) (int64, error) {
+	if len(changes) == 0 {
+		return 0, errors.New("store: no changes")
+	}
+	args := make([]any, 0, 2+8*len(changes))
+	args = append(args, s.changelogLen, len(changes))
+	for _, c := range changes {
+		ifm := strings.Trim(c.IfMatch, `"`)
+		if strings.HasPrefix(c.IfMatch, "W/") {
+			ifm = strings.Trim(c.IfMatch[2:], `"`)
+		}
+		create := ""
+		if c.Create {
+			create = "1"
+		}
+		args = append(args, c.Kind, c.Op, c.ID, c.Hash, c.OldHash, c.Body, ifm, create)
+	}
+	keys := []string{VersionKey, ChangelogKey, APIsKey, PoliciesKey, KeysKey, KeyIDsKey}
+	v, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		msg := err.Error()
+		switch {
+		case strings.HasPrefix(msg, "NOTFOUND"):
+			return 0, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "NOTFOUND "), ErrNotFound)
+		case strings.HasPrefix(msg, "EXISTS"):
+			return 0, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "EXISTS "), ErrExists)
+		case strings.HasPrefix(msg, "PRECONDITION"):
+			return 0, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "PRECONDITION "), ErrPrecondition)
+		}
+		return 0, fmt.Errorf("store: apply: %w", err)
+	}
+	return v, nil
+}
+
+// PutAPI stores an API definition (create or replace).
+func (s *Store) PutAPI(ctx context.Context, a *model.API) (int64, error) {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return 0, err
+	}
+	return s.Apply(ctx, Change{Kind: KindAPI, Op: OpPut, ID: a.ID, Body: body})
+}
+
+// PutPolicy stores a policy (create or replace).
+func (s *Store) PutPolicy(ctx context.Context, p *model.Policy) (int64, error) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return 0, err
+	}
+	return s.Apply(ctx, Change{Kind: KindPolicy, Op: OpPut, ID: p.ID, Body: body})
+}
+
+// PutKey stores a key under its hash (create or replace; a new hash for the
+// same id rotates the key).
+func (s *Store) PutKey(ctx context.Context, k *model.Key) (int64, error) {
+	body, err := json.Marshal(k)
+	if err != nil {
+		return 0, err
+	}
+	return s.Apply(ctx, Change{Kind: KindKey, Op: OpPut, ID: k.ID, Hash: k.Hash, Body: body})
+}
+
+// Delete removes the object of kind with id.
+func (s *Store) Delete(ctx context.Context, kind, id string) (int64, error) {
+	return s.Apply(ctx, Change{Kind: kind, Op: OpDelete, ID: id})
+}
+
+// Version returns the current config version (0 when nothing was written).
+func (s *Store) Version(ctx context.Context) (int64, error) {
+	v, err := s.rdb.Get(ctx, VersionKey).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// GetRaw returns the stored JSON of an object and its ETag. For keys, id is
+// the key id.
+func (s *Store) GetRaw(ctx context.Context, kind, id string) ([]byte, string, error) {
+	hkey := map[string]string{KindAPI: APIsKey, KindPolicy: PoliciesKey, KindKey: KeysKey}[kind]
+	if hkey == "" {
+		return nil, "", fmt.Errorf("store: unknown kind %q", kind)
+	}
+	if kind == KindKey {
+		h, err := s.rdb.HGet(ctx, KeyIDsKey, id).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, "", fmt.Errorf("key %s: %w", id, ErrNotFound)
+		} else if err != nil {
+			return nil, "", err
+		}
+		id = h
+	}
+	b, err := s.rdb.HGet(ctx, hkey, id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, "", fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+	} else if err != nil {
+		return nil, "", err
+	}
+	return b, ETag(b), nil
+}
+
+// KeyByHash returns the key stored under hash, or ErrNotFound.
+func (s *Store) KeyByHash(ctx context.Context, hash string) (*model.Key, error) {
+	b, err := s.rdb.HGet(ctx, KeysKey, hash).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	var k model.Key
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("store: key %s…: %w", hash[:min(8, len(hash))], err)
+	}
+	return &k, nil
+}
+
+// Snapshot is every API and policy at one config version. Keys are not in
+// it: gateways load them on demand by hash.
+type Snapshot struct {
+	Version  int64
+	APIs     []model.API
+	Policies []model.Policy
+}
+
+// LoadSnapshot reads the whole configuration at one version, atomically.
+func (s *Store) LoadSnapshot(ctx context.Context) (*Snapshot, error) {
+	var ver *redis.StringCmd
+	var apis, pols *redis.MapStringStringCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ver = p.Get(ctx, VersionKey)
+		apis = p.HGetAll(ctx, APIsKey)
+		pols = p.HGetAll(ctx, PoliciesKey)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("store: load snapshot: %w", err)
+	}
+	snap := &Snapshot{}
+	if v, err := ver.Int64(); err == nil {
+		snap.Version = v
+	}
+	for id, body := range apis.Val() {
+		var a model.API
+		if err := json.Unmarshal([]byte(body), &a); err != nil {
+			return nil, fmt.Errorf("store: api %s: %w", id, err)
+		}
+		snap.APIs = append(snap.APIs, a)
+	}
+	for id, body := range pols.Val() {
+		var p model.Policy
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			return nil, fmt.Errorf("store: policy %s: %w", id, err)
+		}
+		snap.Policies = append(snap.Policies, p)
+	}
+	return snap, nil
+}
+
+// Entry is one object change in the changelog.
+type Entry struct {
+	Kind, Op, ID string
+	// Hash and OldHash are set for keys: the hash written (or deleted) and,
+	// on rotation, the hash that stopped working.
+	Hash, OldHash string
+}
+
+// Version is one config version and the changes it made.
+type Version struct {
+	Version int64
+	Changes []Entry
+}
+
+// ErrChangelogGap means the changelog no longer reaches back to the version
+// asked for: reload the full snapshot.
+var ErrChangelogGap = errors.New("changelog does not reach back far enough")
+
+// ChangesSince returns every version after since, in order, up to limit
+// versions (0: all). It returns ErrChangelogGap when versions after since
+// were trimmed away.
+func (s *Store) ChangesSince(ctx context.Context, since int64, limit int64) ([]Version, error) {
+	start := strconv.FormatInt(since+1, 10) + "-0"
+	var msgs []redis.XMessage
+	var err error
+	if limit > 0 {
+		msgs, err = s.rdb.XRangeN(ctx, ChangelogKey, start, "+", limit).Result()
+	} else {
+		msgs, err = s.rdb.XRange(ctx, ChangelogKey, start, "+").Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: changelog: %w", err)
+	}
+	out := make([]Version, 0, len(msgs))
+	next := since + 1
+	for _, m := range msgs {
+		v, _ := strconv.ParseInt(strings.TrimSuffix(m.ID, "-0"), 10, 64)
+		if v != next {
+			return nil, fmt.Errorf("version %d missing: %w", next, ErrChangelogGap)
+		}
+		next++
+		out = append(out, parseVersion(v, m.Values))
+	}
+	if len(msgs) == 0 {
+		cur, err := s.Version(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if cur > since {
+			return nil, fmt.Errorf("version %d missing: %w", since+1, ErrChangelogGap)
+		}
+	}
+	return out, nil
+}
+
+func parseVersion(v int64, vals map[string]any) Version {
+	str := func(k string) string { s, _ := vals[k].(string); return s }
+	n, _ := strconv.Atoi(str("n"))
+	ver := Version{Version: v, Changes: make([]Entry, 0, n)}
+	for i := 0; i < n; i++ {
+		j := strconv.Itoa(i)
+		ver.Changes = append(ver.Changes, Entry{
+			Kind: str("kind" + j), Op: str("op" + j), ID: str("id" + j),
+			Hash: str("hash" + j), OldHash: str("old" + j),
+		})
+	}
+	return ver
+}

@@ -1,0 +1,138 @@
+// Package usage is the encoding of usage events, a public, versioned
+// contract described in docs/usage-events.md.
+//
+// A NATS message on sluice.usage.<api-id> carries one batch: events of that
+// API, one JSON object per line (NDJSON). Headers:
+//
+//	Sluice-Usage-Version: 1
+//	Nats-Msg-Id: <node>-<boot>-<seq>   unique per batch; JetStream drops duplicates
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the current encoding version.
+const Version = "1"
+
+// Header names.
+const (
+	HeaderVersion = "Sluice-Usage-Version"
+	HeaderMsgID   = "Nats-Msg-Id"
+)
+
+// Event is one request served (or refused) by a gateway node.
+type Event struct {
+	ID       string `json:"id"`       // unique per event
+	Time     int64  `json:"ts"`       // request start, Unix nanoseconds
+	Node     string `json:"node"`     // gateway node id
+	API      string `json:"api"`      // API id ("" when no API matched)
+	KeyHash  string `json:"key"`      // SHA-256 hex of the key or identity; "" when keyless
+	Method   string `json:"method"`   // HTTP method
+	Path     string `json:"path"`     // request path, without query
+	Endpoint string `json:"endpoint"` // matched endpoint pattern, "" if none
+	Status   int    `json:"status"`   // HTTP status sent to the client
+	Latency  int64  `json:"lat_us"`   // microseconds from request read to response written
+	BytesIn  int64  `json:"in"`       // request body bytes
+	BytesOut int64  `json:"out"`      // response body bytes
+	Limited  string `json:"limited"`  // "" or why it was refused: "rate", "quota"
+}
+
+// Timestamp returns the event time.
+func (e *Event) Timestamp() time.Time { return time.Unix(0, e.Time) }
+
+// AppendJSON appends e as one JSON line (with trailing newline) to dst.
+func AppendJSON(dst []byte, e *Event) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, e.Time, 10)
+	dst = append(dst, `,"node":`...)
+	dst = appendString(dst, e.Node)
+	dst = append(dst, `,"api":`...)
+	dst = appendString(dst, e.API)
+	dst = append(dst, `,"key":`...)
+	dst = appendString(dst, e.KeyHash)
+	dst = append(dst, `,"method":`...)
+	dst = appendString(dst, e.Method)
+	dst = append(dst, `,"path":`...)
+	dst = appendString(dst, e.Path)
+	dst = append(dst, `,"endpoint":`...)
+	dst = appendString(dst, e.Endpoint)
+	dst = append(dst, `,"status":`...)
+	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	dst = append(dst, `,"lat_us":`...)
+	dst = strconv.AppendInt(dst, e.Latency, 10)
+	dst = append(dst, `,"in":`...)
+	dst = strconv.AppendInt(dst, e.BytesIn, 10)
+	dst = append(dst, `,"out":`...)
+	dst = strconv.AppendInt(dst, e.BytesOut, 10)
+	dst = append(dst, `,"limited":`...)
+	dst = appendString(dst, e.Limited)
+	return append(dst, "}\n"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
+// DecodeBatch calls fn for every event in an NDJSON batch. It stops at the
+// first malformed line and returns an error naming it.
+func DecodeBatch(data []byte, fn func(*Event) error) error {
+	line := 0
+	for len(data) > 0 {
+		line++
+		i := bytes.IndexByte(data, '\n')
+		var l []byte
+		if i < 0 {
+			l, data = data, nil
+		} else {
+			l, data = data[:i], data[i+1:]
+		}
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal(l, &e); err != nil {
+			return fmt.Errorf("usage batch line %d: %w", line, err)
+		}
+		if e.ID == "" {
+			return fmt.Errorf("usage batch line %d: event has no id", line)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
