@@ -1,0 +1,95 @@
+package usage
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func sample() Event {
+	return Event{
+		ID: "n1-abc-1", Time: 1764237600123456789, Node: "n1", API: "orders",
+		KeyHash: strings.Repeat("ab", 32), Method: "POST", Path: "/orders/42/pay",
+		Endpoint: "/orders/{id}/pay", Status: 429, Latency: 1250, BytesIn: 17, BytesOut: 64,
+		Limited: "rate",
+	}
+}
+
+func TestAppendJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := map[string]Event{
+		"full":    sample(),
+		"empty":   {ID: "x"},
+		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>"},
+	}
+	for name, e := range tests {
+		t.Run(name, func(t *testing.T) {
+			line := AppendJSON(nil, &e)
+			if !json.Valid(line) {
+				t.Fatalf("invalid JSON: %s", line)
+			}
+			var got Event
+			if err := json.Unmarshal(line, &got); err != nil {
+				t.Fatal(err)
+			}
+			want := e
+			want.Path = strings.ToValidUTF8(want.Path, "\ufffd")
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestDecodeBatch(t *testing.T) {
+	t.Parallel()
+	a, b := sample(), sample()
+	b.ID = "n1-abc-2"
+	batch := AppendJSON(AppendJSON(nil, &a), &b)
+	var ids []string
+	if err := DecodeBatch(batch, func(e *Event) error { ids = append(ids, e.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ids, []string{"n1-abc-1", "n1-abc-2"}) {
+		t.Fatalf("ids = %v", ids)
+	}
+	bad := append(batch, []byte("{\"id\":\n")...)
+	err := DecodeBatch(bad, func(*Event) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("malformed line 3: err = %v", err)
+	}
+	if err := DecodeBatch([]byte(`{"ts":1}`), func(*Event) error { return nil }); err == nil {
+		t.Fatal("event without id accepted")
+	}
+	stop := errors.New("stop")
+	if err := DecodeBatch(batch, func(*Event) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("callback error not returned: %v", err)
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	e := sample()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendJSON(buf[:0], &e)
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	e := sample()
+	f.Add(AppendJSON(nil, &e))
+	f.Add([]byte("{\"id\":\"a\"}\n\n{\"id\":\"b\",\"status\":\"x\"}"))
+	f.Add([]byte("\xff\xfe"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = DecodeBatch(data, func(e *Event) error {
+			line := AppendJSON(nil, e)
+			if !json.Valid(line) {
+				t.Fatalf("re-encoded event is not JSON: %q", line)
+			}
+			return nil
+		})
+	})
+}
