@@ -1,0 +1,200 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/testutil"
+)
+
+func limit(rate int64) *model.Limit { return &model.Limit{Rate: rate, Per: model.Duration(time.Second)} }
+
+func TestNewSessionMerge(t *testing.T) {
+	t.Parallel()
+	pols := map[string]*model.Policy{
+		"read":   {ID: "read", Access: []model.AccessRight{{API: "orders", Methods: []string{"GET"}}}, RateLimit: limit(10), Quota: &model.Quota{Max: 100, Renewal: model.Duration(time.Hour)}},
+		"write":  {ID: "write", Access: []model.AccessRight{{API: "orders", Methods: []string{"POST"}, Paths: []string{"/orders/*"}}}, RateLimit: limit(5)},
+		"pay":    {ID: "pay", Access: []model.AccessRight{{API: "payments"}}, RateLimit: limit(1)},
+		"global": {ID: "global", RateLimit: limit(1000)},
+	}
+	get := func(id string) *model.Policy { return pols[id] }
+	h := "ab"
+	cases := []struct {
+		name   string
+		key    model.Key
+		api    string
+		method string
+		path   string
+		allow  bool
+		limits []string
+		quotas []string
+	}{
+		{"union read", model.Key{Hash: h, Policies: []string{"read", "write"}}, "orders", "GET", "/anything", true, []string{"p:read:k:ab", "p:write:k:ab"}, []string{"q:p:read:k:ab"}},
+		{"union write path", model.Key{Hash: h, Policies: []string{"read", "write"}}, "orders", "POST", "/orders/1", true, nil, nil},
+		{"write wrong path", model.Key{Hash: h, Policies: []string{"read", "write"}}, "orders", "POST", "/other", false, nil, nil},
+		{"method not granted", model.Key{Hash: h, Policies: []string{"read"}}, "orders", "DELETE", "/", false, nil, nil},
+		{"other api", model.Key{Hash: h, Policies: []string{"read"}}, "payments", "GET", "/", false, nil, nil},
+		{"policy limits scoped to their api", model.Key{Hash: h, Policies: []string{"read", "pay", "global"}}, "payments", "GET", "/", true, []string{"p:pay:k:ab", "p:global:k:ab"}, nil},
+		{"key access overrides", model.Key{Hash: h, Policies: []string{"read"}, Access: []model.AccessRight{{API: "payments", Methods: []string{"PUT"}}}}, "orders", "GET", "/", false, nil, nil},
+		{"key access grants, policy limits apply everywhere", model.Key{Hash: h, Policies: []string{"read"}, Access: []model.AccessRight{{API: "payments"}}}, "payments", "PUT", "/", true, []string{"p:read:k:ab"}, []string{"q:p:read:k:ab"}},
+		{"key limit and quota replace", model.Key{Hash: h, Policies: []string{"read", "write"}, RateLimit: limit(3), Quota: &model.Quota{Max: 1, Renewal: model.Duration(time.Minute)}}, "orders", "GET", "/", true, []string{"k:ab"}, []string{"q:k:ab"}},
+		{"missing policy grants nothing", model.Key{Hash: h, Policies: []string{"nope"}}, "orders", "GET", "/", false, nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := NewSession(&c.key, get)
+			if got := s.Allowed(c.api, []byte(c.method), []byte(c.path)); got != c.allow {
+				t.Fatalf("Allowed = %v, want %v", got, c.allow)
+			}
+			if c.limits != nil {
+				var got []string
+				for _, l := range s.Limits {
+					if l.AppliesTo(c.api) {
+						got = append(got, l.Key)
+					}
+				}
+				if !equal(got, c.limits) {
+					t.Fatalf("limits = %v, want %v", got, c.limits)
+				}
+			}
+			if c.quotas != nil {
+				var got []string
+				for _, q := range s.Quotas {
+					if q.AppliesTo(c.api) {
+						got = append(got, q.Key)
+					}
+				}
+				if !equal(got, c.quotas) {
+					t.Fatalf("quotas = %v, want %v", got, c.quotas)
+				}
+			}
+		})
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestUsable(t *testing.T) {
+	t.Parallel()
+	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Minute)
+	none := func(string) *model.Policy { return nil }
+	cases := []struct {
+		key  model.Key
+		want error
+	}{
+		{model.Key{}, nil},
+		{model.Key{ExpiresAt: &future}, nil},
+		{model.Key{ExpiresAt: &past}, ErrExpired},
+		{model.Key{Disabled: true}, ErrDisabled},
+	}
+	for _, c := range cases {
+		if err := NewSession(&c.key, none).Usable(time.Now()); !errors.Is(err, c.want) {
+			t.Errorf("Usable(%+v) = %v, want %v", c.key, err, c.want)
+		}
+	}
+}
+
+func TestCacheLookup(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	st := store.New(r.Client(t), 0)
+	ctx := context.Background()
+	pol := &model.Policy{ID: "p1", Access: []model.AccessRight{{API: "a"}}}
+	policies := map[string]*model.Policy{"p1": pol}
+	c, err := NewCache(st, func(id string) *model.Policy { return policies[id] }, Options{
+		CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10, NegativeTTL: time.Minute, LookupTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("0123456789abcdef-secret")
+	sum := SumKey(secret)
+
+	if _, err := c.Lookup(ctx, sum); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	k := &model.Key{ID: "k1", Hash: model.HashKey(secret), Policies: []string{"p1"}}
+	if _, err := st.PutKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Lookup(ctx, sum); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("negative cache should still answer unknown: %v", err)
+	}
+	c.Evict(k.Hash)
+	s, err := c.Lookup(ctx, sum)
+	if err != nil || s.KeyID != "k1" || !s.Allowed("a", []byte("GET"), []byte("/")) {
+		t.Fatalf("lookup after evict: %+v %v", s, err)
+	}
+
+	// Cached: answers while Redis is down.
+	r.Stop()
+	if s2, err := c.Lookup(ctx, sum); err != nil || s2 != s {
+		t.Fatalf("cached lookup with redis down: %v", err)
+	}
+	other := SumKey([]byte("another-key-0123456789"))
+	if _, err := c.Lookup(ctx, other); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("uncached lookup with redis down: %v", err)
+	}
+	r.Start()
+
+	// A changed policy evicts the sessions holding it.
+	policies["p1"] = &model.Policy{ID: "p1", Access: []model.AccessRight{{API: "b"}}}
+	c.EvictPolicy("p1")
+	s3, err := c.Lookup(ctx, sum)
+	if err != nil || s3.Allowed("a", []byte("GET"), []byte("/")) || !s3.Allowed("b", []byte("GET"), []byte("/")) {
+		t.Fatalf("after policy change: %v", err)
+	}
+	c.EvictPolicy("unrelated")
+	if c.Len() != 1 {
+		t.Fatalf("unrelated policy evicted sessions: %d", c.Len())
+	}
+	c.Purge()
+	if c.Len() != 0 {
+		t.Fatal("purge")
+	}
+}
+
+func TestCacheTTL(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	st := store.New(r.Client(t), 0)
+	c, err := NewCache(st, func(string) *model.Policy { return nil }, Options{CacheSize: 4, TTL: time.Minute, NegativeCacheSize: 4, NegativeTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	secret := []byte("ttl-key-0123456789")
+	k := &model.Key{ID: "k", Hash: model.HashKey(secret), Access: []model.AccessRight{{API: "a"}}}
+	if _, err := st.PutKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Lookup(context.Background(), SumKey(secret)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Delete(context.Background(), store.KindKey, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Lookup(context.Background(), SumKey(secret)); err != nil {
+		t.Fatalf("within ttl the cached session answers: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := c.Lookup(context.Background(), SumKey(secret)); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("after ttl a deleted key is unknown: %v", err)
+	}
+}
