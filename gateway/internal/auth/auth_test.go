@@ -11,7 +11,9 @@ import (
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
-func limit(rate int64) *model.Limit { return &model.Limit{Rate: rate, Per: model.Duration(time.Second)} }
+func limit(rate int64) *model.Limit {
+	return &model.Limit{Rate: rate, Per: model.Duration(time.Second)}
+}
 
 func TestNewSessionMerge(t *testing.T) {
 	t.Parallel()
