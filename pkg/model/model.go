@@ -73,6 +73,8 @@ type Auth struct {
 	Header string `json:"header,omitempty" yaml:"header,omitempty"`
 	// QueryParam, when set, also accepts the key as a query parameter.
 	QueryParam string `json:"query_param,omitempty" yaml:"query_param,omitempty"`
+	// JWT configures mode "jwt" (see JWTAuth).
+	JWT *JWTAuth `json:"jwt,omitempty" yaml:"jwt,omitempty"`
 }
 
 // Endpoint is a method and path pattern inside an API with its own limit.

@@ -104,9 +104,14 @@ func (a *API) Validate() validation.Errors {
 	switch a.Auth.Mode {
 	case AuthKeyless, AuthAPIKey:
 	case AuthJWT:
-		errs.Add("auth.mode", "jwt is not available yet")
+		if a.Auth.JWT == nil {
+			errs.Add("auth.jwt", "required when mode is jwt")
+		}
 	default:
-		errs.Add("auth.mode", "must be %q or %q", AuthKeyless, AuthAPIKey)
+		errs.Add("auth.mode", "must be %q, %q or %q", AuthKeyless, AuthAPIKey, AuthJWT)
+	}
+	if a.Auth.JWT != nil {
+		errs.Merge("auth.jwt", a.Auth.JWT.Validate())
 	}
 	if a.RateLimit != nil {
 		errs.Merge("rate_limit", a.RateLimit.Validate())
