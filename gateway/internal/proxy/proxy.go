@@ -1,0 +1,203 @@
+// Package proxy forwards requests to an API's upstream targets: one pooled
+// fasthttp.HostClient per target, round robin over the targets, skipping
+// for a short while a target that refused or timed out a connection.
+// Requests and responses are forwarded in place (Do(&ctx.Request,
+// &ctx.Response)), bodies are never copied.
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicegw/sluice/pkg/model"
+)
+
+// Errors Do returns; the server maps them to 502 and 504.
+var (
+	ErrUpstreamDown    = errors.New("upstream unavailable")
+	ErrUpstreamTimeout = errors.New("upstream timed out")
+)
+
+// DefaultConnectTimeout applies when neither the API nor the gateway sets one.
+const DefaultConnectTimeout = 2 * time.Second
+
+// Options are the gateway-wide defaults for upstream clients; an API's own
+// timeouts win when set.
+type Options struct {
+	ConnectTimeout  time.Duration
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	MaxConnsPerHost int
+	// MaxResponseBodySize bounds upstream response bodies (0: unbounded).
+	MaxResponseBodySize int
+	// DownFor is how long a target that refused a connection is skipped
+	// (default 1s).
+	DownFor time.Duration
+}
+
+// Upstream is the client of one API's targets. It is safe for concurrent
+// use and is reused across config snapshots while its config is unchanged.
+type Upstream struct {
+	cfg     model.Upstream
+	opts    Options // as given, to compare in Same
+	downFor time.Duration
+	targets []*target
+	next    atomic.Uint64
+}
+
+type target struct {
+	hc        *fasthttp.HostClient
+	host      string // Host header sent upstream
+	base      string // path prefix of the target URL, without trailing "/"
+	downUntil atomic.Int64
+}
+
+// dialError marks errors of establishing a connection: the request was not
+// sent, so another target may be tried.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// New builds the client of an upstream.
+func New(u model.Upstream, opts Options) (*Upstream, error) {
+	if len(u.Targets) == 0 {
+		return nil, errors.New("proxy: no upstream targets")
+	}
+	up := &Upstream{cfg: u, opts: opts}
+	if opts.DownFor <= 0 {
+		opts.DownFor = time.Second
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	up.downFor = opts.DownFor
+	up.cfg.Targets = slices.Clone(u.Targets)
+	connect := pick(u.ConnectTimeout.D(), opts.ConnectTimeout)
+	for _, raw := range u.Targets {
+		tu, err := url.Parse(raw)
+		if err != nil || (tu.Scheme != "http" && tu.Scheme != "https") || tu.Host == "" {
+			return nil, fmt.Errorf("proxy: target %q is not an http(s) URL", raw)
+		}
+		tls := tu.Scheme == "https"
+		addr := tu.Host
+		if tu.Port() == "" {
+			addr = net.JoinHostPort(tu.Hostname(), map[bool]string{true: "443", false: "80"}[tls])
+		}
+		hc := &fasthttp.HostClient{
+			Addr:                          addr,
+			IsTLS:                         tls,
+			MaxConns:                      opts.MaxConnsPerHost,
+			ReadTimeout:                   pick(u.ReadTimeout.D(), opts.ReadTimeout),
+			WriteTimeout:                  pick(u.WriteTimeout.D(), opts.WriteTimeout),
+			MaxResponseBodySize:           opts.MaxResponseBodySize,
+			NoDefaultUserAgentHeader:      true,
+			DisableHeaderNamesNormalizing: true,
+			MaxIdleConnDuration:           30 * time.Second,
+			Dial: func(addr string) (net.Conn, error) {
+				c, err := fasthttp.DialTimeout(addr, connect)
+				if err != nil {
+					return nil, &dialError{err}
+				}
+				return c, nil
+			},
+			RetryIfErr: retryStaleConn,
+		}
+		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, base: strings.TrimRight(tu.EscapedPath(), "/")})
+	}
+	return up, nil
+}
+
+func pick(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// retryStaleConn retries an idempotent request once on a fresh connection
+// when a pooled keep-alive connection turned out to be closed.
+func retryStaleConn(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+	stale := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
+	return false, stale && attempts < 2 && (req.Header.IsGet() || req.Header.IsHead())
+}
+
+// Same reports whether u was built from the config cfg and opts, so it can
+// be reused.
+func (u *Upstream) Same(cfg model.Upstream, opts Options) bool {
+	return u.opts == opts && slices.Equal(u.cfg.Targets, cfg.Targets) &&
+		u.cfg.ConnectTimeout == cfg.ConnectTimeout && u.cfg.ReadTimeout == cfg.ReadTimeout &&
+		u.cfg.WriteTimeout == cfg.WriteTimeout
+}
+
+// Do forwards req to one target, with path as the request path relative to
+// the target URL, and reads the answer into resp. A target that refuses the
+// connection (or does not accept it in time) is marked down and the next
+// one is tried; down targets are skipped while others are up. It returns
+// ErrUpstreamDown or ErrUpstreamTimeout wrapping the cause.
+func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path []byte) error {
+	n := len(u.targets)
+	start := int(u.next.Add(1) % uint64(n))
+	now := time.Now().UnixNano()
+	var lastErr error
+	tried := 0
+	// First pass: targets that are up; second pass: the rest, so a request
+	// is still tried when every target was marked down.
+	for pass := 0; pass < 2 && tried < n; pass++ {
+		for i := 0; i < n; i++ {
+			t := u.targets[(start+i)%n]
+			if down := t.downUntil.Load() > now; down != (pass == 1) {
+				continue
+			}
+			tried++
+			err := t.do(req, resp, path)
+			if err == nil {
+				return nil
+			}
+			lastErr = err
+			var de *dialError
+			if !errors.As(err, &de) {
+				return classify(err)
+			}
+			t.downUntil.Store(time.Now().Add(u.downFor).UnixNano())
+		}
+	}
+	return classify(lastErr)
+}
+
+func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte) error {
+	uri := req.URI()
+	if t.base != "" {
+		var buf [512]byte
+		p := append(append(buf[:0], t.base...), path...)
+		uri.SetPathBytes(p)
+	} else {
+		uri.SetPathBytes(path)
+	}
+	uri.SetHost(t.host)
+	return t.hc.Do(req, resp)
+}
+
+func classify(err error) error {
+	var ne net.Error
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("%w: %w", ErrUpstreamTimeout, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUpstreamDown, err)
+}
+
+// Close closes the idle connections of every target.
+func (u *Upstream) Close() {
+	for _, t := range u.targets {
+		t.hc.CloseIdleConnections()
+	}
+}
