@@ -1,0 +1,147 @@
+-- Sluice rate-limit and quota decisions for one API, a batch at a time.
+--
+-- KEYS: every counter the batch touches, each once; all share the API's hash
+-- tag (store.CounterPrefix), so the script runs on one Redis Cluster slot.
+--
+-- ARGV[1]: number of decisions. Then, per decision:
+--   nrules, nquotas,
+--   per rule:  key index, period (us), rate, burst, shadow (0|1)
+--   per quota: key index, max, renewal (ms)
+--
+-- Rules are GCRA: a counter holds the theoretical arrival time (TAT, Unix
+-- microseconds of Redis time). Quotas are a count that expires Renewal after
+-- the first request of its period.
+--
+-- Decisions are taken in order, each seeing what the ones before it
+-- consumed. A decision is allowed only if every non-shadow rule and every
+-- quota allows it; only then is each of its counters consumed (a shadow rule
+-- only when it allows too). A refused decision consumes nothing.
+--
+-- Returns 7 integers per decision:
+--   allowed (0|1), reason (0 none, 1 rate, 2 quota),
+--   index of the most restrictive limit (1-based: rules, then quotas; 0 none),
+--   its remaining, its reset (us), retry after (us, 0 when allowed),
+--   number of shadow rules that would have refused.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local val = {}   -- key index -> TAT (rules) or count (quotas)
+local qexp = {}  -- key index -> quota period end (us); nil: no period yet
+local kind = {}  -- key index -> 'r' or 'q' once consumed (to write back)
+
+local function load_rule(k)
+  local v = val[k]
+  if v == nil then
+    v = tonumber(redis.call('GET', KEYS[k])) or 0
+    val[k] = v
+  end
+  return v
+end
+
+local function load_quota(k)
+  local v = val[k]
+  if v == nil then
+    v = tonumber(redis.call('GET', KEYS[k])) or 0
+    if v > 0 then
+      local pttl = redis.call('PTTL', KEYS[k])
+      if pttl >= 0 then
+        qexp[k] = now + pttl * 1000
+      end
+    end
+    val[k] = v
+  end
+  return v
+end
+
+local out = {}
+local a = 2
+local rk, rtat, rshadow, rok = {}, {}, {}, {}
+local qk, qmax, qren = {}, {}, {}
+for _ = 1, tonumber(ARGV[1]) do
+  local nr, nq = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local allowed, reason, shadowed = 1, 0, 0
+  local best, bestrem, bestreset, retry = 0, -1, 0, 0
+  for i = 1, nr do
+    local k = tonumber(ARGV[a])
+    local T = tonumber(ARGV[a + 1]) / tonumber(ARGV[a + 2])
+    local tau = T * tonumber(ARGV[a + 3])
+    local shadow = ARGV[a + 4] == '1'
+    a = a + 5
+    local tat = load_rule(k)
+    if tat < now then tat = now end
+    local newtat = tat + T
+    local allowat = newtat - tau
+    local rem, reset, wait
+    if now < allowat then
+      rok[i] = false
+      rem, reset, wait = 0, tat - now, allowat - now
+      if shadow then
+        shadowed = shadowed + 1
+      else
+        allowed, reason = 0, 1
+      end
+    else
+      rok[i] = true
+      rem, reset, wait = math.floor((now - allowat) / T), newtat - now, 0
+    end
+    rk[i], rtat[i], rshadow[i] = k, newtat, shadow
+    if not shadow then
+      if wait > retry then retry = wait end
+      if best == 0 or rem < bestrem or (rem == bestrem and reset > bestreset) then
+        best, bestrem, bestreset = i, rem, reset
+      end
+    end
+  end
+  for j = 1, nq do
+    local k, max, ren = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]) * 1000
+    a = a + 3
+    local c = load_quota(k)
+    local ends = qexp[k] or (now + ren)
+    local rem, reset = max - c - 1, ends - now
+    if c + 1 > max then
+      allowed, reason, rem = 0, 2, 0
+      if reset > retry then retry = reset end
+    end
+    qk[j], qmax[j], qren[j] = k, max, ren
+    if best == 0 or rem < bestrem or (rem == bestrem and reset > bestreset) then
+      best, bestrem, bestreset = nr + j, rem, reset
+    end
+  end
+  if allowed == 1 then
+    retry = 0
+    for i = 1, nr do
+      if rok[i] then
+        val[rk[i]] = rtat[i]
+        kind[rk[i]] = 'r'
+      end
+    end
+    for j = 1, nq do
+      local k = qk[j]
+      val[k] = val[k] + 1
+      if qexp[k] == nil then qexp[k] = now + qren[j] end
+      kind[k] = 'q'
+    end
+  end
+  if bestrem < 0 then bestrem = 0 end
+  out[#out + 1] = allowed
+  out[#out + 1] = reason
+  out[#out + 1] = best
+  out[#out + 1] = bestrem
+  out[#out + 1] = math.ceil(bestreset)
+  out[#out + 1] = math.ceil(retry)
+  out[#out + 1] = shadowed
+end
+
+for k, what in pairs(kind) do
+  if what == 'r' then
+    local tat = math.ceil(val[k])
+    redis.call('SET', KEYS[k], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  else
+    local ttl = math.ceil((qexp[k] - now) / 1000)
+    if ttl < 1 then ttl = 1 end
+    redis.call('SET', KEYS[k], string.format('%d', val[k]), 'PX', ttl)
+  end
+end
+return out

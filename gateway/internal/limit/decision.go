@@ -1,0 +1,150 @@
+package limit
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicegw/sluice/pkg/model"
+)
+
+// Rule is one rate limit that applies to a request.
+type Rule struct {
+	// Key names the counter within the API, e.g. "k:<hash>:p:gold", "api",
+	// "e:0:k:<hash>". The Redis key is store.CounterPrefix(api) + Key.
+	Key string
+	// Name is the short policy name reported in RateLimit-Policy, e.g.
+	// "api", "policy-gold", "key", "endpoint-0".
+	Name  string
+	Limit model.Limit
+}
+
+// QuotaRule is one quota that applies to a request.
+type QuotaRule struct {
+	Key   string
+	Name  string
+	Quota model.Quota
+}
+
+// Request is everything one decision needs. The limiter reads it only
+// during Check; callers may reuse it afterwards.
+type Request struct {
+	APIID  string
+	Rules  []Rule
+	Quotas []QuotaRule
+	// FailOpen is true when the API serves on store errors
+	// (on_store_error: open, the default).
+	FailOpen bool
+}
+
+// ErrLeaseUnsupported is returned for limits in lease mode, which this
+// limiter does not implement: they are refused rather than silently
+// enforced as exact.
+var ErrLeaseUnsupported = errors.New("limit mode lease is not supported by this gateway")
+
+// ErrInvalidLimit is returned for a rule or quota that cannot be enforced.
+var ErrInvalidLimit = errors.New("invalid limit")
+
+// Validate reports whether the limiter can enforce every rule and quota.
+func (r *Request) Validate() error {
+	for i := range r.Rules {
+		l := &r.Rules[i].Limit
+		if l.Mode == model.LimitLease {
+			return fmt.Errorf("rule %s: %w", r.Rules[i].Name, ErrLeaseUnsupported)
+		}
+		if l.Rate <= 0 || l.Per.D() < time.Microsecond || l.Burst < 0 {
+			return fmt.Errorf("rule %s: %w: rate and per must be positive", r.Rules[i].Name, ErrInvalidLimit)
+		}
+	}
+	for i := range r.Quotas {
+		q := &r.Quotas[i].Quota
+		if q.Max <= 0 || q.Renewal.D() < time.Millisecond {
+			return fmt.Errorf("quota %s: %w: max and renewal must be positive", r.Quotas[i].Name, ErrInvalidLimit)
+		}
+	}
+	return nil
+}
+
+// Outcome is what a decision says about a request.
+type Outcome uint8
+
+// Outcomes.
+const (
+	Allowed     Outcome = iota
+	Limited             // a limit or quota refused it: 429
+	Unavailable         // the store is unreachable and the API fails closed: 503
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Allowed:
+		return "allowed"
+	case Limited:
+		return "limited"
+	case Unavailable:
+		return "unavailable"
+	}
+	return "unknown"
+}
+
+// Reasons a request is Limited.
+const (
+	ReasonRate  = "rate"
+	ReasonQuota = "quota"
+)
+
+// Decision is the result of Check. The zero value allows and carries no
+// rate-limit headers.
+type Decision struct {
+	Outcome Outcome
+	// Reason is ReasonRate or ReasonQuota when Limited.
+	Reason string
+	// Fallback is true when the per-node fallback limiter decided, because
+	// the store was unreachable and the API fails open.
+	Fallback bool
+	// ShadowLimited is true when a shadow rule would have refused.
+	ShadowLimited bool
+	// RetryAfter is when to try again (Limited, Unavailable).
+	RetryAfter time.Duration
+	// Err says why a request could not be decided (Unavailable only).
+	Err error
+
+	// The most restrictive limit (HasLimit): the one that refused, or the
+	// one with the fewest remaining requests.
+	HasLimit  bool
+	Policy    string        // its Rule.Name or QuotaRule.Name
+	Limit     int64         // rate per Window, or quota max
+	Window    time.Duration // rule period, or quota renewal
+	Remaining int64
+	Reset     time.Duration // until the allowance is whole again (rules) or renews (quotas)
+
+	buf [128]byte
+}
+
+func (d *Decision) reset() {
+	d.Outcome, d.Reason, d.Fallback, d.ShadowLimited = Allowed, "", false, false
+	d.RetryAfter, d.Err, d.HasLimit, d.Policy = 0, nil, false, ""
+	d.Limit, d.Window, d.Remaining, d.Reset = 0, 0, 0, 0
+}
+
+// setLimit records the most restrictive limit, index i over rules then
+// quotas (0-based).
+func (d *Decision) setLimit(req *Request, i int, remaining int64, reset time.Duration) {
+	switch {
+	case i < 0 || i >= len(req.Rules)+len(req.Quotas):
+		return
+	case i < len(req.Rules):
+		r := &req.Rules[i]
+		d.Policy, d.Limit, d.Window = r.Name, r.Limit.Rate, r.Limit.Per.D()
+	default:
+		q := &req.Quotas[i-len(req.Rules)]
+		d.Policy, d.Limit, d.Window = q.Name, q.Quota.Max, q.Quota.Renewal.D()
+	}
+	if remaining > d.Limit {
+		remaining = d.Limit
+	}
+	if remaining < 0 {
+		remaining = 0
+	}
+	d.HasLimit, d.Remaining, d.Reset = true, remaining, reset
+}

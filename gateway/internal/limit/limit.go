@@ -1,0 +1,392 @@
+// Package limit decides whether a request is within its rate limits and
+// quotas, atomically across every gateway node, in Redis.
+//
+// Check queues each request on a collector per API. A collector sends what
+// is queued (up to Options.MaxBatch decisions) as one script call (check.lua)
+// while at most Options.Pipelines calls are in flight; a request that finds
+// a free slot goes out at once, without waiting for company. The script runs
+// each decision in order, atomically, so batching changes the number of
+// round trips, not the result: no limit is exceeded across any number of
+// nodes, and a refused request consumes nothing.
+//
+// The goroutine whose request opens a batch sends it; when it is done and
+// more requests are queued, it hands the next batch to the goroutine of the
+// first of them. No goroutine is started per batch and none sits idle.
+//
+// When Redis fails or times out, the limiter stops calling it for
+// Options.StoreRetry and decides on its own: APIs that fail open go to a
+// per-node in-memory limiter (Decision.Fallback), APIs that fail closed get
+// Unavailable. The next call after that interval tries Redis again, so the
+// limiter recovers by itself.
+//
+// Lease mode (model.LimitLease) is not implemented: a request with a lease
+// rule gets Unavailable with ErrLeaseUnsupported (Request.Validate reports
+// it up front).
+package limit
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+//go:embed check.lua
+var checkScript string
+
+// valuesPerDecision is what check.lua returns per decision.
+const valuesPerDecision = 7
+
+// Limiter decides requests against Redis. It is safe for concurrent use.
+type Limiter struct {
+	rdb    redis.UniversalClient
+	opts   Options
+	log    zerolog.Logger
+	m      *metrics
+	script *redis.Script
+	fb     *fallback
+
+	collectors sync.Map // API id -> *collector
+	calls      sync.Pool
+	batches    sync.Pool
+
+	downUntil    atomic.Int64 // Unix ns: Redis is skipped until then
+	failing      atomic.Bool
+	errsSinceLog atomic.Int64
+	lastLog      atomic.Int64
+
+	scriptCalls     atomic.Uint64
+	scriptDecisions atomic.Uint64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// collector queues the decisions of one API.
+type collector struct {
+	mu       sync.Mutex
+	queue    []*call
+	inflight int
+}
+
+// call is one waiting Check.
+type call struct {
+	req  *Request
+	d    *Decision
+	done chan struct{} // one signal: decided, or (next != nil) lead next
+	next *batch
+}
+
+// batch is one script call's worth of decisions and its arguments.
+type batch struct {
+	calls  []*call
+	keys   []string
+	keyIdx map[string]int
+	args   []any
+	kb     []byte
+}
+
+// New returns a limiter deciding in rdb. Give rdb small timeouts of its own
+// (ReadTimeout/WriteTimeout); each call is also bounded by Options.Timeout.
+func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg prometheus.Registerer) (*Limiter, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("limit: redis client is required")
+	}
+	if err := opts.Validate().Err(); err != nil {
+		return nil, fmt.Errorf("limit options: %w", err)
+	}
+	opts = opts.WithDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("limit metrics: %w", err)
+	}
+	l := &Limiter{
+		rdb:    rdb,
+		opts:   opts,
+		log:    log.With().Str("component", "gateway.limit").Logger(),
+		m:      m,
+		script: redis.NewScript(checkScript),
+		fb:     newFallback(opts.FallbackShare, opts.FallbackMaxKeys),
+		stop:   make(chan struct{}),
+	}
+	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
+	l.batches.New = func() any {
+		return &batch{calls: make([]*call, 0, opts.MaxBatch), keyIdx: make(map[string]int)}
+	}
+	return l, nil
+}
+
+// Start loads the script into Redis (best effort: Redis may be down, and a
+// script missing later is sent again) and starts sweeping the fallback
+// limiter's stale counters.
+func (l *Limiter) Start(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	if err := l.script.Load(lctx, l.rdb).Err(); err != nil {
+		l.log.Warn().Err(err).Msg("limit script not loaded yet; it is sent with the first call")
+	}
+	cancel()
+	l.wg.Add(1)
+	go l.sweep()
+	return nil
+}
+
+// Shutdown stops the background sweep. Checks still in flight complete.
+func (l *Limiter) Shutdown(ctx context.Context) error {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Limiter) sweep() {
+	defer l.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case now := <-t.C:
+			l.fb.sweep(now.UnixMicro())
+		}
+	}
+}
+
+// Stats counts the script calls made and the decisions they carried.
+type Stats struct {
+	ScriptCalls     uint64
+	ScriptDecisions uint64
+}
+
+// Stats returns the counts so far.
+func (l *Limiter) Stats() Stats {
+	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load()}
+}
+
+// Check decides req into d. A request without rules or quotas is allowed
+// without calling Redis. Check returns within about twice Options.Timeout
+// whatever Redis does; ctx is not needed for that bound and is unused.
+func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
+	d.reset()
+	if len(req.Rules) == 0 && len(req.Quotas) == 0 {
+		return
+	}
+	if err := req.Validate(); err != nil {
+		d.Outcome, d.Err, d.RetryAfter = Unavailable, err, time.Second
+		l.m.decisions[sourceStore][Unavailable].Inc()
+		return
+	}
+	if l.storeDown() {
+		l.decideWithoutStore(req, d)
+		return
+	}
+	c := l.collector(req.APIID)
+	cl := l.calls.Get().(*call)
+	cl.req, cl.d = req, d
+	c.mu.Lock()
+	c.queue = append(c.queue, cl)
+	var b *batch
+	if c.inflight < l.opts.Pipelines {
+		c.inflight++
+		b = l.take(c)
+	}
+	c.mu.Unlock()
+	for {
+		if b != nil {
+			l.run(c, b)
+		}
+		<-cl.done
+		if cl.next == nil {
+			break
+		}
+		b, cl.next = cl.next, nil
+	}
+	cl.req, cl.d = nil, nil
+	l.calls.Put(cl)
+}
+
+func (l *Limiter) collector(api string) *collector {
+	if c, ok := l.collectors.Load(api); ok {
+		return c.(*collector)
+	}
+	c, _ := l.collectors.LoadOrStore(api, &collector{})
+	return c.(*collector)
+}
+
+// take moves up to MaxBatch queued calls into a batch; c.mu is held.
+func (l *Limiter) take(c *collector) *batch {
+	n := min(len(c.queue), l.opts.MaxBatch)
+	b := l.batches.Get().(*batch)
+	b.calls = append(b.calls[:0], c.queue[:n]...)
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	return b
+}
+
+// run sends b, then hands the next queued batch to its first caller or
+// frees the pipeline slot.
+func (l *Limiter) run(c *collector, b *batch) {
+	l.exec(b)
+	clear(b.calls)
+	b.calls = b.calls[:0]
+	l.batches.Put(b)
+	c.mu.Lock()
+	if len(c.queue) == 0 {
+		c.inflight--
+		c.mu.Unlock()
+		return
+	}
+	nb := l.take(c)
+	c.mu.Unlock()
+	lead := nb.calls[0]
+	lead.next = nb
+	lead.done <- struct{}{}
+}
+
+// exec decides every call of b with one script call and signals each.
+func (l *Limiter) exec(b *batch) {
+	var res []int64
+	err := errStoreSkipped
+	if !l.storeDown() {
+		l.encode(b)
+		ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+		res, err = l.script.Run(ctx, l.rdb, b.keys, b.args...).Int64Slice()
+		cancel()
+		l.scriptCalls.Add(1)
+		l.scriptDecisions.Add(uint64(len(b.calls)))
+		l.m.scriptCalls.Inc()
+		l.m.batchDecisions.Add(float64(len(b.calls)))
+		l.m.batchSize.Observe(float64(len(b.calls)))
+		if err == nil && len(res) != valuesPerDecision*len(b.calls) {
+			err = fmt.Errorf("limit script returned %d values for %d decisions", len(res), len(b.calls))
+		}
+		if err != nil {
+			l.storeError(err)
+		} else {
+			l.storeOK()
+		}
+	}
+	for i, cl := range b.calls {
+		if err != nil {
+			l.decideWithoutStore(cl.req, cl.d)
+		} else {
+			l.fill(cl.req, cl.d, res[i*valuesPerDecision:(i+1)*valuesPerDecision])
+		}
+		cl.done <- struct{}{}
+	}
+}
+
+var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
+
+// encode builds KEYS and ARGV for b (see check.lua).
+func (l *Limiter) encode(b *batch) {
+	b.keys, b.args = b.keys[:0], b.args[:0]
+	clear(b.keyIdx)
+	b.args = append(b.args, len(b.calls))
+	for _, cl := range b.calls {
+		req := cl.req
+		b.args = append(b.args, len(req.Rules), len(req.Quotas))
+		for i := range req.Rules {
+			r := &req.Rules[i]
+			shadow := 0
+			if r.Limit.Shadow {
+				shadow = 1
+			}
+			b.args = append(b.args, b.key(req.APIID, r.Key), r.Limit.Per.D().Microseconds(),
+				r.Limit.Rate, r.Limit.EffectiveBurst(), shadow)
+		}
+		for i := range req.Quotas {
+			q := &req.Quotas[i]
+			b.args = append(b.args, b.key(req.APIID, q.Key), q.Quota.Max, q.Quota.Renewal.D().Milliseconds())
+		}
+	}
+}
+
+// key returns the 1-based index in b.keys of the counter, adding it once.
+func (b *batch) key(api, key string) int {
+	b.kb = append(append(append(b.kb[:0], "sluice:{api:"...), api...), "}:"...)
+	b.kb = append(b.kb, key...)
+	if i, ok := b.keyIdx[string(b.kb)]; ok {
+		return i
+	}
+	s := string(b.kb)
+	b.keys = append(b.keys, s)
+	b.keyIdx[s] = len(b.keys)
+	return len(b.keys)
+}
+
+// fill turns one decision's script values into d.
+func (l *Limiter) fill(req *Request, d *Decision, r []int64) {
+	if r[0] == 1 {
+		d.Outcome = Allowed
+	} else {
+		d.Outcome = Limited
+		d.Reason = ReasonRate
+		if r[1] == 2 {
+			d.Reason = ReasonQuota
+		}
+		d.RetryAfter = time.Duration(r[5]) * time.Microsecond
+	}
+	d.setLimit(req, int(r[2])-1, r[3], time.Duration(r[4])*time.Microsecond)
+	if r[6] > 0 {
+		d.ShadowLimited = true
+		l.m.shadow.Inc()
+	}
+	l.m.decisions[sourceStore][d.Outcome].Inc()
+}
+
+// decideWithoutStore decides while Redis is unreachable.
+func (l *Limiter) decideWithoutStore(req *Request, d *Decision) {
+	if !req.FailOpen {
+		d.Outcome, d.RetryAfter = Unavailable, max(l.opts.StoreRetry, time.Second)
+		l.m.decisions[sourceStore][Unavailable].Inc()
+		return
+	}
+	l.fb.decide(req, d, time.Now().UnixMicro())
+	if d.ShadowLimited {
+		l.m.shadow.Inc()
+	}
+	l.m.decisions[sourceFallback][d.Outcome].Inc()
+}
+
+func (l *Limiter) storeDown() bool {
+	return time.Now().UnixNano() < l.downUntil.Load()
+}
+
+// storeError skips Redis for StoreRetry and logs at most once per
+// LogInterval.
+func (l *Limiter) storeError(err error) {
+	l.m.storeErrors.Inc()
+	now := time.Now().UnixNano()
+	l.downUntil.Store(now + int64(l.opts.StoreRetry))
+	l.failing.Store(true)
+	n := l.errsSinceLog.Add(1)
+	last := l.lastLog.Load()
+	if now-last >= int64(l.opts.LogInterval) && l.lastLog.CompareAndSwap(last, now) {
+		l.errsSinceLog.Add(-n)
+		l.log.Warn().Err(err).Int64("errors", n).Dur("retry_in", l.opts.StoreRetry).
+			Msg("limit store unreachable: deciding with the fallback limiter (fail open) or refusing (fail closed)")
+	}
+}
+
+func (l *Limiter) storeOK() {
+	if l.failing.Load() && l.failing.CompareAndSwap(true, false) {
+		l.log.Info().Msg("limit store reachable again")
+	}
+}

@@ -1,0 +1,59 @@
+package limit
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	scriptCalls    prometheus.Counter
+	batchDecisions prometheus.Counter
+	batchSize      prometheus.Histogram
+	storeErrors    prometheus.Counter
+	shadow         prometheus.Counter
+	// decisions by outcome and source: [source][outcome]
+	decisions [2][3]prometheus.Counter
+}
+
+const (
+	sourceStore    = 0
+	sourceFallback = 1
+)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		scriptCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_script_calls_total",
+			Help: "Limit script calls sent to Redis (each decides a batch of requests).",
+		}),
+		batchDecisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_script_decisions_total",
+			Help: "Decisions sent to Redis in script calls; divided by sluice_limit_script_calls_total it is the mean batch size.",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_limit_batch_size",
+			Help:    "Decisions per limit script call.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_store_errors_total",
+			Help: "Limit script calls that failed or timed out.",
+		}),
+		shadow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_shadow_refusals_total",
+			Help: "Requests a shadow limit would have refused (they were not refused).",
+		}),
+	}
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_limit_decisions_total",
+		Help: "Limit decisions by outcome (allowed, limited, unavailable) and source (store, fallback).",
+	}, []string{"outcome", "source"})
+	for s, source := range []string{"store", "fallback"} {
+		for o := Allowed; o <= Unavailable; o++ {
+			m.decisions[s][o] = vec.WithLabelValues(o.String(), source)
+		}
+	}
+	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.batchSize, m.storeErrors, m.shadow, vec} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
