@@ -1,0 +1,152 @@
+// Command sluice-syncer is Sluice's control plane: the admin API for APIs,
+// policies and keys, which writes Redis and announces every change on NATS,
+// and the view of live gateway nodes from their heartbeats.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/logging"
+	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/syncer/internal/api"
+	"github.com/sluicegw/sluice/syncer/internal/config"
+	"github.com/sluicegw/sluice/syncer/internal/nodes"
+	"github.com/sluicegw/sluice/syncer/internal/publish"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "sluice-syncer:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	config      string
+	listen      string
+	checkConfig bool
+	insecureDev bool
+}
+
+func parseFlags(args []string, out io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("sluice-syncer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&f.config, "config", "", "YAML configuration file")
+	fs.StringVar(&f.listen, "listen", "", "admin API address, overrides listen (default :9090)")
+	fs.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration and exit")
+	fs.BoolVar(&f.insecureDev, "insecure-dev", false, "allow running without an admin token, only on a loopback listen address")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: sluice-syncer [--config FILE] [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(out, "\nEnvironment variables (override the file):\n")
+		def := config.Default()
+		for _, v := range pkgconfig.Vars(pkgconfig.Prefix, &def) {
+			fmt.Fprintf(out, "  %-30s %s (%s)\n", v.Name, v.Field, v.Type)
+		}
+	}
+	return f, fs.Parse(args)
+}
+
+// loadConfig loads and checks the configuration, including the admin token
+// rule: no token is allowed only on loopback with --insecure-dev.
+func loadConfig(f flags) (config.Config, error) {
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return cfg, err
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	errs := cfg.Validate()
+	if cfg.AdminToken == "" && !(f.insecureDev && cfg.Loopback()) {
+		errs.Add("admin_token", "no admin token: set admin_token or SLUICE_ADMIN_TOKEN; "+
+			"running without one needs --insecure-dev and a loopback listen address such as 127.0.0.1:9090 (listen is %q)", cfg.Listen)
+	}
+	if err := errs.Err(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	f, err := parseFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		return err
+	}
+	if f.checkConfig {
+		fmt.Fprintln(stdout, "configuration ok")
+		return nil
+	}
+	log := logging.New(cfg.Log, stderr, "syncer")
+	if cfg.AdminToken == "" {
+		log.Warn().Msg("admin API has no token (--insecure-dev): anyone on this machine can change the configuration")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log)
+}
+
+func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
+		PoolSize: cfg.Redis.PoolSize, DialTimeout: cfg.Redis.DialTimeout})
+	defer rdb.Close()
+	nc, err := nats.Connect(cfg.NATS.URL, nats.Name("sluice-syncer"), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", cfg.NATS.URL, err)
+	}
+	defer nc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pub, err := publish.New(nc, log, reg)
+	if err != nil {
+		return err
+	}
+	nodeReg, err := nodes.New(nc, cfg.NodeTTL, log, reg)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Options{Store: store.New(rdb, cfg.ChangelogLength), Announcer: pub, Nodes: nodeReg,
+		NATS: nc, AdminToken: cfg.AdminToken, Log: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+	if err := nodeReg.Start(ctx); err != nil {
+		return err
+	}
+	if err := srv.Start(ctx, cfg.Listen); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	_ = nodeReg.Shutdown(sctx)
+	_ = nc.Drain()
+	return err
+}

@@ -1,0 +1,293 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/validation"
+)
+
+// Clear keys: generated ones are "sk_" + 32 random bytes in base64url
+// without padding; caller-chosen ones (for migration) must be 16 to 512
+// printable ASCII characters without spaces.
+const (
+	keyPrefix    = "sk_"
+	minKeyLength = 16
+	maxKeyLength = 512
+	// writeRetries bounds read-modify-write retries of key updates when the
+	// caller sent no If-Match and the key changed in between.
+	writeRetries = 3
+)
+
+// keyCreate is the body of POST /v1/keys.
+type keyCreate struct {
+	ID        string              `json:"id,omitempty"`
+	Alias     string              `json:"alias,omitempty"`
+	Policies  []string            `json:"policies"`
+	Access    []model.AccessRight `json:"access,omitempty"`
+	RateLimit *model.Limit        `json:"rate_limit,omitempty"`
+	Quota     *model.Quota        `json:"quota,omitempty"`
+	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
+	Disabled  bool                `json:"disabled,omitempty"`
+	// Key is a caller-chosen clear value; empty means generate one.
+	Key string `json:"key,omitempty"`
+}
+
+// keyUpdate is the body of PUT /v1/keys/{id}: the mutable fields, plus the
+// read-only ones a GET returns, so GET-edit-PUT works.
+type keyUpdate struct {
+	ID        string              `json:"id,omitempty"`
+	Hash      string              `json:"hash,omitempty"`
+	CreatedAt *time.Time          `json:"created_at,omitempty"`
+	Alias     string              `json:"alias,omitempty"`
+	Policies  []string            `json:"policies"`
+	Access    []model.AccessRight `json:"access,omitempty"`
+	RateLimit *model.Limit        `json:"rate_limit,omitempty"`
+	Quota     *model.Quota        `json:"quota,omitempty"`
+	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
+	Disabled  bool                `json:"disabled,omitempty"`
+}
+
+// keyRotate is the body of POST /v1/keys/{id}/rotate (optional).
+type keyRotate struct {
+	Key string `json:"key,omitempty"`
+}
+
+// withClear is a key as stored plus its clear value: the only response
+// that ever carries it.
+type withClear struct {
+	Clear string `json:"key"`
+	model.Key
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	rdb := s.opts.Store.Client()
+	all, err := rdb.HKeys(r.Context(), store.KeyIDsKey).Result()
+	if err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	ids, next, err := pageIDs(r, all)
+	if err != nil {
+		return err
+	}
+	var hashes []string
+	if len(ids) > 0 {
+		vals, err := rdb.HMGet(r.Context(), store.KeyIDsKey, ids...).Result()
+		if err != nil {
+			return fmt.Errorf("list keys: %w", err)
+		}
+		for _, v := range vals {
+			if h, ok := v.(string); ok {
+				hashes = append(hashes, h)
+			}
+		}
+	}
+	items, err := s.bodies(r, store.KeysKey, hashes)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page{Items: items, NextCursor: next})
+	return nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
+	return s.get(w, r, store.KindKey)
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in keyCreate
+	if errs := decodeStrict(raw, &in); len(errs) > 0 {
+		return errs
+	}
+	var errs validation.Errors
+	clear, err := clearKey(&errs, in.Key)
+	if err != nil {
+		return err
+	}
+	if in.ID == "" {
+		in.ID = "key-" + randomHex(8)
+	}
+	k := model.Key{ID: in.ID, Hash: model.HashKey([]byte(clear)), Alias: in.Alias, Policies: in.Policies,
+		Access: in.Access, RateLimit: in.RateLimit, Quota: in.Quota, ExpiresAt: in.ExpiresAt,
+		Disabled: in.Disabled, CreatedAt: s.now().UTC().Truncate(time.Second)}
+	body, err := s.validateKey(r, &errs, &k)
+	if err != nil {
+		return err
+	}
+	if err := s.apply(w, r, store.Change{Kind: store.KindKey, Op: store.OpPut, ID: k.ID, Hash: k.Hash, Body: body, Create: true}); err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/keys/"+k.ID)
+	w.Header().Set("ETag", store.ETag(body))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, withClear{Clear: clear, Key: k})
+	return nil
+}
+
+func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in keyUpdate
+	if errs := decodeStrict(raw, &in); len(errs) > 0 {
+		return errs
+	}
+	id := r.PathValue("id")
+	return s.modifyKey(w, r, func(cur *model.Key, errs *validation.Errors) {
+		if in.ID != "" && in.ID != id {
+			errs.Add("id", "must match the id in the path (%q)", id)
+		}
+		if in.Hash != "" && in.Hash != cur.Hash {
+			errs.Add("hash", "cannot be changed: rotate the key with POST /v1/keys/%s/rotate", id)
+		}
+		cur.Alias, cur.Policies, cur.Access = in.Alias, in.Policies, in.Access
+		cur.RateLimit, cur.Quota, cur.ExpiresAt, cur.Disabled = in.RateLimit, in.Quota, in.ExpiresAt, in.Disabled
+	}, func(k *model.Key, _ string) any { return k })
+}
+
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var in keyRotate
+	if len(raw) > 0 {
+		if errs := decodeStrict(raw, &in); len(errs) > 0 {
+			return errs
+		}
+	}
+	var clear string
+	return s.modifyKey(w, r, func(cur *model.Key, errs *validation.Errors) {
+		c, err := clearKey(errs, in.Key)
+		if err != nil {
+			errs.Add("key", "%v", err)
+			return
+		}
+		clear = c
+		cur.Hash = model.HashKey([]byte(clear))
+	}, func(k *model.Key, _ string) any {
+		w.Header().Set("Cache-Control", "no-store")
+		return withClear{Clear: clear, Key: *k}
+	})
+}
+
+// modifyKey is the read-modify-write of PUT and rotate: read the key, let
+// edit change it (recording problems), validate, and write it only if it is
+// unchanged since the read (the caller's If-Match, or the ETag read here,
+// retried a few times when the caller sent none).
+func (s *Server) modifyKey(w http.ResponseWriter, r *http.Request, edit func(*model.Key, *validation.Errors), resp func(*model.Key, string) any) error {
+	id := r.PathValue("id")
+	ifMatch := r.Header.Get("If-Match")
+	for attempt := 0; ; attempt++ {
+		cur, etag, err := s.opts.Store.GetRaw(r.Context(), store.KindKey, id)
+		if err != nil {
+			return err
+		}
+		var k model.Key
+		if err := json.Unmarshal(cur, &k); err != nil {
+			return fmt.Errorf("stored key %s: %w", id, err)
+		}
+		oldHash := k.Hash
+		var errs validation.Errors
+		edit(&k, &errs)
+		body, err := s.validateKey(r, &errs, &k)
+		if err != nil {
+			return err
+		}
+		c := store.Change{Kind: store.KindKey, Op: store.OpPut, ID: id, Hash: k.Hash, Body: body, IfMatch: ifMatch}
+		if c.IfMatch == "" {
+			c.IfMatch = etag
+		}
+		if k.Hash != oldHash {
+			c.OldHash = oldHash
+		}
+		err = s.apply(w, r, c)
+		if ifMatch == "" && errors.Is(err, store.ErrPrecondition) && attempt < writeRetries {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", store.ETag(body))
+		writeJSON(w, http.StatusOK, resp(&k, etag))
+		return nil
+	}
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.apply(w, r, store.Change{Kind: store.KindKey, Op: store.OpDelete, ID: id, IfMatch: r.Header.Get("If-Match")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// validateKey validates k on its own and against the stored policies and
+// APIs, adding to errs, and returns its JSON when there is no problem.
+func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.Key) ([]byte, error) {
+	*errs = append(*errs, k.Validate()...)
+	have, err := s.existing(r, store.PoliciesKey, k.Policies)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range k.Policies {
+		if model.ValidID(p) && !have[p] {
+			errs.Add(validation.Index("policies", i), "unknown policy %q", p)
+		}
+	}
+	if err := s.checkAccessAPIs(r, errs, k.Access); err != nil {
+		return nil, err
+	}
+	if len(*errs) > 0 {
+		return nil, *errs
+	}
+	if k.Policies == nil {
+		k.Policies = []string{}
+	}
+	body, err := json.Marshal(k)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	return body, nil
+}
+
+// clearKey returns the caller's key after checking it, or a new one.
+func clearKey(errs *validation.Errors, given string) (string, error) {
+	if given == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("generate key: %w", err)
+		}
+		return keyPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+	}
+	if len(given) < minKeyLength || len(given) > maxKeyLength {
+		errs.Add("key", "must be %d to %d characters long", minKeyLength, maxKeyLength)
+	}
+	for _, c := range []byte(given) {
+		if c <= ' ' || c > '~' {
+			errs.Add("key", "must be printable ASCII without spaces")
+			break
+		}
+	}
+	return given, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

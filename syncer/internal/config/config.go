@@ -1,0 +1,117 @@
+// Package config is the syncer's configuration: a typed struct with
+// documented defaults, loaded from YAML and SLUICE_* environment variables
+// (pkg/config), and a Validate that reports every problem at once.
+package config
+
+import (
+	"net"
+	"net/url"
+	"time"
+
+	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/logging"
+	"github.com/sluicegw/sluice/pkg/validation"
+)
+
+// Config is the whole syncer configuration.
+type Config struct {
+	// Listen is the admin API address (default ":9090").
+	Listen string `yaml:"listen"`
+	// AdminToken is the bearer token every /v1 request must carry. Empty is
+	// refused unless the syncer listens on loopback with --insecure-dev.
+	AdminToken string `yaml:"admin_token"`
+	Redis      Redis  `yaml:"redis"`
+	NATS       NATS   `yaml:"nats"`
+	// ChangelogLength is how many versions the changelog keeps (default
+	// 10000); a node further behind reloads the full snapshot.
+	ChangelogLength int64 `yaml:"changelog_length"`
+	// NodeTTL is how long a node counts as live after its last heartbeat
+	// (default 6s: three 2s gateway heartbeat intervals).
+	NodeTTL time.Duration  `yaml:"node_ttl"`
+	Log     logging.Config `yaml:"log"`
+}
+
+// Redis is how to reach Redis.
+type Redis struct {
+	Addr        string        `yaml:"addr"`
+	Password    string        `yaml:"password"`
+	DB          int           `yaml:"db"`
+	PoolSize    int           `yaml:"pool_size"`
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// NATS is how to reach NATS.
+type NATS struct {
+	URL string `yaml:"url"`
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Listen:          ":9090",
+		Redis:           Redis{Addr: "127.0.0.1:6379", DialTimeout: time.Second},
+		NATS:            NATS{URL: "nats://127.0.0.1:4222"},
+		ChangelogLength: 10000,
+		NodeTTL:         6 * time.Second,
+		Log:             logging.Default(),
+	}
+}
+
+// Load reads the defaults, then the YAML file at path (if any), then the
+// environment.
+func Load(path string) (Config, error) {
+	c := Default()
+	if err := pkgconfig.Load(path, &c); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Validate returns every problem with the configuration, with field paths.
+func (c *Config) Validate() validation.Errors {
+	var errs validation.Errors
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs.Add("listen", "must be host:port or :port, got %q", c.Listen)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs.Add("admin_token", "must be at least 16 characters")
+	}
+	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+		errs.Add("redis.addr", "must be host:port, got %q", c.Redis.Addr)
+	}
+	if c.Redis.DB < 0 {
+		errs.Add("redis.db", "must not be negative")
+	}
+	if c.Redis.PoolSize < 0 {
+		errs.Add("redis.pool_size", "must not be negative")
+	}
+	if c.Redis.DialTimeout <= 0 {
+		errs.Add("redis.dial_timeout", "must be a positive duration")
+	}
+	if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
+		errs.Add("nats.url", "must be a URL like nats://127.0.0.1:4222, got %q", c.NATS.URL)
+	}
+	if c.ChangelogLength < 100 {
+		errs.Add("changelog_length", "must be at least 100")
+	}
+	if c.NodeTTL < 100*time.Millisecond {
+		errs.Add("node_ttl", "must be at least 100ms")
+	}
+	if err := c.Log.Validate(); err != nil {
+		errs.Add("log", "%v", err)
+	}
+	return errs
+}
+
+// Loopback reports whether the listen address binds only to loopback.
+func (c *Config) Loopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,92 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("default config invalid: %v", errs)
+	}
+}
+
+func TestValidateListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Listen = "nope"
+	c.AdminToken = "short"
+	c.Redis.Addr = ""
+	c.NATS.URL = "::"
+	c.ChangelogLength = 1
+	c.NodeTTL = 0
+	c.Log.Level = "loud"
+	errs := c.Validate()
+	want := []string{"listen", "admin_token", "redis.addr", "nats.url", "changelog_length", "node_ttl", "log"}
+	got := map[string]bool{}
+	for _, p := range errs {
+		got[p.Field] = true
+	}
+	for _, f := range want {
+		if !got[f] {
+			t.Errorf("no problem reported for %s (got %v)", f, errs)
+		}
+	}
+}
+
+func TestYAMLThenEnv(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "syncer.yaml")
+	if err := os.WriteFile(path, []byte("listen: 127.0.0.1:9999\nnode_ttl: 10s\nredis:\n  addr: 127.0.0.1:7000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	if err := pkgconfig.Decode(mustRead(t, path), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := pkgconfig.ApplyEnv("SLUICE_", []string{"SLUICE_ADMIN_TOKEN=0123456789abcdef0", "SLUICE_NATS_URL=nats://127.0.0.1:5000"}, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" || c.NodeTTL != 10*time.Second || c.Redis.Addr != "127.0.0.1:7000" ||
+		c.AdminToken != "0123456789abcdef0" || c.NATS.URL != "nats://127.0.0.1:5000" || c.ChangelogLength != 10000 {
+		t.Fatalf("loaded %+v", c)
+	}
+	if !c.Loopback() {
+		t.Fatal("127.0.0.1:9999 should be loopback")
+	}
+}
+
+func TestUnknownFieldRejected(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	err := pkgconfig.Decode([]byte("listn: :1\n"), &c)
+	if err == nil || !strings.Contains(err.Error(), "listn") {
+		t.Fatalf("unknown field: %v", err)
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{":9090": false, "0.0.0.0:9090": false, "127.0.0.1:9090": true, "[::1]:9090": true, "localhost:1": true, "10.0.0.1:1": false} {
+		c := Config{Listen: addr}
+		if got := c.Loopback(); got != want {
+			t.Errorf("Loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
