@@ -7,15 +7,16 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Header names, in the casing the IETF draft uses (SetCanonical keeps it).
-// Read-only.
-var (
-	headerPolicy     = []byte("RateLimit-Policy")
-	headerRateLimit  = []byte("RateLimit")
-	headerXLimit     = []byte("X-RateLimit-Limit")
-	headerXRemaining = []byte("X-RateLimit-Remaining")
-	headerXReset     = []byte("X-RateLimit-Reset")
-	headerRetryAfter = []byte("Retry-After")
+// Header names. fasthttp writes them normalized ("Ratelimit-Policy"), as
+// Go's net/http does; field names are case-insensitive, and normalized
+// names are what Peek and a proxied response's own headers match.
+const (
+	headerPolicy     = "RateLimit-Policy"
+	headerRateLimit  = "RateLimit"
+	headerXLimit     = "X-RateLimit-Limit"
+	headerXRemaining = "X-RateLimit-Remaining"
+	headerXReset     = "X-RateLimit-Reset"
+	headerRetryAfter = "Retry-After"
 )
 
 // WriteHeaders sets the rate-limit headers of the decision on h:
@@ -36,25 +37,25 @@ func (d *Decision) WriteHeaders(h *fasthttp.ResponseHeader) {
 		b = strconv.AppendInt(b, d.Limit, 10)
 		b = append(b, ";w="...)
 		b = strconv.AppendInt(b, ceilSeconds(d.Window), 10)
-		h.SetCanonical(headerPolicy, b)
+		h.SetBytesV(headerPolicy, b)
 
 		b = appendItem(b[:0], d.Policy)
 		b = append(b, ";r="...)
 		b = strconv.AppendInt(b, d.Remaining, 10)
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, ceilSeconds(d.Reset), 10)
-		h.SetCanonical(headerRateLimit, b)
+		h.SetBytesV(headerRateLimit, b)
 
-		h.SetCanonical(headerXLimit, strconv.AppendInt(b[:0], d.Limit, 10))
-		h.SetCanonical(headerXRemaining, strconv.AppendInt(b[:0], d.Remaining, 10))
-		h.SetCanonical(headerXReset, strconv.AppendInt(b[:0], ceilSeconds(d.Reset), 10))
+		h.SetBytesV(headerXLimit, strconv.AppendInt(b[:0], d.Limit, 10))
+		h.SetBytesV(headerXRemaining, strconv.AppendInt(b[:0], d.Remaining, 10))
+		h.SetBytesV(headerXReset, strconv.AppendInt(b[:0], ceilSeconds(d.Reset), 10))
 	}
 	if d.Outcome == Limited || d.Outcome == Unavailable {
 		s := ceilSeconds(d.RetryAfter)
 		if s < 1 {
 			s = 1
 		}
-		h.SetCanonical(headerRetryAfter, strconv.AppendInt(d.buf[:0], s, 10))
+		h.SetBytesV(headerRetryAfter, strconv.AppendInt(d.buf[:0], s, 10))
 	}
 }
 

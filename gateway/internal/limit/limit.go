@@ -17,7 +17,9 @@
 // Options.StoreRetry and decides on its own: APIs that fail open go to a
 // per-node in-memory limiter (Decision.Fallback), APIs that fail closed get
 // Unavailable. The next call after that interval tries Redis again, so the
-// limiter recovers by itself.
+// limiter recovers by itself. A call that timed out may still run in Redis
+// later (a Redis that hung and resumed): it then counts against the limit,
+// never for it, so limits still hold.
 //
 // Lease mode (model.LimitLease) is not implemented: a request with a lease
 // rule gets Unavailable with ErrLeaseUnsupported (Request.Validate reports
