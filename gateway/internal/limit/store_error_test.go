@@ -25,9 +25,9 @@ func timedCheck(t *testing.T, l *Limiter, req *Request) Decision {
 func TestStoreDown(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		cut   func(*testutil.Redis)
-		mend  func(*testutil.Redis)
+		name string
+		cut  func(*testutil.Redis)
+		mend func(*testutil.Redis)
 		// A call that timed out against a paused Redis still runs when it
 		// resumes: it counts against the limit (never for it).
 		minLeft int64
