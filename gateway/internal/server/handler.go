@@ -1,0 +1,260 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/router"
+	"github.com/sluicegw/sluice/gateway/internal/state"
+	"github.com/sluicegw/sluice/pkg/model"
+	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+)
+
+// exchange is the per-request scratch state, pooled. Nothing in it outlives
+// the handler call that filled it: byte slices of the RequestCtx are copied
+// into its buffers or not kept at all.
+type exchange struct {
+	start    time.Time
+	snap     *state.Snapshot
+	api      *state.API
+	route    *router.Route
+	endpoint *router.Endpoint
+	sess     *auth.Session
+	path     []byte // the request path (copied)
+	rest     []byte // path relative to the listen path, a slice of path
+	lreq     limit.Request
+	dec      limit.Decision
+	limited  string
+	ev       pkgusage.Event
+}
+
+func (x *exchange) reset(now time.Time) {
+	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
+	x.path, x.rest, x.limited = x.path[:0], nil, ""
+	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
+	x.dec = limit.Decision{}
+}
+
+// handle is the request path: each stage either lets the request go on or
+// returns the *Error that answers it.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	x := s.pool.Get().(*exchange)
+	x.reset(time.Now())
+	err := s.route(ctx, x)
+	if err == nil {
+		err = s.authenticate(ctx, x)
+	}
+	if err == nil {
+		err = s.authorize(ctx, x)
+	}
+	if err == nil {
+		err = s.limit(ctx, x)
+	}
+	if err == nil {
+		err = s.forward(ctx, x)
+	}
+	if err != nil {
+		writeError(ctx, err)
+	}
+	s.record(ctx, x)
+	x.snap, x.api, x.route, x.endpoint, x.sess = nil, nil, nil, nil, nil
+	s.pool.Put(x)
+}
+
+// route matches the API by host and longest listen path, and the endpoint
+// inside it by method and path.
+func (s *Server) route(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	if !s.state.Loaded() {
+		return ErrNotReady
+	}
+	x.snap = s.state.Snapshot()
+	x.path = append(x.path[:0], ctx.Path()...)
+	r := x.snap.Table.Match(ctx.Host(), x.path)
+	if r == nil {
+		return ErrNotFound
+	}
+	x.route, x.api = r, x.snap.APIs[r.Index]
+	x.rest = r.Rest(x.path)
+	x.endpoint = r.Endpoint(ctx.Method(), x.rest)
+	return nil
+}
+
+// authenticate finds the session of the request's API key. A key that
+// cannot be verified because the store is down is never served as that key:
+// 503, whatever the API's on_store_error (cached sessions keep working).
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	a := &x.api.Auth
+	switch a.Mode {
+	case model.AuthKeyless:
+		return nil
+	case model.AuthAPIKey:
+	default:
+		s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
+		return ErrInternal
+	}
+	key, loc := auth.ExtractKey(&ctx.Request, a.Header, a.QueryParam)
+	switch {
+	case len(key) == 0:
+		return ErrMissingKey
+	case len(key) < s.opts.MinKeyLength:
+		return ErrInvalidKey
+	}
+	sess, err := s.state.Sessions().Lookup(s.base, auth.SumKey(key))
+	switch {
+	case errors.Is(err, auth.ErrUnknownKey):
+		return ErrInvalidKey
+	case err != nil:
+		s.warn(err, "api key lookup failed")
+		return ErrStoreDown
+	}
+	switch sess.Usable(x.start) {
+	case auth.ErrExpired:
+		return ErrKeyExpired
+	case auth.ErrDisabled:
+		return ErrKeyDisabled
+	}
+	auth.StripKey(&ctx.Request, loc, a.Header, a.QueryParam)
+	x.sess = sess
+	return nil
+}
+
+// authorize checks the session's access rights for the API, method and path.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	if x.sess != nil && !x.sess.Allowed(x.api.ID, ctx.Method(), x.rest) {
+		return ErrForbidden
+	}
+	return nil
+}
+
+// limit checks and consumes every rate limit and quota that applies, in one
+// limiter decision: the API's, the endpoint's, and the session's.
+func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	req := &x.lreq
+	req.APIID, req.FailOpen = x.api.ID, x.api.FailOpen
+	if l := x.api.RateLimit; l != nil {
+		req.Rules = append(req.Rules, limit.Rule{Key: "api", Name: "api", Limit: *l})
+	}
+	if e := x.endpoint; e != nil && e.Limit != nil {
+		key := x.api.EndpointKey[e.Index]
+		if x.sess != nil {
+			key = x.api.EndpointKeyPrefix[e.Index] + x.sess.Hash
+		}
+		req.Rules = append(req.Rules, limit.Rule{Key: key, Name: x.api.EndpointName[e.Index], Limit: *e.Limit})
+	}
+	if x.sess != nil {
+		for i := range x.sess.Limits {
+			if l := &x.sess.Limits[i]; l.AppliesTo(x.api.ID) {
+				req.Rules = append(req.Rules, limit.Rule{Key: l.Key, Name: l.Name, Limit: l.Limit})
+			}
+		}
+		for i := range x.sess.Quotas {
+			if q := &x.sess.Quotas[i]; q.AppliesTo(x.api.ID) {
+				req.Quotas = append(req.Quotas, limit.QuotaRule{Key: q.Key, Name: q.Name, Quota: q.Quota})
+			}
+		}
+	}
+	s.limiter.Check(s.base, req, &x.dec)
+	switch x.dec.Outcome {
+	case limit.Limited:
+		x.dec.WriteHeaders(&ctx.Response.Header)
+		x.limited = x.dec.Reason
+		if x.dec.Reason == limit.ReasonQuota {
+			return ErrQuotaExceeded
+		}
+		return ErrRateLimited
+	case limit.Unavailable:
+		x.dec.WriteHeaders(&ctx.Response.Header)
+		s.warn(x.dec.Err, "rate limit store unavailable, api fails closed")
+		return ErrStoreDown
+	}
+	return nil
+}
+
+// forward proxies the request to the API's upstream and keeps its answer
+// as the response, with hop-by-hop headers removed and rate-limit headers
+// added.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	if len(ctx.Request.Body()) > x.api.MaxBody {
+		return ErrBodyTooLarge
+	}
+	if x.api.Upstream == nil {
+		return ErrUpstreamDown
+	}
+	closeConn := ctx.Request.Header.ConnectionClose()
+	proxy.StripRequest(&ctx.Request)
+	proxy.SetForwarded(&ctx.Request, ctx.RemoteAddr(), ctx.IsTLS())
+	path := x.path
+	if x.api.StripListenPath {
+		path = x.rest
+	}
+	if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, path); err != nil {
+		s.warn(err, "upstream request failed")
+		ctx.Response.Reset()
+		if errors.Is(err, proxy.ErrUpstreamTimeout) {
+			return ErrUpstreamTimeout
+		}
+		return ErrUpstreamDown
+	}
+	proxy.StripResponse(&ctx.Response)
+	if closeConn {
+		ctx.SetConnectionClose()
+	}
+	if x.dec.HasLimit {
+		x.dec.WriteHeaders(&ctx.Response.Header)
+	}
+	return nil
+}
+
+// record counts the request and emits its usage event (never waiting).
+func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
+	status := ctx.Response.StatusCode()
+	lat := time.Since(x.start)
+	id := "none"
+	if x.api != nil {
+		id = x.api.ID
+	}
+	s.m.forAPI(id).observe(status, lat.Seconds())
+	if x.api == nil || s.usage == nil {
+		return
+	}
+	e := &x.ev
+	*e = pkgusage.Event{
+		ID:       s.idBase + strconv.FormatUint(s.seq.Add(1), 10),
+		Time:     x.start.UnixNano(),
+		Node:     s.opts.Node,
+		API:      x.api.ID,
+		Method:   methodName(ctx.Method()),
+		Path:     string(x.path),
+		Status:   status,
+		Latency:  lat.Microseconds(),
+		BytesIn:  int64(len(ctx.Request.Body())),
+		BytesOut: int64(len(ctx.Response.Body())),
+		Limited:  x.limited,
+	}
+	if x.sess != nil {
+		e.KeyHash = x.sess.Hash
+	}
+	if x.endpoint != nil {
+		e.Endpoint = x.endpoint.Pattern.String()
+	}
+	s.usage.Emit(e)
+}
+
+var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// methodName returns method as a string, without allocating for the
+// standard methods.
+func methodName(m []byte) string {
+	for _, s := range methods {
+		if s == string(m) {
+			return s
+		}
+	}
+	return string(m)
+}

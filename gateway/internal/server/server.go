@@ -1,0 +1,155 @@
+// Package server is the gateway's traffic listener: a fasthttp.Server whose
+// handler (handler.go) runs the request path stage by stage.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/state"
+	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+)
+
+// Limiter decides rate limits and quotas (internal/limit.Limiter).
+type Limiter interface {
+	Check(ctx context.Context, req *limit.Request, d *limit.Decision)
+}
+
+// Emitter takes usage events without blocking (internal/usage.Publisher).
+type Emitter interface {
+	Emit(e *pkgusage.Event) bool
+}
+
+// Options configure the traffic listener.
+type Options struct {
+	Listen string
+	Node   string
+	// MaxHeaderBytes bounds the request line and headers (431 past it).
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds request bodies (413 past it).
+	MaxBodyBytes int
+	// MinKeyLength: shorter API keys are refused without a store lookup.
+	MinKeyLength int
+	// ReadTimeout and WriteTimeout bound reading a client request and
+	// writing its response; IdleTimeout closes idle keep-alive connections.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+// Server is the traffic listener of a node.
+type Server struct {
+	opts    Options
+	state   *state.State
+	limiter Limiter
+	usage   Emitter
+	log     zerolog.Logger
+	m       *metrics
+	srv     *fasthttp.Server
+	ln      net.Listener
+	pool    sync.Pool // *exchange
+	idBase  string
+	seq     atomic.Uint64
+	// base is the parent context of store calls made for requests; it is
+	// cancelled once in-flight requests have drained.
+	base       context.Context
+	cancelBase context.CancelFunc
+	served     chan struct{}
+	lastWarn   atomic.Int64
+}
+
+// New builds the traffic server; Start listens.
+func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.Registerer, log zerolog.Logger) (*Server, error) {
+	if opts.MinKeyLength <= 0 || opts.MaxBodyBytes <= 0 || opts.MaxHeaderBytes <= 0 {
+		return nil, errors.New("server: min key length, max body and max header bytes must be positive")
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("server: metrics: %w", err)
+	}
+	var boot [4]byte
+	_, _ = rand.Read(boot[:])
+	s := &Server{
+		opts: opts, state: st, limiter: lim, usage: em, m: m,
+		log:    log.With().Str("component", "gateway.server").Logger(),
+		idBase: opts.Node + "-" + hex.EncodeToString(boot[:]) + "-",
+	}
+	s.pool.New = func() any { return new(exchange) }
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.srv = &fasthttp.Server{
+		Handler:               s.handle,
+		ErrorHandler:          errorHandler,
+		ReadBufferSize:        opts.MaxHeaderBytes,
+		MaxRequestBodySize:    opts.MaxBodyBytes,
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		IdleTimeout:           opts.IdleTimeout,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         false,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{s.log},
+	}
+	return s, nil
+}
+
+// Start listens on Options.Listen and serves in the background.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen %s: %w", s.opts.Listen, err)
+	}
+	s.ln = ln
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(ln); err != nil {
+			s.log.Error().Err(err).Msg("traffic listener stopped")
+		}
+	}()
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("serving traffic")
+	return nil
+}
+
+// Addr is the address listened on (after Start).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.cancelBase()
+	if s.ln == nil {
+		return nil
+	}
+	err := s.srv.ShutdownWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	<-s.served
+	return nil
+}
+
+// warnf logs at most one warning per second: on the hot path errors come in
+// floods.
+func (s *Server) warn(err error, msg string) {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	if now-last < int64(time.Second) || !s.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn().Err(err).Msg(msg)
+}
+
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) { l.log.Debug().Msgf(format, args...) }
