@@ -1,0 +1,264 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/analytics/internal/rollup"
+	"github.com/sluicegw/sluice/analytics/internal/store"
+)
+
+// Handler serves /v1/usage, /v1/usage/top and /v1/usage/totals.
+type Handler struct {
+	log   zerolog.Logger
+	store *store.Store
+	now   func() time.Time
+}
+
+// New returns the query handler; now is the clock (time.Now when nil).
+func New(log zerolog.Logger, st *store.Store, now func() time.Time) *Handler {
+	if now == nil {
+		now = time.Now
+	}
+	return &Handler{log: log.With().Str("component", "analytics.query").Logger(), store: st, now: now}
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/usage", h.usage)
+	mux.HandleFunc("GET /v1/usage/top", h.top)
+	mux.HandleFunc("GET /v1/usage/totals", h.totals)
+}
+
+// UsageResponse is the body of GET /v1/usage.
+type UsageResponse struct {
+	API    string         `json:"api,omitempty"`
+	Key    string         `json:"key,omitempty"`
+	From   time.Time      `json:"from"`
+	To     time.Time      `json:"to"`
+	Step   string         `json:"step"`
+	Series []rollup.Point `json:"series"`
+	Totals rollup.Point   `json:"totals"`
+}
+
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
+	p, err := ParseUsage(r.URL.Query(), h.now())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	from, to := rollup.MinuteOf(p.From.UnixNano()), rollup.MinuteOf(p.To.UnixNano())
+	apis := []string{p.API}
+	if p.API == "" {
+		if apis, err = h.store.APIs(r.Context()); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	ref := store.Ref{Dim: store.DimAPI}
+	if p.Key != "" {
+		ref = store.Ref{Dim: store.DimKey, Name: p.Key}
+	}
+	minutes := map[int64]*rollup.Counters{}
+	for _, api := range apis {
+		s, err := h.store.Series(r.Context(), api, ref, from, to)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		for m, c := range s {
+			add(minutes, m, c)
+		}
+	}
+	resp := UsageResponse{API: p.API, Key: p.Key, From: p.From.UTC(), To: p.To.UTC(), Step: p.StepName}
+	resp.Series, resp.Totals = bucket(minutes, p.Range)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func add(m map[int64]*rollup.Counters, t int64, c *rollup.Counters) {
+	if m[t] == nil {
+		m[t] = new(rollup.Counters)
+	}
+	m[t].Merge(c)
+}
+
+// bucket folds minutes into dense steps over the range (aligned to the
+// step in UTC) and sums the totals.
+func bucket(minutes map[int64]*rollup.Counters, r Range) ([]rollup.Point, rollup.Point) {
+	step := r.Step.Milliseconds()
+	start := floorTo(r.From.UnixMilli(), step)
+	end := floorTo(r.To.UnixMilli(), step)
+	n := int((end-start)/step) + 1
+	steps := make([]rollup.Counters, n)
+	var total rollup.Counters
+	for m, c := range minutes {
+		i := (floorTo(m, step) - start) / step
+		if i < 0 || i >= int64(n) {
+			continue
+		}
+		steps[i].Merge(c)
+		total.Merge(c)
+	}
+	out := make([]rollup.Point, n)
+	for i := range steps {
+		out[i] = rollup.PointOf(time.UnixMilli(start+int64(i)*step), &steps[i])
+	}
+	return out, rollup.PointOf(r.From, &total)
+}
+
+func floorTo(t, step int64) int64 {
+	f := t / step * step
+	if t < 0 && f != t {
+		f -= step
+	}
+	return f
+}
+
+// TopItem is one consumer in GET /v1/usage/top.
+type TopItem struct {
+	Name     string        `json:"name"`
+	API      string        `json:"api,omitempty"`
+	Requests int64         `json:"requests"`
+	Status   rollup.Status `json:"status"`
+	Errors   int64         `json:"errors"`
+	Limited  int64         `json:"limited"`
+	BytesIn  int64         `json:"bytes_in"`
+	BytesOut int64         `json:"bytes_out"`
+	P50      float64       `json:"p50_ms"`
+	P95      float64       `json:"p95_ms"`
+	P99      float64       `json:"p99_ms"`
+}
+
+// TopResponse is the body of GET /v1/usage/top.
+type TopResponse struct {
+	By    string    `json:"by"`
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Items []TopItem `json:"items"`
+}
+
+func (h *Handler) top(w http.ResponseWriter, r *http.Request) {
+	p, err := ParseTop(r.URL.Query(), h.now())
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	items, err := h.topItems(r.Context(), p)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TopResponse{By: p.By, From: p.From.UTC(), To: p.To.UTC(), Items: items})
+}
+
+type topKey struct{ api, name string }
+
+func (h *Handler) topItems(ctx context.Context, p TopParams) ([]TopItem, error) {
+	apis, err := h.store.APIs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from, to := rollup.MinuteOf(p.From.UnixNano()), rollup.MinuteOf(p.To.UnixNano())
+	dim := map[string]byte{"api": store.DimAPI, "key": store.DimKey, "endpoint": store.DimEndpoint}[p.By]
+	sums := map[topKey]*rollup.Counters{}
+	for _, api := range apis {
+		s, err := h.store.Sums(ctx, api, dim, from, to)
+		if err != nil {
+			return nil, err
+		}
+		for name, c := range s {
+			k := topKey{name: name}
+			switch p.By {
+			case "api":
+				k.name = api
+			case "endpoint":
+				k.api = api
+			}
+			if sums[k] == nil {
+				sums[k] = new(rollup.Counters)
+			}
+			sums[k].Merge(c)
+		}
+	}
+	items := make([]TopItem, 0, len(sums))
+	for k, c := range sums {
+		pt := rollup.PointOf(time.Time{}, c)
+		items = append(items, TopItem{Name: k.name, API: k.api, Requests: pt.Requests, Status: pt.Status,
+			Errors: pt.Errors, Limited: pt.Limited, BytesIn: pt.BytesIn, BytesOut: pt.BytesOut,
+			P50: pt.P50, P95: pt.P95, P99: pt.P99})
+	}
+	sort.Slice(items, func(i, j int) bool {
+		if items[i].Requests != items[j].Requests {
+			return items[i].Requests > items[j].Requests
+		}
+		if items[i].API != items[j].API {
+			return items[i].API < items[j].API
+		}
+		return items[i].Name < items[j].Name
+	})
+	if len(items) > p.Limit {
+		items = items[:p.Limit]
+	}
+	return items, nil
+}
+
+// TotalsResponse is the body of GET /v1/usage/totals: running totals since
+// the first event, late events included (they are in no minute).
+type TotalsResponse struct {
+	API  string `json:"api"`
+	Late int64  `json:"late"`
+	rollup.Point
+}
+
+func (h *Handler) totals(w http.ResponseWriter, r *http.Request) {
+	id, err := ident(r.URL.Query(), "api")
+	if err == nil && id == "" {
+		err = &ParamError{"api", "is required"}
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	c, late, err := h.store.Totals(r.Context(), id)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TotalsResponse{API: id, Late: late, Point: rollup.PointOf(h.now(), &c)})
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Param   string `json:"param,omitempty"`
+	} `json:"error"`
+}
+
+// fail maps an error to its response, in one place.
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	var b errorBody
+	var pe *ParamError
+	status := http.StatusBadRequest
+	if errors.As(err, &pe) {
+		b.Error.Code, b.Error.Message, b.Error.Param = "bad_parameter", pe.Error(), pe.Param
+	} else {
+		h.log.Warn().Err(err).Msg("usage query")
+		status = http.StatusServiceUnavailable
+		b.Error.Code, b.Error.Message = "unavailable", "usage store unavailable"
+	}
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

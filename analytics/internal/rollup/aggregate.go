@@ -1,0 +1,133 @@
+package rollup
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+)
+
+// MinuteMS is one bucket, in milliseconds.
+const MinuteMS = 60_000
+
+// NoName stands for an empty key hash (keyless request) or an empty
+// endpoint (no endpoint matched) in bucket and stream names.
+const NoName = "-"
+
+// Minute is the aggregate of one API in one minute, by dimension.
+type Minute struct {
+	API       Counters
+	Keys      map[string]*Counters
+	Endpoints map[string]*Counters
+}
+
+// APIBatch is the pre-summed aggregate of the messages of one API in one
+// fetched batch: what one script call adds to Redis.
+type APIBatch struct {
+	API string
+	// Msgs are the indexes of the messages it holds, IDs their identities
+	// (see Identity), in the same order.
+	Msgs []int
+	IDs  []string
+	// Done are messages already recorded (duplicates), to acknowledge.
+	Done []int
+	// Bad are the indexes of messages that could not be decoded (left out).
+	Bad     []int
+	BadErrs []error
+	Events  int64
+	Late    int64 // events whose minute was closed already (not in Minutes)
+	Total   Counters
+	Minutes map[int64]*Minute
+}
+
+// MinuteOf returns the start of the minute of a Unix nanosecond time, in
+// Unix milliseconds.
+func MinuteOf(ns int64) int64 {
+	m := ns / 60e9
+	if ns < 0 && ns%60e9 != 0 {
+		m--
+	}
+	return m * MinuteMS
+}
+
+// Build aggregates the messages data[i] for i in idx, all of API api.
+// Events of a minute <= cutoff (Unix ms) are counted as late. A message that
+// does not decode is left out whole and reported in Bad.
+func Build(api string, data [][]byte, idx []int, cutoff int64) *APIBatch {
+	h := sha256.New()
+	var bad []int
+	var badErrs []error
+	for {
+		b, failed, err := build(api, data, idx, cutoff, h, bad)
+		if err == nil {
+			b.Bad, b.BadErrs = bad, badErrs
+			return b
+		}
+		bad = append(bad, failed)
+		badErrs = append(badErrs, err)
+	}
+}
+
+func build(api string, data [][]byte, idx []int, cutoff int64, h hash.Hash, skip []int) (*APIBatch, int, error) {
+	b := &APIBatch{API: api, Minutes: make(map[int64]*Minute, 2)}
+	var sum [sha256.Size]byte
+	for _, i := range idx {
+		if contains(skip, i) {
+			continue
+		}
+		h.Reset()
+		var n int64
+		err := DecodeBatch(data[i], func(ev *Event) {
+			n++
+			h.Write(ev.ID)
+			h.Write([]byte{'\n'})
+			b.add(ev, cutoff)
+		})
+		if err != nil {
+			return nil, i, err
+		}
+		b.Events += n
+		b.Msgs = append(b.Msgs, i)
+		b.IDs = append(b.IDs, hex.EncodeToString(h.Sum(sum[:0])[:16]))
+	}
+	return b, 0, nil
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *APIBatch) add(ev *Event, cutoff int64) {
+	limited := ev.Limited
+	status := int(ev.Status)
+	b.Total.Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
+	m := MinuteOf(ev.Time)
+	if m <= cutoff {
+		b.Late++
+		return
+	}
+	mb := b.Minutes[m]
+	if mb == nil {
+		mb = &Minute{Keys: map[string]*Counters{}, Endpoints: map[string]*Counters{}}
+		b.Minutes[m] = mb
+	}
+	mb.API.Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
+	counterOf(mb.Keys, ev.Key).Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
+	counterOf(mb.Endpoints, ev.Endpoint).Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
+}
+
+func counterOf(m map[string]*Counters, name []byte) *Counters {
+	if len(name) == 0 {
+		name = []byte(NoName)
+	}
+	c := m[string(name)]
+	if c == nil {
+		c = new(Counters)
+		m[string(name)] = c
+	}
+	return c
+}

@@ -1,0 +1,161 @@
+// Package service wires one analytics worker: Redis store, JetStream
+// consumer, query API, dashboard, health, readiness and metrics on one
+// HTTP listener.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/analytics/internal/config"
+	"github.com/sluicegw/sluice/analytics/internal/dashboard"
+	"github.com/sluicegw/sluice/analytics/internal/query"
+	"github.com/sluicegw/sluice/analytics/internal/store"
+	"github.com/sluicegw/sluice/analytics/internal/worker"
+)
+
+// Service is a running analytics worker.
+type Service struct {
+	log    zerolog.Logger
+	cfg    config.Config
+	reg    *prometheus.Registry
+	rdb    *redis.Client
+	nc     *nats.Conn
+	worker *worker.Worker
+	srv    *http.Server
+	ln     net.Listener
+	now    func() time.Time
+}
+
+// Option changes a Service built by New.
+type Option func(*Service)
+
+// WithClock sets the clock of the worker and the query API (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// New builds the service from a validated configuration.
+func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
+	s := &Service{log: log, cfg: cfg, reg: prometheus.NewRegistry(), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Start connects to Redis and NATS, starts consuming and listens.
+func (s *Service) Start(ctx context.Context) error {
+	c := s.cfg
+	s.rdb = redis.NewClient(&redis.Options{Addr: c.Redis.Addr, Password: c.Redis.Password, DB: c.Redis.DB,
+		ReadTimeout: c.Redis.Timeout, WriteTimeout: c.Redis.Timeout})
+	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
+	nc, err := nats.Connect(c.NATS.URL, nats.Name("sluice-analytics"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", c.NATS.URL, err)
+	}
+	s.nc = nc
+	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.worker, err = worker.New(s.log, nc, st, worker.Options{
+		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
+		FetchBatch: c.NATS.FetchBatch, FetchWait: c.NATS.FetchWait,
+		StreamMaxAge: c.NATS.StreamMaxAge, DedupWindow: c.NATS.DedupWindow,
+		Grace: c.Aggregation.Grace, CloseInterval: c.Aggregation.CloseInterval,
+		RedisTimeout: c.Redis.Timeout, Now: s.now,
+	}, s.reg)
+	if err != nil {
+		return err
+	}
+	if err := s.worker.Start(ctx); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	query.New(s.log, st, s.now).Register(mux)
+	dashboard.Register(mux)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /ready", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Listen, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("http server")
+		}
+	}()
+	s.log.Info().Str("listen", ln.Addr().String()).Msg("analytics worker started")
+	return nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (s *Service) Addr() string { return s.ln.Addr().String() }
+
+func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	var problems []string
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		problems = append(problems, "redis: "+err.Error())
+	}
+	if !s.nc.IsConnected() {
+		problems = append(problems, "nats: not connected")
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, p := range problems {
+			_, _ = w.Write([]byte(p + "\n"))
+		}
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// Shutdown stops the HTTP server, lets the batch in hand finish and closes
+// the connections.
+func (s *Service) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.srv != nil {
+		errs = append(errs, s.srv.Shutdown(ctx))
+	}
+	if s.worker != nil {
+		errs = append(errs, s.worker.Shutdown(ctx))
+	}
+	if s.nc != nil {
+		errs = append(errs, s.nc.Drain())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Kill stops the service abruptly, as a crash would: the connection to NATS
+// is closed without acknowledging the batch in hand.
+func (s *Service) Kill() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.srv != nil {
+		_ = s.srv.Close()
+	}
+	if s.worker != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.worker.Shutdown(ctx)
+		cancel()
+	}
+	if s.rdb != nil {
+		_ = s.rdb.Close()
+	}
+}

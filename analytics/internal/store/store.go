@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicegw/sluice/analytics/internal/rollup"
+)
+
+// Store reads and writes usage aggregates in Redis.
+type Store struct {
+	rdb       redis.UniversalClient
+	dedupTTL  time.Duration
+	retention time.Duration
+}
+
+// New returns a Store. dedupTTL is how long a message's dedup record lives,
+// retention how long closed minutes are kept in streams.
+func New(rdb redis.UniversalClient, dedupTTL, retention time.Duration) *Store {
+	return &Store{rdb: rdb, dedupTTL: dedupTTL, retention: retention}
+}
+
+// Load loads the scripts (again after a Redis restart).
+func (s *Store) Load(ctx context.Context) error {
+	for _, sc := range []*redis.Script{applyScript, closeScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	return nil
+}
+
+// Result is the outcome of one API batch.
+type Result struct {
+	Dups []int // positions in the batch's Msgs already recorded; nothing was added
+	Late int64 // events counted as late (by clock or by the watermark)
+	Err  error
+}
+
+// Apply records the batches, one script call per API, all in one pipeline.
+// A batch with Dups set must be rebuilt without them and applied again.
+func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch) []Result {
+	res := make([]Result, len(batches))
+	for attempt := 0; attempt < 2; attempt++ {
+		cmds, err := s.pipelineApply(ctx, batches)
+		if err != nil && isNoScript(err) && attempt == 0 {
+			if lerr := s.Load(ctx); lerr == nil {
+				continue
+			}
+		}
+		for i, c := range cmds {
+			res[i] = parseApply(c)
+		}
+		if err != nil && len(cmds) == 0 {
+			for i := range res {
+				res[i].Err = err
+			}
+		}
+		return res
+	}
+	return res
+}
+
+func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch) ([]*redis.Cmd, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batches))
+	for i, b := range batches {
+		pipe.SAdd(ctx, APIsKey, b.API)
+		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{Prefix(b.API) + "tot"}, applyArgs(b, s.dedupTTL)...)
+	}
+	_, err := pipe.Exec(ctx)
+	return cmds, err
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+func parseApply(c *redis.Cmd) Result {
+	v, err := c.Int64Slice()
+	if err != nil {
+		return Result{Err: fmt.Errorf("apply usage: %w", err)}
+	}
+	if len(v) == 0 {
+		return Result{Err: errors.New("apply usage: empty reply")}
+	}
+	if v[0] == 1 {
+		d := make([]int, len(v)-1)
+		for i, p := range v[1:] {
+			d[i] = int(p) - 1
+		}
+		return Result{Dups: d}
+	}
+	if len(v) > 1 {
+		return Result{Late: v[1]}
+	}
+	return Result{}
+}
+
+// Field returns the bucket field of a code in a dimension.
+func Field(code string, dim byte, name string) string {
+	return code + "|" + string(dim) + "|" + name
+}
+
+func applyArgs(b *rollup.APIBatch, dedupTTL time.Duration) []any {
+	args := make([]any, 0, 8+len(b.IDs)+4*rollup.NumFields*(1+len(b.Minutes)))
+	args = append(args, Prefix(b.API), dedupTTL.Milliseconds(), len(b.IDs))
+	for _, id := range b.IDs {
+		args = append(args, id)
+	}
+	args = append(args, b.Late)
+	args = appendCounters(args, &b.Total, func(code string) string { return code })
+	args = append(args, len(b.Minutes))
+	for m, mb := range b.Minutes {
+		args = append(args, m, mb.API[rollup.FRequests])
+		at := len(args)
+		args = append(args, 0)
+		start := len(args)
+		args = appendFields(args, &mb.API, DimAPI, "")
+		for k, c := range mb.Keys {
+			args = appendFields(args, c, DimKey, k)
+		}
+		for e, c := range mb.Endpoints {
+			args = appendFields(args, c, DimEndpoint, e)
+		}
+		args[at] = (len(args) - start) / 2
+	}
+	return args
+}
+
+func appendCounters(args []any, c *rollup.Counters, name func(string) string) []any {
+	at := len(args)
+	args = append(args, 0)
+	n := 0
+	for i, v := range c {
+		if v != 0 {
+			args = append(args, name(rollup.Codes[i]), v)
+			n++
+		}
+	}
+	args[at] = n
+	return args
+}
+
+func appendFields(args []any, c *rollup.Counters, dim byte, name string) []any {
+	for i, v := range c {
+		if v != 0 {
+			args = append(args, Field(rollup.Codes[i], dim, name), v)
+		}
+	}
+	return args
+}
+
+// Closed is one closed API minute.
+type Closed struct {
+	API    string
+	Minute int64 // Unix ms
+	Counts rollup.Counters
+}
+
+// Close closes the open minutes of api up to cutoff (Unix ms) and returns
+// the API-level rollups it closed (none when another worker did).
+func (s *Store) Close(ctx context.Context, api string, cutoff int64, now time.Time) ([]Closed, error) {
+	minID := now.Add(-s.retention).UnixMilli()
+	keys := []string{Prefix(api) + "open"}
+	v, err := closeScript.Run(ctx, s.rdb, keys, Prefix(api), cutoff, minID, s.retention.Milliseconds()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("close usage of %s: %w", api, err)
+	}
+	var out []Closed
+	for i := 0; i+1 < len(v); i += 2 {
+		ms, _ := strconv.ParseInt(fmt.Sprint(v[i]), 10, 64)
+		c := Closed{API: api, Minute: ms}
+		fields, _ := v[i+1].([]any)
+		for j := 0; j+1 < len(fields); j += 2 {
+			setField(&c.Counts, fmt.Sprint(fields[j]), fmt.Sprint(fields[j+1]))
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func setField(c *rollup.Counters, code, val string) {
+	if i := rollup.FieldIndex(code); i >= 0 {
+		n, _ := strconv.ParseInt(val, 10, 64)
+		c[i] += n
+	}
+}
+
+// APIs returns the ids of APIs with usage.
+func (s *Store) APIs(ctx context.Context) ([]string, error) {
+	v, err := s.rdb.SMembers(ctx, APIsKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list usage apis: %w", err)
+	}
+	return v, nil
+}
+
+// Ping checks Redis.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }

@@ -1,0 +1,334 @@
+// Package worker consumes usage batches from the shared JetStream consumer,
+// records them in Redis exactly once, closes finished minutes into the
+// rollup streams and republishes them on NATS.
+//
+// One fetched batch goes through: fetch -> group messages by API ->
+// rollup.Build (decode and pre-sum in memory) -> store.Apply (one script per
+// API, one pipeline) -> ack. A message is acknowledged only after Redis
+// recorded it; a redelivered or republished message finds its dedup record
+// and adds nothing.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/analytics/internal/rollup"
+	"github.com/sluicegw/sluice/analytics/internal/store"
+	"github.com/sluicegw/sluice/pkg/bus"
+)
+
+// Options tune the worker.
+type Options struct {
+	Durable       string
+	AckWait       time.Duration
+	MaxAckPending int
+	FetchBatch    int
+	FetchWait     time.Duration
+	StreamMaxAge  time.Duration
+	DedupWindow   time.Duration
+	Grace         time.Duration
+	CloseInterval time.Duration
+	// RedisTimeout bounds each Redis write.
+	RedisTimeout time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Worker is one analytics worker.
+type Worker struct {
+	log   zerolog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *store.Store
+	opts  Options
+	m     *metrics
+
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+
+	// beforeAck, when set (tests), runs before acknowledging a fetched
+	// batch; returning false leaves the batch unacknowledged.
+	beforeAck func() bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a worker reading from nc and writing to st.
+func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg prometheus.Registerer) (*Worker, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RedisTimeout <= 0 {
+		opts.RedisTimeout = 5 * time.Second
+	}
+	return &Worker{
+		log: log.With().Str("component", "analytics.worker").Logger(),
+		nc:  nc, js: js, store: st, opts: opts, m: newMetrics(reg),
+	}, nil
+}
+
+// Start ensures the stream and the shared consumer and starts consuming,
+// closing minutes and measuring lag until Shutdown.
+func (w *Worker) Start(ctx context.Context) error {
+	s, err := bus.EnsureUsageStream(ctx, w.js, bus.StreamOptions{MaxAge: w.opts.StreamMaxAge, DedupWindow: w.opts.DedupWindow})
+	if err != nil {
+		return err
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       w.opts.Durable,
+		FilterSubject: bus.UsageWildcard,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.opts.AckWait,
+		MaxAckPending: w.opts.MaxAckPending,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("usage consumer %s: %w", w.opts.Durable, err)
+	}
+	if err := w.store.Load(ctx); err != nil {
+		return err
+	}
+	w.stream, w.cons = s, cons
+	runCtx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	w.wg.Add(3)
+	go func() { defer w.wg.Done(); w.consume(runCtx) }()
+	go func() { defer w.wg.Done(); w.every(runCtx, w.opts.CloseInterval, w.closeMinutes) }()
+	go func() { defer w.wg.Done(); w.every(runCtx, time.Second, w.measureLag) }()
+	w.log.Info().Str("durable", w.opts.Durable).Msg("consuming usage events")
+	return nil
+}
+
+// Shutdown stops fetching, finishes the batch in hand and returns.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	if w.cancel == nil {
+		return nil
+	}
+	w.cancel()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker shutdown: %w", ctx.Err())
+	}
+}
+
+func (w *Worker) every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
+
+func (w *Worker) consume(ctx context.Context) {
+	var lastWarn time.Time
+	for ctx.Err() == nil {
+		msgs, err := w.fetch()
+		if err != nil {
+			if time.Since(lastWarn) > 10*time.Second {
+				w.log.Warn().Err(err).Msg("fetch usage events")
+				lastWarn = time.Now()
+			}
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		if len(msgs) > 0 && !w.process(ctx, msgs) {
+			sleep(ctx, 200*time.Millisecond)
+		}
+	}
+}
+
+// fetch takes what is available at once; when nothing is, it waits up to
+// FetchWait for one message and then takes what came with it.
+func (w *Worker) fetch() ([]jetstream.Msg, error) {
+	msgs, err := collect(w.cons.FetchNoWait(w.opts.FetchBatch))
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	msgs, err = collect(w.cons.Fetch(1, jetstream.FetchMaxWait(w.opts.FetchWait)))
+	if err != nil || len(msgs) == 0 || w.opts.FetchBatch == 1 {
+		return msgs, err
+	}
+	more, err := collect(w.cons.FetchNoWait(w.opts.FetchBatch - 1))
+	if err != nil {
+		return msgs, nil
+	}
+	return append(msgs, more...), nil
+}
+
+func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []jetstream.Msg
+	for m := range b.Messages() {
+		out = append(out, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return out, err
+	}
+	return out, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// process records one fetched batch and acknowledges what Redis has. It
+// returns false when Redis failed (the unrecorded messages are redelivered).
+func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
+	start := time.Now()
+	data := make([][]byte, len(msgs))
+	byAPI := map[string][]int{}
+	var order []string
+	for i, m := range msgs {
+		data[i] = m.Data()
+		api := strings.TrimPrefix(m.Subject(), bus.UsagePrefix)
+		if _, ok := byAPI[api]; !ok {
+			order = append(order, api)
+		}
+		byAPI[api] = append(byAPI[api], i)
+	}
+	cutoff := rollup.Cutoff(w.opts.Now(), w.opts.Grace)
+	batches := make([]*rollup.APIBatch, 0, len(order))
+	for _, api := range order {
+		b := rollup.Build(api, data, byAPI[api], cutoff)
+		for j, i := range b.Bad {
+			w.m.malformed.Inc()
+			w.log.Warn().Err(b.BadErrs[j]).Str("subject", msgs[i].Subject()).Msg("malformed usage batch terminated")
+			_ = msgs[i].Term()
+		}
+		batches = append(batches, b)
+	}
+	failed := w.record(ctx, data, batches, cutoff)
+	w.m.apply.Observe(time.Since(start).Seconds())
+	for _, b := range failed {
+		for _, i := range b.Msgs {
+			_ = msgs[i].NakWithDelay(time.Second)
+		}
+	}
+	if w.beforeAck != nil && !w.beforeAck() {
+		return len(failed) == 0
+	}
+	for _, b := range batches {
+		if b == nil {
+			continue
+		}
+		for _, i := range append(b.Msgs, b.Done...) {
+			_ = msgs[i].Ack()
+			w.m.batches.Inc()
+		}
+	}
+	return len(failed) == 0
+}
+
+// record applies the batches, rebuilding those that held messages already
+// recorded. On return, batches[i] is nil for a batch Redis did not take
+// (returned in failed); the others list in Msgs and Done every message that
+// is now recorded.
+func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.APIBatch, cutoff int64) (failed []*rollup.APIBatch) {
+	pending := batches
+	for round := 0; len(pending) > 0 && round < 8; round++ {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.RedisTimeout)
+		res := w.store.Apply(rctx, pending)
+		cancel()
+		var retry []*rollup.APIBatch
+		for i, r := range res {
+			b := pending[i]
+			switch {
+			case r.Err != nil:
+				w.m.redisErrs.Inc()
+				w.log.Warn().Err(r.Err).Str("api", b.API).Msg("record usage batch")
+				failed = append(failed, b)
+				drop(batches, b)
+			case len(r.Dups) > 0:
+				nb := w.rebuild(data, b, r.Dups, cutoff)
+				replace(batches, b, nb)
+				if len(nb.IDs) > 0 {
+					retry = append(retry, nb)
+				}
+			default:
+				w.m.events.Add(float64(b.Events))
+				w.m.late.Add(float64(r.Late))
+			}
+		}
+		pending = retry
+	}
+	for _, b := range pending { // still racing another worker: let it come back
+		failed = append(failed, b)
+		drop(batches, b)
+	}
+	return failed
+}
+
+// rebuild returns b without the duplicate messages, which it lists in Done
+// so that they are acknowledged with the rest.
+func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int, cutoff int64) *rollup.APIBatch {
+	var keep []int
+	done := append([]int(nil), b.Done...)
+	for p, i := range b.Msgs {
+		if containsInt(dups, p) {
+			done = append(done, i)
+		} else {
+			keep = append(keep, i)
+		}
+	}
+	nb := rollup.Build(b.API, data, keep, cutoff)
+	nb.Done = done
+	w.m.duplicates.Add(float64(b.Events - nb.Events))
+	return nb
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func drop(batches []*rollup.APIBatch, b *rollup.APIBatch) {
+	for i := range batches {
+		if batches[i] == b {
+			batches[i] = nil
+		}
+	}
+}
+
+func replace(batches []*rollup.APIBatch, old, nb *rollup.APIBatch) {
+	for i := range batches {
+		if batches[i] == old {
+			batches[i] = nb
+		}
+	}
+}
