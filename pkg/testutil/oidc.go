@@ -157,8 +157,8 @@ func (o *OIDC) Sign(alg string, claims map[string]any) string {
 }
 
 // SignWithHeader is Sign with extra header fields; a "kid" or "alg" in
-// header replaces the one Sign would write (the signature is still made
-// with the current key of alg's family).
+// header replaces the one Sign would write, a nil value removes it (the
+// signature is still made with the current key of alg's family).
 func (o *OIDC) SignWithHeader(alg string, header, claims map[string]any) string {
 	o.t.Helper()
 	k, err := o.keyFor(alg)
@@ -167,6 +167,10 @@ func (o *OIDC) SignWithHeader(alg string, header, claims map[string]any) string 
 	}
 	h := map[string]any{"alg": alg, "typ": "JWT", "kid": k.kid}
 	for name, v := range header {
+		if v == nil {
+			delete(h, name)
+			continue
+		}
 		h[name] = v
 	}
 	signingInput := EncodeJWTPart(h) + "." + EncodeJWTPart(claims)
