@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/state"
+	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/testutil"
+	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+)
+
+// cluster is one Redis shared by any number of gateway nodes.
+type cluster struct {
+	t     *testing.T
+	redis *testutil.Redis
+	store *store.Store
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	r := testutil.StartRedis(t)
+	return &cluster{t: t, redis: r, store: store.New(r.Client(t), 0)}
+}
+
+func (c *cluster) put(objs ...any) {
+	c.t.Helper()
+	ctx := context.Background()
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *model.API:
+			_, err = c.store.PutAPI(ctx, o)
+		case *model.Policy:
+			_, err = c.store.PutPolicy(ctx, o)
+		case *model.Key:
+			_, err = c.store.PutKey(ctx, o)
+		}
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// recorder keeps usage events (the usage publisher is tested on its own).
+type recorder struct {
+	mu     sync.Mutex
+	events []pkgusage.Event
+}
+
+func (r *recorder) Emit(e *pkgusage.Event) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, *e)
+	return true
+}
+
+func (r *recorder) all() []pkgusage.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]pkgusage.Event(nil), r.events...)
+}
+
+type node struct {
+	srv    *Server
+	state  *state.State
+	events *recorder
+	reg    *prometheus.Registry
+	url    string
+}
+
+func (c *cluster) node(mut ...func(*Options)) *node {
+	t := c.t
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{
+		Addr: c.redis.Addr(), DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1,
+	})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := store.New(rdb, 0)
+	reg := prometheus.NewRegistry()
+	log := zerolog.Nop()
+	s, err := state.New(st, state.Options{
+		MaxBody: 1 << 16,
+		Proxy:   proxy.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConnsPerHost: 64},
+		Auth:    auth.Options{CacheSize: 1000, TTL: time.Minute, NegativeCacheSize: 1000, NegativeTTL: time.Second, LookupTimeout: 200 * time.Millisecond},
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lim, err := limit.New(rdb, limit.Options{Timeout: 200 * time.Millisecond, StoreRetry: 50 * time.Millisecond}, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lim.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Listen: "127.0.0.1:0", Node: "n1", MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 16, MinKeyLength: 16,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
+	}
+	for _, m := range mut {
+		m(&opts)
+	}
+	rec := &recorder{}
+	srv, err := New(opts, s, lim, rec, reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = lim.Shutdown(ctx)
+	})
+	return &node{srv: srv, state: s, events: rec, reg: reg, url: "http://" + srv.Addr()}
+}
+
+// echo is an upstream answering with what it received.
+type echoed struct {
+	Path    string            `json:"path"`
+	Host    string            `json:"host"`
+	Headers map[string]string `json:"headers"`
+}
+
+func echoUpstream(t *testing.T) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e := echoed{Path: r.URL.RequestURI(), Host: r.Host, Headers: map[string]string{}}
+		for k := range r.Header {
+			e.Headers[k] = r.Header.Get(k)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(e)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+	echo   echoed
+	code   string
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func do(t testing.TB, method, url string, headers ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if strings.EqualFold(headers[i], "Host") {
+			req.Host = headers[i+1]
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	_ = json.Unmarshal(b, &out.echo)
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil {
+		out.code = e.Error.Code
+	}
+	return out
+}
+
+func keyFor(secret string, mut ...func(*model.Key)) *model.Key {
+	k := &model.Key{ID: "k-" + secret[:6], Hash: model.HashKey([]byte(secret)), CreatedAt: time.Now()}
+	for _, m := range mut {
+		m(k)
+	}
+	return k
+}
+
+func waitStatus(t *testing.T, want int, f func() int) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if got := f(); got != want {
+			return errors.New("status " + http.StatusText(got))
+		}
+		return nil
+	})
+}
