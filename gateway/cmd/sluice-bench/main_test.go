@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluicegw/sluice/gateway/internal/bench"
+)
+
+// TestQuickBenchEndToEnd runs the whole harness in --quick mode against the
+// built gateway binary (make build) and checks every scenario produced
+// figures. It takes about 20 seconds of both cores, so -short skips it.
+func TestQuickBenchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the load-test harness for ~20s; skipped with -short")
+	}
+	gw := filepath.Join(repoRoot(), "bin", "sluice-gateway")
+	if _, err := os.Stat(gw); err != nil {
+		t.Skipf("%s is not built (make build): skipping the end-to-end harness check", gw)
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"--quick", "--generator", "go", "--connections", "16",
+		"--gateway", gw, "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{bench.ScenUpstream, bench.ScenBareHop, bench.ScenKeyless, bench.ScenFull,
+		bench.ScenFullLease, bench.ScenBareHopHalf, bench.ScenFullHalf}
+	got := map[string]*bench.Result{}
+	for _, r := range rep.Results {
+		got[r.Name] = r
+	}
+	for _, name := range want {
+		r := got[name]
+		switch {
+		case r == nil:
+			t.Errorf("%s: missing from the report", name)
+		case r.Skipped != "":
+			t.Errorf("%s: skipped: %s", name, r.Skipped)
+		case r.Requests == 0 || r.RPS <= 0 || r.P99ms <= 0:
+			t.Errorf("%s: no figures: %+v", name, r)
+		case r.Errors > 0 || r.Non2xx > 0:
+			t.Errorf("%s: %d errors, %d non-2xx answers", name, r.Errors, r.Non2xx)
+		}
+	}
+	if full := got[bench.ScenFull]; full != nil && full.Redis.Scripts == 0 {
+		t.Errorf("%s made no Redis script call: the rate limit was not checked", bench.ScenFull)
+	}
+	if len(rep.Targets) != 3 {
+		t.Errorf("%d targets evaluated, want 3", len(rep.Targets))
+	}
+	if _, err := os.Stat(filepath.Join(out, "latency.svg")); err != nil {
+		t.Errorf("chart: %v", err)
+	}
+	t.Logf("\n%s", stdout.String())
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &out, &errb); code != 0 {
+		t.Errorf("--help exit %d", code)
+	}
+	if code := run(context.Background(), []string{"--bogus"}, &out, &errb); code != 2 {
+		t.Errorf("bad flag exit %d, want 2", code)
+	}
+}

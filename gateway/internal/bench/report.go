@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPUs         int    `json:"cpus"`
+	CPUModel     string `json:"cpu_model"`
+	GoVersion    string `json:"go_version"`
+	RedisVersion string `json:"redis_version"`
+}
+
+// Target is one of the goals the figures are held against.
+type Target struct {
+	Name  string  `json:"name"`
+	Goal  string  `json:"goal"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Met   bool    `json:"met"`
+	Note  string  `json:"note"`
+}
+
+// Report is a whole run.
+type Report struct {
+	Started   time.Time `json:"started"`
+	Machine   Machine   `json:"machine"`
+	Generator string    `json:"generator"`
+	Options   struct {
+		Duration    string `json:"duration"`
+		Warmup      string `json:"warmup"`
+		Concurrency int    `json:"concurrency"`
+		Threads     int    `json:"wrk_threads"`
+	} `json:"options"`
+	Results []*Result `json:"results"`
+	Targets []Target  `json:"targets"`
+	JSON    string    `json:"-"`
+	Chart   string    `json:"-"`
+}
+
+func newReport(opt Options, generator string, rdb *redis.Client) *Report {
+	rep := &Report{Started: time.Now().UTC(), Generator: generator}
+	rep.Options.Duration, rep.Options.Warmup = opt.Duration.String(), opt.Warmup.String()
+	rep.Options.Concurrency, rep.Options.Threads = opt.Concurrency, opt.Threads
+	rep.Machine = Machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version()}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+				rep.Machine.RedisVersion = v
+			}
+		}
+	}
+	return rep
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func (rep *Report) add(r *Result) { rep.Results = append(rep.Results, r) }
+
+func (rep *Report) find(name string) *Result {
+	for _, r := range rep.Results {
+		if r.Name == name && r.Skipped == "" {
+			return r
+		}
+	}
+	return nil
+}
+
+// finish computes the ratios to the bare hop and checks the targets.
+func (rep *Report) finish() {
+	bare := rep.find(ScenBareHop)
+	if bare != nil && bare.RPS > 0 {
+		for _, r := range rep.Results {
+			if r.Skipped == "" && r.Rate == 0 {
+				r.Ratio = r.RPS / bare.RPS
+			}
+		}
+	}
+	if full := rep.find(ScenFull); full != nil && bare != nil {
+		rep.Targets = append(rep.Targets, Target{
+			Name: "throughput", Goal: ">= 0.80 of the bare proxy hop", Value: full.Ratio, Unit: "x",
+			Met:  full.Ratio >= 0.8,
+			Note: fmt.Sprintf("%s %.0f req/s vs %s %.0f req/s", ScenFull, full.RPS, ScenBareHop, bare.RPS),
+		})
+	}
+	if full := rep.find(ScenFull); full != nil {
+		rep.Targets = append(rep.Targets, Target{
+			Name: "redis round trips", Goal: "<= 1.0 per request", Value: full.ScriptsPerReq, Unit: "scripts/req",
+			Met:  full.ScriptsPerReq <= 1.0 && full.CmdsPerReq <= 1.0,
+			Note: fmt.Sprintf("%.3f script calls and %.3f commands of any kind per request", full.ScriptsPerReq, full.CmdsPerReq),
+		})
+	}
+	if fh, bh := rep.find(ScenFullHalf), rep.find(ScenBareHopHalf); fh != nil && bh != nil {
+		added := fh.P99ms - bh.P99ms
+		rep.Targets = append(rep.Targets, Target{
+			Name: "p99 added latency at half peak", Goal: "< 1 ms over the bare hop", Value: added, Unit: "ms",
+			Met:  added < 1,
+			Note: fmt.Sprintf("p99 %.3f ms vs %.3f ms at %.0f req/s", fh.P99ms, bh.P99ms, fh.Rate),
+		})
+	}
+}
+
+func (rep *Report) write(dir string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	rep.JSON = filepath.Join(dir, "results.json")
+	if err := os.WriteFile(rep.JSON, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	rep.Chart = filepath.Join(dir, "latency.svg")
+	return os.WriteFile(rep.Chart, Chart(rep.Results), 0o644)
+}
+
+// WriteTable prints the results and the targets.
+func (rep *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "\nSluice benchmark: %d CPUs (%s), %s, Redis %s, generator %s, %d connections, %s per scenario\n\n",
+		rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.GoVersion, rep.Machine.RedisVersion,
+		rep.Generator, rep.Options.Concurrency, rep.Options.Duration)
+	row := "%-20s %-4s %9s %8s %8s %8s %7s %13s %11s %11s\n"
+	fmt.Fprintf(w, row, "scenario", "gen", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "redis cmd/req", "scripts/req", "vs bare hop")
+	for _, r := range rep.Results {
+		if r.Skipped != "" {
+			fmt.Fprintf(w, row, r.Name, "-", "-", "-", "-", "-", "-", "-", "-", "skipped")
+			continue
+		}
+		ratio := "-"
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		fmt.Fprintf(w, row, r.Name, r.Generator, fmt.Sprintf("%.0f", r.RPS), fmt.Sprintf("%.3f", r.P50ms),
+			fmt.Sprintf("%.3f", r.P99ms), fmt.Sprint(r.Non2xx), fmt.Sprint(r.Errors),
+			fmt.Sprintf("%.3f", r.CmdsPerReq), fmt.Sprintf("%.3f", r.ScriptsPerReq), ratio)
+	}
+	for _, r := range rep.Results {
+		if r.Skipped != "" {
+			fmt.Fprintf(w, "  %s skipped: %s\n", r.Name, r.Skipped)
+		}
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(w, "\nTargets:")
+		for _, t := range rep.Targets {
+			verdict := "MET"
+			if !t.Met {
+				verdict = "MISSED"
+			}
+			fmt.Fprintf(w, "  %-6s %-32s %8.3f %-11s goal %s (%s)\n", verdict, t.Name, t.Value, t.Unit, t.Goal, t.Note)
+		}
+	}
+	if rep.JSON != "" {
+		fmt.Fprintf(w, "\nResults: %s\nChart:   %s\n", rep.JSON, rep.Chart)
+	}
+}

@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// probeRate is the rate of the latency probe that runs beside wrk, whose
+// summary has no per-second latencies.
+const probeRate = 20
+
+// Point is one second of a scenario.
+type Point struct {
+	Second int     `json:"second"`
+	RPS    float64 `json:"rps"` // requests the upstream served in that second
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+}
+
+// Result is what one scenario measured.
+type Result struct {
+	Name          string  `json:"name"`
+	Desc          string  `json:"description"`
+	URL           string  `json:"url"`
+	Generator     string  `json:"generator"`
+	Concurrency   int     `json:"concurrency"`
+	Rate          float64 `json:"target_rate,omitempty"`
+	Seconds       float64 `json:"seconds"`
+	Requests      int64   `json:"requests"`
+	RPS           float64 `json:"rps"`
+	P50ms         float64 `json:"p50_ms"`
+	P90ms         float64 `json:"p90_ms"`
+	P99ms         float64 `json:"p99_ms"`
+	P999ms        float64 `json:"p999_ms"`
+	MaxMs         float64 `json:"max_ms"`
+	Non2xx        int64   `json:"non_2xx"`
+	Errors        int64   `json:"errors"`
+	Redis         Delta   `json:"redis"`
+	CmdsPerReq    float64 `json:"redis_commands_per_request"`
+	ScriptsPerReq float64 `json:"redis_scripts_per_request"`
+	Ratio         float64 `json:"ratio_to_bare_hop,omitempty"`
+	LatencySource string  `json:"latency_series_source,omitempty"`
+	Series        []Point `json:"series,omitempty"`
+	Skipped       string  `json:"skipped,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (r *run) scenario(ctx context.Context, s scenario) *Result {
+	res := &Result{Name: s.name, Desc: s.desc, URL: s.url, Concurrency: r.opt.Concurrency, Rate: s.rate}
+	useWrk := r.wrk != "" && s.rate == 0
+	res.Generator = "go"
+	if useWrk {
+		res.Generator = "wrk"
+	}
+	skip := func(err error) *Result {
+		res.Skipped = err.Error()
+		fmt.Fprintf(r.out, "%-20s skipped: %s\n", s.name, res.Skipped)
+		return res
+	}
+	if s.gateway && r.gwErr != nil {
+		return skip(fmt.Errorf("no gateway: %w", r.gwErr))
+	}
+	if err := r.check(ctx, s); err != nil {
+		return skip(err)
+	}
+	load := Load{URL: s.url, Headers: s.headers, Concurrency: r.opt.Concurrency, Rate: s.rate, MaxRequests: r.opt.MaxRequests}
+	fmt.Fprintf(r.out, "%-20s %s\n", s.name, s.desc)
+	if r.opt.Warmup > 0 {
+		w := load
+		w.Duration = r.opt.Warmup
+		if useWrk {
+			w.Duration = max(w.Duration, time.Second)
+			if _, err := RunWrk(ctx, r.wrk, r.opt.OutDir, r.opt.Threads, w); err != nil {
+				return skip(err)
+			}
+		} else {
+			_ = Generate(ctx, w, NewRecorder(time.Now(), w.Duration))
+		}
+	}
+	before, err := ReadCommandStats(ctx, r.rdb)
+	if err != nil {
+		return skip(err)
+	}
+	load.Duration = r.opt.Duration
+	start := time.Now()
+	rec := NewRecorder(start, load.Duration)
+	stopProgress := r.progress(s.name, load.Duration)
+	var extra int64 // probe requests, which Redis also saw
+	if useWrk {
+		var wg sync.WaitGroup
+		pctx, cancel := context.WithCancel(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			probe := load
+			probe.Concurrency, probe.Rate = 1, probeRate
+			_ = Generate(pctx, probe, rec)
+		}()
+		wr, err := RunWrk(ctx, r.wrk, r.opt.OutDir, r.opt.Threads, load)
+		cancel()
+		wg.Wait()
+		if err != nil {
+			stopProgress()
+			return skip(err)
+		}
+		res.Seconds = float64(wr.DurationUS) / 1e6
+		res.Requests = wr.Requests
+		res.Non2xx, res.Errors = wr.Status, wr.Errors()
+		res.P50ms, res.P90ms, res.P99ms = float64(wr.P50)/1e3, float64(wr.P90)/1e3, float64(wr.P99)/1e3
+		res.P999ms, res.MaxMs = float64(wr.P999)/1e3, float64(wr.Max)/1e3
+		res.LatencySource = fmt.Sprintf("probe at %d req/s beside wrk", probeRate)
+		ok, non, errs := rec.Counts()
+		extra = ok + non + errs
+	} else {
+		_ = Generate(ctx, load, rec)
+		res.Seconds = time.Since(start).Seconds()
+		ok, non, errs := rec.Counts()
+		res.Requests, res.Non2xx, res.Errors = ok+non+errs, non, errs
+		h := rec.Total()
+		res.P50ms, res.P90ms, res.P99ms = ms(h.Quantile(.5)), ms(h.Quantile(.9)), ms(h.Quantile(.99))
+		res.P999ms, res.MaxMs = ms(h.Quantile(.999)), ms(h.Max())
+		res.LatencySource = "every request"
+	}
+	perSecond := stopProgress()
+	after, err := ReadCommandStats(ctx, r.rdb)
+	if err != nil {
+		return skip(err)
+	}
+	res.Redis = after.Sub(before)
+	if res.Seconds > 0 {
+		res.RPS = float64(res.Requests) / res.Seconds
+	}
+	if n := res.Requests + extra; n > 0 {
+		res.CmdsPerReq = float64(res.Redis.Commands) / float64(n)
+		res.ScriptsPerReq = float64(res.Redis.Scripts) / float64(n)
+	}
+	for i, rps := range perSecond {
+		p := Point{Second: i + 1, RPS: rps}
+		if i < rec.Seconds() {
+			h := rec.Second(i)
+			p.P50ms, p.P99ms = ms(h.Quantile(.5)), ms(h.Quantile(.99))
+		}
+		res.Series = append(res.Series, p)
+	}
+	return res
+}
+
+// progress prints one line per second with the requests the upstream
+// served, until the returned function is called; that returns the
+// per-second rates.
+func (r *run) progress(name string, d time.Duration) func() []float64 {
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var rates []float64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last, lastAt := r.upstream.Load(), time.Now()
+		for i := 1; ; i++ {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				n := r.upstream.Load()
+				rate := float64(n-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = n, now
+				mu.Lock()
+				rates = append(rates, rate)
+				mu.Unlock()
+				fmt.Fprintf(r.out, "  %-20s %3ds/%ds %9.0f req/s\n", name, i, int(d/time.Second), rate)
+			}
+		}
+	}()
+	return func() []float64 {
+		close(done)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return rates
+	}
+}
