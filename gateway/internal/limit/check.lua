@@ -3,7 +3,9 @@
 -- KEYS: every counter the batch touches, each once; all share the API's hash
 -- tag (store.CounterPrefix), so the script runs on one Redis Cluster slot.
 --
--- ARGV[1]: number of decisions. Then, per decision:
+-- ARGV[1]: integers separated by single spaces (one argument, so the
+-- client sends and Redis parses one string per batch): the number of
+-- decisions, then per decision:
 --   nrules, nquotas,
 --   per rule:  key index, period (us), rate, burst, shadow (0|1)
 --   per quota: key index, max, renewal (ms)
@@ -54,20 +56,25 @@ local function load_quota(k)
   return v
 end
 
+local ARGS = {}
+for v in string.gmatch(ARGV[1], '%S+') do
+  ARGS[#ARGS + 1] = tonumber(v)
+end
+
 local out = {}
 local a = 2
 local rk, rtat, rshadow, rok = {}, {}, {}, {}
 local qk, qmax, qren = {}, {}, {}
-for _ = 1, tonumber(ARGV[1]) do
-  local nr, nq = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+for _ = 1, ARGS[1] do
+  local nr, nq = ARGS[a], ARGS[a + 1]
   a = a + 2
   local allowed, reason, shadowed = 1, 0, 0
   local best, bestrem, bestreset, retry = 0, -1, 0, 0
   for i = 1, nr do
-    local k = tonumber(ARGV[a])
-    local T = tonumber(ARGV[a + 1]) / tonumber(ARGV[a + 2])
-    local tau = T * tonumber(ARGV[a + 3])
-    local shadow = ARGV[a + 4] == '1'
+    local k = ARGS[a]
+    local T = ARGS[a + 1] / ARGS[a + 2]
+    local tau = T * ARGS[a + 3]
+    local shadow = ARGS[a + 4] == 1
     a = a + 5
     local tat = load_rule(k)
     if tat < now then tat = now end
@@ -95,7 +102,7 @@ for _ = 1, tonumber(ARGV[1]) do
     end
   end
   for j = 1, nq do
-    local k, max, ren = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]) * 1000
+    local k, max, ren = ARGS[a], ARGS[a + 1], ARGS[a + 2] * 1000
     a = a + 3
     local c = load_quota(k)
     local ends = qexp[k] or (now + ren)

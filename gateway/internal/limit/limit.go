@@ -30,6 +30,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ type batch struct {
 	calls  []*call
 	keys   []string
 	keyIdx map[string]int
-	args   []any
+	args   []byte // ARGV[1]: space-separated integers
 	kb     []byte
 }
 
@@ -268,7 +269,7 @@ func (l *Limiter) exec(b *batch) {
 	if !l.storeDown() {
 		l.encode(b)
 		ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-		res, err = l.script.Run(ctx, l.rdb, b.keys, b.args...).Int64Slice()
+		res, err = l.script.Run(ctx, l.rdb, b.keys, b.args).Int64Slice()
 		cancel()
 		l.scriptCalls.Add(1)
 		l.scriptDecisions.Add(uint64(len(b.calls)))
@@ -300,23 +301,30 @@ var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
 func (l *Limiter) encode(b *batch) {
 	b.keys, b.args = b.keys[:0], b.args[:0]
 	clear(b.keyIdx)
-	b.args = append(b.args, len(b.calls))
+	b.args = strconv.AppendInt(b.args, int64(len(b.calls)), 10)
 	for _, cl := range b.calls {
 		req := cl.req
-		b.args = append(b.args, len(req.Rules), len(req.Quotas))
+		b.arg(int64(len(req.Rules)), int64(len(req.Quotas)))
 		for i := range req.Rules {
 			r := &req.Rules[i]
-			shadow := 0
+			shadow := int64(0)
 			if r.Limit.Shadow {
 				shadow = 1
 			}
-			b.args = append(b.args, b.key(req.APIID, r.Key), r.Limit.Per.D().Microseconds(),
+			b.arg(int64(b.key(req.APIID, r.Key)), r.Limit.Per.D().Microseconds(),
 				r.Limit.Rate, r.Limit.EffectiveBurst(), shadow)
 		}
 		for i := range req.Quotas {
 			q := &req.Quotas[i]
-			b.args = append(b.args, b.key(req.APIID, q.Key), q.Quota.Max, q.Quota.Renewal.D().Milliseconds())
+			b.arg(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds())
 		}
+	}
+}
+
+// arg appends integers to ARGV[1].
+func (b *batch) arg(vs ...int64) {
+	for _, v := range vs {
+		b.args = strconv.AppendInt(append(b.args, ' '), v, 10)
 	}
 }
 
