@@ -77,7 +77,16 @@ func (f *File) CheckAgainst(cur *File, prune bool) validation.Errors {
 		}
 	}
 	if len(kept) > 0 {
-		errs = append(errs, clashes(f.APIs, "apis", kept)...)
+		// Clashes among the file's own APIs are Validate's to report.
+		own := map[validation.Problem]bool{}
+		for _, p := range clashes(f.APIs, "apis", nil) {
+			own[p] = true
+		}
+		for _, p := range clashes(f.APIs, "apis", kept) {
+			if !own[p] {
+				errs = append(errs, p)
+			}
+		}
 	}
 	for i, pol := range f.Policies {
 		for j, ar := range pol.Access {
