@@ -3,8 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
-	"os"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,7 +157,7 @@ func TestApplyRefusesInvalidFile(t *testing.T) {
 		}},
 	}
 	files := map[string]string{
-		"unknown fields": "apis:\n  - id: a\n    listen_path: /a/\n    upstream: {target: x}\n    auth: {mode: keyless}\npolicies:\n  - id: p\n    acess: []\n",
+		"unknown fields":               "apis:\n  - id: a\n    listen_path: /a/\n    upstream: {target: x}\n    auth: {mode: keyless}\npolicies:\n  - id: p\n    acess: []\n",
 		"clash with a stored API kept": "apis:\n  - id: c\n    listen_path: /b/\n    upstream: {targets: ['http://127.0.0.1:1']}\n    auth: {mode: keyless}\n",
 		"unknown API once pruned":      "policies:\n  - id: p\n    access: [{api: b}]\n",
 	}
