@@ -167,7 +167,7 @@ start_cluster() {
   SYNCER=0
   if [ -x "$BIN/sluice-syncer" ]; then
     start syncer env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
-      "$BIN/sluice-syncer" --insecure-dev
+      "$BIN/sluice-syncer" --insecure-dev --listen 127.0.0.1:9090
     SYNCER=1
   else
     warn "$BIN/sluice-syncer is not built: skipping the syncer (admin API)"
@@ -175,7 +175,7 @@ start_cluster() {
   ANALYTICS=0
   if [ -x "$BIN/sluice-analytics" ]; then
     start analytics env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
-      "$BIN/sluice-analytics"
+      "$BIN/sluice-analytics" --listen 127.0.0.1:9091
     ANALYTICS=1
   else
     warn "$BIN/sluice-analytics is not built: skipping the analytics worker"
@@ -217,7 +217,8 @@ EOF
   $BIN/sluicectl apis list
   $BIN/sluicectl keys list
   $BIN/sluicectl nodes
-  $BIN/sluicectl export
+  $BIN/sluicectl status
+  $BIN/sluicectl export > sluice.yaml   # then edit and: $BIN/sluicectl apply -f sluice.yaml
 EOF
     fi
   fi
