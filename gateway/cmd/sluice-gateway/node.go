@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/ops"
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/server"
+	"github.com/sluicegw/sluice/gateway/internal/state"
+	"github.com/sluicegw/sluice/gateway/internal/usage"
+	"github.com/sluicegw/sluice/pkg/store"
+)
+
+// component is what the node starts and stops, in order.
+type component interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// node is one gateway node wired from its configuration.
+type node struct {
+	cfg     config.Config
+	log     zerolog.Logger
+	rdb     *redis.Client
+	nc      *nats.Conn
+	state   *state.State
+	server  *server.Server
+	ops     *ops.Server
+	started []component
+	order   []component // start order; shutdown runs it backwards
+}
+
+func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
+	n := &node{cfg: cfg, log: log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.rdb = redis.NewClient(&redis.Options{
+		Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB, PoolSize: cfg.Redis.PoolSize,
+		DialTimeout: cfg.Redis.DialTimeout, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+		MaxRetries: -1,
+	})
+	st, err := state.New(store.New(n.rdb, 0), state.Options{
+		MaxBody: int(cfg.Proxy.MaxBodyBytes),
+		Proxy: proxy.Options{
+			ConnectTimeout: cfg.Proxy.ConnectTimeout, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
+			MaxConnsPerHost: cfg.Proxy.MaxConnsPerHost, MaxResponseBodySize: int(cfg.Proxy.MaxBodyBytes),
+		},
+		Auth: auth.Options{
+			CacheSize: cfg.Auth.SessionCacheSize, TTL: cfg.Auth.SessionTTL, NegativeCacheSize: cfg.Auth.NegativeCacheSize,
+			NegativeTTL: cfg.Auth.NegativeTTL, LookupTimeout: cfg.Auth.LookupTimeout,
+		},
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	n.state = st
+	lim, err := limit.New(n.rdb, cfg.Limits, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	// NATS: reconnect forever; a node whose NATS is down at start still
+	// serves, and the usage buffer holds (then drops, counted) events.
+	n.nc, err = nats.Connect(cfg.NATS.URL, nats.Name("sluice-gateway "+cfg.NodeID), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	pub, err := usage.New(n.nc, cfg.NodeID, cfg.Usage, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	n.server, err = server.New(server.Options{
+		Listen: cfg.Listen, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
+		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
+		IdleTimeout: cfg.Proxy.ClientIdleTimeout,
+	}, st, lim, pub, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_config_version", Help: "Config version applied by this node.",
+	}, func() float64 { return float64(st.Version()) }))
+	n.ops = ops.New(cfg.OpsListen, n.ready, reg, log)
+	// Start order: state loads (in the background), limiter, usage, ops,
+	// traffic last. Shutdown stops traffic first (drain), then flushes usage.
+	// Config sync (internal/sync) joins this list once it exists.
+	n.order = []component{st, lim, pub, n.ops, n.server}
+	return n, nil
+}
+
+// ready is /ready: config loaded and Redis answering.
+func (n *node) ready(ctx context.Context) error {
+	if !n.state.Loaded() {
+		return errors.New("configuration not loaded yet")
+	}
+	if err := n.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Start starts every component in order.
+func (n *node) Start(ctx context.Context) error {
+	for _, c := range n.order {
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+		n.started = append(n.started, c)
+	}
+	return nil
+}
+
+// Shutdown stops the started components in reverse order, then closes the
+// connections.
+func (n *node) Shutdown(ctx context.Context) error {
+	var errs []error
+	for i := len(n.started) - 1; i >= 0; i-- {
+		if err := n.started[i].Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.started = nil
+	if n.nc != nil {
+		n.nc.Close()
+	}
+	_ = n.rdb.Close()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,235 @@
+// Package config is the gateway's configuration: one YAML file, every field
+// overridable by an environment variable (SLUICE_<YAML_PATH>, see
+// pkg/config), defaults in Default, every problem reported by Validate.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/usage"
+	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/logging"
+	"github.com/sluicegw/sluice/pkg/validation"
+)
+
+// Config is the gateway node's configuration.
+type Config struct {
+	// NodeID names the node in usage events and heartbeats; default:
+	// hostname plus a short random suffix.
+	NodeID string `yaml:"node_id"`
+	// Listen is the traffic address (default ":8080").
+	Listen string `yaml:"listen"`
+	// OpsListen serves /health, /ready and /metrics (default ":9080").
+	OpsListen string `yaml:"ops_listen"`
+	// ShutdownTimeout bounds the drain of in-flight requests and the flush
+	// of usage events on SIGINT/SIGTERM (default 15s).
+	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
+	Redis           Redis          `yaml:"redis"`
+	NATS            NATS           `yaml:"nats"`
+	Limits          limit.Options  `yaml:"limits"`
+	Usage           usage.Options  `yaml:"usage"`
+	Sync            Sync           `yaml:"sync"`
+	Proxy           Proxy          `yaml:"proxy"`
+	Auth            Auth           `yaml:"auth"`
+	Log             logging.Config `yaml:"log"`
+}
+
+// Redis is the connection to the shared store.
+type Redis struct {
+	Addr     string `yaml:"addr"`     // default "127.0.0.1:6379"
+	Password string `yaml:"password"` // default none
+	DB       int    `yaml:"db"`       // default 0
+	// PoolSize is the most connections (0: go-redis default, 10 per CPU).
+	PoolSize    int           `yaml:"pool_size"`
+	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
+}
+
+// NATS is the connection for usage events and config sync.
+type NATS struct {
+	URL string `yaml:"url"` // default "nats://127.0.0.1:4222"; reconnects forever
+}
+
+// Sync tunes how the node follows config changes.
+type Sync struct {
+	CheckInterval     time.Duration `yaml:"check_interval"`     // periodic version check, default 5s
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"` // default 2s
+}
+
+// Proxy bounds requests and sets upstream defaults (an API's own upstream
+// timeouts win).
+type Proxy struct {
+	// MaxBodyBytes bounds request and response bodies (default 10 MiB); an
+	// API's max_body_bytes can lower it for that API, never raise it.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line plus headers; larger get 431
+	// (default 8192).
+	MaxHeaderBytes  int           `yaml:"max_header_bytes"`
+	ConnectTimeout  time.Duration `yaml:"connect_timeout"`    // default 2s
+	ReadTimeout     time.Duration `yaml:"read_timeout"`       // default 30s
+	WriteTimeout    time.Duration `yaml:"write_timeout"`      // default 30s
+	MaxConnsPerHost int           `yaml:"max_conns_per_host"` // default 1024
+	// ClientIdleTimeout closes idle client keep-alive connections (default 60s).
+	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
+}
+
+// Auth tunes API key authentication.
+type Auth struct {
+	// MinKeyLength: shorter keys get 401 without a store lookup (default 16).
+	MinKeyLength int `yaml:"min_key_length"`
+	// SessionCacheSize bounds the cached sessions (default 100000).
+	SessionCacheSize int `yaml:"session_cache_size"`
+	// SessionTTL bounds how long a cached session is used without re-reading
+	// the key, should a sync event be missed (default 30s).
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// NegativeCacheSize bounds the remembered unknown key hashes (default 10000).
+	NegativeCacheSize int `yaml:"negative_cache_size"`
+	// NegativeTTL is how long an unknown key hash is answered 401 without a
+	// store lookup (default 5s).
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// LookupTimeout bounds one key lookup in Redis (default 50ms).
+	LookupTimeout time.Duration `yaml:"lookup_timeout"`
+}
+
+// Default returns the configuration with every default set.
+func Default() Config {
+	return Config{
+		Listen:          ":8080",
+		OpsListen:       ":9080",
+		ShutdownTimeout: 15 * time.Second,
+		Redis:           Redis{Addr: "127.0.0.1:6379", DialTimeout: time.Second},
+		NATS:            NATS{URL: "nats://127.0.0.1:4222"},
+		Limits:          limit.Options{}.WithDefaults(),
+		Usage:           usage.Options{}.WithDefaults(),
+		Sync:            Sync{CheckInterval: 5 * time.Second, HeartbeatInterval: 2 * time.Second},
+		Proxy: Proxy{
+			MaxBodyBytes: 10 << 20, MaxHeaderBytes: 8192, ConnectTimeout: 2 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxConnsPerHost: 1024,
+			ClientIdleTimeout: 60 * time.Second,
+		},
+		Auth: Auth{
+			MinKeyLength: 16, SessionCacheSize: 100000, SessionTTL: 30 * time.Second,
+			NegativeCacheSize: 10000, NegativeTTL: 5 * time.Second, LookupTimeout: 50 * time.Millisecond,
+		},
+		Log: logging.Default(),
+	}
+}
+
+// Load returns the defaults overlaid with the YAML file at path (none when
+// empty) and then the SLUICE_* environment. It does not validate.
+func Load(path string) (Config, error) {
+	c := Default()
+	if err := pkgconfig.Load(path, &c); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Vars lists the environment variables that set configuration fields.
+func Vars() []pkgconfig.Var {
+	c := Default()
+	return pkgconfig.Vars(pkgconfig.Prefix, &c)
+}
+
+// ResolveNodeID fills NodeID when it is empty: hostname plus a random suffix.
+func (c *Config) ResolveNodeID() {
+	if c.NodeID != "" {
+		return
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "gateway"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	c.NodeID = host + "-" + hex.EncodeToString(b[:])
+}
+
+// Validate returns every problem, each with its field path.
+func (c *Config) Validate() validation.Errors {
+	var errs validation.Errors
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		errs.Add("node_id", "must be letters, digits, '_' or '-' (it is part of NATS subjects)")
+	}
+	checkAddr(&errs, "listen", c.Listen)
+	checkAddr(&errs, "ops_listen", c.OpsListen)
+	if c.Listen != "" && c.Listen == c.OpsListen {
+		errs.Add("ops_listen", "must differ from listen")
+	}
+	positive(&errs, "shutdown_timeout", c.ShutdownTimeout)
+	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+		errs.Add("redis.addr", "must be host:port, got %q", c.Redis.Addr)
+	}
+	if c.Redis.DB < 0 {
+		errs.Add("redis.db", "must not be negative")
+	}
+	if c.Redis.PoolSize < 0 {
+		errs.Add("redis.pool_size", "must not be negative")
+	}
+	positive(&errs, "redis.dial_timeout", c.Redis.DialTimeout)
+	if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
+		errs.Add("nats.url", "must be a URL like nats://127.0.0.1:4222, got %q", c.NATS.URL)
+	}
+	errs.Merge("limits", c.Limits.Validate())
+	errs.Merge("usage", c.Usage.Validate())
+	positive(&errs, "sync.check_interval", c.Sync.CheckInterval)
+	positive(&errs, "sync.heartbeat_interval", c.Sync.HeartbeatInterval)
+	if c.Proxy.MaxBodyBytes <= 0 || c.Proxy.MaxBodyBytes > 1<<31-1 {
+		errs.Add("proxy.max_body_bytes", "must be between 1 and 2147483647")
+	}
+	if c.Proxy.MaxHeaderBytes < 1024 || c.Proxy.MaxHeaderBytes > 1<<20 {
+		errs.Add("proxy.max_header_bytes", "must be between 1024 and 1048576")
+	}
+	positive(&errs, "proxy.connect_timeout", c.Proxy.ConnectTimeout)
+	positive(&errs, "proxy.read_timeout", c.Proxy.ReadTimeout)
+	positive(&errs, "proxy.write_timeout", c.Proxy.WriteTimeout)
+	positive(&errs, "proxy.client_idle_timeout", c.Proxy.ClientIdleTimeout)
+	if c.Proxy.MaxConnsPerHost <= 0 {
+		errs.Add("proxy.max_conns_per_host", "must be positive")
+	}
+	if c.Auth.MinKeyLength < 1 || c.Auth.MinKeyLength > 1024 {
+		errs.Add("auth.min_key_length", "must be between 1 and 1024")
+	}
+	if c.Auth.SessionCacheSize <= 0 {
+		errs.Add("auth.session_cache_size", "must be positive")
+	}
+	if c.Auth.NegativeCacheSize <= 0 {
+		errs.Add("auth.negative_cache_size", "must be positive")
+	}
+	positive(&errs, "auth.session_ttl", c.Auth.SessionTTL)
+	positive(&errs, "auth.negative_ttl", c.Auth.NegativeTTL)
+	positive(&errs, "auth.lookup_timeout", c.Auth.LookupTimeout)
+	if err := c.Log.Validate(); err != nil {
+		errs.Add("", "%v", err)
+	}
+	return errs
+}
+
+func positive(errs *validation.Errors, field string, d time.Duration) {
+	if d <= 0 {
+		errs.Add(field, "must be a positive duration, like 500ms or 5s")
+	}
+}
+
+func checkAddr(errs *validation.Errors, field, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		errs.Add(field, "must be [host]:port, like :8080, got %q", addr)
+	}
+}
+
+func validNodeID(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
