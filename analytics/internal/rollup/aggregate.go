@@ -3,6 +3,7 @@ package rollup
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"hash"
 )
 
@@ -30,6 +31,9 @@ type APIBatch struct {
 	IDs  []string
 	// Done are messages already recorded (duplicates), to acknowledge.
 	Done []int
+	// Repeated counts the events of messages left out because an earlier
+	// message of the batch had the same identity.
+	Repeated int64
 	// Bad are the indexes of messages that could not be decoded (left out).
 	Bad     []int
 	BadErrs []error
@@ -51,23 +55,33 @@ func MinuteOf(ns int64) int64 {
 
 // Build aggregates the messages data[i] for i in idx, all of API api.
 // Events of a minute <= cutoff (Unix ms) are counted as late. A message that
-// does not decode is left out whole and reported in Bad.
+// does not decode is left out whole and reported in Bad; a message with the
+// identity of an earlier one in idx is left out and listed in Done.
 func Build(api string, data [][]byte, idx []int, cutoff int64) *APIBatch {
 	h := sha256.New()
-	var bad []int
+	var skip, bad, done []int
 	var badErrs []error
+	var repeated int64
 	for {
-		b, failed, err := build(api, data, idx, cutoff, h, bad)
-		if err == nil {
-			b.Bad, b.BadErrs = bad, badErrs
+		b, failed, n, err := build(api, data, idx, cutoff, h, skip)
+		switch {
+		case err == errRepeated:
+			done = append(done, failed)
+			repeated += n
+		case err != nil:
+			bad = append(bad, failed)
+			badErrs = append(badErrs, err)
+		default:
+			b.Bad, b.BadErrs, b.Done, b.Repeated = bad, badErrs, done, repeated
 			return b
 		}
-		bad = append(bad, failed)
-		badErrs = append(badErrs, err)
+		skip = append(skip, failed)
 	}
 }
 
-func build(api string, data [][]byte, idx []int, cutoff int64, h hash.Hash, skip []int) (*APIBatch, int, error) {
+var errRepeated = errors.New("repeated message")
+
+func build(api string, data [][]byte, idx []int, cutoff int64, h hash.Hash, skip []int) (*APIBatch, int, int64, error) {
 	b := &APIBatch{API: api, Minutes: make(map[int64]*Minute, 2)}
 	var sum [sha256.Size]byte
 	for _, i := range idx {
@@ -83,13 +97,19 @@ func build(api string, data [][]byte, idx []int, cutoff int64, h hash.Hash, skip
 			b.add(ev, cutoff)
 		})
 		if err != nil {
-			return nil, i, err
+			return nil, i, 0, err
+		}
+		id := hex.EncodeToString(h.Sum(sum[:0])[:16])
+		for _, seen := range b.IDs {
+			if seen == id {
+				return nil, i, n, errRepeated
+			}
 		}
 		b.Events += n
 		b.Msgs = append(b.Msgs, i)
-		b.IDs = append(b.IDs, hex.EncodeToString(h.Sum(sum[:0])[:16]))
+		b.IDs = append(b.IDs, id)
 	}
-	return b, 0, nil
+	return b, 0, 0, nil
 }
 
 func contains(s []int, v int) bool {

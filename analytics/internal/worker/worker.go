@@ -227,6 +227,7 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 			w.log.Warn().Err(b.BadErrs[j]).Str("subject", msgs[i].Subject()).Msg("malformed usage batch terminated")
 			_ = msgs[i].Term()
 		}
+		w.m.duplicates.Add(float64(b.Repeated))
 		batches = append(batches, b)
 	}
 	failed := w.record(ctx, data, batches, cutoff)
@@ -303,8 +304,8 @@ func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int, cutoff i
 		}
 	}
 	nb := rollup.Build(b.API, data, keep, cutoff)
-	nb.Done = done
-	w.m.duplicates.Add(float64(b.Events - nb.Events))
+	nb.Done = append(done, nb.Done...)
+	w.m.duplicates.Add(float64(b.Events - nb.Events - nb.Repeated))
 	return nb
 }
 
