@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +41,7 @@ type point struct {
 func cmdUsage(ctx context.Context, r *run, args []string) error {
 	fs := r.flagSet("usage", "", "Show requests per step (counts by status class, limited, bytes, latency percentiles) from the analytics query API (GET /v1/usage), then the top consumers over the same range (GET /v1/usage/top).")
 	fs.StringVar(&r.g.analytics, "analytics", r.g.analytics, "analytics query API address (env SLUICE_ANALYTICS_URL)")
+	token := fs.String("analytics-token", r.env.Getenv("SLUICE_ANALYTICS_TOKEN"), "bearer token of the analytics API, if it requires one (env SLUICE_ANALYTICS_TOKEN)")
 	api := fs.String("api", "", "only this API id")
 	key := fs.String("key", "", "only this key hash")
 	from := fs.String("from", "", "start: RFC 3339, Unix seconds or a duration before now like -1h (default: one hour before --to)")
@@ -62,7 +62,7 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 	default:
 		return usageErrorf("usage: --top %q: use key, api, endpoint or none", *top)
 	}
-	c, err := newClient(r.g.analytics, r.g.token, r.env.HTTPClient)
+	c, err := newClient(r.g.analytics, *token, r.env.HTTPClient)
 	if err != nil {
 		return err
 	}
@@ -105,114 +105,56 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 	return printTop(r.env.Stdout, topRaw)
 }
 
-// listIn returns the list a query answer holds: the answer itself when it
-// is a list, else its first list field among names.
-func listIn(raw json.RawMessage, names ...string) ([]json.RawMessage, error) {
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil {
-		return list, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("decode usage answer: %w", err)
-	}
-	for _, n := range names {
-		if v, ok := obj[n]; ok && json.Unmarshal(v, &list) == nil {
-			return list, nil
-		}
-	}
-	return nil, fmt.Errorf("decode usage answer: no %s list in it", strings.Join(names, " or "))
+// usageAnswer is the body of GET /v1/usage.
+type usageAnswer struct {
+	Series []point `json:"series"`
+	Totals *point  `json:"totals"`
+}
+
+// topAnswer is the body of GET /v1/usage/top.
+type topAnswer struct {
+	By    string `json:"by"`
+	Items []struct {
+		Name string `json:"name"`
+		API  string `json:"api"`
+		point
+	} `json:"items"`
+}
+
+var pointHeader = []string{"REQUESTS", "2XX", "3XX", "4XX", "5XX", "LIMITED", "BYTES IN", "BYTES OUT", "P50 MS", "P95 MS", "P99 MS"}
+
+func (p *point) cells() []string {
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	return []string{i(p.Requests), i(p.Status.S2xx), i(p.Status.S3xx), i(p.Status.S4xx), i(p.Status.S5xx),
+		i(p.Limited), i(p.BytesIn), i(p.BytesOut), f(p.P50), f(p.P95), f(p.P99)}
 }
 
 func printSeries(w io.Writer, raw json.RawMessage) error {
-	items, err := listIn(raw, "points", "series", "items")
-	if err != nil {
-		return err
+	var ans usageAnswer
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return fmt.Errorf("decode usage answer: %w", err)
 	}
-	rows := make([][]string, 0, len(items))
-	for _, it := range items {
-		var p point
-		if err := json.Unmarshal(it, &p); err != nil {
-			return fmt.Errorf("decode usage point: %w", err)
-		}
-		i := strconv.FormatInt
-		f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-		rows = append(rows, []string{p.T.UTC().Format(time.RFC3339), i(p.Requests, 10),
-			i(p.Status.S2xx, 10), i(p.Status.S3xx, 10), i(p.Status.S4xx, 10), i(p.Status.S5xx, 10),
-			i(p.Limited, 10), i(p.BytesIn, 10), i(p.BytesOut, 10), f(p.P50), f(p.P95), f(p.P99)})
+	rows := make([][]string, 0, len(ans.Series)+1)
+	for _, p := range ans.Series {
+		rows = append(rows, append([]string{p.T.UTC().Format(time.RFC3339)}, p.cells()...))
 	}
-	return table(w, []string{"TIME", "REQUESTS", "2XX", "3XX", "4XX", "5XX", "LIMITED", "BYTES IN", "BYTES OUT", "P50 MS", "P95 MS", "P99 MS"}, rows)
+	if ans.Totals != nil {
+		rows = append(rows, append([]string{"TOTAL"}, ans.Totals.cells()...))
+	}
+	return table(w, append([]string{"TIME"}, pointHeader...), rows)
 }
 
-// printTop writes the top consumers as a table whose columns are the
-// fields of the entries (nested objects flattened as a.b), known ones first.
 func printTop(w io.Writer, raw json.RawMessage) error {
-	items, err := listIn(raw, "items", "top")
-	if err != nil {
-		return err
+	var ans topAnswer
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return fmt.Errorf("decode top answer: %w", err)
 	}
-	var flat []map[string]string
-	cols := map[string]bool{}
-	for _, it := range items {
-		var v any
-		if err := json.Unmarshal(it, &v); err != nil {
-			return fmt.Errorf("decode top entry: %w", err)
-		}
-		m := map[string]string{}
-		flattenValue(m, "", v)
-		for k := range m {
-			cols[k] = true
-		}
-		flat = append(flat, m)
+	rows := make([][]string, 0, len(ans.Items))
+	for _, it := range ans.Items {
+		rows = append(rows, append([]string{it.Name, it.API}, it.cells()...))
 	}
-	order := map[string]int{"id": 1, "key": 2, "api": 3, "endpoint": 4, "requests": 5, "errors": 6, "limited": 7}
-	header := make([]string, 0, len(cols))
-	for k := range cols {
-		header = append(header, k)
-	}
-	sort.Slice(header, func(i, j int) bool {
-		oi, oj := order[header[i]], order[header[j]]
-		if oi == 0 {
-			oi = 100
-		}
-		if oj == 0 {
-			oj = 100
-		}
-		if oi != oj {
-			return oi < oj
-		}
-		return header[i] < header[j]
-	})
-	rows := make([][]string, len(flat))
-	for i, m := range flat {
-		for _, h := range header {
-			rows[i] = append(rows[i], m[h])
-		}
-	}
-	upper := make([]string, len(header))
-	for i, h := range header {
-		upper[i] = strings.ToUpper(strings.ReplaceAll(h, "_", " "))
-	}
-	return table(w, upper, rows)
-}
-
-func flattenValue(out map[string]string, path string, v any) {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, c := range t {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			flattenValue(out, p, c)
-		}
-	case nil:
-	case string:
-		out[path] = t
-	default:
-		b, _ := json.Marshal(t)
-		out[path] = string(b)
-	}
+	return table(w, append([]string{strings.ToUpper(ans.By), "API"}, pointHeader...), rows)
 }
 
 func cmdUsageTail(ctx context.Context, r *run, args []string) error {
