@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/gateway/internal/limit"
@@ -145,6 +146,12 @@ func (c *Config) ResolveNodeID() {
 	if err != nil || host == "" {
 		host = "gateway"
 	}
+	host = strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '-'
+	}, host)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	c.NodeID = host + "-" + hex.EncodeToString(b[:])

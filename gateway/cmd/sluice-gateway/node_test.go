@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/testutil"
+)
+
+func get(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func expect(t *testing.T, url string, status int, contains string) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		got, body, err := get(url)
+		if err != nil {
+			return err
+		}
+		if got != status || !strings.Contains(body, contains) {
+			return fmt.Errorf("%s: %d %q", url, got, body)
+		}
+		return nil
+	})
+}
+
+func TestNodeOpsAndNATSDown(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	nt := testutil.StartNATS(t)
+	ln := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	upSrv := &http.Server{Addr: ln, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("hi")) })}
+	go func() { _ = upSrv.ListenAndServe() }()
+	t.Cleanup(func() { _ = upSrv.Close() })
+
+	st := store.New(r.Client(t), 0)
+	if _, err := st.PutAPI(context.Background(), &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthKeyless},
+		Upstream: model.Upstream{Targets: []string{"http://" + ln}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.NodeID = "test-node"
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg.Redis.Addr = r.Addr()
+	cfg.NATS.URL = nt.URL()
+	cfg.Usage.BufferSize = 8
+	if errs := cfg.Validate(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	n, err := newNode(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	ops := "http://" + cfg.OpsListen
+	expect(t, ops+"/health", 200, "ok")
+	expect(t, ops+"/ready", 200, "ready")
+	expect(t, "http://"+cfg.Listen+"/a", 200, "hi")
+	expect(t, ops+"/metrics", 200, `sluice_requests_total{api="a",status_class="2xx"}`)
+	expect(t, ops+"/metrics", 200, "sluice_config_version 1")
+
+	// NATS down: traffic is unaffected; once the buffer is full, events are
+	// dropped and counted.
+	nt.Stop()
+	for i := 0; i < 30; i++ {
+		expect(t, "http://"+cfg.Listen+"/a", 200, "hi")
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		_, body, err := get(ops + "/metrics")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "sluice_usage_events_dropped_total") && !strings.HasSuffix(line, " 0") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no drops counted")
+	})
+
+	// Redis down: not ready; back: ready.
+	r.Stop()
+	expect(t, ops+"/ready", 503, "not_ready")
+	r.Start()
+	expect(t, ops+"/ready", 200, "ready")
+}
+
+func TestCheckConfigAndHelp(t *testing.T) {
+	t.Setenv("SLUICE_REDIS_ADDR", "nope")
+	var out, errb bytes.Buffer
+	if code := run([]string{"--check-config", "--listen", "bad"}, &out, &errb); code == 0 {
+		t.Fatal("invalid config accepted")
+	}
+	for _, f := range []string{"listen:", "redis.addr:"} {
+		if !strings.Contains(errb.String(), f) {
+			t.Errorf("problem for %s not printed: %s", f, errb.String())
+		}
+	}
+	errb.Reset()
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "SLUICE_REDIS_ADDR") || !strings.Contains(errb.String(), "-check-config") {
+		t.Fatalf("help: %d %s", code, errb.String())
+	}
+}

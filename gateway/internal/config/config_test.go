@@ -1,0 +1,70 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValid(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if errs := c.Validate(); len(errs) > 0 {
+		t.Fatalf("defaults invalid: %v", errs)
+	}
+}
+
+func TestValidateNamesEveryField(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Listen = "nope"
+	c.Redis.Addr = "noport"
+	c.NATS.URL = ""
+	c.Proxy.MaxHeaderBytes = 10
+	c.Auth.MinKeyLength = 0
+	c.Auth.SessionTTL = 0
+	c.Limits.Pipelines = -1
+	c.Usage.BufferSize = -1
+	c.Log.Level = "loud"
+	errs := c.Validate()
+	got := errs.Error()
+	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "auth.min_key_length", "auth.session_ttl", "limits.pipelines", "usage.buffer_size", "log.level"} {
+		if !strings.Contains(got, field+":") {
+			t.Errorf("no problem reported for %s in %q", field, got)
+		}
+	}
+}
+
+func TestLoadFileAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, []byte("listen: \":7000\"\nauth:\n  min_key_length: 32\nproxy:\n  read_timeout: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_LISTEN", ":7001")
+	t.Setenv("SLUICE_REDIS_ADDR", "10.0.0.1:6380")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":7001" || c.Redis.Addr != "10.0.0.1:6380" || c.Auth.MinKeyLength != 32 || c.Proxy.ReadTimeout != 5*time.Second || c.OpsListen != ":9080" {
+		t.Fatalf("loaded %+v", c)
+	}
+	if err := os.WriteFile(path, []byte("lisen: \":7000\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "lisen") {
+		t.Fatalf("unknown field accepted: %v", err)
+	}
+}
+
+func TestResolveNodeID(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.ResolveNodeID()
+	if c.NodeID == "" || len(c.Validate()) > 0 {
+		t.Fatalf("node id %q: %v", c.NodeID, c.Validate())
+	}
+}
