@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicegw/sluice/pkg/model"
 )
@@ -106,6 +107,11 @@ func TestFlagsAnywhere(t *testing.T) {
 			t.Errorf("parse(%q) = %q, output %s, %v", tt.args, pos, r.g.output, err)
 		}
 	}
+	for d, want := range map[time.Duration]string{time.Second: "1s", time.Minute: "1m", 720 * time.Hour: "720h", 90 * time.Minute: "1h30m", 1500 * time.Millisecond: "1.5s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %s, want %s", d, got, want)
+		}
+	}
 	if got := exportArgs([]string{"-o", "x.yaml", "-o", "json", "-o=y.yaml"}); strings.Join(got, " ") != "--out x.yaml -o json --out y.yaml" {
 		t.Errorf("exportArgs = %q", got)
 	}
@@ -176,7 +182,7 @@ func TestObjectsAgainstSyncer(t *testing.T) {
 
 	// Policies and keys.
 	must(t, addr, `{"id":"gold","access":[{"api":"orders"}],"rate_limit":{"rate":10,"per":"1m"},"quota":{"max":1000,"renewal":"720h"}}`, "policies", "create")
-	if out := must(t, addr, "", "policies", "list"); !strings.Contains(out, "gold  -     orders  10/1m0s     1000/720h0m0s") {
+	if out := must(t, addr, "", "policies", "list"); !strings.Contains(out, "gold  -     orders  10/1m       1000/720h") {
 		t.Errorf("policies list:\n%s", out)
 	}
 	r = sluicectl(t, addr, "", "keys", "create", "--id", "k1", "--policy", "gold", "--alias", "ci", "--expires", "24h")

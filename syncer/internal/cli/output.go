@@ -70,7 +70,7 @@ func fmtLimit(l *model.Limit) string {
 	if l == nil {
 		return ""
 	}
-	s := strconv.FormatInt(l.Rate, 10) + "/" + l.Per.String()
+	s := strconv.FormatInt(l.Rate, 10) + "/" + shortDuration(l.Per.D())
 	if l.Burst > 0 {
 		s += " burst " + strconv.FormatInt(l.Burst, 10)
 	}
@@ -87,7 +87,19 @@ func fmtQuota(q *model.Quota) string {
 	if q == nil {
 		return ""
 	}
-	return strconv.FormatInt(q.Max, 10) + "/" + q.Renewal.String()
+	return strconv.FormatInt(q.Max, 10) + "/" + shortDuration(q.Renewal.D())
+}
+
+// shortDuration writes d without zero trailing units: 1m, 720h, 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func fmtTime(t *time.Time) string {
