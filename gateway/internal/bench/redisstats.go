@@ -9,16 +9,41 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// CommandStats is the call count of each Redis command (INFO commandstats).
+// CommandStats is the call count of each Redis command (INFO
+// commandstats). Commands a script runs with redis.call count there too.
 type CommandStats map[string]int64
 
-// ReadCommandStats reads INFO commandstats.
-func ReadCommandStats(ctx context.Context, rdb *redis.Client) (CommandStats, error) {
-	s, err := rdb.Info(ctx, "commandstats").Result()
+// Stats is one reading of Redis's counters.
+type Stats struct {
+	Commands CommandStats
+	// Reads is total_reads_processed: read events on client connections.
+	// On long-lived connections that is one per round trip (a pipeline's
+	// commands usually arrive in one read), and, unlike the command counts,
+	// it does not count what scripts run inside Redis.
+	Reads int64
+}
+
+// ReadStats reads INFO stats and commandstats in one call.
+func ReadStats(ctx context.Context, rdb *redis.Client) (Stats, error) {
+	s, err := rdb.Info(ctx, "stats", "commandstats").Result()
 	if err != nil {
-		return nil, err
+		return Stats{}, err
 	}
-	return ParseCommandStats(s), nil
+	st := Stats{Commands: ParseCommandStats(s)}
+	for _, l := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_reads_processed:"); ok {
+			st.Reads, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return st, nil
+}
+
+// Sub returns what happened between before and s, less the one read of
+// the INFO call that took s.
+func (s Stats) Sub(before Stats) Delta {
+	d := s.Commands.Sub(before.Commands)
+	d.RoundTrips = max(s.Reads-before.Reads-1, 0)
+	return d
 }
 
 // ParseCommandStats parses lines like
@@ -46,9 +71,10 @@ var scriptCommands = []string{"evalsha", "eval", "evalsha_ro", "eval_ro", "fcall
 
 // Delta is what happened between two readings.
 type Delta struct {
-	Commands int64            `json:"commands"` // every command except INFO (the harness's own)
-	Scripts  int64            `json:"scripts"`  // script calls (EVALSHA, EVAL, FCALL...)
-	ByName   map[string]int64 `json:"by_name"`
+	Commands   int64            `json:"commands"`    // every command except INFO (the harness's own), including those run by scripts
+	Scripts    int64            `json:"scripts"`     // script calls (EVALSHA, EVAL, FCALL...)
+	RoundTrips int64            `json:"round_trips"` // client read events (see Stats.Reads)
+	ByName     map[string]int64 `json:"by_name"`
 }
 
 // Sub returns the calls made between before and s.

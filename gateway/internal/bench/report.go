@@ -112,9 +112,9 @@ func (rep *Report) finish() {
 	}
 	if full := rep.find(ScenFull); full != nil {
 		rep.Targets = append(rep.Targets, Target{
-			Name: "redis round trips", Goal: "<= 1.0 per request", Value: full.ScriptsPerReq, Unit: "scripts/req",
-			Met:  full.ScriptsPerReq <= 1.0 && full.CmdsPerReq <= 1.0,
-			Note: fmt.Sprintf("%.3f script calls and %.3f commands of any kind per request", full.ScriptsPerReq, full.CmdsPerReq),
+			Name: "redis round trips", Goal: "<= 1.0 per request", Value: full.TripsPerReq, Unit: "trips/req",
+			Met:  full.TripsPerReq <= 1.0 && full.ScriptsPerReq <= 1.0,
+			Note: fmt.Sprintf("%.3f script calls per request; %.3f commands per request counting those scripts run inside Redis", full.ScriptsPerReq, full.CmdsPerReq),
 		})
 	}
 	if fh, bh := rep.find(ScenFullHalf), rep.find(ScenBareHopHalf); fh != nil && bh != nil {
@@ -145,11 +145,11 @@ func (rep *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nSluice benchmark: %d CPUs (%s), %s, Redis %s, generator %s, %d connections, %s per scenario\n\n",
 		rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.GoVersion, rep.Machine.RedisVersion,
 		rep.Generator, rep.Options.Concurrency, rep.Options.Duration)
-	row := "%-20s %-4s %9s %8s %8s %8s %7s %13s %11s %11s\n"
-	fmt.Fprintf(w, row, "scenario", "gen", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "redis cmd/req", "scripts/req", "vs bare hop")
+	row := "%-20s %-4s %8s %7s %7s %7s %6s %9s %11s %11s %8s\n"
+	fmt.Fprintf(w, row, "scenario", "gen", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "trips/req", "scripts/req", "redis cmd/req", "vs bare")
 	for _, r := range rep.Results {
 		if r.Skipped != "" {
-			fmt.Fprintf(w, row, r.Name, "-", "-", "-", "-", "-", "-", "-", "-", "skipped")
+			fmt.Fprintf(w, row, r.Name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "skipped")
 			continue
 		}
 		ratio := "-"
@@ -158,7 +158,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, row, r.Name, r.Generator, fmt.Sprintf("%.0f", r.RPS), fmt.Sprintf("%.3f", r.P50ms),
 			fmt.Sprintf("%.3f", r.P99ms), fmt.Sprint(r.Non2xx), fmt.Sprint(r.Errors),
-			fmt.Sprintf("%.3f", r.CmdsPerReq), fmt.Sprintf("%.3f", r.ScriptsPerReq), ratio)
+			fmt.Sprintf("%.3f", r.TripsPerReq), fmt.Sprintf("%.3f", r.ScriptsPerReq), fmt.Sprintf("%.3f", r.CmdsPerReq), ratio)
 	}
 	for _, r := range rep.Results {
 		if r.Skipped != "" {
@@ -175,6 +175,8 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  %-6s %-32s %8.3f %-11s goal %s (%s)\n", verdict, t.Name, t.Value, t.Unit, t.Goal, t.Note)
 		}
 	}
+	fmt.Fprintln(w, "\ntrips/req: Redis client read events per request (round trips); scripts/req: EVALSHA/EVAL calls;\n"+
+		"redis cmd/req: INFO commandstats calls, including the commands scripts run inside Redis.")
 	if rep.JSON != "" {
 		fmt.Fprintf(w, "\nResults: %s\nChart:   %s\n", rep.JSON, rep.Chart)
 	}

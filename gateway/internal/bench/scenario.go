@@ -40,6 +40,7 @@ type Result struct {
 	Redis         Delta   `json:"redis"`
 	CmdsPerReq    float64 `json:"redis_commands_per_request"`
 	ScriptsPerReq float64 `json:"redis_scripts_per_request"`
+	TripsPerReq   float64 `json:"redis_round_trips_per_request"`
 	Ratio         float64 `json:"ratio_to_bare_hop,omitempty"`
 	LatencySource string  `json:"latency_series_source,omitempty"`
 	Series        []Point `json:"series,omitempty"`
@@ -80,7 +81,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 			_ = Generate(ctx, w, NewRecorder(time.Now(), w.Duration))
 		}
 	}
-	before, err := ReadCommandStats(ctx, r.rdb)
+	before, err := ReadStats(ctx, r.rdb)
 	if err != nil {
 		return skip(err)
 	}
@@ -125,7 +126,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		res.LatencySource = "every request"
 	}
 	perSecond := stopProgress()
-	after, err := ReadCommandStats(ctx, r.rdb)
+	after, err := ReadStats(ctx, r.rdb)
 	if err != nil {
 		return skip(err)
 	}
@@ -136,6 +137,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	if n := res.Requests + extra; n > 0 {
 		res.CmdsPerReq = float64(res.Redis.Commands) / float64(n)
 		res.ScriptsPerReq = float64(res.Redis.Scripts) / float64(n)
+		res.TripsPerReq = float64(res.Redis.RoundTrips) / float64(n)
 	}
 	for i, rps := range perSecond {
 		p := Point{Second: i + 1, RPS: rps}
