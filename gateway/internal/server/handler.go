@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -254,7 +253,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	return nil
 }
 
-// record counts the request and emits its usage event (never waiting).
+// record counts the request and emits its usage event (never waiting). The
+// event's ID is left empty: the publisher fills a unique one in.
 func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 	status := ctx.Response.StatusCode()
 	lat := time.Since(x.start)
@@ -268,7 +268,6 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	e := &x.ev
 	*e = pkgusage.Event{
-		ID:       s.idBase + strconv.FormatUint(s.seq.Add(1), 10),
 		Time:     x.start.UnixNano(),
 		Node:     s.opts.Node,
 		API:      x.api.ID,

@@ -28,12 +28,12 @@ import (
 
 // cluster is one Redis shared by any number of gateway nodes.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	redis *testutil.Redis
 	store *store.Store
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	r := testutil.StartRedis(t)
 	return &cluster{t: t, redis: r, store: store.New(r.Client(t), 0)}
@@ -145,7 +145,7 @@ type echoed struct {
 	Headers map[string]string `json:"headers"`
 }
 
-func echoUpstream(t *testing.T) *httptest.Server {
+func echoUpstream(t testing.TB) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := echoed{Path: r.URL.RequestURI(), Host: r.Host, Headers: map[string]string{}}
 		for k := range r.Header {

@@ -4,8 +4,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -58,8 +56,6 @@ type Server struct {
 	srv     *fasthttp.Server
 	ln      net.Listener
 	pool    sync.Pool // *exchange
-	idBase  string
-	seq     atomic.Uint64
 	// base is the parent context of store calls made for requests; it is
 	// cancelled once in-flight requests have drained.
 	base       context.Context
@@ -77,12 +73,9 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	if err != nil {
 		return nil, fmt.Errorf("server: metrics: %w", err)
 	}
-	var boot [4]byte
-	_, _ = rand.Read(boot[:])
 	s := &Server{
 		opts: opts, state: st, limiter: lim, usage: em, m: m,
-		log:    log.With().Str("component", "gateway.server").Logger(),
-		idBase: opts.Node + "-" + hex.EncodeToString(boot[:]) + "-",
+		log: log.With().Str("component", "gateway.server").Logger(),
 	}
 	s.pool.New = func() any { return new(exchange) }
 	s.base, s.cancelBase = context.WithCancel(context.Background())
