@@ -128,7 +128,7 @@ func parseRange(q url.Values, now time.Time) (Range, error) {
 }
 
 // parseTime reads RFC 3339, Unix seconds, "now" or a duration before now
-// ("-1h").
+// ("-1h", "-7d").
 func parseTime(s string, def, now time.Time) (time.Time, error) {
 	switch {
 	case s == "":
@@ -136,9 +136,9 @@ func parseTime(s string, def, now time.Time) (time.Time, error) {
 	case s == "now":
 		return now, nil
 	case strings.HasPrefix(s, "-"):
-		d, err := time.ParseDuration(s[1:])
+		d, err := parseDuration(s[1:])
 		if err != nil || d < 0 || d > MaxRange {
-			return time.Time{}, fmt.Errorf("%.40q is not a duration before now (such as -1h)", s)
+			return time.Time{}, fmt.Errorf("%.40q is not a duration before now (such as -1h or -7d)", s)
 		}
 		return now.Add(-d), nil
 	}
@@ -153,4 +153,16 @@ func parseTime(s string, def, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%.40q is not RFC 3339, Unix seconds, now or -duration", s)
 	}
 	return t, nil
+}
+
+// parseDuration is time.ParseDuration plus whole days ("7d").
+func parseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100_000 {
+			return 0, fmt.Errorf("bad days %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

@@ -109,43 +109,34 @@ func parseFast(l []byte, ev *Event) bool {
 }
 
 func parseValue(l []byte, i int, key []byte, ev *Event) (int, bool) {
-	var dst *[]byte
-	var num *int64
+	var s []byte
+	var n int64
+	ok := false
 	switch string(key) {
 	case "id":
-		dst = &ev.ID
+		ev.ID, i, ok = scanString(l, i)
 	case "key":
-		dst = &ev.Key
+		ev.Key, i, ok = scanString(l, i)
 	case "endpoint":
-		dst = &ev.Endpoint
+		ev.Endpoint, i, ok = scanString(l, i)
 	case "node", "api", "method", "path":
-		var s []byte
-		dst = &s
+		_, i, ok = scanString(l, i)
 	case "limited":
-		s, j, ok := scanString(l, i)
+		s, i, ok = scanString(l, i)
 		ev.Limited = len(s) > 0
-		return j, ok
 	case "ts":
-		num = &ev.Time
+		ev.Time, i, ok = scanInt(l, i)
 	case "status":
-		num = &ev.Status
+		n, i, ok = scanInt(l, i)
+		ev.Status = n
 	case "lat_us":
-		num = &ev.Latency
+		ev.Latency, i, ok = scanInt(l, i)
 	case "in":
-		num = &ev.BytesIn
+		ev.BytesIn, i, ok = scanInt(l, i)
 	case "out":
-		num = &ev.BytesOut
-	default:
-		return i, false
+		ev.BytesOut, i, ok = scanInt(l, i)
 	}
-	if dst != nil {
-		s, j, ok := scanString(l, i)
-		*dst = s
-		return j, ok
-	}
-	n, j, ok := scanInt(l, i)
-	*num = n
-	return j, ok
+	return i, ok
 }
 
 func skipWS(l []byte, i int) int {
@@ -184,8 +175,8 @@ func scanInt(l []byte, i int) (int64, int, bool) {
 	start := i
 	var n uint64
 	for i < len(l) && l[i] >= '0' && l[i] <= '9' {
-		if i-start >= 18 {
-			return 0, i, false // may overflow: leave it to encoding/json
+		if i-start >= 19 {
+			return 0, i, false // too long: leave it to encoding/json
 		}
 		n = n*10 + uint64(l[i]-'0')
 		i++
@@ -197,7 +188,13 @@ func scanInt(l []byte, i int) (int64, int, bool) {
 		return 0, i, false
 	}
 	if neg {
+		if n > 1<<63 {
+			return 0, i, false
+		}
 		return -int64(n), i, true
+	}
+	if n > 1<<63-1 {
+		return 0, i, false
 	}
 	return int64(n), i, true
 }

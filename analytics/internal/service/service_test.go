@@ -53,7 +53,7 @@ func TestExactlyK(t *testing.T) {
 				}
 				e.publish(t, b.api, b.id, b.evs)
 				if tc.dup {
-					e.publish(t, b.api, b.id, b.evs)       // dropped by JetStream's window
+					e.publish(t, b.api, b.id, b.evs)      // dropped by JetStream's window
 					e.publish(t, b.api, b.id+"-r", b.evs) // stored again: the worker dedups
 				}
 			}
