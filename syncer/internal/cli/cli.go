@@ -196,7 +196,8 @@ func (r *run) report(err error) int {
 		fmt.Fprintf(r.env.Stderr, "sluicectl: %s\n", ue.msg)
 		return ExitUsage
 	case errors.As(err, &ae):
-		fmt.Fprintf(r.env.Stderr, "error: %s (HTTP %d): %s\n", ae.Code, ae.Status, ae.Message)
+		// err may wrap the API error with what was being done.
+		fmt.Fprintf(r.env.Stderr, "error: %v\n", err)
 		for _, p := range ae.Details {
 			fmt.Fprintf(r.env.Stderr, "  %s\n", p.String())
 		}

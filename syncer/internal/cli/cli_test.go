@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/validation"
 )
 
 // Mistakes in the command line exit 2 with a message, before any request:
@@ -258,5 +263,54 @@ func TestCreateReadsFileFlag(t *testing.T) {
 	}
 	if out := must(t, s.URL, "", "policies", "create", "-f", file, "-o", "yaml"); !strings.Contains(out, "id: p1") {
 		t.Errorf("create -o yaml:\n%s", out)
+	}
+}
+
+func TestReport(t *testing.T) {
+	t.Parallel()
+	apiErr := &APIError{Status: 400, Code: "invalid_request", Message: "2 problems",
+		Details: validation.Errors{{Field: "listen_path", Message: "must start with /"}, {Field: "id", Message: "bad"}}}
+	tests := []struct {
+		name string
+		err  error
+		code int
+		want string
+	}{
+		{"ok", nil, ExitOK, ""},
+		{"help", flag.ErrHelp, ExitOK, ""},
+		{"usage", usageErrorf("apis get: expected 1 argument(s)"), ExitUsage, "sluicectl: apis get: expected 1 argument(s)\n"},
+		{"api error", apiErr, ExitError, "error: invalid_request (HTTP 400): 2 problems\n  listen_path: must start with /\n  id: bad\n"},
+		{"wrapped api error", fmt.Errorf("update api b failed after 1 of 3 changes: %w", apiErr), ExitError,
+			"error: update api b failed after 1 of 3 changes: invalid_request (HTTP 400): 2 problems\n  listen_path: must start with /\n  id: bad\n"},
+		{"problems", problemsError{msg: "f.yaml: 1 problem(s); nothing was written", problems: validation.Errors{{Field: "apis[0].id", Message: "bad"}}}, ExitError,
+			"error: f.yaml: 1 problem(s); nothing was written\n  apis[0].id: bad\n"},
+		{"other", errors.New("GET /v1/apis: connection refused"), ExitError, "error: GET /v1/apis: connection refused\n"},
+	}
+	for _, tt := range tests {
+		var errOut bytes.Buffer
+		r := &run{env: Env{Stderr: &errOut}}
+		if code := r.report(tt.err); code != tt.code || errOut.String() != tt.want {
+			t.Errorf("%s: exit %d, stderr %q; want %d, %q", tt.name, code, errOut.String(), tt.code, tt.want)
+		}
+	}
+}
+
+func TestDecodeErrorBodies(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		status int
+		body   string
+		code   string
+		msg    string
+	}{
+		{404, `{"error":{"code":"not_found","message":"api x: not found"}}`, "not_found", "api x: not found"},
+		{502, "<html>bad gateway</html>", "http_502", "<html>bad gateway</html>"},
+		{500, "", "http_500", "Internal Server Error"},
+	}
+	for _, tt := range tests {
+		e := decodeError(tt.status, []byte(tt.body))
+		if e.Code != tt.code || e.Message != tt.msg || e.Status != tt.status {
+			t.Errorf("decodeError(%d, %q) = %+v", tt.status, tt.body, e)
+		}
 	}
 }

@@ -112,18 +112,41 @@ func (r *run) plan(ctx context.Context, c *client, name string, prune bool) (*de
 	}
 	// Read the ETag of every object the plan changes: writes are made with
 	// If-Match, so a concurrent change fails instead of being overwritten.
-	for i := range p.Actions {
-		a := &p.Actions[i]
-		if a.Op == declarative.OpCreate {
-			continue
+	// The diff is made again against the object read with its ETag, in
+	// case it changed since it was listed.
+	kept := p.Actions[:0]
+	for _, a := range p.Actions {
+		if a.Op != declarative.OpCreate {
+			resp, err := c.do(ctx, http.MethodGet, objectPath(collection(a.Kind), a.ID), nil, nil)
+			if err != nil {
+				return nil, fmt.Errorf("read %s %s: %w", a.Kind, a.ID, err)
+			}
+			a.ETag = resp.Header.Get("ETag")
+			if a.Op == declarative.OpUpdate {
+				if a.Changes, err = rediff(a, resp.Body); err != nil {
+					return nil, err
+				}
+				if len(a.Changes) == 0 {
+					continue
+				}
+			}
 		}
-		resp, err := c.do(ctx, http.MethodGet, objectPath(collection(a.Kind), a.ID), nil, nil)
-		if err != nil {
-			return nil, fmt.Errorf("read %s %s: %w", a.Kind, a.ID, err)
-		}
-		a.ETag = resp.Header.Get("ETag")
+		kept = append(kept, a)
 	}
+	p.Actions = kept
 	return p, nil
+}
+
+// rediff compares the desired object of an update with the stored body.
+func rediff(a declarative.Action, body []byte) ([]declarative.FieldChange, error) {
+	var cur any = &model.API{}
+	if a.Kind == declarative.KindPolicy {
+		cur = &model.Policy{}
+	}
+	if err := json.Unmarshal(body, cur); err != nil {
+		return nil, fmt.Errorf("decode stored %s %s: %w", a.Kind, a.ID, err)
+	}
+	return declarative.Diff(cur, a.Object)
 }
 
 func (r *run) declarativeFlags(name, summary string) (*flag.FlagSet, *string) {
