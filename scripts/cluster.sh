@@ -198,7 +198,7 @@ Call the demo API through either node (policy demo-basic: 20 requests/s, 10000/h
   curl -i -H 'X-API-Key: $DEMO_KEY' http://127.0.0.1:8080/demo/hello
   curl -i -H 'Authorization: Bearer $DEMO_KEY' http://127.0.0.1:8081/demo/hello
   curl -i http://127.0.0.1:8080/demo/hello                       # no key: 401
-  for i in \$(seq 30); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-API-Key: $DEMO_KEY' http://127.0.0.1:8080/demo/; done; echo   # some 429
+  seq 60 | xargs -P 30 -I{} curl -s -o /dev/null -w '%{http_code}\\n' -H 'X-API-Key: $DEMO_KEY' http://127.0.0.1:8080/demo/ | sort | uniq -c   # some 429
   curl -i -H 'X-API-Key: $DEMO_KEY' 'http://127.0.0.1:8080/demo/slow?ms=200'
   curl -i -H 'X-API-Key: $DEMO_KEY' http://127.0.0.1:8080/demo/status/503
 
