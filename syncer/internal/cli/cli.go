@@ -94,7 +94,7 @@ func commands() []command {
 		command{name: "apply", summary: "make stored APIs and policies match a file (prints the plan first)", run: cmdApply},
 		command{name: "diff", summary: "print what apply would change", run: cmdDiff},
 		command{name: "export", summary: "write stored APIs and policies in the declarative format", run: cmdExport},
-		command{name: "usage", summary: "show a usage series (or top consumers with --top) from the analytics API", run: cmdUsage},
+		command{name: "usage", summary: "show usage per minute, hour or day and the top consumers (analytics API)", run: cmdUsage},
 		command{name: "usage tail", summary: "print live usage events from NATS", run: cmdUsageTail},
 	)
 	return cmds

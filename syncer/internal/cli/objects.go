@@ -75,12 +75,20 @@ func resources() []*resource {
 	}
 }
 
+// article is "a" or "an" before the resource kind.
+func (res *resource) article() string {
+	if res.kind == "api" {
+		return "an API"
+	}
+	return "a " + res.kind
+}
+
 func (res *resource) commands() []command {
 	cmds := []command{
 		{name: res.name + " list", summary: "list " + res.name, run: res.list},
-		{name: res.name + " get", args: "ID", summary: "show one " + res.kind, run: res.get},
-		{name: res.name + " create", args: "[-f FILE]", summary: "create a " + res.kind + " from JSON or YAML (-f FILE, or stdin)", run: res.create},
-		{name: res.name + " update", args: "ID [-f FILE]", summary: "replace a " + res.kind + " from JSON or YAML (-f FILE, or stdin)", run: res.update},
+		{name: res.name + " get", args: "ID", summary: "show " + res.article(), run: res.get},
+		{name: res.name + " create", args: "[-f FILE]", summary: "create " + res.article() + " from JSON or YAML (-f FILE, or stdin)", run: res.create},
+		{name: res.name + " update", args: "ID [-f FILE]", summary: "replace " + res.article() + " from JSON or YAML (-f FILE, or stdin)", run: res.update},
 		{name: res.name + " delete", args: "ID...", summary: "delete " + res.name, run: res.del},
 	}
 	if res.kind == "key" {
@@ -141,7 +149,7 @@ func (res *resource) list(ctx context.Context, r *run, args []string) error {
 }
 
 func (res *resource) get(ctx context.Context, r *run, args []string) error {
-	fs := r.flagSet(res.name+" get", "ID", "Show one "+res.kind+".")
+	fs := r.flagSet(res.name+" get", "ID", "Show "+res.article()+".")
 	pos, err := r.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -217,7 +225,7 @@ func (res *resource) create(ctx context.Context, r *run, args []string) error {
 	if res.kind == "key" {
 		return cmdKeysCreate(ctx, r, args)
 	}
-	fs := r.flagSet(res.name+" create", "[-f FILE]", "Create a "+res.kind+" from a JSON or YAML document (-f FILE, or stdin).")
+	fs := r.flagSet(res.name+" create", "[-f FILE]", "Create "+res.article()+" from a JSON or YAML document (-f FILE, or stdin).")
 	file := fs.String("f", "", "file with the "+res.kind+" (JSON or YAML; - for stdin)")
 	if _, err := r.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -245,7 +253,7 @@ func (res *resource) update(ctx context.Context, r *run, args []string) error {
 	if res.kind == "key" {
 		return cmdKeysUpdate(ctx, r, args)
 	}
-	fs := r.flagSet(res.name+" update", "ID [-f FILE]", "Replace a "+res.kind+" with a JSON or YAML document (-f FILE, or stdin); creates it if absent.")
+	fs := r.flagSet(res.name+" update", "ID [-f FILE]", "Replace "+res.article()+" with a JSON or YAML document (-f FILE, or stdin); creates it if absent.")
 	file := fs.String("f", "", "file with the "+res.kind+" (JSON or YAML; - for stdin)")
 	ifMatch := fs.String("if-match", "", "only update if the stored "+res.kind+" still has this ETag")
 	pos, err := r.parse(fs, args, 1, 1)
