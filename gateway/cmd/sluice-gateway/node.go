@@ -19,6 +19,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/server"
 	"github.com/sluicegw/sluice/gateway/internal/state"
+	configsync "github.com/sluicegw/sluice/gateway/internal/sync"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	"github.com/sluicegw/sluice/pkg/store"
 )
@@ -93,10 +94,17 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		Name: "sluice_config_version", Help: "Config version applied by this node.",
 	}, func() float64 { return float64(st.Version()) }))
 	n.ops = ops.New(cfg.OpsListen, n.ready, reg, log)
-	// Start order: state loads (in the background), limiter, usage, ops,
-	// traffic last. Shutdown stops traffic first (drain), then flushes usage.
-	// Config sync (internal/sync) joins this list once it exists.
-	n.order = []component{st, lim, pub, n.ops, n.server}
+	follower, err := configsync.New(n.nc, store.New(n.rdb, 0), st, configsync.Options{
+		NodeID: cfg.NodeID, Address: cfg.Listen,
+		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval,
+	}, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	// Start order: state loads (in the background), config sync follows
+	// changes, limiter, usage, ops, traffic last. Shutdown stops traffic
+	// first (drain), then flushes usage.
+	n.order = []component{st, follower, lim, pub, n.ops, n.server}
 	return n, nil
 }
 
