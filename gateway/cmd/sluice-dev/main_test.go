@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicegw/sluice/pkg/model"
@@ -132,5 +134,39 @@ func TestUnknownCommand(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"nope"}, &out, &errb); code != 2 {
 		t.Errorf("exit %d, want 2", code)
+	}
+}
+
+func TestNATSServesJetStream(t *testing.T) {
+	t.Parallel()
+	port := testutil.FreePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	var out, errb bytes.Buffer
+	go func() {
+		exited <- run(ctx, []string{"nats", "--port", strconv.Itoa(port), "--store", t.TempDir()}, &out, &errb)
+	}()
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		_, err = js.AccountInfo(context.Background())
+		return err
+	})
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("exit %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nats did not stop after cancel")
 	}
 }

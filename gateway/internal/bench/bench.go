@@ -58,6 +58,7 @@ type scenario struct {
 	headers    [][2]string
 	gateway    bool
 	rate       float64 // constant rate; 0 = as fast as possible
+	profile    bool    // fetch the gateway's CPU profile while it runs
 }
 
 // run holds what one benchmark run started.
@@ -68,6 +69,7 @@ type run struct {
 	rdb      *redis.Client
 	wrk      string
 	gwURL    string
+	opsURL   string
 	gwErr    error
 }
 
@@ -139,7 +141,7 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 		{name: ScenUpstream, desc: "load generator -> upstream", url: "http://" + up.addr + "/"},
 		{name: ScenBareHop, desc: "fasthttp HostClient.Do hop, nothing else (the floor)", url: "http://" + hop.addr + "/"},
 		{name: ScenKeyless, desc: "gateway, keyless API", url: r.gwURL + "/open/", gateway: true},
-		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: key, gateway: true},
+		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: key, gateway: true, profile: true},
 		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: r.gwURL + "/lease/",
 			headers: [][2]string{{"X-API-Key", benchLeaseKey}}, gateway: true},
 	}
@@ -227,6 +229,7 @@ log: {level: warn, format: json}
 		return nil, err
 	}
 	r.gwURL = "http://127.0.0.1:" + strconv.Itoa(lp)
+	r.opsURL = "http://127.0.0.1:" + strconv.Itoa(op)
 	ready := "http://127.0.0.1:" + strconv.Itoa(op) + "/ready"
 	err = poll(ctx, 30*time.Second, func() error {
 		if p.exited() {

@@ -177,6 +177,11 @@ func (rep *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\ntrips/req: Redis client read events per request (round trips); scripts/req: EVALSHA/EVAL calls;\n"+
 		"redis cmd/req: INFO commandstats calls, including the commands scripts run inside Redis.")
+	for _, r := range rep.Results {
+		if r.CPUProfile != "" {
+			fmt.Fprintf(w, "Gateway CPU profile during %s: go tool pprof -top %s\n", r.Name, r.CPUProfile)
+		}
+	}
 	if rep.JSON != "" {
 		fmt.Fprintf(w, "\nResults: %s\nChart:   %s\n", rep.JSON, rep.Chart)
 	}

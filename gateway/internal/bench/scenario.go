@@ -3,8 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // probeRate is the rate of the latency probe that runs beside wrk, whose
@@ -45,6 +49,9 @@ type Result struct {
 	LatencySource string  `json:"latency_series_source,omitempty"`
 	Series        []Point `json:"series,omitempty"`
 	Skipped       string  `json:"skipped,omitempty"`
+	// CPUProfile is the gateway's CPU profile taken during the scenario,
+	// when its operations listener serves /debug/pprof.
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -89,6 +96,10 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	start := time.Now()
 	rec := NewRecorder(start, load.Duration)
 	stopProgress := r.progress(s.name, load.Duration)
+	stopProfile := func() string { return "" }
+	if s.profile {
+		stopProfile = r.profile(ctx, s.name, load.Duration)
+	}
 	var extra int64 // probe requests, which Redis also saw
 	if useWrk {
 		var wg sync.WaitGroup
@@ -126,6 +137,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		res.LatencySource = "every request"
 	}
 	perSecond := stopProgress()
+	res.CPUProfile = stopProfile()
 	after, err := ReadStats(ctx, r.rdb)
 	if err != nil {
 		return skip(err)
@@ -185,5 +197,35 @@ func (r *run) progress(name string, d time.Duration) func() []float64 {
 		mu.Lock()
 		defer mu.Unlock()
 		return rates
+	}
+}
+
+// profile fetches a CPU profile of the gateway for most of d from its
+// operations listener, when it serves /debug/pprof (otherwise nothing).
+// The returned function waits for it and returns the file written, or "".
+func (r *run) profile(ctx context.Context, name string, d time.Duration) func() string {
+	secs := max(1, int((d-time.Second)/time.Second))
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.opsURL, secs)
+	path := filepath.Join(r.opt.OutDir, name+".cpu.pprof")
+	done := make(chan string, 1)
+	go func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(url)
+		err := fasthttp.DoTimeout(req, resp, time.Duration(secs+10)*time.Second)
+		if err != nil || resp.StatusCode() != fasthttp.StatusOK || os.WriteFile(path, resp.Body(), 0o644) != nil {
+			done <- ""
+			return
+		}
+		done <- path
+	}()
+	return func() string {
+		select {
+		case p := <-done:
+			return p
+		case <-ctx.Done():
+			return ""
+		}
 	}
 }
