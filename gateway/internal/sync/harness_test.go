@@ -77,6 +77,13 @@ type node struct {
 
 func (c *cluster) startNode(id string, opts Options) *node {
 	c.t.Helper()
+	return c.startNodeWith(id, opts, nil)
+}
+
+// startNodeWith starts a node whose follower drives wrap(state) (nil: the
+// state itself).
+func (c *cluster) startNodeWith(id string, opts Options, wrap func(*state.State) State) *node {
+	c.t.Helper()
 	st := store.New(c.redis.Client(c.t), 0)
 	s, err := state.New(st, state.Options{MaxBody: 1 << 20, Auth: auth.Options{CacheSize: 1000, TTL: time.Hour,
 		NegativeCacheSize: 1000, NegativeTTL: time.Hour, LookupTimeout: time.Second}}, zerolog.Nop())
@@ -88,7 +95,11 @@ func (c *cluster) startNode(id string, opts Options) *node {
 		opts.HeartbeatInterval = 50 * time.Millisecond
 	}
 	reg := prometheus.NewRegistry()
-	f, err := New(c.nats.Conn(c.t), st, s, opts, zerolog.Nop(), reg)
+	var driven State = s
+	if wrap != nil {
+		driven = wrap(s)
+	}
+	f, err := New(c.nats.Conn(c.t), st, driven, opts, zerolog.Nop(), reg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
