@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+)
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		edit  func(*Config)
+		wants []string // field paths named in the error; none when valid
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"several problems at once", func(c *Config) {
+			c.Redis.Addr = ""
+			c.NATS.FetchBatch = 0
+			c.Aggregation.Grace = -time.Second
+			c.Log.Level = "loud"
+		}, []string{"redis.addr", "nats.fetch_batch", "aggregation.grace", "log"}},
+		{"dedup shorter than redelivery", func(c *Config) { c.Aggregation.DedupTTL = time.Second }, []string{"aggregation.dedup_ttl"}},
+		{"ack pending below batch", func(c *Config) { c.NATS.MaxAckPending = 10 }, []string{"nats.max_ack_pending"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			tc.edit(&c)
+			err := c.Validate()
+			if len(tc.wants) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	env := []string{"SLUICE_AGGREGATION_GRACE=3s", "SLUICE_NATS_FETCH_BATCH=50", "SLUICE_REDIS_ADDR=10.0.0.1:6379"}
+	if err := pkgconfig.ApplyEnv(pkgconfig.Prefix, env, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Aggregation.Grace != 3*time.Second || c.NATS.FetchBatch != 50 || c.Redis.Addr != "10.0.0.1:6379" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if err := pkgconfig.Decode([]byte("aggregation:\n  grase: 1s\n"), &c); err == nil {
+		t.Fatal("unknown YAML field accepted")
+	}
+}

@@ -1,0 +1,40 @@
+package service
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+)
+
+func TestBadParamsAnswer400NamingTheParameter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	addr := e.start(t, e.config()).Addr()
+	tests := []struct{ path, param string }{
+		{"/v1/usage?step=5m", "step"},
+		{"/v1/usage?from=soon", "from"},
+		{"/v1/usage?api=a/b", "api"},
+		{"/v1/usage/top?by=node", "by"},
+		{"/v1/usage/top?by=key&limit=-1", "limit"},
+		{"/v1/usage/totals", "api"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			t.Parallel()
+			resp, err := http.Get("http://" + addr + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error struct{ Code, Param string } `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 400 || body.Error.Code != "bad_parameter" || body.Error.Param != tc.param {
+				t.Fatalf("status %d body %+v, want 400 naming %s", resp.StatusCode, body, tc.param)
+			}
+		})
+	}
+}
