@@ -6,6 +6,10 @@
 //
 //	Sluice-Usage-Version: 1
 //	Nats-Msg-Id: <node>-<boot>-<seq>   unique per batch; JetStream drops duplicates
+//
+// A publisher retries a batch as a unit: the same events, in the same order,
+// under the same Nats-Msg-Id. Consumers may rely on it to deduplicate whole
+// batches.
 package usage
 
 import (
