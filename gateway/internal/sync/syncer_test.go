@@ -31,14 +31,22 @@ type syncer struct {
 // and NATS.
 func (c *cluster) startSyncer() *syncer {
 	c.t.Helper()
-	dir := c.t.TempDir()
-	bin := filepath.Join(dir, "sluice-syncer")
-	build := exec.Command("go", "build", "-o", bin, "github.com/sluicegw/sluice/syncer/cmd/sluice-syncer")
-	if out, err := build.CombinedOutput(); err != nil {
-		c.t.Fatalf("build sluice-syncer: %v\n%s", err, out)
-	}
 	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(c.t))
-	cmd := exec.Command(bin, "--listen", addr)
+	c.run("github.com/sluicegw/sluice/syncer/cmd/sluice-syncer", "http://"+addr+"/ready", "--listen", addr)
+	return &syncer{t: c.t, url: "http://" + addr}
+}
+
+// run builds the binary of pkg, runs it with args and the cluster's Redis
+// and NATS in its environment, and waits until readyURL answers 200. It is
+// stopped when the test ends.
+func (c *cluster) run(pkg, readyURL string, args ...string) {
+	c.t.Helper()
+	bin := filepath.Join(c.t.TempDir(), filepath.Base(pkg))
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	if out, err := build.CombinedOutput(); err != nil {
+		c.t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SLUICE_ADMIN_TOKEN="+adminToken, "SLUICE_REDIS_ADDR="+c.redis.Addr(),
 		"SLUICE_NATS_URL="+c.nats.URL(), "SLUICE_LOG_LEVEL=warn", "SLUICE_LOG_FORMAT=json")
 	var logs bytes.Buffer
@@ -55,16 +63,16 @@ func (c *cluster) startSyncer() *syncer {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
+			<-done
 		}
 	})
-	s := &syncer{t: c.t, url: "http://" + addr}
-	testutil.WaitFor(c.t, 20*time.Second, func() error {
+	testutil.WaitFor(c.t, 30*time.Second, func() error {
 		select {
 		case <-done:
-			c.t.Fatalf("sluice-syncer exited: %s", logs.String())
+			c.t.Fatalf("%s exited: %s", filepath.Base(pkg), logs.String())
 		default:
 		}
-		res, err := http.Get(s.url + "/ready")
+		res, err := http.Get(readyURL)
 		if err != nil {
 			return err
 		}
@@ -74,7 +82,6 @@ func (c *cluster) startSyncer() *syncer {
 		}
 		return nil
 	})
-	return s
 }
 
 // do sends an admin request and fails unless the status is want; it

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestAdminTokenRule(t *testing.T) {
+	cases := []struct {
+		name, token string
+		args        []string
+		wantErr     string
+	}{
+		{"token given", "0123456789abcdef0", []string{"--listen", ":9090"}, ""},
+		{"no token anywhere", "", []string{"--listen", ":9090"}, "no admin token"},
+		{"insecure dev on all interfaces", "", []string{"--listen", ":9090", "--insecure-dev"}, "loopback"},
+		{"insecure dev on loopback", "", []string{"--listen", "127.0.0.1:9090", "--insecure-dev"}, ""},
+		{"loopback without the flag", "", []string{"--listen", "127.0.0.1:9090"}, "--insecure-dev"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SLUICE_ADMIN_TOKEN", tc.token)
+			var out bytes.Buffer
+			err := run(append(tc.args, "--check-config"), &out, &out)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestHelpListsEnvironment(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"--help"}, &out, &out); err == nil {
+		t.Fatal("--help returned no ErrHelp")
+	}
+	for _, v := range []string{"SLUICE_ADMIN_TOKEN", "SLUICE_REDIS_ADDR", "SLUICE_NATS_URL", "SLUICE_NODE_TTL", "insecure-dev", "check-config"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("--help lacks %s", v)
+		}
+	}
+}
+
+func TestBadConfigListsEveryProblem(t *testing.T) {
+	t.Setenv("SLUICE_ADMIN_TOKEN", "short")
+	t.Setenv("SLUICE_NODE_TTL", "1ms")
+	var out bytes.Buffer
+	err := run([]string{"--listen", "nope", "--check-config"}, &out, &out)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, f := range []string{"listen", "admin_token", "node_ttl"} {
+		if !strings.Contains(err.Error(), f) {
+			t.Errorf("error lacks %s: %v", f, err)
+		}
+	}
+}
