@@ -39,6 +39,8 @@ type Registry struct {
 	now func() time.Time
 	log zerolog.Logger
 
+	live prometheus.GaugeFunc
+
 	mu    sync.Mutex
 	nodes map[string]*Node
 	sub   *nats.Subscription
@@ -49,7 +51,7 @@ type Registry struct {
 func New(nc *nats.Conn, ttl time.Duration, log zerolog.Logger, reg prometheus.Registerer) (*Registry, error) {
 	r := &Registry{nc: nc, ttl: ttl, now: time.Now, nodes: map[string]*Node{},
 		log: log.With().Str("component", "syncer.nodes").Logger()}
-	live := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	r.live = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_nodes_live", Help: "Gateway nodes with a heartbeat within the node TTL.",
 	}, func() float64 {
 		n := 0
@@ -60,7 +62,7 @@ func New(nc *nats.Conn, ttl time.Duration, log zerolog.Logger, reg prometheus.Re
 		}
 		return float64(n)
 	})
-	if err := reg.Register(live); err != nil {
+	if err := reg.Register(r.live); err != nil {
 		return nil, fmt.Errorf("nodes: metrics: %w", err)
 	}
 	return r, nil
