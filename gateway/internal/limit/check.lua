@@ -7,12 +7,20 @@
 -- client sends and Redis parses one string per batch): the number of
 -- decisions, then per decision:
 --   nrules, nquotas,
---   per rule:  key index, period (us), rate, burst, shadow (0|1)
+--   per rule:  key index, period (us), rate, burst, shadow (0|1),
+--              lease (0: exact; n > 0: lease rule asking for up to n),
+--              lease fraction (per mille of what is available now)
 --   per quota: key index, max, renewal (ms)
 --
 -- Rules are GCRA: a counter holds the theoretical arrival time (TAT, Unix
 -- microseconds of Redis time). Quotas are a count that expires Renewal after
 -- the first request of its period.
+--
+-- A lease rule grants g requests at once (1 <= g <= n, at most the fraction
+-- of what the burst allows now, at least 1 when anything is available) and
+-- advances the TAT by g*T, exactly as g requests arriving now would: the
+-- node that asked spends them itself. It refuses like an exact rule when
+-- not even one request is available.
 --
 -- Decisions are taken in order, each seeing what the ones before it
 -- consumed. A decision is allowed only if every non-shadow rule and every
@@ -23,7 +31,9 @@
 --   allowed (0|1), reason (0 none, 1 rate, 2 quota),
 --   index of the most restrictive limit (1-based: rules, then quotas; 0 none),
 --   its remaining, its reset (us), retry after (us, 0 when allowed),
---   number of shadow rules that would have refused.
+--   number of shadow rules that would have refused;
+-- then, per lease rule of the decision in order: requests granted (0 when
+-- the decision was refused), and the TAT before the grant minus now (us).
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -64,24 +74,42 @@ end
 local out = {}
 local a = 2
 local rk, rtat, rshadow, rok = {}, {}, {}, {}
+local lg, loff = {}, {}
 local qk, qmax, qren = {}, {}, {}
 for _ = 1, ARGS[1] do
   local nr, nq = ARGS[a], ARGS[a + 1]
   a = a + 2
   local allowed, reason, shadowed = 1, 0, 0
   local best, bestrem, bestreset, retry = 0, -1, 0, 0
+  local nl = 0
   for i = 1, nr do
     local k = ARGS[a]
     local T = ARGS[a + 1] / ARGS[a + 2]
     local tau = T * ARGS[a + 3]
     local shadow = ARGS[a + 4] == 1
-    a = a + 5
+    local want, frac = ARGS[a + 5], ARGS[a + 6]
+    a = a + 7
     local tat = load_rule(k)
     if tat < now then tat = now end
+    local g = 1
+    if want > 0 then
+      local avail = math.floor((now + tau - tat) / T)
+      while avail > 0 and tat + avail * T - tau > now do avail = avail - 1 end
+      g = 0
+      if avail >= 1 then
+        g = math.floor(avail * frac / 1000)
+        if g < 1 then g = 1 end
+        if g > want then g = want end
+      end
+      nl = nl + 1
+      lg[nl], loff[nl] = g, tat - now
+    end
     local newtat = tat + T
-    local allowat = newtat - tau
+    if g > 1 then newtat = tat + g * T end
+    local allowat = tat + T - tau
     local rem, reset, wait
-    if now < allowat then
+    if g == 0 or now < allowat then
+      if want > 0 then lg[nl] = 0 end
       rok[i] = false
       rem, reset, wait = 0, tat - now, allowat - now
       if shadow then
@@ -92,6 +120,7 @@ for _ = 1, ARGS[1] do
     else
       rok[i] = true
       rem, reset, wait = math.floor((now - allowat) / T), newtat - now, 0
+      if want > 0 then rem = g - 1 end
     end
     rk[i], rtat[i], rshadow[i] = k, newtat, shadow
     if not shadow then
@@ -139,6 +168,10 @@ for _ = 1, ARGS[1] do
   out[#out + 1] = math.ceil(bestreset)
   out[#out + 1] = math.ceil(retry)
   out[#out + 1] = shadowed
+  for i = 1, nl do
+    if allowed == 1 then out[#out + 1] = lg[i] else out[#out + 1] = 0 end
+    out[#out + 1] = math.floor(loff[i])
+  end
 end
 
 for k, what in pairs(kind) do

@@ -37,11 +37,6 @@ type Request struct {
 	FailOpen bool
 }
 
-// ErrLeaseUnsupported is returned for limits in lease mode, which this
-// limiter does not implement: they are refused rather than silently
-// enforced as exact.
-var ErrLeaseUnsupported = errors.New("limit mode lease is not supported by this gateway")
-
 // ErrInvalidLimit is returned for a rule or quota that cannot be enforced.
 var ErrInvalidLimit = errors.New("invalid limit")
 
@@ -49,9 +44,6 @@ var ErrInvalidLimit = errors.New("invalid limit")
 func (r *Request) Validate() error {
 	for i := range r.Rules {
 		l := &r.Rules[i].Limit
-		if l.Mode == model.LimitLease {
-			return fmt.Errorf("rule %s: %w", r.Rules[i].Name, ErrLeaseUnsupported)
-		}
 		if l.Rate <= 0 || l.Per.D() < time.Microsecond || l.Burst < 0 {
 			return fmt.Errorf("rule %s: %w: rate and per must be positive", r.Rules[i].Name, ErrInvalidLimit)
 		}

@@ -66,6 +66,7 @@ type Limiter struct {
 
 	scriptCalls     atomic.Uint64
 	scriptDecisions atomic.Uint64
+	leaseDecisions  atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -76,6 +77,8 @@ type collector struct {
 	mu       sync.Mutex
 	queue    []*call
 	inflight int
+
+	leases sync.Map // rule key -> *lease (lease-mode rules only)
 }
 
 // call is one waiting Check.
@@ -84,6 +87,28 @@ type call struct {
 	d    *Decision
 	done chan struct{} // one signal: decided, or (next != nil) lead next
 	next *batch
+
+	prefetch *lease      // non-nil: a background refill of this lease, not a request
+	sent     []sentRule  // the rules sent to Redis, in order
+	local    []localRule // lease rules decided from this node's leases
+}
+
+// sentRule is a rule sent to Redis: req.Rules[idx], asking for a lease of
+// up to want requests when ls is not nil.
+type sentRule struct {
+	idx  int
+	want int64
+	ls   *lease
+}
+
+// localRule is a lease rule req.Rules[idx] that took the request with
+// deadline dl from ls; rem and reset are for headers.
+type localRule struct {
+	idx   int
+	ls    *lease
+	dl    int64
+	rem   int64
+	reset time.Duration
 }
 
 // batch is one script call's worth of decisions and its arguments.
@@ -166,6 +191,10 @@ func (l *Limiter) sweep() {
 			return
 		case now := <-t.C:
 			l.fb.sweep(now.UnixMicro())
+			l.collectors.Range(func(_, c any) bool {
+				c.(*collector).sweepLeases(now.UnixNano())
+				return true
+			})
 		}
 	}
 }
@@ -174,16 +203,21 @@ func (l *Limiter) sweep() {
 type Stats struct {
 	ScriptCalls     uint64
 	ScriptDecisions uint64
+	// LeaseDecisions were taken from this node's leases, without Redis.
+	LeaseDecisions uint64
 }
 
 // Stats returns the counts so far.
 func (l *Limiter) Stats() Stats {
-	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load()}
+	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
+		LeaseDecisions: l.leaseDecisions.Load()}
 }
 
 // Check decides req into d. A request without rules or quotas is allowed
-// without calling Redis. Check returns within about twice Options.Timeout
-// whatever Redis does; ctx is not needed for that bound and is unused.
+// without calling Redis, and so is one whose rules are all in lease mode
+// while this node holds a lease for each. Check returns within about twice
+// Options.Timeout whatever Redis does; ctx is not needed for that bound and
+// is unused.
 func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	d.reset()
 	if len(req.Rules) == 0 && len(req.Quotas) == 0 {
@@ -194,13 +228,33 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 		l.m.decisions[sourceStore][Unavailable].Inc()
 		return
 	}
-	if l.storeDown() {
-		l.decideWithoutStore(req, d)
-		return
-	}
 	c := l.collector(req.APIID)
 	cl := l.calls.Get().(*call)
 	cl.req, cl.d = req, d
+	defer l.putCall(cl)
+	if l.reserve(c, cl) {
+		l.decideLocal(cl)
+		return
+	}
+	if l.storeDown() {
+		l.giveBack(cl)
+		l.decideWithoutStore(req, d)
+		return
+	}
+	l.submit(c, cl)
+}
+
+func (l *Limiter) putCall(cl *call) {
+	cl.req, cl.d, cl.prefetch = nil, nil, nil
+	clear(cl.sent)
+	clear(cl.local)
+	cl.sent, cl.local = cl.sent[:0], cl.local[:0]
+	l.calls.Put(cl)
+}
+
+// submit queues cl on c and returns once it is decided, sending the batch
+// itself when a pipeline slot is free or when handed one.
+func (l *Limiter) submit(c *collector, cl *call) {
 	c.mu.Lock()
 	c.queue = append(c.queue, cl)
 	var b *batch
@@ -215,12 +269,10 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 		}
 		<-cl.done
 		if cl.next == nil {
-			break
+			return
 		}
 		b, cl.next = cl.next, nil
 	}
-	cl.req, cl.d = nil, nil
-	l.calls.Put(cl)
 }
 
 func (l *Limiter) collector(api string) *collector {
@@ -266,8 +318,9 @@ func (l *Limiter) run(c *collector, b *batch) {
 func (l *Limiter) exec(b *batch) {
 	var res []int64
 	err := errStoreSkipped
+	sent := time.Now().UnixNano()
 	if !l.storeDown() {
-		l.encode(b)
+		want := l.encode(b)
 		ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
 		res, err = l.script.Run(ctx, l.rdb, b.keys, b.args).Int64Slice()
 		cancel()
@@ -276,8 +329,8 @@ func (l *Limiter) exec(b *batch) {
 		l.m.scriptCalls.Inc()
 		l.m.batchDecisions.Add(float64(len(b.calls)))
 		l.m.batchSize.Observe(float64(len(b.calls)))
-		if err == nil && len(res) != valuesPerDecision*len(b.calls) {
-			err = fmt.Errorf("limit script returned %d values for %d decisions", len(res), len(b.calls))
+		if err == nil && len(res) != want {
+			err = fmt.Errorf("limit script returned %d values, want %d", len(res), want)
 		}
 		if err != nil {
 			l.storeError(err)
@@ -285,11 +338,17 @@ func (l *Limiter) exec(b *batch) {
 			l.storeOK()
 		}
 	}
-	for i, cl := range b.calls {
-		if err != nil {
+	off := 0
+	for _, cl := range b.calls {
+		switch {
+		case err != nil && cl.prefetch != nil:
+		case err != nil:
+			l.giveBack(cl)
 			l.decideWithoutStore(cl.req, cl.d)
-		} else {
-			l.fill(cl.req, cl.d, res[i*valuesPerDecision:(i+1)*valuesPerDecision])
+		default:
+			n := valuesPerDecision + 2*cl.leasesSent()
+			l.fill(cl, res[off:off+n], sent)
+			off += n
 		}
 		cl.done <- struct{}{}
 	}
@@ -297,28 +356,44 @@ func (l *Limiter) exec(b *batch) {
 
 var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
 
-// encode builds KEYS and ARGV for b (see check.lua).
-func (l *Limiter) encode(b *batch) {
+// encode builds KEYS and ARGV for b (see check.lua) and returns how many
+// values the script answers.
+func (l *Limiter) encode(b *batch) int {
 	b.keys, b.args = b.keys[:0], b.args[:0]
 	clear(b.keyIdx)
 	b.args = strconv.AppendInt(b.args, int64(len(b.calls)), 10)
+	frac := int64(l.opts.LeaseFraction * 1000)
+	want := 0
 	for _, cl := range b.calls {
 		req := cl.req
-		b.arg(int64(len(req.Rules)), int64(len(req.Quotas)))
-		for i := range req.Rules {
-			r := &req.Rules[i]
+		want += valuesPerDecision + 2*cl.leasesSent()
+		b.arg(int64(len(cl.sent)), int64(len(req.Quotas)))
+		for _, s := range cl.sent {
+			r := &req.Rules[s.idx]
 			shadow := int64(0)
 			if r.Limit.Shadow {
 				shadow = 1
 			}
 			b.arg(int64(b.key(req.APIID, r.Key)), r.Limit.Per.D().Microseconds(),
-				r.Limit.Rate, r.Limit.EffectiveBurst(), shadow)
+				r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want, frac)
 		}
 		for i := range req.Quotas {
 			q := &req.Quotas[i]
 			b.arg(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds())
 		}
 	}
+	return want
+}
+
+// leasesSent is the number of lease rules cl sends to Redis.
+func (cl *call) leasesSent() int {
+	n := 0
+	for i := range cl.sent {
+		if cl.sent[i].ls != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // arg appends integers to ARGV[1].
@@ -341,8 +416,14 @@ func (b *batch) key(api, key string) int {
 	return len(b.keys)
 }
 
-// fill turns one decision's script values into d.
-func (l *Limiter) fill(req *Request, d *Decision, r []int64) {
+// fill turns one decision's script values into cl.d and hands out the
+// requests leased. sent is when the script call was sent (local Unix ns).
+func (l *Limiter) fill(cl *call, r []int64, sent int64) {
+	if cl.prefetch != nil {
+		l.fillPrefetch(cl, r, sent)
+		return
+	}
+	req, d := cl.req, cl.d
 	if r[0] == 1 {
 		d.Outcome = Allowed
 	} else {
@@ -353,12 +434,56 @@ func (l *Limiter) fill(req *Request, d *Decision, r []int64) {
 		}
 		d.RetryAfter = time.Duration(r[5]) * time.Microsecond
 	}
-	d.setLimit(req, int(r[2])-1, r[3], time.Duration(r[4])*time.Microsecond)
+	best := int(r[2]) - 1
+	switch {
+	case best < 0:
+	case best < len(cl.sent):
+		best = cl.sent[best].idx
+	default:
+		best += len(req.Rules) - len(cl.sent)
+	}
+	d.setLimit(req, best, r[3], time.Duration(r[4])*time.Microsecond)
 	if r[6] > 0 {
 		d.ShadowLimited = true
 		l.m.shadow.Inc()
 	}
+	if d.Outcome == Allowed {
+		l.grant(cl, r[valuesPerDecision:], sent, 1)
+		l.localLimit(cl)
+	} else {
+		l.giveBack(cl)
+	}
 	l.m.decisions[sourceStore][d.Outcome].Inc()
+}
+
+// fillPrefetch adds what a background refill was granted to its lease.
+func (l *Limiter) fillPrefetch(cl *call, r []int64, sent int64) {
+	if r[0] == 1 {
+		l.grant(cl, r[valuesPerDecision:], sent, 0)
+	}
+}
+
+// grant adds to each lease rule sent what Redis granted; used requests of
+// each grant were spent by the decision itself (1, or 0 for a refill).
+func (l *Limiter) grant(cl *call, g []int64, sent int64, used int64) {
+	k := 0
+	for _, s := range cl.sent {
+		if s.ls == nil {
+			continue
+		}
+		n, off := g[2*k], g[2*k+1]*int64(time.Microsecond)
+		k++
+		if n <= 0 {
+			continue
+		}
+		ls := s.ls
+		reset := time.Duration(off + n*ls.t)
+		ls.mu.Lock()
+		ls.add(n-used, sent+off+used*ls.t, sent, reset, l.opts.LeaseTTL, l.leaseCap(&ls.rule))
+		ls.mu.Unlock()
+		l.m.leaseGrants.Inc()
+		l.m.leaseGranted.Add(float64(n))
+	}
 }
 
 // decideWithoutStore decides while Redis is unreachable.

@@ -274,22 +274,6 @@ func TestNoLimitsCostNothing(t *testing.T) {
 	}
 }
 
-func TestLeaseModeIsRefused(t *testing.T) {
-	t.Parallel()
-	r := testutil.StartRedis(t)
-	l := newLimiter(t, client(t, r), Options{})
-	lease := rule("k", 10, time.Second, 0)
-	lease.Limit.Mode = model.LimitLease
-	req := &Request{APIID: "a", Rules: []Rule{lease}, FailOpen: true}
-	if err := req.Validate(); !errors.Is(err, ErrLeaseUnsupported) {
-		t.Fatalf("validate: %v, want ErrLeaseUnsupported", err)
-	}
-	d := check(l, req)
-	if d.Outcome != Unavailable || !errors.Is(d.Err, ErrLeaseUnsupported) {
-		t.Fatalf("lease decision: %+v, want unavailable with ErrLeaseUnsupported", d)
-	}
-}
-
 func TestOptionsValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -302,6 +286,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"huge batch", Options{MaxBatch: 5000}, "max_batch"},
 		{"share above one", Options{FallbackShare: 1.5}, "fallback_share"},
 		{"negative pipelines", Options{Pipelines: -1}, "pipelines"},
+		{"lease fraction above one", Options{LeaseFraction: 2}, "lease_fraction"},
+		{"negative lease ttl", Options{LeaseTTL: -time.Second}, "lease_ttl"},
+		{"negative lease max", Options{LeaseMax: -1}, "lease_max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,13 +8,17 @@ type metrics struct {
 	batchSize      prometheus.Histogram
 	storeErrors    prometheus.Counter
 	shadow         prometheus.Counter
+	leaseGrants    prometheus.Counter
+	leaseGranted   prometheus.Counter
+	leaseRefills   prometheus.Counter
 	// decisions by outcome and source: [source][outcome]
-	decisions [2][3]prometheus.Counter
+	decisions [3][3]prometheus.Counter
 }
 
 const (
 	sourceStore    = 0
 	sourceFallback = 1
+	sourceLease    = 2
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,17 +44,30 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_limit_shadow_refusals_total",
 			Help: "Requests a shadow limit would have refused (they were not refused).",
 		}),
+		leaseGrants: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_lease_grants_total",
+			Help: "Leases Redis granted this node for rules in lease mode.",
+		}),
+		leaseGranted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_lease_granted_requests_total",
+			Help: "Requests granted in leases (spent locally, or dropped unspent when their slot passed).",
+		}),
+		leaseRefills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_lease_refills_total",
+			Help: "Background lease refills sent before a lease ran out.",
+		}),
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_limit_decisions_total",
-		Help: "Limit decisions by outcome (allowed, limited, unavailable) and source (store, fallback).",
+		Help: "Limit decisions by outcome (allowed, limited, unavailable) and source (store, fallback, lease: from this node's leases).",
 	}, []string{"outcome", "source"})
-	for s, source := range []string{"store", "fallback"} {
+	for s, source := range []string{"store", "fallback", "lease"} {
 		for o := Allowed; o <= Unavailable; o++ {
 			m.decisions[s][o] = vec.WithLabelValues(o.String(), source)
 		}
 	}
-	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.batchSize, m.storeErrors, m.shadow, vec} {
+	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.batchSize, m.storeErrors, m.shadow,
+		m.leaseGrants, m.leaseGranted, m.leaseRefills, vec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -31,6 +31,18 @@ type Options struct {
 	// LogInterval is the least time between two log lines about store
 	// errors (default 10s); errors in between are counted, not logged.
 	LogInterval time.Duration `yaml:"log_interval"`
+
+	// LeaseTTL is how long a node may hold requests leased from Redis for a
+	// rule in lease mode before it forgets them (default 1s). It also
+	// bounds a lease to what the rule refills in LeaseTTL, so unspent
+	// leases hold others back for about that long at most.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// LeaseMax is the most requests one lease grants (default 100).
+	LeaseMax int64 `yaml:"lease_max"`
+	// LeaseFraction is the most of what a rule allows right now that one
+	// lease takes (default 0.1), so nodes share a busy limit. Values in
+	// (0, 1].
+	LeaseFraction float64 `yaml:"lease_fraction"`
 }
 
 // Defaults.
@@ -42,6 +54,9 @@ const (
 	DefaultFallbackMaxKeys = 100000
 	DefaultStoreRetry      = 250 * time.Millisecond
 	DefaultLogInterval     = 10 * time.Second
+	DefaultLeaseTTL        = time.Second
+	DefaultLeaseMax        = 100
+	DefaultLeaseFraction   = 0.1
 )
 
 // WithDefaults returns o with every unset field at its default.
@@ -66,6 +81,15 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.LogInterval == 0 {
 		o.LogInterval = DefaultLogInterval
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.LeaseMax == 0 {
+		o.LeaseMax = DefaultLeaseMax
+	}
+	if o.LeaseFraction == 0 {
+		o.LeaseFraction = DefaultLeaseFraction
 	}
 	return o
 }
@@ -94,6 +118,15 @@ func (o Options) Validate() validation.Errors {
 	}
 	if o.LogInterval < 0 {
 		errs.Add("log_interval", "must not be negative")
+	}
+	if o.LeaseTTL < 0 {
+		errs.Add("lease_ttl", "must not be negative")
+	}
+	if o.LeaseMax < 0 || o.LeaseMax > 1_000_000 {
+		errs.Add("lease_max", "must be between 1 and 1000000")
+	}
+	if o.LeaseFraction < 0 || o.LeaseFraction > 1 {
+		errs.Add("lease_fraction", "must be in (0, 1]")
 	}
 	return errs
 }
