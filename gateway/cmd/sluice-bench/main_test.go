@@ -69,6 +69,11 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 	if full := got[bench.ScenFull]; full != nil && (full.Redis.Scripts == 0 || full.Redis.RoundTrips == 0) {
 		t.Errorf("%s made no Redis script call: the rate limit was not checked", bench.ScenFull)
 	}
+	for _, r := range rep.Results {
+		if r.Warning != "" {
+			t.Errorf("%s: %s", r.Name, r.Warning)
+		}
+	}
 	if len(rep.Targets) != 3 {
 		t.Errorf("%d targets evaluated, want 3", len(rep.Targets))
 	}

@@ -176,3 +176,22 @@ func TestNiceCeil(t *testing.T) {
 		}
 	}
 }
+
+func TestParseGatewayMetrics(t *testing.T) {
+	t.Parallel()
+	text := `# HELP sluice_limit_decisions_total Limit decisions.
+# TYPE sluice_limit_decisions_total counter
+sluice_limit_decisions_total{outcome="allowed",source="fallback"} 120
+sluice_limit_decisions_total{outcome="limited",source="fallback"} 3
+sluice_limit_decisions_total{outcome="allowed",source="store"} 1e+06
+sluice_limit_store_errors_total 7
+sluice_other_total 9
+`
+	c := parseGatewayMetrics([]byte(text))
+	if c.Fallback != 123 || c.Decisions != 1_000_123 || c.StoreErrors != 7 {
+		t.Errorf("parsed %+v", c)
+	}
+	if d := c.sub(gatewayCounters{Fallback: 23, Decisions: 123, StoreErrors: 7}); d.Fallback != 100 || d.Decisions != 1_000_000 || d.StoreErrors != 0 {
+		t.Errorf("sub = %+v", d)
+	}
+}

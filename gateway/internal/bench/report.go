@@ -178,6 +178,11 @@ func (rep *Report) WriteTable(w io.Writer) {
 	fmt.Fprintln(w, "\ntrips/req: Redis client read events per request (round trips); scripts/req: EVALSHA/EVAL calls;\n"+
 		"redis cmd/req: INFO commandstats calls, including the commands scripts run inside Redis.")
 	for _, r := range rep.Results {
+		if r.Warning != "" {
+			fmt.Fprintf(w, "  WARNING %s: %s\n", r.Name, r.Warning)
+		}
+	}
+	for _, r := range rep.Results {
 		if r.CPUProfile != "" {
 			fmt.Fprintf(w, "Gateway CPU profile during %s: go tool pprof -top %s\n", r.Name, r.CPUProfile)
 		}

@@ -52,6 +52,10 @@ type Result struct {
 	// CPUProfile is the gateway's CPU profile taken during the scenario,
 	// when its operations listener serves /debug/pprof.
 	CPUProfile string `json:"cpu_profile,omitempty"`
+	// Gateway counts what the gateway itself reported during the scenario.
+	Gateway *gatewayCounters `json:"gateway,omitempty"`
+	// Warning says why the figures may not measure what the scenario means.
+	Warning string `json:"warning,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -87,6 +91,10 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		} else {
 			_ = Generate(ctx, w, NewRecorder(time.Now(), w.Duration))
 		}
+	}
+	var gwBefore gatewayCounters
+	if s.gateway {
+		gwBefore = r.gatewayMetrics()
 	}
 	before, err := ReadStats(ctx, r.rdb)
 	if err != nil {
@@ -143,6 +151,15 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		return skip(err)
 	}
 	res.Redis = after.Sub(before)
+	if s.gateway {
+		g := r.gatewayMetrics().sub(gwBefore)
+		res.Gateway = &g
+		if g.Fallback > 0 || g.StoreErrors > 0 {
+			res.Warning = fmt.Sprintf("the gateway decided %.0f of %.0f limit checks with its fallback limiter after %.0f store errors (see %s): the Redis path was not measured",
+				g.Fallback, g.Decisions, g.StoreErrors, filepath.Join(r.opt.OutDir, "gateway-1.log"))
+			fmt.Fprintf(r.out, "  WARNING: %s\n", res.Warning)
+		}
+	}
 	if res.Seconds > 0 {
 		res.RPS = float64(res.Requests) / res.Seconds
 	}
