@@ -33,6 +33,10 @@ type Result struct {
 	Forward []Header
 	// ExpiresAt is the token's exp.
 	ExpiresAt time.Time
+	// SessionKey is the SHA-256 of Identity and Policies: tokens of one
+	// identity with the same policies share it, so a session cache keyed by
+	// it builds one session per identity, not one per token.
+	SessionKey [32]byte
 }
 
 // Header is one request header set upstream from a claim.
@@ -258,6 +262,7 @@ func (v *Verifier) result(claims jwt.MapClaims) (*Result, *Error) {
 	if len(r.Policies) == 0 {
 		return nil, ErrInsufficientScope
 	}
+	r.SessionKey = sha256.Sum256([]byte(r.Identity + "|" + strings.Join(r.Policies, ",")))
 	for _, f := range v.forward {
 		raw, ok := claims[f.claim]
 		if !ok {

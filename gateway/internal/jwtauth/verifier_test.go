@@ -255,6 +255,9 @@ func TestPolicyMapping(t *testing.T) {
 			if !reflect.DeepEqual(r.Policies, tc.want) || r.Subject != tc.subject {
 				t.Fatalf("policies %v subject %q, want %v %q", r.Policies, r.Subject, tc.want, tc.subject)
 			}
+			if r.SessionKey != sha256.Sum256([]byte(r.Identity+"|"+strings.Join(tc.want, ","))) {
+				t.Errorf("session key is not sha256(identity|policies)")
+			}
 			want := sha256.Sum256([]byte("|" + tc.subject)) // no iss claim
 			if r.Identity != hex.EncodeToString(want[:]) {
 				t.Errorf("identity %s is not sha256(iss|subject)", r.Identity)
