@@ -88,3 +88,24 @@ func (v *Verifier) SetForwarded(h *fasthttp.RequestHeader, r *Result) {
 		h.Set(f.Name, f.Value)
 	}
 }
+
+// LooksLikeJWT reports whether v has the shape of a compact JWS: three
+// base64url parts separated by two dots, the header starting with "eyJ"
+// (the encoding of `{"`). An API that accepts an API key or a JWT uses it to
+// tell a bearer token from a key; it does not allocate.
+func LooksLikeJWT(v []byte) bool {
+	if len(v) < 5 || v[0] != 'e' || v[1] != 'y' || v[2] != 'J' {
+		return false
+	}
+	dots := 0
+	for _, c := range v {
+		switch {
+		case c == '.':
+			dots++
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
+}

@@ -57,6 +57,27 @@ func TestTokenExtraction(t *testing.T) {
 	}
 }
 
+func TestLooksLikeJWT(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{
+		{"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", true},
+		{"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", true},
+		{"sk_live_0123456789abcdef", false},
+		{"eyJ.abc", false},
+		{"eyJ.a.b.c", false},
+		{"eyJ a.b.c", false},
+		{"abc.def.ghi", false},
+		{"", false},
+	} {
+		if got := LooksLikeJWT([]byte(tc.v)); got != tc.want {
+			t.Errorf("LooksLikeJWT(%q) = %v", tc.v, got)
+		}
+	}
+}
+
 func TestStripAndSetForwarded(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
