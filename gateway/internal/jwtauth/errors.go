@@ -47,6 +47,16 @@ var allCodes = []string{
 	CodeAlgorithmNotAllowed, CodeInsufficientScope,
 }
 
+// Errors returns the sentinel error of every code, so a caller can build
+// its responses (status, code, message, WWW-Authenticate) once at start.
+func Errors() []*Error {
+	return []*Error{
+		ErrTokenMissing, ErrTokenInvalid, ErrSignatureInvalid, ErrTokenExpired,
+		ErrTokenNotYetValid, ErrIssuerInvalid, ErrAudienceInvalid, ErrUnknownKey,
+		ErrAlgorithmNotAllowed, ErrInsufficientScope,
+	}
+}
+
 func (e *Error) Error() string {
 	if e.cause != nil {
 		return "jwt " + e.Code + ": " + e.Message + ": " + e.cause.Error()

@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"crypto/sha256"
+	"errors"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
@@ -164,6 +165,16 @@ func TestErrorHeaders(t *testing.T) {
 		if got := tc.err.WWWAuthenticate(); got != tc.header || tc.err.Status != tc.status {
 			t.Errorf("%s: header %q status %d, want %q %d", tc.err.Code, got, tc.err.Status, tc.header, tc.status)
 		}
+	}
+	codes := map[string]bool{}
+	for _, e := range Errors() {
+		codes[e.Code] = true
+		if !errors.Is(e.with(errErr("cause")), e) {
+			t.Errorf("%s with a cause is not its sentinel", e.Code)
+		}
+	}
+	if len(codes) != len(allCodes) {
+		t.Errorf("Errors() has %d codes, want %d", len(codes), len(allCodes))
 	}
 	if !strings.Contains(ErrTokenExpired.with(errErr("x")).Error(), "token_expired") {
 		t.Error("error text lacks its code")
