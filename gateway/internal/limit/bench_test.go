@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -50,6 +51,35 @@ func BenchmarkCheck(b *testing.B) {
 		b.ReportMetric(float64(s.ScriptDecisions)/float64(s.ScriptCalls), "decisions/call")
 		b.ReportMetric(float64(s.ScriptCalls)/float64(s.ScriptDecisions), "calls/decision")
 	}
+}
+
+// BenchmarkCheckLease decides requests from parallel goroutines against a
+// real Redis on one hot lease-mode rule (an API-wide limit far above the
+// load). It reports script calls per decision.
+func BenchmarkCheckLease(b *testing.B) {
+	r := testutil.StartRedis(b)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
+	b.Cleanup(func() { _ = c.Close() })
+	l := newLimiter(b, c, Options{Timeout: time.Second})
+	lr := rule("api", 1_000_000_000, time.Hour, 0)
+	lr.Limit.Mode = model.LimitLease
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := &Request{APIID: "bench", FailOpen: true, Rules: []Rule{lr}}
+		var d Decision
+		for pb.Next() {
+			l.Check(context.Background(), req, &d)
+			if d.Outcome != Allowed || d.Fallback {
+				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	s := l.Stats()
+	b.ReportMetric(float64(s.ScriptCalls)/float64(b.N), "calls/decision")
 }
 
 // BenchmarkCheckNoLimits is the cost of a request without limits.

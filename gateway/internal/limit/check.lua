@@ -33,7 +33,8 @@
 --   its remaining, its reset (us), retry after (us, 0 when allowed),
 --   number of shadow rules that would have refused;
 -- then, per lease rule of the decision in order: requests granted (0 when
--- the decision was refused), and the TAT before the grant minus now (us).
+-- the decision was refused), and the TAT before the grant minus now (us),
+-- or minus the wait (us) when that rule itself had nothing to grant.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -109,9 +110,9 @@ for _ = 1, ARGS[1] do
     local allowat = tat + T - tau
     local rem, reset, wait
     if g == 0 or now < allowat then
-      if want > 0 then lg[nl] = 0 end
       rok[i] = false
       rem, reset, wait = 0, tat - now, allowat - now
+      if want > 0 then lg[nl], loff[nl] = 0, -math.max(wait, 1) end
       if shadow then
         shadowed = shadowed + 1
       else

@@ -28,6 +28,7 @@ type lease struct {
 	nseg    int
 	expires int64 // local Unix ns: everything held is forgotten after
 	full    int64 // local Unix ns: when the rule's burst is whole again, as of the last grant
+	empty   int64 // local Unix ns: Redis had nothing to grant until then; refuse locally
 
 	want      int64 // requests to ask for next (adaptive)
 	last      int64 // size of the last grant

@@ -9,9 +9,11 @@ import (
 // reserve takes the request from this node's lease of every lease-mode
 // rule that holds one, and lists in cl.sent the rules Redis must decide:
 // exact rules, and lease rules whose lease is empty (asking for a new
-// one). It reports whether the request is decided without Redis: every
-// rule is a lease rule that held a request, and there is no quota.
-func (l *Limiter) reserve(c *collector, cl *call) bool {
+// one). It reports reservedAll when the request is decided without Redis
+// (every rule is a lease rule that held a request, and there is no quota),
+// and reserveRefused when it refused the request locally: a lease rule is
+// empty and Redis said moments ago it had nothing to grant until later.
+func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 	req := cl.req
 	var now int64
 	for i := range req.Rules {
@@ -26,6 +28,12 @@ func (l *Limiter) reserve(c *collector, cl *call) bool {
 		ls := c.lease(r)
 		ls.mu.Lock()
 		dl, ok := ls.take(now)
+		if !ok && now < ls.empty && !r.Limit.Shadow {
+			wait := time.Duration(ls.empty - now)
+			ls.mu.Unlock()
+			l.refuseLocal(cl, i, wait)
+			return reserveRefused
+		}
 		if !ok {
 			want := min(ls.want, l.leaseCap(r))
 			ls.mu.Unlock()
@@ -43,7 +51,29 @@ func (l *Limiter) reserve(c *collector, cl *call) bool {
 			go l.refill(c, req.APIID, ls)
 		}
 	}
-	return len(cl.sent) == 0 && len(req.Quotas) == 0
+	if len(cl.sent) == 0 && len(req.Quotas) == 0 {
+		return reservedAll
+	}
+	return reservePartly
+}
+
+type reserveResult uint8
+
+const (
+	reservePartly reserveResult = iota // Redis decides the rest
+	reservedAll
+	reserveRefused
+)
+
+// refuseLocal refuses cl by its lease rule i, empty for wait, and gives
+// back what other rules took.
+func (l *Limiter) refuseLocal(cl *call, i int, wait time.Duration) {
+	l.giveBack(cl)
+	d := cl.d
+	d.Outcome, d.Reason, d.RetryAfter = Limited, ReasonRate, wait
+	d.setLimit(cl.req, i, 0, wait)
+	l.leaseDecisions.Add(1)
+	l.m.decisions[sourceLease][Limited].Inc()
 }
 
 // decideLocal allows a request every rule of which took from a lease.

@@ -232,8 +232,11 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	cl := l.calls.Get().(*call)
 	cl.req, cl.d = req, d
 	defer l.putCall(cl)
-	if l.reserve(c, cl) {
+	switch l.reserve(c, cl) {
+	case reservedAll:
 		l.decideLocal(cl)
+		return
+	case reserveRefused:
 		return
 	}
 	if l.storeDown() {
@@ -447,8 +450,8 @@ func (l *Limiter) fill(cl *call, r []int64, sent int64) {
 		d.ShadowLimited = true
 		l.m.shadow.Inc()
 	}
+	l.grant(cl, r[valuesPerDecision:], sent, 1)
 	if d.Outcome == Allowed {
-		l.grant(cl, r[valuesPerDecision:], sent, 1)
 		l.localLimit(cl)
 	} else {
 		l.giveBack(cl)
@@ -458,9 +461,7 @@ func (l *Limiter) fill(cl *call, r []int64, sent int64) {
 
 // fillPrefetch adds what a background refill was granted to its lease.
 func (l *Limiter) fillPrefetch(cl *call, r []int64, sent int64) {
-	if r[0] == 1 {
-		l.grant(cl, r[valuesPerDecision:], sent, 0)
-	}
+	l.grant(cl, r[valuesPerDecision:], sent, 0)
 }
 
 // grant adds to each lease rule sent what Redis granted; used requests of
@@ -473,10 +474,15 @@ func (l *Limiter) grant(cl *call, g []int64, sent int64, used int64) {
 		}
 		n, off := g[2*k], g[2*k+1]*int64(time.Microsecond)
 		k++
+		ls := s.ls
 		if n <= 0 {
+			if off < 0 { // this rule had nothing: refuse locally until then
+				ls.mu.Lock()
+				ls.empty = sent - off
+				ls.mu.Unlock()
+			}
 			continue
 		}
-		ls := s.ls
 		reset := time.Duration(off + n*ls.t)
 		ls.mu.Lock()
 		ls.add(n-used, sent+off+used*ls.t, sent, reset, l.opts.LeaseTTL, l.leaseCap(&ls.rule))
