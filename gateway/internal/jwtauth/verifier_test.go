@@ -2,9 +2,9 @@ package jwtauth
 
 import (
 	"crypto/sha256"
-	"errors"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"reflect"
 	"strings"
