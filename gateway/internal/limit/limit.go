@@ -21,9 +21,24 @@
 // later (a Redis that hung and resumed): it then counts against the limit,
 // never for it, so limits still hold.
 //
-// Lease mode (model.LimitLease) is not implemented: a request with a lease
-// rule gets Unavailable with ErrLeaseUnsupported (Request.Validate reports
-// it up front).
+// Lease mode (model.LimitLease), per rule: a node takes a lease of up to
+// min(LeaseMax, rate*LeaseTTL/per, LeaseFraction of what the rule allows
+// now) requests from Redis, which the script consumes there at once (it
+// advances the GCRA TAT by g*T for a grant of g), and spends them locally,
+// each no later than the GCRA slot Redis counted it in and within LeaseTTL
+// (see lease). So the cluster never exceeds the rule; a node may refuse
+// early (requests held by other nodes, or dropped unspent). Lease sizes
+// double while spent and halve when requests go unspent; a refill starts in
+// the background at half the last grant and rides the API's batches. A
+// request whose rules are all lease rules with a lease held costs no Redis
+// call; one with an empty lease asks for a new one with its decision; one
+// with exact rules or quotas too takes its lease rules locally and sends the
+// rest, and a refusal gives back what it took (all or nothing). When Redis
+// said a lease rule had nothing to grant, the node refuses it locally until
+// then. With Redis down, what a node holds is still spent (it was granted);
+// after that, fail open falls back and fail closed is Unavailable. Headers
+// of a lease rule report what this node holds (never more than the cluster
+// has). See docs/limits.md.
 package limit
 
 import (
