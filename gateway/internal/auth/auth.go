@@ -2,6 +2,8 @@
 // hashes it and finds its session, from a bounded in-process cache or from
 // Redis (store.KeyByHash). Unknown hashes are remembered for a short time
 // in a bounded negative cache, so a flood of bad keys costs Redis little.
+// Verified token identities (internal/jwtauth) get sessions from the same
+// cache (Identity), built from their policies without a store lookup.
 //
 // Cached sessions are evicted by config sync (Evict, EvictPolicy); the
 // session TTL bounds how stale a session can be if an eviction is missed.
@@ -121,6 +123,33 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	}
 	return s, nil
 }
+
+// Identity returns the session of a verified token identity (see
+// jwtauth.Result): sum is the token's session key (identity and policies),
+// hash the identity hash limits, quotas and usage events count against,
+// policies the policy ids the token's claims map to. A cached session costs
+// no allocation; a miss builds one from the current policies, without
+// Redis. Tokens of one identity with the same policies share the session.
+// It has no expiry of its own (the verifier enforces exp) and holds its
+// policies, so EvictPolicy forgets it like a key's session.
+func (c *Cache) Identity(sum Sum, hash string, policies []string) *Session {
+	now := c.now()
+	if e, ok := c.sessions.Get(sum); ok {
+		if now.Before(e.expires) {
+			return e.s
+		}
+		c.sessions.Remove(sum)
+	}
+	gen := c.gen.Load()
+	s := NewSession(&model.Key{ID: IdentityKeyID, Hash: hash, Policies: policies}, c.policy)
+	if c.gen.Load() == gen {
+		c.sessions.Add(sum, entry{s: s, expires: now.Add(c.opts.TTL)})
+	}
+	return s
+}
+
+// IdentityKeyID is the KeyID of sessions built for token identities.
+const IdentityKeyID = "jwt"
 
 // Evict forgets the sessions (and negative entries) of the given hex key
 // hashes; empty or malformed hashes are ignored.

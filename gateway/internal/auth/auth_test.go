@@ -200,3 +200,77 @@ func TestCacheTTL(t *testing.T) {
 		t.Fatalf("after ttl a deleted key is unknown: %v", err)
 	}
 }
+
+// Token identities get sessions from the same cache: one per session key,
+// built from the current policies, counted on the identity hash, evicted by
+// a policy change and by the TTL.
+func TestCacheIdentity(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	st := store.New(r.Client(t), 0)
+	policies := map[string]*model.Policy{
+		"read": {ID: "read", Access: []model.AccessRight{{API: "a", Methods: []string{"GET"}}}, RateLimit: limit(5)},
+	}
+	c, err := NewCache(st, func(id string) *model.Policy { return policies[id] }, Options{
+		CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10, NegativeTTL: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	id := model.HashKey([]byte("issuer|alice"))
+	sum := SumKey([]byte(id + "|read"))
+
+	s := c.Identity(sum, id, []string{"read"})
+	if s.KeyID != IdentityKeyID || s.Hash != id || s.Usable(now.Add(24*time.Hour)) != nil {
+		t.Fatalf("session %+v", s)
+	}
+	if !s.Allowed("a", []byte("GET"), []byte("/")) || s.Allowed("a", []byte("POST"), []byte("/")) {
+		t.Fatal("access rights of the policy not applied")
+	}
+	if len(s.Limits) != 1 || s.Limits[0].Key != "p:read:k:"+id {
+		t.Fatalf("limits %+v", s.Limits)
+	}
+	if c.Identity(sum, id, []string{"read"}) != s {
+		t.Fatal("second call did not hit the cache")
+	}
+
+	// Redis down: identities need no store.
+	r.Stop()
+	other := SumKey([]byte("bob"))
+	if s2 := c.Identity(other, "bob-hash", []string{"read"}); s2 == nil || s2.Hash != "bob-hash" {
+		t.Fatal("identity session with redis down")
+	}
+
+	policies["read"] = &model.Policy{ID: "read", Access: []model.AccessRight{{API: "a", Methods: []string{"GET", "POST"}}}}
+	c.EvictPolicy("unrelated")
+	if c.Identity(sum, id, []string{"read"}) != s {
+		t.Fatal("unrelated policy evicted the session")
+	}
+	c.EvictPolicy("read")
+	if c.Len() != 0 {
+		t.Fatalf("policy change left %d sessions", c.Len())
+	}
+	s3 := c.Identity(sum, id, []string{"read"})
+	if s3 == s || !s3.Allowed("a", []byte("POST"), []byte("/")) || len(s3.Limits) != 0 {
+		t.Fatalf("session after policy change %+v", s3)
+	}
+	now = now.Add(time.Minute)
+	if c.Identity(sum, id, []string{"read"}) == s3 {
+		t.Fatal("session outlived the ttl")
+	}
+}
+
+func TestCacheIdentityAllocs(t *testing.T) {
+	c, err := NewCache(nil, func(string) *model.Policy { return nil }, Options{CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols := []string{"read"}
+	sum := SumKey([]byte("alice"))
+	c.Identity(sum, "alice-hash", pols)
+	if n := testing.AllocsPerRun(100, func() { c.Identity(sum, "alice-hash", pols) }); n != 0 {
+		t.Fatalf("cached identity allocates %v times", n)
+	}
+}

@@ -33,6 +33,14 @@ func ExtractKey(req *fasthttp.Request, header, query string) ([]byte, Location) 
 			return k, InBearer
 		}
 	}
+	return ExtractHeaderKey(req, header, query)
+}
+
+// ExtractHeaderKey is ExtractKey without "Authorization: Bearer": the key
+// from the header (DefaultHeader when empty), then from the query parameter
+// query when it is set. An API that accepts an API key or a JWT looks here
+// first, so a key in its own place wins over a bearer token.
+func ExtractHeaderKey(req *fasthttp.Request, header, query string) ([]byte, Location) {
 	if header == "" {
 		header = DefaultHeader
 	}

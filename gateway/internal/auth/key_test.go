@@ -52,6 +52,33 @@ func TestExtractKey(t *testing.T) {
 	}
 }
 
+// ExtractHeaderKey never reads the bearer token: an API that accepts a key
+// or a JWT looks at the key's own places first.
+func TestExtractHeaderKey(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		req           *fasthttp.Request
+		header, query string
+		want          string
+		loc           Location
+	}{
+		{"bearer ignored", request("/x", "Authorization", "Bearer abc"), "", "", "", InNone},
+		{"header beside bearer", request("/x", "Authorization", "Bearer b", "X-API-Key", "h"), "", "", "h", InHeader},
+		{"custom header", request("/x", "X-Token", "k3"), "X-Token", "", "k3", InHeader},
+		{"query beside bearer", request("/x?api_key=q1", "Authorization", "Bearer b"), "", "api_key", "q1", InQuery},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			got, loc := ExtractHeaderKey(c.req, c.header, c.query)
+			if string(got) != c.want || loc != c.loc {
+				t.Fatalf("ExtractHeaderKey = %q at %d, want %q at %d", got, loc, c.want, c.loc)
+			}
+		})
+	}
+}
+
 func TestExtractKeyAllocs(t *testing.T) {
 	req := request("/x?api_key=0123456789abcdef", "Authorization", "Bearer 0123456789abcdef0123")
 	if n := testing.AllocsPerRun(100, func() {
