@@ -2,7 +2,9 @@
 // routing snapshot (APIs with their upstream clients), the policies and the
 // cache of key sessions. Readers get an immutable *Snapshot from an
 // atomic.Pointer and take no lock; writers (Reload, Apply) are serialized by
-// one mutex, build a new snapshot and swap it in.
+// one mutex, build a new snapshot and swap it in. An API with JWT settings
+// carries its jwtauth.Verifier in the snapshot, kept across rebuilds while
+// its settings are unchanged.
 //
 // Config sync (internal/sync) calls Apply for every changelog version in
 // order and Reload when it lost track; Version is the version applied.
@@ -13,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/router"
 	"github.com/sluicegw/sluice/pkg/model"
@@ -44,6 +48,10 @@ type API struct {
 	EndpointName      []string
 	EndpointKey       []string
 	EndpointKeyPrefix []string
+	// JWT verifies the API's tokens: set when auth.jwt is set and the mode
+	// is jwt or api_key ("API key or JWT"); nil when it could not be built
+	// (the API then answers 500 to token callers, and the error is logged).
+	JWT *jwtauth.Verifier
 }
 
 // Snapshot is one immutable view of the configuration.
@@ -69,6 +77,9 @@ type Options struct {
 	MaxBody int
 	// RetryInterval is the pause between start-up load attempts (default 500ms).
 	RetryInterval time.Duration
+	// JWT builds the verifiers of APIs with auth.jwt settings; nil: such
+	// APIs cannot verify tokens.
+	JWT *jwtauth.Provider
 }
 
 // State is the node's configuration state.
@@ -293,7 +304,7 @@ func (s *State) install(version int64, list []model.API, pols map[string]*model.
 	for i := range valid {
 		a, err := s.buildAPI(&valid[i], old.byID[valid[i].ID])
 		if err != nil {
-			s.log.Error().Err(err).Str("api", valid[i].ID).Msg("api upstream invalid")
+			s.log.Error().Err(err).Str("api", valid[i].ID).Msg("api upstream or jwt settings unusable")
 		}
 		snap.APIs = append(snap.APIs, a)
 		snap.byID[a.ID] = a
@@ -318,11 +329,35 @@ func (s *State) buildAPI(m *model.API, prev *API) (*API, error) {
 		a.EndpointKey = append(a.EndpointKey, "e:"+n)
 		a.EndpointKeyPrefix = append(a.EndpointKeyPrefix, "e:"+n+":k:")
 	}
+	jwtErr := s.buildJWT(a, prev)
 	if prev != nil && prev.Upstream != nil && prev.Upstream.Same(m.Upstream, s.opts.Proxy) {
 		a.Upstream = prev.Upstream
-		return a, nil
+		return a, jwtErr
 	}
 	up, err := proxy.New(m.Upstream, s.opts.Proxy)
 	a.Upstream = up
-	return a, err
+	return a, errors.Join(err, jwtErr)
+}
+
+// buildJWT sets a.JWT for an API that verifies tokens. Unchanged JWT
+// settings keep the previous verifier, and with it its warm cache of
+// verified tokens.
+func (s *State) buildJWT(a *API, prev *API) error {
+	m := a.API
+	if m.Auth.JWT == nil || (m.Auth.Mode != model.AuthJWT && m.Auth.Mode != model.AuthAPIKey) {
+		return nil
+	}
+	if prev != nil && prev.JWT != nil && reflect.DeepEqual(prev.API.Auth.JWT, m.Auth.JWT) {
+		a.JWT = prev.JWT
+		return nil
+	}
+	if s.opts.JWT == nil {
+		return errors.New("jwt: this gateway has no jwt provider")
+	}
+	v, err := s.opts.JWT.Verifier(m.Auth.JWT)
+	if err != nil {
+		return fmt.Errorf("jwt verifier: %w", err)
+	}
+	a.JWT = v
+	return nil
 }

@@ -2,13 +2,16 @@ package state
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -140,5 +143,115 @@ func TestApply(t *testing.T) {
 	}
 	if err := s.Apply(ctx, store.Version{Version: 2}); err != nil || s.Version() != 7 {
 		t.Fatalf("old version: %v, version %d", err, s.Version())
+	}
+}
+
+// APIs with JWT settings get a verifier: kept across changes that leave
+// the settings alone (its cache stays warm), rebuilt when they change. A
+// policy change evicts the sessions of token identities holding it.
+func TestJWTVerifiers(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	st := store.New(r.Client(t), 0)
+	p, err := jwtauth.New(jwtauth.Options{}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	s, err := New(st, Options{MaxBody: 1 << 20, JWT: p, Auth: auth.Options{CacheSize: 100, TTL: time.Minute, NegativeCacheSize: 100, NegativeTTL: time.Minute, LookupTimeout: time.Second}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	settings := func() *model.JWTAuth {
+		return &model.JWTAuth{
+			Algorithms: []string{"HS256"},
+			Keys:       model.JWTKeys{Secret: base64.StdEncoding.EncodeToString(secret)},
+			Policies:   model.JWTPolicies{Default: []string{"p"}},
+		}
+	}
+	jwtAPI := api("j", "/j")
+	jwtAPI.Auth = model.Auth{Mode: model.AuthJWT, JWT: settings()}
+	either := api("e", "/e")
+	either.Auth = model.Auth{Mode: model.AuthAPIKey, JWT: settings()}
+	for _, a := range []*model.API{jwtAPI, either, api("k", "/k")} {
+		if _, err := st.PutAPI(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "j", Methods: []string{"GET"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, st, 0)
+	snap := s.Snapshot()
+	v := snap.API("j").JWT
+	if v == nil || snap.API("e").JWT == nil || snap.API("k").JWT != nil {
+		t.Fatalf("verifiers: jwt %v, key or jwt %v, key %v", v, snap.API("e").JWT, snap.API("k").JWT)
+	}
+
+	tok := testutil.SignHMAC(t, "HS256", secret, nil, map[string]any{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	res, err := v.Verify(ctx, []byte(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := s.Sessions().Identity(auth.Sum(res.SessionKey), res.Identity, res.Policies)
+	if !sess.Allowed("j", []byte("GET"), []byte("/")) || sess.Allowed("j", []byte("POST"), []byte("/")) {
+		t.Fatal("identity session does not carry the policy")
+	}
+
+	// Another API changes: the verifier stays.
+	jwtAPI.Upstream.Targets = []string{"http://127.0.0.1:2"}
+	if _, err := st.PutAPI(ctx, jwtAPI); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, st, s.Version())
+	if s.Snapshot().API("j").JWT != v {
+		t.Fatal("unchanged jwt settings rebuilt the verifier")
+	}
+
+	// The policy changes: the identity's session is evicted.
+	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "j"}}}); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, st, s.Version())
+	sess2 := s.Sessions().Identity(auth.Sum(res.SessionKey), res.Identity, res.Policies)
+	if sess2 == sess || !sess2.Allowed("j", []byte("POST"), []byte("/")) {
+		t.Fatal("policy change did not evict the identity session")
+	}
+
+	// The settings change: a new verifier.
+	jwtAPI.Auth.JWT.Leeway = model.Duration(time.Second)
+	if _, err := st.PutAPI(ctx, jwtAPI); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, st, s.Version())
+	if v2 := s.Snapshot().API("j").JWT; v2 == nil || v2 == v {
+		t.Fatal("changed jwt settings kept the old verifier")
+	}
+}
+
+// Without a provider an API with JWT settings is served without a
+// verifier (the server answers 500 to its token callers).
+func TestJWTWithoutProvider(t *testing.T) {
+	t.Parallel()
+	s, st, _ := newState(t)
+	ctx := context.Background()
+	a := api("j", "/j")
+	a.Auth = model.Auth{Mode: model.AuthJWT, JWT: &model.JWTAuth{
+		Algorithms: []string{"HS256"}, Keys: model.JWTKeys{Secret: base64.StdEncoding.EncodeToString(make([]byte, 32))},
+		Policies: model.JWTPolicies{Default: []string{"p"}},
+	}}
+	if _, err := st.PutAPI(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Snapshot().API("j"); got == nil || got.JWT != nil {
+		t.Fatalf("api %+v", got)
 	}
 }
