@@ -26,6 +26,7 @@ type exchange struct {
 	route    *router.Route
 	endpoint *router.Endpoint
 	sess     *auth.Session
+	token    bool   // sess is a token identity's
 	path     []byte // the request path (copied)
 	rest     []byte // path relative to the listen path, a slice of path
 	lreq     limit.Request
@@ -36,7 +37,7 @@ type exchange struct {
 
 func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
-	x.path, x.rest, x.limited = x.path[:0], nil, ""
+	x.path, x.rest, x.limited, x.token = x.path[:0], nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
 }
@@ -127,20 +128,33 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	return nil
 }
 
-// authenticate finds the session of the request's API key. A key that
-// cannot be verified because the store is down is never served as that key:
-// 503, whatever the API's on_store_error (cached sessions keep working).
+// authenticate finds the session of the request's credential, per the
+// API's auth mode: none (keyless), an API key, a JWT, or, for an API key
+// API with JWT settings, whichever of the two comes first (see
+// useToken).
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	a := &x.api.Auth
 	switch a.Mode {
 	case model.AuthKeyless:
 		return nil
+	case model.AuthJWT:
+		return s.authenticateJWT(ctx, x)
 	case model.AuthAPIKey:
-	default:
-		s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
-		return ErrInternal
+		if x.api.JWT == nil {
+			key, loc := auth.ExtractKey(&ctx.Request, a.Header, a.QueryParam)
+			return s.authenticateKey(ctx, x, key, loc)
+		}
+		return s.authenticateEither(ctx, x)
 	}
-	key, loc := auth.ExtractKey(&ctx.Request, a.Header, a.QueryParam)
+	s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
+	return ErrInternal
+}
+
+// authenticateKey finds the session of an API key. A key that cannot be
+// verified because the store is down is never served as that key: 503,
+// whatever the API's on_store_error (cached sessions keep working).
+func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []byte, loc auth.Location) *Error {
+	a := &x.api.Auth
 	switch {
 	case len(key) == 0:
 		return ErrMissingKey
@@ -169,6 +183,10 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 // authorize checks the session's access rights for the API, method and path.
 func (s *Server) authorize(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.sess != nil && !x.sess.Allowed(x.api.ID, ctx.Method(), x.rest) {
+		if x.token {
+			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, wwwInsufficientScope)
+			return ErrTokenForbidden
+		}
 		return ErrForbidden
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/state"
@@ -96,7 +97,12 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 	st := store.New(rdb, 0)
 	reg := prometheus.NewRegistry()
 	log := zerolog.Nop()
+	jp, err := jwtauth.New(jwtauth.Options{FetchTimeout: 2 * time.Second}, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := state.New(st, state.Options{
+		JWT:     jp,
 		MaxBody: 1 << 16,
 		Proxy:   proxy.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConnsPerHost: 64},
 		Auth:    auth.Options{CacheSize: 1000, TTL: time.Minute, NegativeCacheSize: 1000, NegativeTTL: time.Second, LookupTimeout: 200 * time.Millisecond},
@@ -134,6 +140,7 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		_ = lim.Shutdown(ctx)
+		_ = jp.Shutdown(ctx)
 	})
 	return &node{srv: srv, state: s, events: rec, reg: reg, url: "http://" + srv.Addr()}
 }

@@ -62,6 +62,9 @@ type Server struct {
 	cancelBase context.CancelFunc
 	served     chan struct{}
 	lastWarn   atomic.Int64
+	// lastTokenLog paces the log of refused tokens apart from warnings, so
+	// a flood of bad tokens hides no store or upstream trouble.
+	lastTokenLog atomic.Int64
 }
 
 // New builds the traffic server; Start listens.
@@ -132,15 +135,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// warnf logs at most one warning per second: on the hot path errors come in
+// warn logs at most one warning per second: on the hot path errors come in
 // floods.
-func (s *Server) warn(err error, msg string) {
+func (s *Server) warn(err error, msg string) { s.logEvery(&s.lastWarn, zerolog.WarnLevel, err, msg) }
+
+// logEvery logs err at level unless last says one was logged less than a
+// second ago. Errors logged here never carry credentials.
+func (s *Server) logEvery(last *atomic.Int64, level zerolog.Level, err error, msg string) {
 	now := time.Now().UnixNano()
-	last := s.lastWarn.Load()
-	if now-last < int64(time.Second) || !s.lastWarn.CompareAndSwap(last, now) {
+	prev := last.Load()
+	if now-prev < int64(time.Second) || !last.CompareAndSwap(prev, now) {
 		return
 	}
-	s.log.Warn().Err(err).Msg(msg)
+	s.log.WithLevel(level).Err(err).Msg(msg)
 }
 
 type fasthttpLogger struct{ log zerolog.Logger }

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
+)
+
+// tokenErrors answers each jwtauth error code: its status, code and
+// message, built once.
+var tokenErrors = func() map[string]*Error {
+	m := map[string]*Error{}
+	for _, e := range jwtauth.Errors() {
+		m[e.Code] = newError(e.Status, e.Code, e.Message)
+	}
+	return m
+}()
+
+// ErrTokenForbidden is ErrForbidden for a token caller: its policies grant
+// no access to the method or path.
+var ErrTokenForbidden = newError(fasthttp.StatusForbidden, "forbidden", "the token grants no access to this API, method or path")
+
+const wwwInsufficientScope = `Bearer error="insufficient_scope"`
+
+// authenticateJWT verifies the request's token and takes the session of
+// its identity. The headers forwarded claims travel in are removed first,
+// token or not, so a caller cannot set them. The token itself stays in the
+// request: the upstream may check it too.
+func (s *Server) authenticateJWT(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	v := x.api.JWT
+	if v == nil {
+		s.warn(errors.New(x.api.ID), "api has jwt auth but no usable verifier (see the config load log)")
+		return ErrInternal
+	}
+	h := &ctx.Request.Header
+	v.StripForwarded(h)
+	return s.verifyToken(ctx, x, v.Token(h))
+}
+
+// verifyToken checks tok with the API's verifier and, when valid, sets the
+// session and the forwarded claim headers. A refusal answers with its
+// WWW-Authenticate challenge (RFC 6750).
+func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, x *exchange, tok []byte) *Error {
+	v := x.api.JWT
+	res, err := v.Verify(s.base, tok)
+	if err != nil {
+		var je *jwtauth.Error
+		if !errors.As(err, &je) {
+			s.warn(err, "jwt verification failed")
+			return ErrInternal
+		}
+		s.logEvery(&s.lastTokenLog, zerolog.InfoLevel, err, "token refused")
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, je.WWWAuthenticate())
+		if e := tokenErrors[je.Code]; e != nil {
+			return e
+		}
+		return ErrInternal
+	}
+	x.sess = s.state.Sessions().Identity(auth.Sum(res.SessionKey), res.Identity, res.Policies)
+	x.token = true
+	v.SetForwarded(&ctx.Request.Header, res)
+	return nil
+}
+
+// authenticateEither serves an API that accepts an API key or a JWT: the
+// first credential present wins, in this order:
+//  1. a key in the API's key header or query parameter: the API key;
+//  2. a token that looks like a JWT (jwtauth.LooksLikeJWT) where the JWT
+//     settings read it (by default "Authorization: Bearer"): the JWT;
+//  3. anything else, a bearer value included: the API key.
+//
+// With no credential at all the answer is 401 missing_key, with the
+// WWW-Authenticate: Bearer challenge.
+func (s *Server) authenticateEither(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	a, v := &x.api.Auth, x.api.JWT
+	req := &ctx.Request
+	v.StripForwarded(&req.Header)
+	key, loc := auth.ExtractHeaderKey(req, a.Header, a.QueryParam)
+	if len(key) == 0 {
+		if tok := v.Token(&req.Header); jwtauth.LooksLikeJWT(tok) {
+			return s.verifyToken(ctx, x, tok)
+		}
+		key, loc = auth.ExtractKey(req, a.Header, a.QueryParam)
+	}
+	if len(key) == 0 {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, "Bearer")
+	}
+	return s.authenticateKey(ctx, x, key, loc)
+}
