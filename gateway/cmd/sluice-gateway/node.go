@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
 	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/ops"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
@@ -52,7 +53,12 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		DialTimeout: cfg.Redis.DialTimeout, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 		MaxRetries: -1,
 	})
+	jp, err := jwtauth.New(cfg.JWT, log, reg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := state.New(store.New(n.rdb, 0), state.Options{
+		JWT:     jp,
 		MaxBody: int(cfg.Proxy.MaxBodyBytes),
 		Proxy: proxy.Options{
 			ConnectTimeout: cfg.Proxy.ConnectTimeout, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
@@ -101,10 +107,11 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Start order: state loads (in the background), config sync follows
-	// changes, limiter, usage, ops, traffic last. Shutdown stops traffic
-	// first (drain), then flushes usage.
-	n.order = []component{st, follower, lim, pub, n.ops, n.server}
+	// Start order: the JWT key provider, state loads (in the background),
+	// config sync follows changes, limiter, usage, ops, traffic last.
+	// Shutdown stops traffic first (drain), then flushes usage, and stops
+	// key fetches last.
+	n.order = []component{jp, st, follower, lim, pub, n.ops, n.server}
 	return n, nil
 }
 

@@ -111,6 +111,73 @@ func TestNodeOpsAndNATSDown(t *testing.T) {
 	expect(t, ops+"/ready", 200, "ready")
 }
 
+// A node wired from its configuration verifies tokens of an OIDC issuer
+// and counts them in its metrics.
+func TestNodeJWT(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	nt := testutil.StartNATS(t)
+	o := testutil.StartOIDC(t)
+	ln := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	upSrv := &http.Server{Addr: ln, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("hi " + r.Header.Get("X-User-Id")))
+	})}
+	go func() { _ = upSrv.ListenAndServe() }()
+	t.Cleanup(func() { _ = upSrv.Close() })
+
+	st := store.New(r.Client(t), 0)
+	ctx := context.Background()
+	if _, err := st.PutAPI(ctx, &model.API{ID: "a", ListenPath: "/a", Upstream: model.Upstream{Targets: []string{"http://" + ln}},
+		Auth: model.Auth{Mode: model.AuthJWT, JWT: &model.JWTAuth{
+			Algorithms: []string{"ES256"}, Keys: model.JWTKeys{OIDCIssuer: o.Issuer()},
+			Policies: model.JWTPolicies{Default: []string{"all"}}, ForwardClaims: map[string]string{"sub": "X-User-Id"},
+		}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "all", Access: []model.AccessRight{{API: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.NodeID = "jwt-node"
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg.Redis.Addr = r.Addr()
+	cfg.NATS.URL = nt.URL()
+	cfg.JWT.FetchTimeout = 2 * time.Second
+	n, err := newNode(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	ops := "http://" + cfg.OpsListen
+	expect(t, ops+"/ready", 200, "ready")
+	tok := o.Sign("ES256", map[string]any{"iss": o.Issuer(), "sub": "erin", "exp": time.Now().Add(time.Hour).Unix()})
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		req, _ := http.NewRequest("GET", "http://"+cfg.Listen+"/a", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "hi erin" {
+			return fmt.Errorf("%d %q", resp.StatusCode, b)
+		}
+		return nil
+	})
+	expect(t, "http://"+cfg.Listen+"/a", 401, "token_missing")
+	expect(t, ops+"/metrics", 200, `sluice_jwt_verifications_total{result="valid"} 1`)
+	expect(t, ops+"/metrics", 200, `sluice_jwt_key_fetches_total{result="ok"}`)
+}
+
 func TestCheckConfigAndHelp(t *testing.T) {
 	t.Setenv("SLUICE_REDIS_ADDR", "nope")
 	var out, errb bytes.Buffer
@@ -123,7 +190,7 @@ func TestCheckConfigAndHelp(t *testing.T) {
 		}
 	}
 	errb.Reset()
-	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "SLUICE_REDIS_ADDR") || !strings.Contains(errb.String(), "-check-config") {
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "SLUICE_REDIS_ADDR") || !strings.Contains(errb.String(), "SLUICE_JWT_FETCH_TIMEOUT") || !strings.Contains(errb.String(), "-check-config") {
 		t.Fatalf("help: %d %s", code, errb.String())
 	}
 }

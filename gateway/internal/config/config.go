@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
@@ -30,15 +31,18 @@ type Config struct {
 	OpsListen string `yaml:"ops_listen"`
 	// ShutdownTimeout bounds the drain of in-flight requests and the flush
 	// of usage events on SIGINT/SIGTERM (default 15s).
-	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
-	Redis           Redis          `yaml:"redis"`
-	NATS            NATS           `yaml:"nats"`
-	Limits          limit.Options  `yaml:"limits"`
-	Usage           usage.Options  `yaml:"usage"`
-	Sync            Sync           `yaml:"sync"`
-	Proxy           Proxy          `yaml:"proxy"`
-	Auth            Auth           `yaml:"auth"`
-	Log             logging.Config `yaml:"log"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Redis           Redis         `yaml:"redis"`
+	NATS            NATS          `yaml:"nats"`
+	Limits          limit.Options `yaml:"limits"`
+	Usage           usage.Options `yaml:"usage"`
+	Sync            Sync          `yaml:"sync"`
+	Proxy           Proxy         `yaml:"proxy"`
+	Auth            Auth          `yaml:"auth"`
+	// JWT tunes key fetching and token verification for APIs in auth mode
+	// jwt (and API key APIs that also take a JWT).
+	JWT jwtauth.Options `yaml:"jwt"`
+	Log logging.Config  `yaml:"log"`
 }
 
 // Redis is the connection to the shared store.
@@ -116,6 +120,11 @@ func Default() Config {
 		Auth: Auth{
 			MinKeyLength: 16, SessionCacheSize: 100000, SessionTTL: 30 * time.Second,
 			NegativeCacheSize: 10000, NegativeTTL: 5 * time.Second, LookupTimeout: 50 * time.Millisecond,
+		},
+		JWT: jwtauth.Options{
+			RefreshInterval: jwtauth.DefaultRefreshInterval, MinRefreshInterval: jwtauth.DefaultMinRefreshInterval,
+			FetchTimeout: jwtauth.DefaultFetchTimeout, MaxResponseBytes: jwtauth.DefaultMaxResponseBytes,
+			CacheSize: jwtauth.DefaultCacheSize, MaxTokenBytes: jwtauth.DefaultMaxTokenBytes,
 		},
 		Log: logging.Default(),
 	}
@@ -211,6 +220,7 @@ func (c *Config) Validate() validation.Errors {
 	positive(&errs, "auth.session_ttl", c.Auth.SessionTTL)
 	positive(&errs, "auth.negative_ttl", c.Auth.NegativeTTL)
 	positive(&errs, "auth.lookup_timeout", c.Auth.LookupTimeout)
+	errs.Merge("jwt", c.JWT.Validate())
 	if err := c.Log.Validate(); err != nil {
 		errs.Add("", "%v", err)
 	}

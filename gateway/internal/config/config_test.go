@@ -28,9 +28,11 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.Limits.Pipelines = -1
 	c.Usage.BufferSize = -1
 	c.Log.Level = "loud"
+	c.JWT.FetchTimeout = -time.Second
+	c.JWT.CacheSize = -1
 	errs := c.Validate()
 	got := errs.Error()
-	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "auth.min_key_length", "auth.session_ttl", "limits.pipelines", "usage.buffer_size", "log.level"} {
+	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "auth.min_key_length", "auth.session_ttl", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size"} {
 		if !strings.Contains(got, field+":") {
 			t.Errorf("no problem reported for %s in %q", field, got)
 		}
@@ -40,16 +42,18 @@ func TestValidateNamesEveryField(t *testing.T) {
 func TestLoadFileAndEnv(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(path, []byte("listen: \":7000\"\nauth:\n  min_key_length: 32\nproxy:\n  read_timeout: 5s\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("listen: \":7000\"\nauth:\n  min_key_length: 32\nproxy:\n  read_timeout: 5s\njwt:\n  cache_size: 500\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("SLUICE_LISTEN", ":7001")
 	t.Setenv("SLUICE_REDIS_ADDR", "10.0.0.1:6380")
+	t.Setenv("SLUICE_JWT_FETCH_TIMEOUT", "3s")
 	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != ":7001" || c.Redis.Addr != "10.0.0.1:6380" || c.Auth.MinKeyLength != 32 || c.Proxy.ReadTimeout != 5*time.Second || c.OpsListen != ":9080" {
+	if c.Listen != ":7001" || c.Redis.Addr != "10.0.0.1:6380" || c.Auth.MinKeyLength != 32 || c.Proxy.ReadTimeout != 5*time.Second || c.OpsListen != ":9080" ||
+		c.JWT.CacheSize != 500 || c.JWT.FetchTimeout != 3*time.Second || c.JWT.RefreshInterval != 5*time.Minute {
 		t.Fatalf("loaded %+v", c)
 	}
 	if err := os.WriteFile(path, []byte("lisen: \":7000\"\n"), 0o600); err != nil {
