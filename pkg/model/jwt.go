@@ -19,7 +19,10 @@ import (
 
 // JWTAuth configures auth mode "jwt": which tokens an API accepts, where the
 // keys that sign them come from, and how a verified token becomes an
-// identity with policies.
+// identity with policies. Set on an API in mode "api_key", it makes the API
+// take an API key or a JWT: the first credential present wins (a key in the
+// API's key header or query parameter, else a bearer value shaped like a
+// JWT, else a bearer API key).
 //
 //	auth:
 //	  mode: jwt

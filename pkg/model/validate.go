@@ -101,6 +101,10 @@ func (a *API) Validate() validation.Errors {
 			errs.Add("upstream."+name, "must not be negative")
 		}
 	}
+	// auth.jwt is required by mode jwt; with mode api_key it makes the API
+	// take an API key or a JWT, whichever the request presents first (the
+	// key in its header or query parameter, then a bearer JWT, then a bearer
+	// key). Either way its settings must be valid.
 	switch a.Auth.Mode {
 	case AuthKeyless, AuthAPIKey:
 	case AuthJWT:
