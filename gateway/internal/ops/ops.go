@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ type Check func(ctx context.Context) error
 
 // Server is the operations listener.
 type Server struct {
+	mux    *http.ServeMux
 	addr   string
 	ready  Check
 	log    zerolog.Logger
@@ -40,8 +42,20 @@ func New(addr string, ready Check, gather prometheus.Gatherer, log zerolog.Logge
 	})
 	mux.HandleFunc("GET /ready", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{ErrorLog: nil}))
+	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
+}
+
+// EnableProfiling serves Go's pprof endpoints under /debug/pprof/. Call it
+// before Start. The operations listener should not be reachable from
+// outside the cluster; profiling is off unless configured.
+func (s *Server) EnableProfiling() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
