@@ -19,6 +19,6 @@ echo "deps: installing ${need[*]} with apt-get" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 # The redis-server package may start a system service on :6379; Sluice's tests
 # start their own servers on free ports and never use it.

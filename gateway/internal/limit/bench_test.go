@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ func BenchmarkCheck(b *testing.B) {
 	var id atomic.Int64
 	b.SetParallelism(32)
 	b.ReportAllocs()
+	cpu0 := scriptUsec(b, c)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		n := id.Add(1)
@@ -46,6 +48,7 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	reportRedisCPU(b, c, cpu0)
 	s := l.Stats()
 	if s.ScriptCalls > 0 {
 		b.ReportMetric(float64(s.ScriptDecisions)/float64(s.ScriptCalls), "decisions/call")
@@ -65,6 +68,7 @@ func BenchmarkCheckLease(b *testing.B) {
 	lr.Limit.Mode = model.LimitLease
 	b.SetParallelism(32)
 	b.ReportAllocs()
+	cpu0 := scriptUsec(b, c)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		req := &Request{APIID: "bench", FailOpen: true, Rules: []Rule{lr}}
@@ -78,6 +82,7 @@ func BenchmarkCheckLease(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	reportRedisCPU(b, c, cpu0)
 	s := l.Stats()
 	b.ReportMetric(float64(s.ScriptCalls)/float64(b.N), "calls/decision")
 }
@@ -96,4 +101,34 @@ func BenchmarkCheckNoLimits(b *testing.B) {
 	for b.Loop() {
 		l.Check(context.Background(), req, &d)
 	}
+}
+
+// scriptUsec is the CPU time Redis spent in script calls so far (INFO
+// commandstats: EVALSHA and EVAL), in microseconds.
+func scriptUsec(b *testing.B, c *redis.Client) int64 {
+	b.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatalf("info commandstats: %v", err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, f := range strings.Split(strings.TrimSpace(line[strings.IndexByte(line, ':')+1:]), ",") {
+			if v, ok := strings.CutPrefix(f, "usec="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+// reportRedisCPU reports Redis's own CPU time in scripts per decision
+// since since (from scriptUsec): the cost the limit puts on Redis.
+func reportRedisCPU(b *testing.B, c *redis.Client, since int64) {
+	b.Helper()
+	b.ReportMetric(float64(scriptUsec(b, c)-since)/float64(b.N), "redis-us/decision")
 }
