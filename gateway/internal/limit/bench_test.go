@@ -56,6 +56,43 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckHotKey decides requests from parallel goroutines against
+// a real Redis, all for one identity (a hot key): a key rule, an API rule
+// and a quota per request, every decision the same.
+func BenchmarkCheckHotKey(b *testing.B) {
+	r := testutil.StartRedis(b)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
+	b.Cleanup(func() { _ = c.Close() })
+	l := newLimiter(b, c, Options{Timeout: time.Second})
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	cpu0 := scriptUsec(b, c)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := &Request{APIID: "bench", FailOpen: true,
+			Rules: []Rule{
+				rule("k:hot", 1_000_000_000, time.Hour, 0),
+				rule("api", 1_000_000_000, time.Hour, 0),
+			},
+			Quotas: []QuotaRule{quota("k:hot:q", 1_000_000_000, time.Hour)},
+		}
+		var d Decision
+		for pb.Next() {
+			l.Check(context.Background(), req, &d)
+			if d.Outcome != Allowed || d.Fallback {
+				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportRedisCPU(b, c, cpu0)
+	s := l.Stats()
+	if s.ScriptCalls > 0 {
+		b.ReportMetric(float64(s.ScriptDecisions)/float64(s.ScriptCalls), "decisions/call")
+	}
+}
+
 // BenchmarkCheckLease decides requests from parallel goroutines against a
 // real Redis on one hot lease-mode rule (an API-wide limit far above the
 // load). It reports script calls per decision.
