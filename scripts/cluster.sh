@@ -133,6 +133,38 @@ EOF
   echo "$file"
 }
 
+# seed_demo creates the demo API, policy and key through the admin API with
+# sluicectl, as a user would (or, without the syncer, straight into Redis
+# with sluice-dev seed). Both are idempotent.
+seed_demo() {
+  if [ "$SYNCER" = 1 ] && [ -x "$BIN/sluicectl" ]; then
+    local ctl=("$BIN/sluicectl" --addr http://127.0.0.1:9090)
+    cat >"$RUN/demo.yaml" <<EOF
+# The demo API of the local cluster (scripts/cluster.sh).
+apis:
+  - id: demo
+    name: Demo API
+    listen_path: /demo/
+    strip_listen_path: true
+    upstream: {targets: ["http://$UPSTREAM_ADDR"]}
+    auth: {mode: api_key}
+policies:
+  - id: demo-basic
+    name: Demo basic
+    access: [{api: demo}]
+    rate_limit: {rate: 20, per: 1s}
+    quota: {max: 10000, renewal: 1h}
+EOF
+    "${ctl[@]}" apply -f "$RUN/demo.yaml" | sed 's/^/  /'
+    if ! "${ctl[@]}" keys get demo-key >/dev/null 2>&1; then
+      "${ctl[@]}" keys create --id demo-key --key "$DEMO_KEY" --policy demo-basic --alias demo >/dev/null
+      echo "  created the demo key with sluicectl"
+    fi
+  else
+    "$BIN/sluice-dev" seed --redis "$REDIS_ADDR" --upstream "http://$UPSTREAM_ADDR" | sed 's/^/  /'
+  fi
+}
+
 start_cluster() {
   need_dev
   if [ -d "$PIDS" ] && ls "$PIDS"/*.pid >/dev/null 2>&1; then
@@ -153,7 +185,17 @@ start_cluster() {
     exit 1
   fi
   start upstream "$BIN/sluice-dev" upstream --listen "$UPSTREAM_ADDR"
-  "$BIN/sluice-dev" seed --redis "$REDIS_ADDR" --upstream "http://$UPSTREAM_ADDR" | sed 's/^/  /'
+
+  SYNCER=0
+  if [ -x "$BIN/sluice-syncer" ]; then
+    start syncer env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
+      "$BIN/sluice-syncer" --insecure-dev --listen 127.0.0.1:9090
+    SYNCER=1
+    wait_ready syncer "http://127.0.0.1:9090/ready" || exit 1
+  else
+    warn "$BIN/sluice-syncer is not built: skipping the syncer (admin API)"
+  fi
+  seed_demo
 
   GATEWAYS=0
   if [ -x "$BIN/sluice-gateway" ]; then
@@ -163,14 +205,6 @@ start_cluster() {
     GATEWAYS=2
   else
     warn "$BIN/sluice-gateway is not built yet: skipping the gateway nodes"
-  fi
-  SYNCER=0
-  if [ -x "$BIN/sluice-syncer" ]; then
-    start syncer env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
-      "$BIN/sluice-syncer" --insecure-dev --listen 127.0.0.1:9090
-    SYNCER=1
-  else
-    warn "$BIN/sluice-syncer is not built: skipping the syncer (admin API)"
   fi
   ANALYTICS=0
   if [ -x "$BIN/sluice-analytics" ]; then
@@ -183,7 +217,6 @@ start_cluster() {
 
   local ok=1
   for n in $(seq "$GATEWAYS"); do wait_ready "gateway-$n" "http://127.0.0.1:$((9079 + n))/ready" || ok=0; done
-  [ "$SYNCER" = 1 ] && { wait_ready syncer "http://127.0.0.1:9090/ready" || ok=0; }
   [ "$ANALYTICS" = 1 ] && { wait_ready analytics "http://127.0.0.1:9091/ready" || ok=0; }
   [ "$ok" = 1 ] || warn "some services are not ready; see the logs above"
   print_help
