@@ -1,8 +1,9 @@
 // Command sluice-bench is the load-test harness behind `make bench`. It
-// starts its own redis-server, an embedded NATS with JetStream, an upstream,
-// a bare fasthttp proxy hop and a sluice-gateway node, all on 127.0.0.1,
-// drives each scenario with wrk (when installed) or a built-in generator,
-// and prints requests/s, p50/p99 latency, Redis commands per request and the
+// starts its own redis-server, an embedded NATS with JetStream, an upstream
+// and a bare fasthttp proxy hop (each a child process running this binary's
+// hidden "upstream" and "hop" subcommands) and a sluice-gateway node, all
+// on 127.0.0.1, drives each scenario with wrk (when installed) or a
+// built-in generator, and prints requests/s, p50/p99 latency, Redis commands per request and the
 // ratio to the bare hop. Results go to .run/bench/results.json and a chart
 // to .run/bench/latency.svg.
 package main
@@ -16,8 +17,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/sluicegw/sluice/gateway/internal/bench"
 )
@@ -29,11 +33,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == bench.RoleUpstream || args[0] == bench.RoleHop) {
+		return serve(ctx, args[0], args[1:], stderr)
+	}
 	opt := bench.Defaults()
 	root := repoRoot()
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opt.Gateway, "gateway", filepath.Join(root, opt.Gateway), "sluice-gateway binary")
+	fs.StringVar(&opt.Self, "self", opt.Self, "this harness's binary, re-executed to run the upstream and the bare hop")
 	fs.StringVar(&opt.OutDir, "out", filepath.Join(root, opt.OutDir), "folder for results.json, latency.svg and logs")
 	fs.DurationVar(&opt.Duration, "duration", opt.Duration, "measured time per scenario")
 	fs.DurationVar(&opt.Warmup, "warmup", opt.Warmup, "unmeasured warm-up before each scenario")
@@ -47,8 +55,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: sluice-bench [flags]\n\n"+
 			"Benchmarks a sluice-gateway node against a bare fasthttp proxy hop on 127.0.0.1.\n"+
 			"Scenarios: upstream direct, bare proxy hop, gateway keyless, gateway with key auth +\n"+
-			"rate limit + quota + usage events (exact and lease mode), and the bare hop and the\n"+
-			"full gateway at half the full gateway's peak (constant rate) for added p99 latency.\n\nFlags:")
+			"rate limit + quota + usage events (exact and lease mode, and exact mode under 100\n"+
+			"config changes/s), the same with RS256 and ES256 JWTs, and the bare hop beside the\n"+
+			"full gateway (exact, lease) at half its peak (constant rate) for added p99 latency.\n"+
+			"The upstream and the bare hop run as child processes of this binary.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +76,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice-bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs one server of the benchmark in this process, as the harness's
+// child: "upstream --listen ADDR" or "hop --listen ADDR --target ADDR".
+// It returns when ctx ends (SIGTERM from the harness).
+func serve(ctx context.Context, role string, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sluice-bench "+role, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
+	target := fs.String("target", "", "upstream address (hop)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var h fasthttp.RequestHandler
+	switch role {
+	case bench.RoleUpstream:
+		h = bench.UpstreamHandler(new(atomic.Int64))
+	case bench.RoleHop:
+		if *target == "" {
+			fmt.Fprintln(stderr, "sluice-bench hop: --target is required")
+			return 2
+		}
+		hc := bench.NewHopClient(*target)
+		defer hc.CloseIdleConnections()
+		h = bench.HopHandler(hc)
+	}
+	if err := bench.Serve(ctx, *listen, "bench-"+role, h); err != nil {
+		fmt.Fprintf(stderr, "sluice-bench %s: %v\n", role, err)
 		return 1
 	}
 	return 0

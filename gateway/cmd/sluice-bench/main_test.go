@@ -5,12 +5,26 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluicegw/sluice/gateway/internal/bench"
 )
+
+// TestMain lets the harness re-execute the test binary as its upstream and
+// bare-hop children, as it re-executes sluice-bench.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == bench.RoleUpstream || os.Args[1] == bench.RoleHop) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // TestQuickBenchEndToEnd runs the whole harness in --quick mode against the
 // built gateway binary (make build) and checks every scenario produced
@@ -40,7 +54,7 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{bench.ScenUpstream, bench.ScenBareHop, bench.ScenKeyless, bench.ScenFull,
+	want := []string{bench.ScenUpstream, bench.ScenBareHop, bench.ScenKeyless, bench.ScenFull, bench.ScenChurn,
 		bench.ScenBareHopHalf, bench.ScenFullHalf}
 	got := map[string]*bench.Result{}
 	for _, r := range rep.Results {
@@ -59,12 +73,30 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 			t.Errorf("%s: %d errors, %d non-2xx answers", name, r.Errors, r.Non2xx)
 		}
 	}
-	// Lease mode depends on the gateway supporting it; the harness reports
-	// the reason when it does not.
-	if l := got[bench.ScenFullLease]; l == nil {
-		t.Errorf("%s: missing from the report", bench.ScenFullLease)
-	} else if l.Skipped != "" {
-		t.Logf("%s skipped: %s", bench.ScenFullLease, l.Skipped)
+	// Lease mode and JWT auth depend on the gateway supporting them; the
+	// harness reports the reason when it does not.
+	optional := []string{bench.ScenFullLease, bench.ScenJWTRS256, bench.ScenJWTES256}
+	if l := got[bench.ScenFullLease]; l != nil && l.Skipped == "" {
+		optional = append(optional, bench.ScenBareHopHalfLease, bench.ScenLeaseHalf)
+	}
+	for _, name := range optional {
+		if r := got[name]; r == nil {
+			t.Errorf("%s: missing from the report", name)
+		} else if r.Skipped != "" {
+			t.Logf("%s skipped: %s", name, r.Skipped)
+		}
+	}
+	// The churn made its changes and the gateway applied every one.
+	if c := got[bench.ScenChurn]; c != nil && c.Skipped == "" {
+		switch ch := c.Churn; {
+		case ch == nil:
+			t.Errorf("%s: no churn figures", bench.ScenChurn)
+		case ch.Changes < 50 || ch.Errors > 0:
+			t.Errorf("%s: %d changes, %d errors (%s)", bench.ScenChurn, ch.Changes, ch.Errors, ch.LastError)
+		case ch.StoreAfter-ch.StoreBefore != ch.Changes || ch.NodeAfter < ch.StoreAfter:
+			t.Errorf("%s: store %d -> %d, node %d -> %d after %d changes", bench.ScenChurn,
+				ch.StoreBefore, ch.StoreAfter, ch.NodeBefore, ch.NodeAfter, ch.Changes)
+		}
 	}
 	if full := got[bench.ScenFull]; full != nil && (full.Redis.Scripts == 0 || full.Redis.RoundTrips == 0) {
 		t.Errorf("%s made no Redis script call: the rate limit was not checked", bench.ScenFull)
@@ -74,8 +106,15 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 			t.Errorf("%s: %s", r.Name, r.Warning)
 		}
 	}
-	if len(rep.Targets) != 3 {
-		t.Errorf("%d targets evaluated, want 3", len(rep.Targets))
+	targets := map[string]bool{}
+	for _, tg := range rep.Targets {
+		targets[tg.Name] = true
+	}
+	for _, name := range []string{bench.ScenFull + " throughput", bench.ScenFull + " redis round trips",
+		bench.ScenFull + " p99 added at half peak", "throughput under config churn"} {
+		if !targets[name] {
+			t.Errorf("target %q not evaluated (got %v)", name, targets)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(out, "latency.svg")); err != nil {
 		t.Errorf("chart: %v", err)

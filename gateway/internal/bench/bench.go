@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,11 +15,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicegw/sluice/pkg/bus"
+	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
 )
 
 // Options configure a benchmark run.
 type Options struct {
 	Gateway     string        // path of the sluice-gateway binary
+	Self        string        // harness binary, re-executed to run the upstream and the bare hop
 	OutDir      string        // results, chart and logs go here
 	Duration    time.Duration // measured time per scenario
 	Warmup      time.Duration // unmeasured time before each scenario
@@ -34,7 +36,7 @@ type Options struct {
 // Defaults returns the options of `make bench`.
 func Defaults() Options {
 	return Options{
-		Gateway: "bin/sluice-gateway", OutDir: ".run/bench",
+		Gateway: "bin/sluice-gateway", Self: selfPath(), OutDir: ".run/bench",
 		Duration: 10 * time.Second, Warmup: time.Second,
 		Concurrency: 64, Threads: 2, Generator: "auto",
 		MaxRequests: 20_000_000, HalfLoad: 0.5,
@@ -47,9 +49,15 @@ const (
 	ScenBareHop     = "bare-proxy-hop"
 	ScenKeyless     = "gateway-keyless"
 	ScenFull        = "gateway-full"
+	ScenChurn       = "gateway-full+churn"
 	ScenFullLease   = "gateway-full-lease"
+	ScenJWTRS256    = "gateway-jwt-rs256"
+	ScenJWTES256    = "gateway-jwt-es256"
 	ScenBareHopHalf = "bare-proxy-hop@half"
 	ScenFullHalf    = "gateway-full@half"
+	// The lease mode's latency pair, at half of gateway-full-lease's peak.
+	ScenBareHopHalfLease = "bare-proxy-hop@half-lease"
+	ScenLeaseHalf        = "gateway-full-lease@half"
 )
 
 type scenario struct {
@@ -59,18 +67,20 @@ type scenario struct {
 	gateway    bool
 	rate       float64 // constant rate; 0 = as fast as possible
 	profile    bool    // fetch the gateway's CPU profile while it runs
+	churn      bool    // make config changes while it runs
 }
 
 // run holds what one benchmark run started.
 type run struct {
-	opt      Options
-	out      io.Writer
-	upstream atomic.Int64
-	rdb      *redis.Client
-	wrk      string
-	gwURL    string
-	opsURL   string
-	gwErr    error
+	opt          Options
+	out          io.Writer
+	upstreamAddr string
+	rdb          *redis.Client
+	churn        *churner
+	wrk          string
+	gwURL        string
+	opsURL       string
+	gwErr        error
 }
 
 // Run starts everything, runs every scenario and writes the report.
@@ -114,20 +124,35 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 	if err := ensureStream(ctx, ns.ClientURL()); err != nil {
 		return nil, err
 	}
-	up, err := startUpstream(&r.upstream)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return nil, fmt.Errorf("nats connect: %w", err)
+	}
+	defer nc.Close()
+	up, err := r.startChild(ctx, RoleUpstream)
 	if err != nil {
 		return nil, err
 	}
-	defer up.close()
-	hop, hc, err := startBareHop(up.addr)
+	defer up.stop()
+	r.upstreamAddr = up.addr
+	hop, err := r.startChild(ctx, RoleHop, "--target", up.addr)
 	if err != nil {
 		return nil, err
 	}
-	defer hop.close()
-	defer hc.CloseIdleConnections()
-	if err := seed(ctx, rdb, up.addr); err != nil {
+	defer hop.stop()
+	var signers []*jwtSigner
+	for _, alg := range []string{model.AlgRS256, model.AlgES256} {
+		sg, err := newJWTSigner(alg)
+		if err != nil {
+			return nil, fmt.Errorf("jwt %s key: %w", alg, err)
+		}
+		signers = append(signers, sg)
+	}
+	st := store.New(rdb, 0)
+	if err := seed(ctx, st, up.addr, signers); err != nil {
 		return nil, err
 	}
+	r.churn = &churner{st: st, nc: nc, upstream: up.addr, rate: churnRate, next: 1}
 	gw, err := r.startGateway(ctx, rdb.Options().Addr, ns.ClientURL())
 	defer gw.stop()
 	if err != nil {
@@ -137,13 +162,26 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 
 	rep := newReport(opt, r.generatorName(), rdb)
 	key := [][2]string{{"X-API-Key", benchKey}}
+	leaseKey := [][2]string{{"X-API-Key", benchLeaseKey}}
 	scens := []scenario{
 		{name: ScenUpstream, desc: "load generator -> upstream", url: "http://" + up.addr + "/"},
 		{name: ScenBareHop, desc: "fasthttp HostClient.Do hop, nothing else (the floor)", url: "http://" + hop.addr + "/"},
 		{name: ScenKeyless, desc: "gateway, keyless API", url: r.gwURL + "/open/", gateway: true},
 		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: key, gateway: true, profile: true},
-		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: r.gwURL + "/lease/",
-			headers: [][2]string{{"X-API-Key", benchLeaseKey}}, gateway: true},
+		{name: ScenChurn, desc: fmt.Sprintf("gateway-full while the config changes %d times/s (store + NATS)", churnRate),
+			url: r.gwURL + "/full/", headers: key, gateway: true, churn: true},
+		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: r.gwURL + "/lease/", headers: leaseKey, gateway: true},
+	}
+	now := time.Now()
+	for _, sg := range signers {
+		tok, err := sg.token("bench-client", now)
+		if err != nil {
+			return nil, fmt.Errorf("jwt %s token: %w", sg.alg, err)
+		}
+		name := map[string]string{model.AlgRS256: ScenJWTRS256, model.AlgES256: ScenJWTES256}[sg.alg]
+		scens = append(scens, scenario{name: name,
+			desc: fmt.Sprintf("as gateway-full with a %s JWT (static PEM key, scope -> policy) instead of the API key", sg.alg),
+			url:  r.gwURL + jwtPath(sg.alg), headers: [][2]string{{"Authorization", "Bearer " + tok}}, gateway: true})
 	}
 	for _, s := range scens {
 		if err := ctx.Err(); err != nil {
@@ -151,17 +189,31 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 		}
 		rep.add(r.scenario(ctx, s))
 	}
-	// Half of the full gateway's peak; without a gateway, half of the bare
-	// hop's, so the constant-rate path is still exercised.
-	peak := rep.find(ScenFull)
-	if peak == nil {
-		peak = rep.find(ScenBareHop)
+	// Latency at half of a gateway scenario's peak, beside the bare hop at
+	// the same constant rate. Without a gateway, half of the bare hop's
+	// peak, so the constant-rate path is still exercised.
+	type halfPair struct {
+		peak            string
+		hopName, gwName string
+		gwURL           string
+		headers         [][2]string
 	}
-	if peak != nil && peak.RPS > 0 {
+	pairs := []halfPair{
+		{ScenFull, ScenBareHopHalf, ScenFullHalf, r.gwURL + "/full/", key},
+		{ScenFullLease, ScenBareHopHalfLease, ScenLeaseHalf, r.gwURL + "/lease/", leaseKey},
+	}
+	for i, p := range pairs {
+		peak := rep.find(p.peak)
+		if peak == nil && i == 0 {
+			peak = rep.find(ScenBareHop)
+		}
+		if peak == nil || peak.RPS <= 0 {
+			continue
+		}
 		rate := peak.RPS * opt.HalfLoad
 		for _, s := range []scenario{
-			{name: ScenBareHopHalf, desc: "bare hop at the constant rate below", url: "http://" + hop.addr + "/"},
-			{name: ScenFullHalf, desc: "gateway-full at half its peak, constant rate", url: r.gwURL + "/full/", headers: key, gateway: true},
+			{name: p.hopName, desc: "bare hop at the constant rate below", url: "http://" + hop.addr + "/"},
+			{name: p.gwName, desc: fmt.Sprintf("%s at half its peak, constant rate", p.peak), url: p.gwURL, headers: p.headers, gateway: true},
 		} {
 			if err := ctx.Err(); err != nil {
 				return rep, err

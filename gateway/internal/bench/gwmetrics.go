@@ -3,6 +3,8 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -63,4 +65,38 @@ func (r *run) gatewayMetrics() gatewayCounters {
 		return gatewayCounters{}
 	}
 	return parseGatewayMetrics(body)
+}
+
+// parseConfigVersion reads sluice_config_version, the config version the
+// node has applied.
+func parseConfigVersion(text []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "sluice_config_version ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return 0, fmt.Errorf("sluice_config_version %q: %w", v, err)
+		}
+		return int64(f), nil
+	}
+	return 0, errors.New("the gateway's /metrics has no sluice_config_version")
+}
+
+// gatewayConfigVersion scrapes the config version the gateway applied.
+func (r *run) gatewayConfigVersion() (int64, error) {
+	if r.opsURL == "" {
+		return 0, errors.New("no gateway")
+	}
+	code, body, err := get(r.opsURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	if code != 200 {
+		return 0, fmt.Errorf("gateway /metrics: status %d", code)
+	}
+	return parseConfigVersion(body)
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -121,53 +120,6 @@ func startNATS(dir string) (*server.Server, error) {
 		return nil, errors.New("nats: not ready after 10s")
 	}
 	return srv, nil
-}
-
-// httpServer is an in-process fasthttp server on a free loopback port.
-type httpServer struct {
-	srv  *fasthttp.Server
-	addr string
-}
-
-func serve(h fasthttp.RequestHandler, name string) (*httpServer, error) {
-	l, err := listenLoopback()
-	if err != nil {
-		return nil, err
-	}
-	s := &httpServer{srv: &fasthttp.Server{Handler: h, Name: name, Concurrency: 1 << 16}, addr: l.Addr().String()}
-	go func() { _ = s.srv.Serve(l) }()
-	return s, nil
-}
-
-func (s *httpServer) close() {
-	if s != nil {
-		_ = s.srv.Shutdown()
-	}
-}
-
-// upstreamBody is the tiny fixed response of the benchmark upstream.
-var upstreamBody = []byte("ok\n")
-
-// startUpstream serves the fixed response and counts requests.
-func startUpstream(count *atomic.Int64) (*httpServer, error) {
-	return serve(func(ctx *fasthttp.RequestCtx) {
-		count.Add(1)
-		ctx.SetContentType("text/plain")
-		ctx.SetBody(upstreamBody)
-	}, "bench-upstream")
-}
-
-// startBareHop is the floor every gateway scenario is compared with: a
-// fasthttp server forwarding each request to the upstream with
-// HostClient.Do, and nothing else.
-func startBareHop(upstream string) (*httpServer, *fasthttp.HostClient, error) {
-	hc := &fasthttp.HostClient{Addr: upstream, MaxConns: 4096}
-	s, err := serve(func(ctx *fasthttp.RequestCtx) {
-		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
-			ctx.Error("bad gateway", fasthttp.StatusBadGateway)
-		}
-	}, "bench-bare-hop")
-	return s, hc, err
 }
 
 // poll calls f every 50ms until it returns nil, timeout passes or ctx ends.

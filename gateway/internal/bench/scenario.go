@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ type Result struct {
 	CPUProfile string `json:"cpu_profile,omitempty"`
 	// Gateway counts what the gateway itself reported during the scenario.
 	Gateway *gatewayCounters `json:"gateway,omitempty"`
+	// Churn is what the config churn did, in the churn scenario.
+	Churn *ChurnResult `json:"churn,omitempty"`
 	// Warning says why the figures may not measure what the scenario means.
 	Warning string `json:"warning,omitempty"`
 }
@@ -69,7 +72,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	}
 	skip := func(err error) *Result {
 		res.Skipped = err.Error()
-		fmt.Fprintf(r.out, "%-20s skipped: %s\n", s.name, res.Skipped)
+		fmt.Fprintf(r.out, "%-26s skipped: %s\n", s.name, res.Skipped)
 		return res
 	}
 	if s.gateway && r.gwErr != nil {
@@ -79,7 +82,17 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		return skip(err)
 	}
 	load := Load{URL: s.url, Headers: s.headers, Concurrency: r.opt.Concurrency, Rate: s.rate, MaxRequests: r.opt.MaxRequests}
-	fmt.Fprintf(r.out, "%-20s %s\n", s.name, s.desc)
+	fmt.Fprintf(r.out, "%-26s %s\n", s.name, s.desc)
+	// The churn runs through the warm-up and the measured time.
+	stopChurn := func() *ChurnResult { return nil }
+	if s.churn {
+		stopChurn = r.startChurn(ctx)
+	}
+	defer func() {
+		if s.churn && res.Churn == nil {
+			stopChurn()
+		}
+	}()
 	if r.opt.Warmup > 0 {
 		w := load
 		w.Duration = r.opt.Warmup
@@ -146,6 +159,9 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	}
 	perSecond := stopProgress()
 	res.CPUProfile = stopProfile()
+	if s.churn {
+		res.Churn = stopChurn()
+	}
 	after, err := ReadStats(ctx, r.rdb)
 	if err != nil {
 		return skip(err)
@@ -159,6 +175,9 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 				g.Fallback, g.Decisions, g.StoreErrors, filepath.Join(r.opt.OutDir, "gateway-1.log"))
 			fmt.Fprintf(r.out, "  WARNING: %s\n", res.Warning)
 		}
+	}
+	if res.Churn != nil {
+		r.checkChurn(res)
 	}
 	if res.Seconds > 0 {
 		res.RPS = float64(res.Requests) / res.Seconds
@@ -192,19 +211,23 @@ func (r *run) progress(name string, d time.Duration) func() []float64 {
 		defer wg.Done()
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		last, lastAt := r.upstream.Load(), time.Now()
+		last, _ := r.upstreamCount()
+		lastAt := time.Now()
 		for i := 1; ; i++ {
 			select {
 			case <-done:
 				return
 			case now := <-t.C:
-				n := r.upstream.Load()
+				n, err := r.upstreamCount()
+				if err != nil {
+					n = last // counted in the next second
+				}
 				rate := float64(n-last) / now.Sub(lastAt).Seconds()
 				last, lastAt = n, now
 				mu.Lock()
 				rates = append(rates, rate)
 				mu.Unlock()
-				fmt.Fprintf(r.out, "  %-20s %3ds/%ds %9.0f req/s\n", name, i, int(d/time.Second), rate)
+				fmt.Fprintf(r.out, "  %-26s %3ds/%ds %9.0f req/s\n", name, i, int(d/time.Second), rate)
 			}
 		}
 	}()
@@ -245,4 +268,27 @@ func (r *run) profile(ctx context.Context, name string, d time.Duration) func() 
 			return ""
 		}
 	}
+}
+
+// checkChurn warns when the churn did not make its changes or the gateway
+// did not apply them all.
+func (r *run) checkChurn(res *Result) {
+	c := res.Churn
+	var warn []string
+	if c.Errors > 0 {
+		warn = append(warn, fmt.Sprintf("%d of %d config changes failed (last: %s)", c.Errors, c.Errors+c.Changes, c.LastError))
+	}
+	if c.Achieved < 0.9*c.Rate {
+		warn = append(warn, fmt.Sprintf("the churn made %.0f changes/s, not %.0f", c.Achieved, c.Rate))
+	}
+	if c.CatchUpMs < 0 {
+		warn = append(warn, fmt.Sprintf("the gateway reports config version %d, the store is at %d: it did not apply every change", c.NodeAfter, c.StoreAfter))
+	}
+	if len(warn) > 0 {
+		res.Warning = strings.Join(append([]string{res.Warning}, warn...), "; ")
+		res.Warning = strings.TrimPrefix(res.Warning, "; ")
+		fmt.Fprintf(r.out, "  WARNING: %s\n", res.Warning)
+	}
+	fmt.Fprintf(r.out, "  churn: %d changes (%.1f/s), store version %d -> %d, gateway %d -> %d, caught up %.0f ms after the last\n",
+		c.Changes, c.Achieved, c.StoreBefore, c.StoreAfter, c.NodeBefore, c.NodeAfter, c.CatchUpMs)
 }

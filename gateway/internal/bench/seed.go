@@ -3,9 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
@@ -24,23 +23,58 @@ const (
 	benchQuota = 1_000_000_000_000
 )
 
-// seed writes the benchmark APIs: keyless /open/, key auth with rate limit
-// and quota in exact mode /full/, and the same in lease mode /lease/.
-func seed(ctx context.Context, rdb *redis.Client, upstream string) error {
-	st := store.New(rdb, 0)
+// churnID is the API and the policy the churn scenario rewrites: served by
+// the gateway, used by no benchmark request.
+const churnID = "bench-churn"
+
+// jwtAPIID is the id (and policy id) of the JWT API of an algorithm;
+// jwtPath its listen path.
+func jwtAPIID(alg string) string { return "bench-jwt-" + strings.ToLower(alg) }
+func jwtPath(alg string) string  { return "/jwt-" + strings.ToLower(alg) + "/" }
+
+func benchLimit(mode string) *model.Limit {
+	return &model.Limit{Rate: benchRate, Per: model.Duration(time.Second), Mode: mode}
+}
+
+func benchQuotaRule() *model.Quota {
+	return &model.Quota{Max: benchQuota, Renewal: model.Duration(time.Hour)}
+}
+
+// churnAPI is version i of the churn API: its name changes, so every put is
+// a real change that rebuilds the gateway's routing snapshot.
+func churnAPI(upstream string, i int) *model.API {
+	return &model.API{ID: churnID, Name: fmt.Sprintf("churn %d", i), ListenPath: "/churn/", StripListenPath: true,
+		Upstream: model.Upstream{Targets: []string{"http://" + upstream}}, Auth: model.Auth{Mode: model.AuthAPIKey}}
+}
+
+// churnPolicy is version i of the churn policy: its rate changes.
+func churnPolicy(i int) *model.Policy {
+	return &model.Policy{ID: churnID, Access: []model.AccessRight{{API: churnID}},
+		RateLimit: &model.Limit{Rate: int64(1000 + i), Per: model.Duration(time.Second)}}
+}
+
+// seed writes the benchmark APIs: keyless /open/; key auth with rate limit
+// and quota in exact mode /full/ and in lease mode /lease/; the same policy
+// reached through a JWT's scope on /jwt-<alg>/ for each signer; and the
+// churn API and policy.
+func seed(ctx context.Context, st *store.Store, upstream string, signers []*jwtSigner) error {
 	up := model.Upstream{Targets: []string{"http://" + upstream}}
-	limit := func(mode string) *model.Limit {
-		return &model.Limit{Rate: benchRate, Per: model.Duration(time.Second), Mode: mode}
-	}
-	quota := &model.Quota{Max: benchQuota, Renewal: model.Duration(time.Hour)}
 	apis := []*model.API{
 		{ID: "bench-open", ListenPath: "/open/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthKeyless}},
 		{ID: "bench-full", ListenPath: "/full/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthAPIKey}},
 		{ID: "bench-lease", ListenPath: "/lease/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthAPIKey}},
+		churnAPI(upstream, 0),
 	}
 	policies := []*model.Policy{
-		{ID: "bench-full", Access: []model.AccessRight{{API: "bench-full"}}, RateLimit: limit(model.LimitExact), Quota: quota},
-		{ID: "bench-lease", Access: []model.AccessRight{{API: "bench-lease"}}, RateLimit: limit(model.LimitLease), Quota: quota},
+		{ID: "bench-full", Access: []model.AccessRight{{API: "bench-full"}}, RateLimit: benchLimit(model.LimitExact), Quota: benchQuotaRule()},
+		{ID: "bench-lease", Access: []model.AccessRight{{API: "bench-lease"}}, RateLimit: benchLimit(model.LimitLease), Quota: benchQuotaRule()},
+		churnPolicy(0),
+	}
+	for _, s := range signers {
+		id := jwtAPIID(s.alg)
+		apis = append(apis, &model.API{ID: id, ListenPath: jwtPath(s.alg), StripListenPath: true, Upstream: up, Auth: s.jwtAuth(id)})
+		policies = append(policies, &model.Policy{ID: id, Access: []model.AccessRight{{API: id}},
+			RateLimit: benchLimit(model.LimitExact), Quota: benchQuotaRule()})
 	}
 	now := time.Now().UTC()
 	keys := []*model.Key{
@@ -48,6 +82,9 @@ func seed(ctx context.Context, rdb *redis.Client, upstream string) error {
 		{ID: "bench-lease-key", Hash: model.HashKey([]byte(benchLeaseKey)), Policies: []string{"bench-lease"}, CreatedAt: now},
 	}
 	for _, a := range apis {
+		if errs := a.Validate(); len(errs) > 0 {
+			return fmt.Errorf("seed api %s: %w", a.ID, errs.Err())
+		}
 		if _, err := st.PutAPI(ctx, a); err != nil {
 			return fmt.Errorf("seed api %s: %w", a.ID, err)
 		}
