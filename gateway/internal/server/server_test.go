@@ -175,7 +175,9 @@ func TestLimits(t *testing.T) {
 // Three nodes on one Redis, hammered concurrently on one key: exactly L
 // requests pass.
 func TestThreeNodesExactLimit(t *testing.T) {
-	t.Parallel()
+	// Not parallel: exactness holds while Redis answers within the limiter's
+	// timeout; past it the API fails open to the per-node fallback limiter.
+	// Run alone, the test is not starved by the package's other tests.
 	c := newCluster(t)
 	up := echoUpstream(t)
 	a := keyless("a", "/a", up.URL)
