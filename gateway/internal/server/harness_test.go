@@ -32,12 +32,25 @@ type cluster struct {
 	t     testing.TB
 	redis *testutil.Redis
 	store *store.Store
+	// storeTimeout bounds the nodes' Redis calls: short by default so the
+	// store-failure tests see timeouts quickly.
+	storeTimeout time.Duration
 }
 
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	r := testutil.StartRedis(t)
-	return &cluster{t: t, redis: r, store: store.New(r.Client(t), 0)}
+	return &cluster{t: t, redis: r, store: store.New(r.Client(t), 0), storeTimeout: 200 * time.Millisecond}
+}
+
+// newExactCluster is a cluster for exactness tests: Redis calls get a long
+// timeout, so a machine busy with other tests never pushes a decision to the
+// fallback limiter; the APIs of such tests fail closed, so if one ever did,
+// the test would see a 503 rather than silently count a fallback decision.
+func newExactCluster(t testing.TB) *cluster {
+	c := newCluster(t)
+	c.storeTimeout = 5 * time.Second
+	return c
 }
 
 func (c *cluster) put(objs ...any) {
@@ -90,8 +103,8 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 	t := c.t
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{
-		Addr: c.redis.Addr(), DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, MaxRetries: -1,
+		Addr: c.redis.Addr(), DialTimeout: c.storeTimeout,
+		ReadTimeout: c.storeTimeout, WriteTimeout: c.storeTimeout, MaxRetries: -1,
 	})
 	t.Cleanup(func() { _ = rdb.Close() })
 	st := store.New(rdb, 0)
@@ -105,7 +118,7 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 		JWT:     jp,
 		MaxBody: 1 << 16,
 		Proxy:   proxy.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConnsPerHost: 64},
-		Auth:    auth.Options{CacheSize: 1000, TTL: time.Minute, NegativeCacheSize: 1000, NegativeTTL: time.Second, LookupTimeout: 200 * time.Millisecond},
+		Auth:    auth.Options{CacheSize: 1000, TTL: time.Minute, NegativeCacheSize: 1000, NegativeTTL: time.Second, LookupTimeout: c.storeTimeout},
 	}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +126,7 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 	if err := s.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	lim, err := limit.New(rdb, limit.Options{Timeout: 200 * time.Millisecond, StoreRetry: 50 * time.Millisecond}, log, reg)
+	lim, err := limit.New(rdb, limit.Options{Timeout: c.storeTimeout, StoreRetry: 50 * time.Millisecond}, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

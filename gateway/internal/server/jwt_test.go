@@ -168,14 +168,14 @@ func TestJWTAuthentication(t *testing.T) {
 // Redis, and two different tokens of one subject (even signed with
 // different algorithms) share it.
 func TestJWTThreeNodesExactLimit(t *testing.T) {
-	// Not parallel: exactness holds while Redis answers within the limiter's
-	// timeout; past it the API fails open to the per-node fallback limiter.
-	// Run alone, the test is not starved by the package's other tests.
-	c := newCluster(t)
+	t.Parallel()
+	c := newExactCluster(t)
 	o := testutil.StartOIDC(t)
 	up := echoUpstream(t)
 	const L = 40
-	c.put(jwtAPI("orders", "/orders", up.URL, o),
+	api := jwtAPI("orders", "/orders", up.URL, o)
+	api.OnStoreError = model.StoreErrorClosed
+	c.put(api,
 		&model.Policy{ID: "limited", Access: []model.AccessRight{{API: "orders"}}, RateLimit: &model.Limit{Rate: L, Per: model.Duration(time.Hour)}})
 	nodes := []*node{c.node(), c.node(), c.node()}
 	scope := map[string]any{"scope": "orders:limited", "sub": "carol"}

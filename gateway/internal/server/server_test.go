@@ -175,13 +175,12 @@ func TestLimits(t *testing.T) {
 // Three nodes on one Redis, hammered concurrently on one key: exactly L
 // requests pass.
 func TestThreeNodesExactLimit(t *testing.T) {
-	// Not parallel: exactness holds while Redis answers within the limiter's
-	// timeout; past it the API fails open to the per-node fallback limiter.
-	// Run alone, the test is not starved by the package's other tests.
-	c := newCluster(t)
+	t.Parallel()
+	c := newExactCluster(t)
 	up := echoUpstream(t)
 	a := keyless("a", "/a", up.URL)
 	a.Auth.Mode = model.AuthAPIKey
+	a.OnStoreError = model.StoreErrorClosed
 	const L = 40
 	c.put(a, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "a"}}, RateLimit: &model.Limit{Rate: L, Per: model.Duration(time.Hour)}},
 		keyFor(secret, func(k *model.Key) { k.Policies = []string{"p"} }))
