@@ -75,7 +75,11 @@ type run struct {
 	opt          Options
 	out          io.Writer
 	upstreamAddr string
+	hopAddr      string
 	rdb          *redis.Client
+	nc           *nats.Conn
+	signers      []*jwtSigner
+	closers      []func()
 	churn        *churner
 	wrk          string
 	gwURL        string
@@ -85,6 +89,33 @@ type run struct {
 
 // Run starts everything, runs every scenario and writes the report.
 func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
+	r, err := newRun(opt, out)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	if err := r.start(ctx); err != nil {
+		return nil, err
+	}
+	rep := newReport(opt, r.generatorName(), r.rdb)
+	scens, err := r.throughputScenarios()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range scens {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		rep.add(r.scenario(ctx, s))
+	}
+	if err := r.halfLoad(ctx, rep); err != nil {
+		return rep, err
+	}
+	rep.finish()
+	return rep, rep.write(opt.OutDir)
+}
+
+func newRun(opt Options, out io.Writer) (*run, error) {
 	if opt.Duration <= 0 || opt.Concurrency <= 0 {
 		return nil, errors.New("bench: duration and concurrency must be positive")
 	}
@@ -103,103 +134,132 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 	default:
 		return nil, fmt.Errorf("bench: unknown generator %q (auto, wrk, go)", opt.Generator)
 	}
+	return r, nil
+}
 
-	redisProc, rdb, err := startRedis(ctx, opt.OutDir)
-	if err != nil {
-		return nil, err
+// onClose registers f to run at close, in reverse order of registration.
+func (r *run) onClose(f func()) { r.closers = append(r.closers, f) }
+
+func (r *run) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
 	}
-	defer redisProc.stop()
-	defer rdb.Close()
+}
+
+// start runs Redis, NATS, the upstream and bare-hop children, seeds the
+// benchmark config and starts the gateway. A gateway that does not start
+// is not an error: its scenarios are reported as skipped.
+func (r *run) start(ctx context.Context) error {
+	redisProc, rdb, err := startRedis(ctx, r.opt.OutDir)
+	if err != nil {
+		return err
+	}
+	r.onClose(redisProc.stop)
+	r.onClose(func() { _ = rdb.Close() })
 	r.rdb = rdb
-	natsDir, err := os.MkdirTemp(opt.OutDir, "nats-")
+	natsURL, err := r.startNATS(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer os.RemoveAll(natsDir)
-	ns, err := startNATS(natsDir)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Shutdown()
-	if err := ensureStream(ctx, ns.ClientURL()); err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return nil, fmt.Errorf("nats connect: %w", err)
-	}
-	defer nc.Close()
 	up, err := r.startChild(ctx, RoleUpstream)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer up.stop()
+	r.onClose(up.stop)
 	r.upstreamAddr = up.addr
 	hop, err := r.startChild(ctx, RoleHop, "--target", up.addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer hop.stop()
-	var signers []*jwtSigner
+	r.onClose(hop.stop)
+	r.hopAddr = hop.addr
 	for _, alg := range []string{model.AlgRS256, model.AlgES256} {
 		sg, err := newJWTSigner(alg)
 		if err != nil {
-			return nil, fmt.Errorf("jwt %s key: %w", alg, err)
+			return fmt.Errorf("jwt %s key: %w", alg, err)
 		}
-		signers = append(signers, sg)
+		r.signers = append(r.signers, sg)
 	}
 	st := store.New(rdb, 0)
-	if err := seed(ctx, st, up.addr, signers); err != nil {
-		return nil, err
+	if err := seed(ctx, st, up.addr, r.signers); err != nil {
+		return err
 	}
-	r.churn = &churner{st: st, nc: nc, upstream: up.addr, rate: churnRate, next: 1}
-	gw, err := r.startGateway(ctx, rdb.Options().Addr, ns.ClientURL())
-	defer gw.stop()
+	r.churn = &churner{st: st, nc: r.nc, upstream: up.addr, rate: churnRate, next: 1}
+	gw, err := r.startGateway(ctx, rdb.Options().Addr, natsURL)
+	r.onClose(gw.stop)
 	if err != nil {
 		r.gwErr = err
-		fmt.Fprintf(out, "gateway scenarios skipped: %v\n", err)
+		fmt.Fprintf(r.out, "gateway scenarios skipped: %v\n", err)
 	}
+	return nil
+}
 
-	rep := newReport(opt, r.generatorName(), rdb)
-	key := [][2]string{{"X-API-Key", benchKey}}
-	leaseKey := [][2]string{{"X-API-Key", benchLeaseKey}}
+// startNATS runs the embedded NATS server with the usage stream and
+// connects the harness to it (for the churn's announcements).
+func (r *run) startNATS(ctx context.Context) (string, error) {
+	natsDir, err := os.MkdirTemp(r.opt.OutDir, "nats-")
+	if err != nil {
+		return "", err
+	}
+	r.onClose(func() { _ = os.RemoveAll(natsDir) })
+	ns, err := startNATS(natsDir)
+	if err != nil {
+		return "", err
+	}
+	r.onClose(ns.Shutdown)
+	if err := ensureStream(ctx, ns.ClientURL()); err != nil {
+		return "", err
+	}
+	if r.nc, err = nats.Connect(ns.ClientURL()); err != nil {
+		return "", fmt.Errorf("nats connect: %w", err)
+	}
+	r.onClose(r.nc.Close)
+	return ns.ClientURL(), nil
+}
+
+var (
+	apiKey   = [][2]string{{"X-API-Key", benchKey}}
+	leaseKey = [][2]string{{"X-API-Key", benchLeaseKey}}
+)
+
+// throughputScenarios are the scenarios run as fast as the server answers.
+// gateway-full+churn follows gateway-full so that the two, compared with
+// each other, run as close together in time as they can.
+func (r *run) throughputScenarios() ([]scenario, error) {
 	scens := []scenario{
-		{name: ScenUpstream, desc: "load generator -> upstream", url: "http://" + up.addr + "/"},
-		{name: ScenBareHop, desc: "fasthttp HostClient.Do hop, nothing else (the floor)", url: "http://" + hop.addr + "/"},
+		{name: ScenUpstream, desc: "load generator -> upstream", url: "http://" + r.upstreamAddr + "/"},
+		{name: ScenBareHop, desc: "fasthttp HostClient.Do hop, nothing else (the floor)", url: "http://" + r.hopAddr + "/"},
 		{name: ScenKeyless, desc: "gateway, keyless API", url: r.gwURL + "/open/", gateway: true},
-		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: key, gateway: true, profile: true},
+		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: apiKey, gateway: true, profile: true},
 		{name: ScenChurn, desc: fmt.Sprintf("gateway-full while the config changes %d times/s (store + NATS)", churnRate),
-			url: r.gwURL + "/full/", headers: key, gateway: true, churn: true},
+			url: r.gwURL + "/full/", headers: apiKey, gateway: true, churn: true},
 		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: r.gwURL + "/lease/", headers: leaseKey, gateway: true},
 	}
 	now := time.Now()
-	for _, sg := range signers {
+	names := map[string]string{model.AlgRS256: ScenJWTRS256, model.AlgES256: ScenJWTES256}
+	for _, sg := range r.signers {
 		tok, err := sg.token("bench-client", now)
 		if err != nil {
 			return nil, fmt.Errorf("jwt %s token: %w", sg.alg, err)
 		}
-		name := map[string]string{model.AlgRS256: ScenJWTRS256, model.AlgES256: ScenJWTES256}[sg.alg]
-		scens = append(scens, scenario{name: name,
-			desc: fmt.Sprintf("as gateway-full with a %s JWT (static PEM key, scope -> policy) instead of the API key", sg.alg),
+		scens = append(scens, scenario{name: names[sg.alg],
+			desc: fmt.Sprintf("as gateway-full with one %s JWT (static PEM key, scope -> policy) instead of the API key", sg.alg),
 			url:  r.gwURL + jwtPath(sg.alg), headers: [][2]string{{"Authorization", "Bearer " + tok}}, gateway: true})
 	}
-	for _, s := range scens {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
-		rep.add(r.scenario(ctx, s))
-	}
-	// Latency at half of a gateway scenario's peak, beside the bare hop at
-	// the same constant rate. Without a gateway, half of the bare hop's
-	// peak, so the constant-rate path is still exercised.
-	type halfPair struct {
-		peak            string
-		hopName, gwName string
-		gwURL           string
-		headers         [][2]string
-	}
-	pairs := []halfPair{
-		{ScenFull, ScenBareHopHalf, ScenFullHalf, r.gwURL + "/full/", key},
+	return scens, nil
+}
+
+// halfLoad runs, for gateway-full and gateway-full-lease, the bare hop and
+// the gateway scenario at the same constant rate, half of the gateway
+// scenario's peak, for the added p99 latency. Without a gateway, the bare
+// hop runs at half of its own peak, so the constant-rate path is still
+// exercised.
+func (r *run) halfLoad(ctx context.Context, rep *Report) error {
+	pairs := []struct {
+		peak, hopName, gwName, gwURL string
+		headers                      [][2]string
+	}{
+		{ScenFull, ScenBareHopHalf, ScenFullHalf, r.gwURL + "/full/", apiKey},
 		{ScenFullLease, ScenBareHopHalfLease, ScenLeaseHalf, r.gwURL + "/lease/", leaseKey},
 	}
 	for i, p := range pairs {
@@ -210,21 +270,20 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 		if peak == nil || peak.RPS <= 0 {
 			continue
 		}
-		rate := peak.RPS * opt.HalfLoad
+		rate := peak.RPS * r.opt.HalfLoad
 		for _, s := range []scenario{
-			{name: p.hopName, desc: "bare hop at the constant rate below", url: "http://" + hop.addr + "/"},
+			{name: p.hopName, desc: "bare hop at the constant rate below", url: "http://" + r.hopAddr + "/"},
 			{name: p.gwName, desc: fmt.Sprintf("%s at half its peak, constant rate", p.peak), url: p.gwURL, headers: p.headers, gateway: true},
 		} {
 			if err := ctx.Err(); err != nil {
-				return rep, err
+				return err
 			}
 			s.rate = rate
 			s.desc = fmt.Sprintf("%s (%.0f req/s)", s.desc, rate)
 			rep.add(r.scenario(ctx, s))
 		}
 	}
-	rep.finish()
-	return rep, rep.write(opt.OutDir)
+	return nil
 }
 
 func (r *run) generatorName() string {
