@@ -5,36 +5,37 @@
 --
 -- ARGV[1]: integers separated by single spaces (one argument, so the
 -- client sends and Redis parses one string per batch): the number of
--- decisions, then per decision:
---   nrules, nquotas,
+-- groups, then per group (n identical decisions):
+--   n, nrules, nquotas,
 --   per rule:  key index, period (us), rate, burst, shadow (0|1),
---              lease (0: exact; n > 0: lease rule asking for up to n),
+--              lease (0: exact; w > 0: lease rule asking for up to w),
 --              lease fraction (per mille of what is available now)
 --   per quota: key index, max, renewal (ms)
+-- A group with a lease rule has n = 1.
 --
 -- Rules are GCRA: a counter holds the theoretical arrival time (TAT, Unix
 -- microseconds of Redis time). Quotas are a count that expires Renewal after
 -- the first request of its period.
 --
--- A lease rule grants g requests at once (1 <= g <= n, at most the fraction
--- of what the burst allows now, at least 1 when anything is available) and
--- advances the TAT by g*T, exactly as g requests arriving now would: the
--- node that asked spends them itself. It refuses like an exact rule when
--- not even one request is available.
+-- A group is decided in closed form, exactly as its n decisions taken one
+-- after the other at the same Redis time: each rule allows a = the number
+-- of requests its burst admits now (floor((now + tau - max(TAT, now)) / T)),
+-- each quota a = max - count; the first k = min(n, a of every non-shadow
+-- rule and quota) decisions are allowed and consume (TAT += k*T, count +=
+-- k; a shadow rule min(k, a)*T), the other n - k are refused and consume
+-- nothing. Groups are taken in order, each seeing what the ones before it
+-- consumed.
 --
--- Decisions are taken in order, each seeing what the ones before it
--- consumed. A decision is allowed only if every non-shadow rule and every
--- quota allows it; only then is each of its counters consumed (a shadow rule
--- only when it allows too). A refused decision consumes nothing.
+-- A lease rule (n = 1) grants g requests at once (1 <= g <= w, at most the
+-- fraction of what the burst allows now, at least 1 when anything is
+-- available) and, when the decision is allowed, advances the TAT by g*T,
+-- exactly as g requests arriving now would: the node that asked spends them
+-- itself. It refuses like an exact rule when not even one is available.
 --
--- Returns 7 integers per decision:
---   allowed (0|1), reason (0 none, 1 rate, 2 quota),
---   index of the most restrictive limit (1-based: rules, then quotas; 0 none),
---   its remaining, its reset (us), retry after (us, 0 when allowed),
---   number of shadow rules that would have refused;
--- then, per lease rule of the decision in order: requests granted (0 when
--- the decision was refused), and the TAT before the grant minus now (us),
--- or minus the wait (us) when that rule itself had nothing to grant.
+-- Returns per group: k, then per rule: a (a lease rule: g), and the TAT
+-- minus now (us, rounded up); per quota: a, and its period end minus now
+-- (us). The client derives each decision's outcome, remaining, reset and
+-- retry-after from these (see group.go).
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -73,105 +74,75 @@ for v in string.gmatch(ARGV[1], '%S+') do
 end
 
 local out = {}
+local o = 0
 local a = 2
-local rk, rtat, rshadow, rok = {}, {}, {}, {}
-local lg, loff = {}, {}
-local qk, qmax, qren = {}, {}, {}
+local rk, rtat, rT, ra, rlease = {}, {}, {}, {}, {}
+local qk, qren = {}, {}
 for _ = 1, ARGS[1] do
-  local nr, nq = ARGS[a], ARGS[a + 1]
-  a = a + 2
-  local allowed, reason, shadowed = 1, 0, 0
-  local best, bestrem, bestreset, retry = 0, -1, 0, 0
-  local nl = 0
+  local n, nr, nq = ARGS[a], ARGS[a + 1], ARGS[a + 2]
+  a = a + 3
+  local ko = o + 1
+  o = ko
+  local k = n
   for i = 1, nr do
-    local k = ARGS[a]
+    local key = ARGS[a]
     local T = ARGS[a + 1] / ARGS[a + 2]
     local tau = T * ARGS[a + 3]
     local shadow = ARGS[a + 4] == 1
     local want, frac = ARGS[a + 5], ARGS[a + 6]
     a = a + 7
-    local tat = load_rule(k)
+    local tat = load_rule(key)
     if tat < now then tat = now end
-    local g = 1
+    local avail = math.floor((now + tau - tat) / T)
+    while avail > 0 and tat + avail * T - tau > now do avail = avail - 1 end
+    if avail < 0 then avail = 0 end
     if want > 0 then
-      local avail = math.floor((now + tau - tat) / T)
-      while avail > 0 and tat + avail * T - tau > now do avail = avail - 1 end
-      g = 0
+      local g = 0
       if avail >= 1 then
         g = math.floor(avail * frac / 1000)
         if g < 1 then g = 1 end
         if g > want then g = want end
       end
-      nl = nl + 1
-      lg[nl], loff[nl] = g, tat - now
+      avail = g
+      if not shadow and g < k then k = g end
+    elseif not shadow and avail < k then
+      k = avail
     end
-    local newtat = tat + T
-    if g > 1 then newtat = tat + g * T end
-    local allowat = tat + T - tau
-    local rem, reset, wait
-    if g == 0 or now < allowat then
-      rok[i] = false
-      rem, reset, wait = 0, tat - now, allowat - now
-      if want > 0 then lg[nl], loff[nl] = 0, -math.max(wait, 1) end
-      if shadow then
-        shadowed = shadowed + 1
-      else
-        allowed, reason = 0, 1
-      end
-    else
-      rok[i] = true
-      rem, reset, wait = math.floor((now - allowat) / T), newtat - now, 0
-      if want > 0 then rem = g - 1 end
-    end
-    rk[i], rtat[i], rshadow[i] = k, newtat, shadow
-    if not shadow then
-      if wait > retry then retry = wait end
-      if best == 0 or rem < bestrem or (rem == bestrem and reset > bestreset) then
-        best, bestrem, bestreset = i, rem, reset
-      end
-    end
+    rk[i], rtat[i], rT[i], ra[i], rlease[i] = key, tat, T, avail, want > 0
+    out[o + 1] = avail
+    out[o + 2] = math.ceil(tat - now)
+    o = o + 2
   end
   for j = 1, nq do
-    local k, max, ren = ARGS[a], ARGS[a + 1], ARGS[a + 2] * 1000
+    local key, max, ren = ARGS[a], ARGS[a + 1], ARGS[a + 2] * 1000
     a = a + 3
-    local c = load_quota(k)
-    local ends = qexp[k] or (now + ren)
-    local rem, reset = max - c - 1, ends - now
-    if c + 1 > max then
-      allowed, reason, rem = 0, 2, 0
-      if reset > retry then retry = reset end
-    end
-    qk[j], qmax[j], qren[j] = k, max, ren
-    if best == 0 or rem < bestrem or (rem == bestrem and reset > bestreset) then
-      best, bestrem, bestreset = nr + j, rem, reset
-    end
+    local c = load_quota(key)
+    local avail = max - c
+    if avail < 0 then avail = 0 end
+    if avail < k then k = avail end
+    qk[j], qren[j] = key, ren
+    out[o + 1] = avail
+    out[o + 2] = (qexp[key] or (now + ren)) - now
+    o = o + 2
   end
-  if allowed == 1 then
-    retry = 0
+  out[ko] = k
+  if k > 0 then
     for i = 1, nr do
-      if rok[i] then
-        val[rk[i]] = rtat[i]
+      -- min(k, a): k for an enforced rule (a >= k); a lease rule's a is
+      -- its grant g, taken whole (k = 1)
+      local c = ra[i]
+      if c > k and not rlease[i] then c = k end
+      if c > 0 then
+        val[rk[i]] = rtat[i] + c * rT[i]
         kind[rk[i]] = 'r'
       end
     end
     for j = 1, nq do
-      local k = qk[j]
-      val[k] = val[k] + 1
-      if qexp[k] == nil then qexp[k] = now + qren[j] end
-      kind[k] = 'q'
+      local key = qk[j]
+      val[key] = val[key] + k
+      if qexp[key] == nil then qexp[key] = now + qren[j] end
+      kind[key] = 'q'
     end
-  end
-  if bestrem < 0 then bestrem = 0 end
-  out[#out + 1] = allowed
-  out[#out + 1] = reason
-  out[#out + 1] = best
-  out[#out + 1] = bestrem
-  out[#out + 1] = math.ceil(bestreset)
-  out[#out + 1] = math.ceil(retry)
-  out[#out + 1] = shadowed
-  for i = 1, nl do
-    if allowed == 1 then out[#out + 1] = lg[i] else out[#out + 1] = 0 end
-    out[#out + 1] = math.floor(loff[i])
   end
 end
 

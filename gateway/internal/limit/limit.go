@@ -45,7 +45,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,9 +56,6 @@ import (
 
 //go:embed check.lua
 var checkScript string
-
-// valuesPerDecision is what check.lua returns per decision.
-const valuesPerDecision = 7
 
 // Limiter decides requests against Redis. It is safe for concurrent use.
 type Limiter struct {
@@ -81,6 +77,7 @@ type Limiter struct {
 
 	scriptCalls     atomic.Uint64
 	scriptDecisions atomic.Uint64
+	scriptGroups    atomic.Uint64
 	leaseDecisions  atomic.Uint64
 
 	stop chan struct{}
@@ -126,15 +123,6 @@ type localRule struct {
 	reset time.Duration
 }
 
-// batch is one script call's worth of decisions and its arguments.
-type batch struct {
-	calls  []*call
-	keys   []string
-	keyIdx map[string]int
-	args   []byte // ARGV[1]: space-separated integers
-	kb     []byte
-}
-
 // New returns a limiter deciding in rdb. Give rdb small timeouts of its own
 // (ReadTimeout/WriteTimeout); each call is also bounded by Options.Timeout.
 func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg prometheus.Registerer) (*Limiter, error) {
@@ -159,9 +147,7 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		stop:   make(chan struct{}),
 	}
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
-	l.batches.New = func() any {
-		return &batch{calls: make([]*call, 0, opts.MaxBatch), keyIdx: make(map[string]int)}
-	}
+	l.batches.New = func() any { return newBatch(opts.MaxBatch) }
 	return l, nil
 }
 
@@ -218,6 +204,9 @@ func (l *Limiter) sweep() {
 type Stats struct {
 	ScriptCalls     uint64
 	ScriptDecisions uint64
+	// ScriptGroups are the groups of identical decisions the calls sent
+	// (each decided once, in closed form).
+	ScriptGroups uint64
 	// LeaseDecisions were taken from this node's leases, without Redis.
 	LeaseDecisions uint64
 }
@@ -225,7 +214,7 @@ type Stats struct {
 // Stats returns the counts so far.
 func (l *Limiter) Stats() Stats {
 	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
-		LeaseDecisions: l.leaseDecisions.Load()}
+		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load()}
 }
 
 // Check decides req into d. A request without rules or quotas is allowed
@@ -316,8 +305,7 @@ func (l *Limiter) take(c *collector) *batch {
 // frees the pipeline slot.
 func (l *Limiter) run(c *collector, b *batch) {
 	l.exec(b)
-	clear(b.calls)
-	b.calls = b.calls[:0]
+	b.reset()
 	l.batches.Put(b)
 	c.mu.Lock()
 	if len(c.queue) == 0 {
@@ -344,6 +332,8 @@ func (l *Limiter) exec(b *batch) {
 		cancel()
 		l.scriptCalls.Add(1)
 		l.scriptDecisions.Add(uint64(len(b.calls)))
+		l.scriptGroups.Add(uint64(len(b.groups)))
+		l.m.scriptGroups.Add(float64(len(b.groups)))
 		l.m.scriptCalls.Inc()
 		l.m.batchDecisions.Add(float64(len(b.calls)))
 		l.m.batchSize.Observe(float64(len(b.calls)))
@@ -356,156 +346,19 @@ func (l *Limiter) exec(b *batch) {
 			l.storeOK()
 		}
 	}
-	off := 0
+	if err == nil {
+		l.fillGroups(b, res, sent)
+	}
 	for _, cl := range b.calls {
-		switch {
-		case err != nil && cl.prefetch != nil:
-		case err != nil:
+		if err != nil && cl.prefetch == nil {
 			l.giveBack(cl)
 			l.decideWithoutStore(cl.req, cl.d)
-		default:
-			n := valuesPerDecision + 2*cl.leasesSent()
-			l.fill(cl, res[off:off+n], sent)
-			off += n
 		}
 		cl.done <- struct{}{}
 	}
 }
 
 var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
-
-// encode builds KEYS and ARGV for b (see check.lua) and returns how many
-// values the script answers.
-func (l *Limiter) encode(b *batch) int {
-	b.keys, b.args = b.keys[:0], b.args[:0]
-	clear(b.keyIdx)
-	b.args = strconv.AppendInt(b.args, int64(len(b.calls)), 10)
-	frac := int64(l.opts.LeaseFraction * 1000)
-	want := 0
-	for _, cl := range b.calls {
-		req := cl.req
-		want += valuesPerDecision + 2*cl.leasesSent()
-		b.arg(int64(len(cl.sent)), int64(len(req.Quotas)))
-		for _, s := range cl.sent {
-			r := &req.Rules[s.idx]
-			shadow := int64(0)
-			if r.Limit.Shadow {
-				shadow = 1
-			}
-			b.arg(int64(b.key(req.APIID, r.Key)), r.Limit.Per.D().Microseconds(),
-				r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want, frac)
-		}
-		for i := range req.Quotas {
-			q := &req.Quotas[i]
-			b.arg(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds())
-		}
-	}
-	return want
-}
-
-// leasesSent is the number of lease rules cl sends to Redis.
-func (cl *call) leasesSent() int {
-	n := 0
-	for i := range cl.sent {
-		if cl.sent[i].ls != nil {
-			n++
-		}
-	}
-	return n
-}
-
-// arg appends integers to ARGV[1].
-func (b *batch) arg(vs ...int64) {
-	for _, v := range vs {
-		b.args = strconv.AppendInt(append(b.args, ' '), v, 10)
-	}
-}
-
-// key returns the 1-based index in b.keys of the counter, adding it once.
-func (b *batch) key(api, key string) int {
-	b.kb = append(append(append(b.kb[:0], "sluice:{api:"...), api...), "}:"...)
-	b.kb = append(b.kb, key...)
-	if i, ok := b.keyIdx[string(b.kb)]; ok {
-		return i
-	}
-	s := string(b.kb)
-	b.keys = append(b.keys, s)
-	b.keyIdx[s] = len(b.keys)
-	return len(b.keys)
-}
-
-// fill turns one decision's script values into cl.d and hands out the
-// requests leased. sent is when the script call was sent (local Unix ns).
-func (l *Limiter) fill(cl *call, r []int64, sent int64) {
-	if cl.prefetch != nil {
-		l.fillPrefetch(cl, r, sent)
-		return
-	}
-	req, d := cl.req, cl.d
-	if r[0] == 1 {
-		d.Outcome = Allowed
-	} else {
-		d.Outcome = Limited
-		d.Reason = ReasonRate
-		if r[1] == 2 {
-			d.Reason = ReasonQuota
-		}
-		d.RetryAfter = time.Duration(r[5]) * time.Microsecond
-	}
-	best := int(r[2]) - 1
-	switch {
-	case best < 0:
-	case best < len(cl.sent):
-		best = cl.sent[best].idx
-	default:
-		best += len(req.Rules) - len(cl.sent)
-	}
-	d.setLimit(req, best, r[3], time.Duration(r[4])*time.Microsecond)
-	if r[6] > 0 {
-		d.ShadowLimited = true
-		l.m.shadow.Inc()
-	}
-	l.grant(cl, r[valuesPerDecision:], sent, 1)
-	if d.Outcome == Allowed {
-		l.localLimit(cl)
-	} else {
-		l.giveBack(cl)
-	}
-	l.m.decisions[sourceStore][d.Outcome].Inc()
-}
-
-// fillPrefetch adds what a background refill was granted to its lease.
-func (l *Limiter) fillPrefetch(cl *call, r []int64, sent int64) {
-	l.grant(cl, r[valuesPerDecision:], sent, 0)
-}
-
-// grant adds to each lease rule sent what Redis granted; used requests of
-// each grant were spent by the decision itself (1, or 0 for a refill).
-func (l *Limiter) grant(cl *call, g []int64, sent int64, used int64) {
-	k := 0
-	for _, s := range cl.sent {
-		if s.ls == nil {
-			continue
-		}
-		n, off := g[2*k], g[2*k+1]*int64(time.Microsecond)
-		k++
-		ls := s.ls
-		if n <= 0 {
-			if off < 0 { // this rule had nothing: refuse locally until then
-				ls.mu.Lock()
-				ls.empty = sent - off
-				ls.mu.Unlock()
-			}
-			continue
-		}
-		reset := time.Duration(off + n*ls.t)
-		ls.mu.Lock()
-		ls.add(n-used, sent+off+used*ls.t, sent, reset, l.opts.LeaseTTL, l.leaseCap(&ls.rule))
-		ls.mu.Unlock()
-		l.m.leaseGrants.Inc()
-		l.m.leaseGranted.Add(float64(n))
-	}
-}
 
 // decideWithoutStore decides while Redis is unreachable.
 func (l *Limiter) decideWithoutStore(req *Request, d *Decision) {

@@ -201,62 +201,91 @@ func TestShadowRuleReportsButNeverRefuses(t *testing.T) {
 
 // TestExactAcrossNodes runs three limiters, each with its own Redis client,
 // against one rule from many goroutines: exactly the limit is accepted.
+// With every request the same (a hot key), batches carry groups of
+// identical decisions, decided in closed form.
 func TestExactAcrossNodes(t *testing.T) {
 	t.Parallel()
-	r := testutil.StartRedis(t)
 	const limit, nodes, workers, perWorker = 150, 3, 16, 20
-	var ls []*Limiter
-	for i := 0; i < nodes; i++ {
-		c := redis.NewClient(&redis.Options{Addr: r.Addr()})
-		t.Cleanup(func() { _ = c.Close() })
-		ls = append(ls, newLimiter(t, c, Options{Timeout: 2 * time.Second}))
+	tests := []struct {
+		name string
+		req  func(w int) *Request
+		// want is how many are accepted.
+		want    int64
+		grouped bool
+	}{
+		{"distinct decisions", func(w int) *Request {
+			return &Request{APIID: "shared", Rules: []Rule{
+				rule("k:abc", limit, time.Hour, 0),
+				rule("w:"+strconv.Itoa(w), 1000, time.Hour, 0),
+			}}
+		}, limit, false},
+		{"hot key rule", func(int) *Request {
+			return &Request{APIID: "shared", Rules: []Rule{rule("k:abc", limit, time.Hour, 0), rule("api", 1000, time.Hour, 0)}}
+		}, limit, true},
+		{"hot key quota", func(int) *Request {
+			return &Request{APIID: "shared", Rules: []Rule{rule("k:abc", 1000, time.Hour, 0)},
+				Quotas: []QuotaRule{quota("k:abc:q", limit-7, time.Hour)}}
+		}, limit - 7, true},
 	}
-	var accepted, limited, other atomic.Int64
-	var wg sync.WaitGroup
-	for n := 0; n < nodes; n++ {
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(l *Limiter, w int) {
-				defer wg.Done()
-				req := &Request{APIID: "shared", Rules: []Rule{
-					rule("k:abc", limit, time.Hour, 0),
-					rule("w:"+strconv.Itoa(w), 1000, time.Hour, 0),
-				}}
-				var d Decision
-				for i := 0; i < perWorker; i++ {
-					l.Check(context.Background(), req, &d)
-					switch {
-					case d.Fallback || d.Outcome == Unavailable:
-						other.Add(1)
-					case d.Outcome == Allowed:
-						accepted.Add(1)
-					default:
-						limited.Add(1)
-					}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := testutil.StartRedis(t)
+			var ls []*Limiter
+			for i := 0; i < nodes; i++ {
+				c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+				t.Cleanup(func() { _ = c.Close() })
+				ls = append(ls, newLimiter(t, c, Options{Timeout: 2 * time.Second}))
+			}
+			var accepted, limited, other atomic.Int64
+			var wg sync.WaitGroup
+			for n := 0; n < nodes; n++ {
+				for w := 0; w < workers; w++ {
+					wg.Add(1)
+					go func(l *Limiter, req *Request) {
+						defer wg.Done()
+						var d Decision
+						for i := 0; i < perWorker; i++ {
+							l.Check(context.Background(), req, &d)
+							switch {
+							case d.Fallback || d.Outcome == Unavailable:
+								other.Add(1)
+							case d.Outcome == Allowed:
+								accepted.Add(1)
+							default:
+								limited.Add(1)
+							}
+						}
+					}(ls[n], tc.req(w))
 				}
-			}(ls[n], w)
-		}
+			}
+			wg.Wait()
+			if other.Load() != 0 {
+				t.Fatalf("%d decisions not taken by the store", other.Load())
+			}
+			if accepted.Load() != tc.want {
+				t.Fatalf("accepted %d, want exactly %d (limited %d)", accepted.Load(), tc.want, limited.Load())
+			}
+			var s Stats
+			for _, l := range ls {
+				ns := l.Stats()
+				s.ScriptCalls += ns.ScriptCalls
+				s.ScriptDecisions += ns.ScriptDecisions
+				s.ScriptGroups += ns.ScriptGroups
+			}
+			if s.ScriptDecisions != nodes*workers*perWorker {
+				t.Fatalf("decisions %d, want %d", s.ScriptDecisions, nodes*workers*perWorker)
+			}
+			if s.ScriptCalls >= s.ScriptDecisions {
+				t.Fatalf("script calls %d for %d decisions: no batching", s.ScriptCalls, s.ScriptDecisions)
+			}
+			if tc.grouped && s.ScriptGroups >= s.ScriptDecisions {
+				t.Fatalf("%d groups for %d identical decisions: no grouping", s.ScriptGroups, s.ScriptDecisions)
+			}
+			t.Logf("%d decisions in %d script calls (%.1f per call), %d groups",
+				s.ScriptDecisions, s.ScriptCalls, float64(s.ScriptDecisions)/float64(s.ScriptCalls), s.ScriptGroups)
+		})
 	}
-	wg.Wait()
-	if other.Load() != 0 {
-		t.Fatalf("%d decisions not taken by the store", other.Load())
-	}
-	if accepted.Load() != limit {
-		t.Fatalf("accepted %d, want exactly %d (limited %d)", accepted.Load(), limit, limited.Load())
-	}
-	var calls, decisions uint64
-	for _, l := range ls {
-		s := l.Stats()
-		calls += s.ScriptCalls
-		decisions += s.ScriptDecisions
-	}
-	if decisions != nodes*workers*perWorker {
-		t.Fatalf("decisions %d, want %d", decisions, nodes*workers*perWorker)
-	}
-	if calls >= decisions {
-		t.Fatalf("script calls %d for %d decisions: no batching", calls, decisions)
-	}
-	t.Logf("%d decisions in %d script calls (%.1f per call)", decisions, calls, float64(decisions)/float64(calls))
 }
 
 func TestNoLimitsCostNothing(t *testing.T) {

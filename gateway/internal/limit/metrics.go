@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	scriptCalls    prometheus.Counter
 	batchDecisions prometheus.Counter
+	scriptGroups   prometheus.Counter
 	batchSize      prometheus.Histogram
 	storeErrors    prometheus.Counter
 	shadow         prometheus.Counter
@@ -30,6 +31,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		batchDecisions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_limit_script_decisions_total",
 			Help: "Decisions sent to Redis in script calls; divided by sluice_limit_script_calls_total it is the mean batch size.",
+		}),
+		scriptGroups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_script_groups_total",
+			Help: "Groups of identical decisions sent in script calls (each decided once); fewer than sluice_limit_script_decisions_total when requests of one identity share a call.",
 		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_limit_batch_size",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			m.decisions[s][o] = vec.WithLabelValues(o.String(), source)
 		}
 	}
-	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.batchSize, m.storeErrors, m.shadow,
+	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.scriptGroups, m.batchSize, m.storeErrors, m.shadow,
 		m.leaseGrants, m.leaseGranted, m.leaseRefills, vec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
