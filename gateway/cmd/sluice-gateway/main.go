@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cfg.ResolveNodeID()
+	cfg.ResolveAdvertiseAddress()
 	log := logging.New(cfg.Log, stderr, "sluice-gateway").With().Str("node", cfg.NodeID).Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

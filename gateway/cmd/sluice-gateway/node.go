@@ -100,8 +100,11 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		Name: "sluice_config_version", Help: "Config version applied by this node.",
 	}, func() float64 { return float64(st.Version()) }))
 	n.ops = ops.New(cfg.OpsListen, n.ready, reg, log)
+	if cfg.Profiling {
+		n.ops.EnableProfiling()
+	}
 	follower, err := configsync.New(n.nc, store.New(n.rdb, 0), st, configsync.Options{
-		NodeID: cfg.NodeID, Address: cfg.Listen,
+		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress,
 		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval,
 	}, log, reg)
 	if err != nil {

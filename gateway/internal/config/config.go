@@ -29,6 +29,13 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// OpsListen serves /health, /ready and /metrics (default ":9080").
 	OpsListen string `yaml:"ops_listen"`
+	// AdvertiseAddress is the traffic address the node reports in its
+	// heartbeats (GET /v1/nodes on the syncer); default: Listen, with the
+	// host name when Listen names no host.
+	AdvertiseAddress string `yaml:"advertise_address"`
+	// Profiling serves Go's pprof endpoints under /debug/pprof/ on the
+	// operations listener (default false).
+	Profiling bool `yaml:"profiling"`
 	// ShutdownTimeout bounds the drain of in-flight requests and the flush
 	// of usage events on SIGINT/SIGTERM (default 15s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -144,6 +151,21 @@ func Load(path string) (Config, error) {
 func Vars() []pkgconfig.Var {
 	c := Default()
 	return pkgconfig.Vars(pkgconfig.Prefix, &c)
+}
+
+// ResolveAdvertiseAddress fills AdvertiseAddress when it is empty: Listen,
+// with the host name when Listen has no host (":8080").
+func (c *Config) ResolveAdvertiseAddress() {
+	if c.AdvertiseAddress != "" {
+		return
+	}
+	c.AdvertiseAddress = c.Listen
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.AdvertiseAddress = net.JoinHostPort(h, port)
+		}
+	}
 }
 
 // ResolveNodeID fills NodeID when it is empty: hostname plus a random suffix.

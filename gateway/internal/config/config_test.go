@@ -72,3 +72,25 @@ func TestResolveNodeID(t *testing.T) {
 		t.Fatalf("node id %q: %v", c.NodeID, c.Validate())
 	}
 }
+
+func TestResolveAdvertiseAddress(t *testing.T) {
+	t.Parallel()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name")
+	}
+	tests := []struct{ listen, advertise, want string }{
+		{":8080", "", host + ":8080"},
+		{"0.0.0.0:8080", "", host + ":8080"},
+		{"127.0.0.1:8081", "", "127.0.0.1:8081"},
+		{":8080", "gw-1.internal:8080", "gw-1.internal:8080"},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Listen, c.AdvertiseAddress = tt.listen, tt.advertise
+		c.ResolveAdvertiseAddress()
+		if c.AdvertiseAddress != tt.want {
+			t.Errorf("listen %q advertise %q: got %q, want %q", tt.listen, tt.advertise, c.AdvertiseAddress, tt.want)
+		}
+	}
+}
