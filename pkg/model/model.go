@@ -73,7 +73,8 @@ type Auth struct {
 	Header string `json:"header,omitempty" yaml:"header,omitempty"`
 	// QueryParam, when set, also accepts the key as a query parameter.
 	QueryParam string `json:"query_param,omitempty" yaml:"query_param,omitempty"`
-	// JWT configures mode "jwt" (see JWTAuth).
+	// JWT configures mode "jwt" (see JWTAuth); with mode "api_key" it makes
+	// the API take an API key or a JWT, whichever the request carries.
 	JWT *JWTAuth `json:"jwt,omitempty" yaml:"jwt,omitempty"`
 }
 

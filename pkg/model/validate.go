@@ -106,7 +106,11 @@ func (a *API) Validate() validation.Errors {
 	// key in its header or query parameter, then a bearer JWT, then a bearer
 	// key). Either way its settings must be valid.
 	switch a.Auth.Mode {
-	case AuthKeyless, AuthAPIKey:
+	case AuthAPIKey:
+	case AuthKeyless:
+		if a.Auth.JWT != nil {
+			errs.Add("auth.jwt", "a keyless API takes no token: remove auth.jwt or use mode jwt or api_key")
+		}
 	case AuthJWT:
 		if a.Auth.JWT == nil {
 			errs.Add("auth.jwt", "required when mode is jwt")
