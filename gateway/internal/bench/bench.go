@@ -232,7 +232,7 @@ func (r *run) throughputScenarios() ([]scenario, error) {
 		{name: ScenKeyless, desc: "gateway, keyless API", url: r.gwURL + "/open/", gateway: true},
 		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: apiKey, gateway: true, profile: true},
 		{name: ScenChurn, desc: fmt.Sprintf("gateway-full while the config changes %d times/s (store + NATS)", churnRate),
-			url: r.gwURL + "/full/", headers: apiKey, gateway: true, churn: true},
+			url: r.gwURL + "/full/", headers: apiKey, gateway: true, churn: true, profile: true},
 		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: r.gwURL + "/lease/", headers: leaseKey, gateway: true},
 	}
 	now := time.Now()
@@ -335,7 +335,9 @@ log: {level: warn, format: json}
 		return nil, err
 	}
 	logPath := filepath.Join(r.opt.OutDir, "gateway-1.log")
-	p, err := startProcess("gateway-1", logPath, r.opt.Gateway, "--config", cfgPath)
+	// Profiling through the environment: a gateway without the setting
+	// ignores the variable, where its strict YAML would refuse the field.
+	p, err := startProcess("gateway-1", logPath, []string{"SLUICE_PROFILING=true"}, r.opt.Gateway, "--config", cfgPath)
 	if err != nil {
 		return nil, err
 	}

@@ -195,3 +195,19 @@ sluice_other_total 9
 		t.Errorf("sub = %+v", d)
 	}
 }
+
+func TestMedianRPS(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rps  []float64
+		want float64
+	}{{nil, 0}, {[]float64{5}, 5}, {[]float64{9, 1, 5}, 5}, {[]float64{4, 1, 3, 100}, 3.5}} {
+		var s []Point
+		for i, r := range tc.rps {
+			s = append(s, Point{Second: i + 1, RPS: r})
+		}
+		if got := medianRPS(s); got != tc.want {
+			t.Errorf("medianRPS(%v) = %v, want %v", tc.rps, got, tc.want)
+		}
+	}
+}

@@ -37,13 +37,18 @@ type process struct {
 	log  *os.File
 }
 
-func startProcess(name, logPath string, bin string, args ...string) (*process, error) {
+// startProcess starts bin with args, its output into logPath, with the
+// harness's environment plus env ("NAME=value").
+func startProcess(name, logPath string, env []string, bin string, args ...string) (*process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -84,7 +89,7 @@ func startRedis(ctx context.Context, dir string) (*process, *redis.Client, error
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := startProcess("redis", filepath.Join(dir, "redis.log"), "redis-server",
+	p, err := startProcess("redis", filepath.Join(dir, "redis.log"), nil, "redis-server",
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--protected-mode", "no")
 	if err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -148,17 +149,23 @@ func TestHopAndUpstreamHandlers(t *testing.T) {
 	hc := NewHopClient(upAddr)
 	defer hc.CloseIdleConnections()
 	go func() { _ = Serve(ctx, hopAddr, "hop", HopHandler(hc)) }()
+	r := &run{upstreamAddr: upAddr}
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		_, _, err := get("http://"+hopAddr+"/", nil)
-		return err
+		if _, err := r.upstreamCount(); err != nil { // not counted
+			return err
+		}
+		c, err := net.DialTimeout("tcp", hopAddr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
 	})
-	for range 3 {
+	for range 4 {
 		code, body, err := get("http://"+hopAddr+"/x", nil)
 		if err != nil || code != fasthttp.StatusOK || string(body) != string(upstreamBody) {
 			t.Fatalf("via hop: %d %q %v", code, body, err)
 		}
 	}
-	r := &run{upstreamAddr: upAddr}
 	n, err := r.upstreamCount()
 	if err != nil || n != 4 || served.Load() != 4 {
 		t.Errorf("count %d (%v), served %d; want 4", n, err, served.Load())

@@ -99,7 +99,7 @@ func (r *run) startChild(ctx context.Context, role string, args ...string) (*chi
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	logPath := filepath.Join(r.opt.OutDir, role+".log")
-	p, err := startProcess(role, logPath, r.opt.Self, append([]string{role, "--listen", addr}, args...)...)
+	p, err := startProcess(role, logPath, nil, r.opt.Self, append([]string{role, "--listen", addr}, args...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -114,6 +115,9 @@ func (rep *Report) finish() {
 	if c := rep.find(ScenChurn); c != nil {
 		ratio := c.RPS / full.RPS
 		note := fmt.Sprintf("%s %.0f req/s vs %s %.0f req/s", ScenChurn, c.RPS, ScenFull, full.RPS)
+		if mc, mf := medianRPS(c.Series), medianRPS(full.Series); mc > 0 && mf > 0 {
+			note += fmt.Sprintf(" (median second %.0f vs %.0f: %.3f)", mc, mf, mc/mf)
+		}
 		if c.Churn != nil {
 			note += fmt.Sprintf("; %d changes at %.1f/s, gateway config version %d -> %d (store %d)",
 				c.Churn.Changes, c.Churn.Achieved, c.Churn.NodeBefore, c.Churn.NodeAfter, c.Churn.StoreAfter)
@@ -233,4 +237,21 @@ func (rep *Report) WriteTable(w io.Writer) {
 	if rep.JSON != "" {
 		fmt.Fprintf(w, "\nResults: %s\nChart:   %s\n", rep.JSON, rep.Chart)
 	}
+}
+
+// medianRPS is the median of a scenario's per-second throughput, less
+// swayed than the mean by a second other work on the machine took.
+func medianRPS(series []Point) float64 {
+	v := make([]float64, 0, len(series))
+	for _, p := range series {
+		v = append(v, p.RPS)
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
