@@ -80,6 +80,7 @@ type run struct {
 	nc           *nats.Conn
 	signers      []*jwtSigner
 	closers      []func()
+	procs        struct{ gateway, hop, upstream, redis *process }
 	churn        *churner
 	wrk          string
 	gwURL        string
@@ -155,6 +156,7 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.onClose(redisProc.stop)
+	r.procs.redis = redisProc
 	r.onClose(func() { _ = rdb.Close() })
 	r.rdb = rdb
 	natsURL, err := r.startNATS(ctx)
@@ -166,12 +168,14 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.onClose(up.stop)
+	r.procs.upstream = up.process
 	r.upstreamAddr = up.addr
 	hop, err := r.startChild(ctx, RoleHop, "--target", up.addr)
 	if err != nil {
 		return err
 	}
 	r.onClose(hop.stop)
+	r.procs.hop = hop.process
 	r.hopAddr = hop.addr
 	for _, alg := range []string{model.AlgRS256, model.AlgES256} {
 		sg, err := newJWTSigner(alg)
@@ -187,6 +191,7 @@ func (r *run) start(ctx context.Context) error {
 	r.churn = &churner{st: st, nc: r.nc, upstream: up.addr, rate: churnRate, next: 1}
 	gw, err := r.startGateway(ctx, rdb.Options().Addr, natsURL)
 	r.onClose(gw.stop)
+	r.procs.gateway = gw
 	if err != nil {
 		r.gwErr = err
 		fmt.Fprintf(r.out, "gateway scenarios skipped: %v\n", err)

@@ -211,3 +211,34 @@ func TestMedianRPS(t *testing.T) {
 		}
 	}
 }
+
+func TestParseProcStatCPU(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, line string
+		want       float64
+	}{
+		{"plain", "1234 (sluice-gateway) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0", 3},
+		{"name with spaces and parens", "99 (a (b) c) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0", 0.1},
+		{"truncated", "99 (x) R 1 2", 0},
+		{"no name", "garbage", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := parseProcStatCPU([]byte(tc.line)); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	t.Parallel()
+	busy, steal := parseProcStat([]byte("cpu  100 10 50 1000 5 3 2 40 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
+	if busy != 1.65 || steal != 0.4 {
+		t.Errorf("busy %v steal %v, want 1.65 0.4", busy, steal)
+	}
+	if b, s := parseProcStat([]byte("intr 1 2 3\n")); b != 0 || s != 0 {
+		t.Errorf("not a cpu line: %v %v", b, s)
+	}
+}

@@ -222,6 +222,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  %-6s %-44s %8.3f %-9s goal %s\n         %s\n", verdict, t.Name, t.Value, t.Unit, t.Goal, t.Note)
 		}
 	}
+	writeCPU(w, rep.Results)
 	fmt.Fprintln(w, "\ntrips/req: Redis client read events per request (round trips); scripts/req: EVALSHA/EVAL calls;\n"+
 		"redis cmd/req: INFO commandstats calls, including the commands scripts run inside Redis.")
 	for _, r := range rep.Results {

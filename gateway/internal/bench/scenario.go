@@ -55,6 +55,8 @@ type Result struct {
 	CPUProfile string `json:"cpu_profile,omitempty"`
 	// Gateway counts what the gateway itself reported during the scenario.
 	Gateway *gatewayCounters `json:"gateway,omitempty"`
+	// CPU is what each process used during the measured interval.
+	CPU *CPU `json:"cpu_seconds,omitempty"`
 	// Churn is what the config churn did, in the churn scenario.
 	Churn *ChurnResult `json:"churn,omitempty"`
 	// Warning says why the figures may not measure what the scenario means.
@@ -113,6 +115,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	if err != nil {
 		return skip(err)
 	}
+	cpuBefore := r.cpuNow()
 	load.Duration = r.opt.Duration
 	start := time.Now()
 	rec := NewRecorder(start, load.Duration)
@@ -122,6 +125,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		stopProfile = r.profile(ctx, s.name, load.Duration)
 	}
 	var extra int64 // probe requests, which Redis also saw
+	var wrkCPU float64
 	if useWrk {
 		var wg sync.WaitGroup
 		pctx, cancel := context.WithCancel(ctx)
@@ -140,6 +144,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 			return skip(err)
 		}
 		res.Seconds = float64(wr.DurationUS) / 1e6
+		wrkCPU = wr.CPU
 		res.Requests = wr.Requests
 		res.Non2xx, res.Errors = wr.Status, wr.Errors()
 		res.P50ms, res.P90ms, res.P99ms = float64(wr.P50)/1e3, float64(wr.P90)/1e3, float64(wr.P99)/1e3
@@ -162,6 +167,9 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	if s.churn {
 		res.Churn = stopChurn()
 	}
+	cpu := r.cpuNow().sub(cpuBefore)
+	cpu.Wrk = wrkCPU
+	res.CPU = &cpu
 	after, err := ReadStats(ctx, r.rdb)
 	if err != nil {
 		return skip(err)

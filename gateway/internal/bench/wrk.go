@@ -41,6 +41,8 @@ type WrkResult struct {
 	P99        int64 `json:"p99"`
 	P999       int64 `json:"p999"`
 	Max        int64 `json:"max"`
+	// CPU is the user + system time wrk used, in seconds.
+	CPU float64 `json:"-"`
 }
 
 // Errors counts transport errors and timeouts.
@@ -78,7 +80,11 @@ func RunWrk(ctx context.Context, wrk, dir string, threads int, l Load) (*WrkResu
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("wrk: %w: %s", err, strings.TrimSpace(out.String()))
 	}
-	return ParseWrk(out.Bytes())
+	res, err := ParseWrk(out.Bytes())
+	if err == nil && cmd.ProcessState != nil {
+		res.CPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	}
+	return res, err
 }
 
 // ParseWrk reads the summary line the report script prints.
