@@ -2,9 +2,9 @@ package limit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
-	"strconv"
 	"time"
 )
 
@@ -29,7 +29,7 @@ type batch struct {
 	seed    maphash.Seed
 	keys    []string
 	keyIdx  map[string]int
-	args    []byte // ARGV[1]: space-separated integers
+	args    []byte // ARGV[1]: little-endian doubles
 	sigs    []byte // each group's decision arguments, back to back
 	kb      []byte
 }
@@ -83,11 +83,11 @@ func (l *Limiter) encode(b *batch) int {
 		}
 		b.addGroup(cl, from, len(b.sigs), len(cl.sent)+len(cl.req.Quotas))
 	}
-	b.args = strconv.AppendInt(b.args, int64(len(b.groups)), 10)
+	b.args = appendNum(b.args, int64(len(b.groups)))
 	want := 0
 	for i := range b.groups {
 		g := &b.groups[i]
-		b.args = strconv.AppendInt(append(b.args, ' '), int64(len(g.calls)), 10)
+		b.args = appendNum(b.args, int64(len(g.calls)))
 		b.args = append(b.args, b.sigs[g.from:g.to]...)
 		want += 1 + 2*g.limits
 	}
@@ -106,8 +106,7 @@ func (b *batch) addGroup(cl *call, from, to, limits int) {
 	g.from, g.to, g.limits = from, to, limits
 }
 
-// appendDecision appends cl's decision arguments to b.sigs (each integer
-// preceded by a space) and reports whether cl must be a group of its own:
+// appendDecision appends cl's decision arguments to b.sigs and reports whether cl must be a group of its own:
 // it asks for a lease.
 func (l *Limiter) appendDecision(b *batch, cl *call, frac int64) bool {
 	req := cl.req
@@ -135,8 +134,14 @@ func (l *Limiter) appendDecision(b *batch, cl *call, frac int64) bool {
 // sig appends integers to b.sigs.
 func (b *batch) sig(vs ...int64) {
 	for _, v := range vs {
-		b.sigs = strconv.AppendInt(append(b.sigs, ' '), v, 10)
+		b.sigs = appendNum(b.sigs, v)
 	}
+}
+
+// appendNum appends v as check.lua reads it: a little-endian double (exact
+// up to 2^53).
+func appendNum(b []byte, v int64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(v)))
 }
 
 // key returns the 1-based index in b.keys of the counter, adding it once.

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
@@ -145,4 +146,32 @@ func TestGroupedMatchesSequential(t *testing.T) {
 func near(a, b time.Duration) bool {
 	d := a - b
 	return d > -5*time.Second && d < 5*time.Second
+}
+
+// TestLargeBatch sends more numbers than check.lua unpacks at once: every
+// decision is still decided against its own counters.
+func TestLargeBatch(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	l := newLimiter(t, client(t, r), Options{Timeout: time.Second})
+	const ids, perID = 120, 3
+	var reqs []*Request
+	for i := 0; i < ids*perID; i++ {
+		id := strconv.Itoa(i % ids)
+		reqs = append(reqs, &Request{APIID: "a", Rules: []Rule{rule("k:"+id, 2, time.Hour, 0), rule("api", 1000, time.Hour, 0)},
+			Quotas: []QuotaRule{quota("q:"+id, 100, time.Hour)}})
+	}
+	ds := decideBatch(t, l, reqs)
+	for i, d := range ds {
+		n := i / ids // the n-th decision of its identity
+		switch {
+		case n < 2 && (d.Outcome != Allowed || d.Policy != "k:"+strconv.Itoa(i%ids) || d.Remaining != int64(1-n)):
+			t.Fatalf("decision %d: %+v, want allowed with %d left", i, d, 1-n)
+		case n >= 2 && (d.Outcome != Limited || d.Reason != ReasonRate):
+			t.Fatalf("decision %d: %+v, want limited by rate", i, d)
+		}
+	}
+	if d := check(l, &Request{APIID: "a", Rules: []Rule{rule("api", 1000, time.Hour, 0)}}); d.Remaining != 1000-2*ids-1 {
+		t.Fatalf("api rule remaining %d, want %d", d.Remaining, 1000-2*ids-1)
+	}
 }

@@ -335,3 +335,36 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCounterExpiryCoversTAT: however the writes keep or move a rule
+// counter's expiry, it never expires before its TAT (an early expiry would
+// forget requests and allow more than the limit).
+func TestCounterExpiryCoversTAT(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	l := newLimiter(t, client(t, r), Options{})
+	rdb := r.Client(t)
+	ctx := context.Background()
+	key := store.CounterPrefix("a") + "k"
+	req := &Request{APIID: "a", Rules: []Rule{rule("k", 400, 2*time.Second, 0)}}
+	allowed := 0
+	for i := 0; i < 600; i++ {
+		if check(l, req).Outcome == Allowed {
+			allowed++
+		}
+		tat, err := rdb.Get(ctx, key).Int64()
+		if err != nil {
+			t.Fatalf("counter: %v", err)
+		}
+		exp, err := rdb.Do(ctx, "PEXPIRETIME", key).Int64()
+		if err != nil {
+			t.Fatalf("pexpiretime: %v", err)
+		}
+		if exp*1000 < tat {
+			t.Fatalf("decision %d: counter expires at %d ms, before its TAT %d us", i, exp, tat)
+		}
+	}
+	if allowed < 400 {
+		t.Fatalf("allowed %d, want at least the burst", allowed)
+	}
+}
