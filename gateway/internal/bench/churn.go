@@ -111,9 +111,8 @@ func (c *churner) run(ctx context.Context) {
 	}
 }
 
-// startChurn starts the churn and returns the function that stops it and
-// checks, through the gateway's /metrics, that the node applied every
-// version.
+// startChurn starts the churn and returns the function that stops it;
+// checkApplied then says whether the node applied every change.
 func (r *run) startChurn(ctx context.Context) func() *ChurnResult {
 	c := r.churn
 	c.res = ChurnResult{Rate: c.rate}
@@ -131,21 +130,28 @@ func (r *run) startChurn(ctx context.Context) func() *ChurnResult {
 			res.Achieved = float64(res.Changes) / d
 		}
 		res.StoreAfter, _ = c.st.Version(ctx)
-		res.CatchUpMs = -1
-		err := poll(ctx, 10*time.Second, func() error {
-			v, err := r.gatewayConfigVersion()
-			res.NodeAfter = v
-			if err != nil {
-				return err
-			}
-			if v < res.StoreAfter {
-				return fmt.Errorf("node at version %d, store at %d", v, res.StoreAfter)
-			}
-			return nil
-		})
-		if err == nil {
-			res.CatchUpMs = ms(time.Since(c.stopped))
-		}
 		return &res
+	}
+}
+
+// checkApplied polls the gateway's sluice_config_version until it reaches
+// the store's version after the churn (at most 10s) and records how long
+// after the last change that was (an upper bound: the scrape's own time and
+// the poll interval count in it).
+func (r *run) checkApplied(ctx context.Context, res *ChurnResult) {
+	res.CatchUpMs = -1
+	err := poll(ctx, 10*time.Second, func() error {
+		v, err := r.gatewayConfigVersion()
+		res.NodeAfter = v
+		if err != nil {
+			return err
+		}
+		if v < res.StoreAfter {
+			return fmt.Errorf("node at version %d, store at %d", v, res.StoreAfter)
+		}
+		return nil
+	})
+	if err == nil {
+		res.CatchUpMs = ms(time.Since(r.churn.stopped))
 	}
 }

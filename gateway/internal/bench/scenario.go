@@ -162,11 +162,11 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		res.P999ms, res.MaxMs = ms(h.Quantile(.999)), ms(h.Max())
 		res.LatencySource = "every request"
 	}
-	perSecond := stopProgress()
-	res.CPUProfile = stopProfile()
-	if s.churn {
+	if s.churn { // the churn stops with the load
 		res.Churn = stopChurn()
 	}
+	perSecond := stopProgress()
+	res.CPUProfile = stopProfile()
 	cpu := r.cpuNow().sub(cpuBefore)
 	cpu.Wrk = wrkCPU
 	res.CPU = &cpu
@@ -185,6 +185,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		}
 	}
 	if res.Churn != nil {
+		r.checkApplied(ctx, res.Churn)
 		r.checkChurn(res)
 	}
 	if res.Seconds > 0 {
