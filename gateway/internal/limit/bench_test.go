@@ -124,6 +124,36 @@ func BenchmarkCheckLease(b *testing.B) {
 	b.ReportMetric(float64(s.ScriptCalls)/float64(b.N), "calls/decision")
 }
 
+// BenchmarkCheckLeaseQuota is BenchmarkCheckLease with a quota on the
+// request too: the quota follows the lease rule into lease mode.
+func BenchmarkCheckLeaseQuota(b *testing.B) {
+	r := testutil.StartRedis(b)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
+	b.Cleanup(func() { _ = c.Close() })
+	l := newLimiter(b, c, Options{Timeout: time.Second})
+	lr := rule("k:hot", 1_000_000_000, time.Hour, 0)
+	lr.Limit.Mode = model.LimitLease
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	cpu0 := scriptUsec(b, c)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := &Request{APIID: "bench", FailOpen: true, Rules: []Rule{lr},
+			Quotas: []QuotaRule{quota("k:hot:q", 1_000_000_000, time.Hour)}}
+		var d Decision
+		for pb.Next() {
+			l.Check(context.Background(), req, &d)
+			if d.Outcome != Allowed || d.Fallback {
+				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportRedisCPU(b, c, cpu0)
+	b.ReportMetric(float64(l.Stats().ScriptCalls)/float64(b.N), "calls/decision")
+}
+
 // BenchmarkCheckNoLimits is the cost of a request without limits.
 func BenchmarkCheckNoLimits(b *testing.B) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})

@@ -5,17 +5,24 @@
 --
 -- ARGV[1]: numbers, each a little-endian IEEE 754 double (exact for the
 -- integers sent; struct.unpack reads them far faster than Lua parses
--- text): the number of groups, then per group (n identical decisions):
---   n, nrules, nquotas,
---   per rule:  key index, period (us), rate, burst, shadow (0|1),
---              lease (0: exact; w > 0: lease rule asking for up to w),
---              lease fraction (per mille of what is available now)
---   per quota: key index, max, renewal (ms)
--- A group with a lease rule has n = 1.
+-- text):
+--   lease fraction (per mille of what is available now),
+--   the number of returns, then per return (quota lease requests a node
+--   did not spend): key index, count, period (the quota's end, Unix ms);
+--   the number of groups, then per group (n identical decisions):
+--     n, nrules, nquotas,
+--     per rule:  key index, period (us), rate, burst, shadow (0|1),
+--                lease (0: exact; w > 0: lease rule asking for up to w)
+--     per quota: key index, max, renewal (ms),
+--                lease (0: exact; w > 0: lease quota asking for up to w)
+-- A group with a lease rule or quota has n = 1.
 --
 -- Rules are GCRA: a counter holds the theoretical arrival time (TAT, Unix
 -- microseconds of Redis time). Quotas are a count that expires Renewal after
--- the first request of its period.
+-- the first request of its period; that expiry (Unix ms) names the period.
+--
+-- Returns come first: a quota's count goes down by what a node gives back
+-- (never below zero), only in the period it was granted in.
 --
 -- A group is decided in closed form, exactly as its n decisions taken one
 -- after the other at the same Redis time: each rule allows a = the number
@@ -26,24 +33,27 @@
 -- nothing. Groups are taken in order, each seeing what the ones before it
 -- consumed.
 --
--- A lease rule (n = 1) grants g requests at once (1 <= g <= w, at most the
--- fraction of what the burst allows now, at least 1 when anything is
--- available) and, when the decision is allowed, advances the TAT by g*T,
--- exactly as g requests arriving now would: the node that asked spends them
--- itself. It refuses like an exact rule when not even one is available.
+-- A lease rule or quota (n = 1) grants g requests at once (1 <= g <= w, at
+-- most the fraction of what is available now, at least 1 when anything
+-- is) and, when the decision is allowed, consumes g, exactly as g requests
+-- arriving now would (TAT += g*T, count += g): the node that asked spends
+-- them itself. It refuses like an exact limit when not even one is
+-- available.
 --
--- Returns per group: k, then per rule: a (a lease rule: g), and the TAT
--- minus now (us, rounded up); per quota: a, and its period end minus now
--- (us). The client derives each decision's outcome, remaining, reset and
--- retry-after from these (see group.go).
+-- Returns Redis time (us), then per group: k, then per rule: a (a lease
+-- rule: g), and the TAT minus now (us, rounded up); per quota: a (a lease
+-- quota: g), and its period end (Unix ms). The client derives each
+-- decision's outcome, remaining, reset and retry-after from these (see
+-- group.go).
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowms = math.floor(now / 1000)
 
 local val = {}   -- key index -> TAT (rules) or count (quotas)
-local qexp = {}  -- key index -> quota period end (us); nil: no period yet
-local kind = {}  -- key index -> 'r' or 'q' once consumed (to write back)
+local qend = {}  -- key index -> quota period end (Unix ms); nil: no period yet
 local qrun = {}  -- key index -> count stored, for a quota whose period runs
+local kind = {}  -- key index -> 'r' or 'q' once changed (to write back)
 local stored = redis.call('MGET', unpack(KEYS)) -- one read for every counter
 
 local function load_rule(k)
@@ -60,15 +70,24 @@ local function load_quota(k)
   if v == nil then
     v = tonumber(stored[k]) or 0
     if stored[k] then
-      local pttl = redis.call('PTTL', KEYS[k])
-      if pttl >= 0 then
-        qexp[k] = now + pttl * 1000
+      local e = redis.call('PEXPIRETIME', KEYS[k])
+      if e >= 0 then
+        qend[k] = e
         qrun[k] = v
       end
     end
     val[k] = v
   end
   return v
+end
+
+-- lease grants g of avail: 1 <= g <= want, at most the fraction.
+local function lease(avail, want, frac)
+  if avail < 1 then return 0 end
+  local g = math.floor(avail * frac / 1000)
+  if g < 1 then g = 1 end
+  if g > want then g = want end
+  return g
 end
 
 -- struct.unpack returns its values on the Lua stack: at most 200 at a time.
@@ -89,12 +108,26 @@ else
   end
 end
 
-local out = {}
-local o = 0
-local a = 2
+local frac = ARGS[1]
+local a = 3
+for _ = 1, ARGS[2] do
+  local key, n, period = ARGS[a], ARGS[a + 1], ARGS[a + 2]
+  a = a + 3
+  local c = load_quota(key)
+  if qend[key] == period and c > 0 then
+    if n > c then n = c end
+    val[key] = c - n
+    kind[key] = 'q'
+  end
+end
+
+local out = {now}
+local o = 1
 local rk, rtat, rT, ra, rlease = {}, {}, {}, {}, {}
-local qk, qren = {}, {}
-for _ = 1, ARGS[1] do
+local qk, qren, qa, qlease = {}, {}, {}, {}
+local ngroups = ARGS[a]
+a = a + 1
+for _ = 1, ngroups do
   local n, nr, nq = ARGS[a], ARGS[a + 1], ARGS[a + 2]
   a = a + 3
   local ko = o + 1
@@ -105,40 +138,31 @@ for _ = 1, ARGS[1] do
     local T = ARGS[a + 1] / ARGS[a + 2]
     local tau = T * ARGS[a + 3]
     local shadow = ARGS[a + 4] == 1
-    local want, frac = ARGS[a + 5], ARGS[a + 6]
-    a = a + 7
+    local want = ARGS[a + 5]
+    a = a + 6
     local tat = load_rule(key)
     if tat < now then tat = now end
     local avail = math.floor((now + tau - tat) / T)
     while avail > 0 and tat + avail * T - tau > now do avail = avail - 1 end
     if avail < 0 then avail = 0 end
-    if want > 0 then
-      local g = 0
-      if avail >= 1 then
-        g = math.floor(avail * frac / 1000)
-        if g < 1 then g = 1 end
-        if g > want then g = want end
-      end
-      avail = g
-      if not shadow and g < k then k = g end
-    elseif not shadow and avail < k then
-      k = avail
-    end
+    if want > 0 then avail = lease(avail, want, frac) end
+    if not shadow and avail < k then k = avail end
     rk[i], rtat[i], rT[i], ra[i], rlease[i] = key, tat, T, avail, want > 0
     out[o + 1] = avail
     out[o + 2] = math.ceil(tat - now)
     o = o + 2
   end
   for j = 1, nq do
-    local key, max, ren = ARGS[a], ARGS[a + 1], ARGS[a + 2] * 1000
-    a = a + 3
+    local key, max, ren, want = ARGS[a], ARGS[a + 1], ARGS[a + 2], ARGS[a + 3]
+    a = a + 4
     local c = load_quota(key)
     local avail = max - c
     if avail < 0 then avail = 0 end
+    if want > 0 then avail = lease(avail, want, frac) end
     if avail < k then k = avail end
-    qk[j], qren[j] = key, ren
+    qk[j], qren[j], qa[j], qlease[j] = key, ren, avail, want > 0
     out[o + 1] = avail
-    out[o + 2] = (qexp[key] or (now + ren)) - now
+    out[o + 2] = qend[key] or (nowms + ren)
     o = o + 2
   end
   out[ko] = k
@@ -154,9 +178,10 @@ for _ = 1, ARGS[1] do
       end
     end
     for j = 1, nq do
-      local key = qk[j]
-      val[key] = val[key] + k
-      if qexp[key] == nil then qexp[key] = now + qren[j] end
+      local key, c = qk[j], k
+      if qlease[j] then c = qa[j] end
+      val[key] = val[key] + c
+      if qend[key] == nil then qend[key] = nowms + qren[j] end
       kind[key] = 'q'
     end
   end
@@ -165,7 +190,7 @@ end
 -- A rule's counter expires on a 100ms grid at least 100ms after its TAT:
 -- while the TAT stays in the same step, the expiry is already right and
 -- the write keeps it (SET KEEPTTL is cheaper than setting one). A running
--- quota period keeps its expiry too (INCRBY).
+-- quota period keeps its expiry too (INCRBY); a new one expires at its end.
 local function expiry(tat) -- Unix ms
   return (math.floor(tat / 100000) + 2) * 100
 end
@@ -180,11 +205,11 @@ for k, what in pairs(kind) do
       redis.call('SET', KEYS[k], string.format('%d', tat), 'PXAT', e)
     end
   elseif qrun[k] then
-    redis.call('INCRBY', KEYS[k], val[k] - qrun[k])
+    if val[k] ~= qrun[k] then redis.call('INCRBY', KEYS[k], val[k] - qrun[k]) end
   else
-    local ttl = math.ceil((qexp[k] - now) / 1000)
-    if ttl < 1 then ttl = 1 end
-    redis.call('SET', KEYS[k], string.format('%d', val[k]), 'PX', ttl)
+    local e = qend[k]
+    if e <= nowms then e = nowms + 1 end
+    redis.call('SET', KEYS[k], string.format('%d', val[k]), 'PXAT', e)
   end
 end
 return out

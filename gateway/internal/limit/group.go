@@ -29,6 +29,7 @@ type batch struct {
 	seed    maphash.Seed
 	keys    []string
 	keyIdx  map[string]int
+	returns []quotaReturn
 	args    []byte // ARGV[1]: little-endian doubles
 	sigs    []byte // each group's decision arguments, back to back
 	kb      []byte
@@ -55,19 +56,29 @@ func (b *batch) reset() {
 		b.groups[i].calls = b.groups[i].calls[:0]
 	}
 	b.groups = b.groups[:0]
+	b.returns = b.returns[:0]
 }
 
 // encode groups the calls of b and builds KEYS and ARGV (see check.lua);
-// it returns how many values the script answers.
-func (l *Limiter) encode(b *batch) int {
+// it returns how many values the script answers and how many decisions b
+// holds.
+func (l *Limiter) encode(b *batch) (want, decisions int) {
 	b.keys, b.args, b.sigs = b.keys[:0], b.args[:0], b.sigs[:0]
 	b.groups = b.groups[:0]
 	clear(b.keyIdx)
 	clear(b.groupOf)
-	frac := int64(l.opts.LeaseFraction * 1000)
+	b.args = appendNum(b.args, int64(l.opts.LeaseFraction*1000))
+	b.args = appendNum(b.args, int64(len(b.returns)))
+	for _, r := range b.returns {
+		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, r.key))), r.n), r.period)
+	}
 	for _, cl := range b.calls {
+		if cl.carrier {
+			continue
+		}
+		decisions++
 		from := len(b.sigs)
-		lone := l.appendDecision(b, cl, frac)
+		lone := l.appendDecision(b, cl)
 		sig := b.sigs[from:]
 		if !lone {
 			h := maphash.Bytes(b.seed, sig)
@@ -81,17 +92,17 @@ func (l *Limiter) encode(b *batch) int {
 				b.groupOf[h] = len(b.groups)
 			}
 		}
-		b.addGroup(cl, from, len(b.sigs), len(cl.sent)+len(cl.req.Quotas))
+		b.addGroup(cl, from, len(b.sigs), len(cl.sent)+len(cl.sentQ))
 	}
 	b.args = appendNum(b.args, int64(len(b.groups)))
-	want := 0
+	want = 1
 	for i := range b.groups {
 		g := &b.groups[i]
 		b.args = appendNum(b.args, int64(len(g.calls)))
 		b.args = append(b.args, b.sigs[g.from:g.to]...)
 		want += 1 + 2*g.limits
 	}
-	return want
+	return want, decisions
 }
 
 // addGroup starts a group with cl, reusing the memory of an earlier one.
@@ -106,27 +117,26 @@ func (b *batch) addGroup(cl *call, from, to, limits int) {
 	g.from, g.to, g.limits = from, to, limits
 }
 
-// appendDecision appends cl's decision arguments to b.sigs and reports whether cl must be a group of its own:
-// it asks for a lease.
-func (l *Limiter) appendDecision(b *batch, cl *call, frac int64) bool {
+// appendDecision appends cl's decision arguments to b.sigs and reports
+// whether cl must be a group of its own: it asks for a lease.
+func (l *Limiter) appendDecision(b *batch, cl *call) bool {
 	req := cl.req
-	lone := cl.prefetch != nil
-	b.sig(int64(len(cl.sent)), int64(len(req.Quotas)))
+	lone := cl.refill
+	b.sig(int64(len(cl.sent)), int64(len(cl.sentQ)))
 	for _, s := range cl.sent {
 		r := &req.Rules[s.idx]
 		shadow := int64(0)
 		if r.Limit.Shadow {
 			shadow = 1
 		}
-		if s.ls != nil {
-			lone = true
-		}
+		lone = lone || s.ls != nil
 		b.sig(int64(b.key(req.APIID, r.Key)), r.Limit.Per.D().Microseconds(),
-			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want, frac)
+			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want)
 	}
-	for i := range req.Quotas {
-		q := &req.Quotas[i]
-		b.sig(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds())
+	for _, s := range cl.sentQ {
+		q := &req.Quotas[s.idx]
+		lone = lone || s.ql != nil
+		b.sig(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want)
 	}
 	return lone
 }
@@ -159,12 +169,12 @@ func (b *batch) key(api, key string) int {
 
 // fillGroups decides every call of b from the script's answer res.
 func (l *Limiter) fillGroups(b *batch, res []int64, sent int64) {
-	off := 0
+	now, off := res[0], 1
 	for i := range b.groups {
 		g := &b.groups[i]
 		n := 1 + 2*g.limits
 		for j, cl := range g.calls {
-			l.fill(cl, res[off:off+n], int64(j), sent)
+			l.fill(cl, res[off:off+n], int64(j), now, sent)
 		}
 		off += n
 	}
@@ -178,16 +188,17 @@ func ruleT(r *Rule) (t, tau float64) {
 
 // fill turns the script's answer for cl's group, r, into cl.d for the
 // j-th decision of the group (0-based), and hands out the requests leased.
-// sent is when the script call was sent (local Unix ns).
+// now is Redis time (us); sent is when the script call was sent (local
+// Unix ns).
 //
 // The group's first k decisions are allowed; a decision sees the counters
-// after st = min(j, k) decisions were consumed. A rule that admits a
-// requests at the group's start then admits a - st: it allows when a > st,
-// leaves a-1-st, and its TAT is then the start TAT + st*T.
-func (l *Limiter) fill(cl *call, r []int64, j int64, sent int64) {
+// after st = min(j, k) decisions were consumed. A limit that admits a
+// requests at the group's start then admits a - st: it allows when a > st
+// and leaves a-1-st; a rule's TAT is then the start TAT + st*T.
+func (l *Limiter) fill(cl *call, r []int64, j, now, sent int64) {
 	k, v := r[0], r[1:]
-	if cl.prefetch != nil {
-		l.grant(cl, v, k, sent, 0)
+	if cl.refill {
+		l.grant(cl, v, k, now, sent, 0)
 		return
 	}
 	req, d := cl.req, cl.d
@@ -231,18 +242,20 @@ func (l *Limiter) fill(cl *call, r []int64, j int64, sent int64) {
 		consider(s.idx, rem, reset)
 	}
 	quotaRefused := false
-	for i := range req.Quotas {
-		a, end := v[2*(len(cl.sent)+i)], float64(v[2*(len(cl.sent)+i)+1])
-		rem := a - 1 - st
-		if a <= st {
-			rem, quotaRefused = 0, true
-			retry = math.Max(retry, end)
+	for i, s := range cl.sentQ {
+		a, end := v[2*(len(cl.sent)+i)], v[2*(len(cl.sent)+i)+1]
+		reset := float64(end*1000 - now)
+		ok, rem := a > st, a-1-st
+		if s.ql != nil { // a lease quota: a is its grant
+			ok, rem = a > 0, a-1
 		}
-		consider(len(req.Rules)+i, rem, end)
+		if !ok {
+			rem, quotaRefused = 0, true
+			retry = math.Max(retry, reset)
+		}
+		consider(len(req.Rules)+s.idx, rem, reset)
 	}
-	if d.Outcome == Allowed {
-		retry = 0
-	} else {
+	if d.Outcome == Limited {
 		if quotaRefused {
 			d.Reason = ReasonQuota
 		}
@@ -252,7 +265,7 @@ func (l *Limiter) fill(cl *call, r []int64, j int64, sent int64) {
 	if d.ShadowLimited {
 		l.m.shadow.Inc()
 	}
-	l.grant(cl, v, k, sent, 1)
+	l.grant(cl, v, k, now, sent, 1)
 	if d.Outcome == Allowed {
 		l.localLimit(cl)
 	} else {
@@ -261,12 +274,13 @@ func (l *Limiter) fill(cl *call, r []int64, j int64, sent int64) {
 	l.m.decisions[sourceStore][d.Outcome].Inc()
 }
 
-// grant adds to each lease rule sent what Redis granted (v: the script's
-// values per limit; nothing when the decision was refused, k = 0); used
-// requests of each grant were spent by the decision itself (1, or 0 for a
-// refill). A lease rule that had nothing to grant is refused locally until
-// Redis said it would have.
-func (l *Limiter) grant(cl *call, v []int64, k int64, sent int64, used int64) {
+// grant adds to each lease rule and quota sent what Redis granted (v: the
+// script's values per limit; nothing is granted when the decision was
+// refused, k = 0); used requests of each grant were spent by the decision
+// itself (1, or 0 for a refill). A lease limit that had nothing to grant is
+// refused locally until Redis said it would have (a quota: for LeaseTTL at
+// most, as other nodes may give back what they did not spend).
+func (l *Limiter) grant(cl *call, v []int64, k, now, sent, used int64) {
 	for i, s := range cl.sent {
 		ls := s.ls
 		if ls == nil {
@@ -288,6 +302,28 @@ func (l *Limiter) grant(cl *call, v []int64, k int64, sent int64, used int64) {
 		ls.mu.Lock()
 		ls.add(n-used, sent+off+used*ls.t, sent, reset, l.opts.LeaseTTL, l.leaseCap(&ls.rule))
 		ls.mu.Unlock()
+		l.m.leaseGrants.Inc()
+		l.m.leaseGranted.Add(float64(n))
+	}
+	for i, s := range cl.sentQ {
+		ql := s.ql
+		if ql == nil {
+			continue
+		}
+		n, period := v[2*(len(cl.sent)+i)], v[2*(len(cl.sent)+i)+1]
+		end := sent + (period*1000-now)*int64(time.Microsecond) // local, never later than Redis's
+		if n <= 0 {
+			ql.mu.Lock()
+			ql.empty = min(end, sent+int64(l.opts.LeaseTTL))
+			ql.mu.Unlock()
+			continue
+		}
+		if k <= 0 {
+			continue
+		}
+		ql.mu.Lock()
+		ql.add(n-used, period, end, sent, l.opts.LeaseTTL, l.opts.LeaseMax)
+		ql.mu.Unlock()
 		l.m.leaseGrants.Inc()
 		l.m.leaseGranted.Add(float64(n))
 	}

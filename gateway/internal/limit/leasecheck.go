@@ -9,16 +9,20 @@ import (
 // reserve takes the request from this node's lease of every lease-mode
 // rule that holds one, and lists in cl.sent the rules Redis must decide:
 // exact rules, and lease rules whose lease is empty (asking for a new
-// one). It reports reservedAll when the request is decided without Redis
-// (every rule is a lease rule that held a request, and there is no quota),
+// one). When every rule of the request is a lease rule, its quotas are
+// leased too (quotalease.go), else they are listed in cl.sentQ. It reports
+// reservedAll when the request is decided without Redis (every rule and
+// quota took from a lease),
 // and reserveRefused when it refused the request locally: a lease rule is
 // empty and Redis said moments ago it had nothing to grant until later.
 func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 	req := cl.req
 	var now int64
+	allLease := len(req.Rules) > 0
 	for i := range req.Rules {
 		r := &req.Rules[i]
 		if r.Limit.Mode != model.LimitLease {
+			allLease = false
 			cl.sent = append(cl.sent, sentRule{idx: i})
 			continue
 		}
@@ -31,7 +35,7 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 		if !ok && now < ls.empty && !r.Limit.Shadow {
 			wait := time.Duration(ls.empty - now)
 			ls.mu.Unlock()
-			l.refuseLocal(cl, i, wait)
+			l.refuseLocal(cl, i, ReasonRate, wait)
 			return reserveRefused
 		}
 		if !ok {
@@ -51,10 +55,54 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 			go l.refill(c, req.APIID, ls)
 		}
 	}
-	if len(cl.sent) == 0 && len(req.Quotas) == 0 {
+	for i := range req.Quotas {
+		if !allLease {
+			cl.sentQ = append(cl.sentQ, sentQuota{idx: i})
+			continue
+		}
+		if !l.reserveQuota(c, cl, i, now) {
+			return reserveRefused
+		}
+	}
+	if len(cl.sent) == 0 && len(cl.sentQ) == 0 {
 		return reservedAll
 	}
 	return reservePartly
+}
+
+// reserveQuota takes req.Quotas[i] from this node's lease of it, or lists
+// it in cl.sentQ asking for a new lease; it reports false when it refused
+// the request locally (Redis said moments ago nothing was left).
+func (l *Limiter) reserveQuota(c *collector, cl *call, i int, now int64) bool {
+	q := &cl.req.Quotas[i]
+	ql := l.qlease(c, q)
+	ql.mu.Lock()
+	ok, ret := ql.take(now)
+	if !ok && now < ql.empty {
+		wait := time.Duration(ql.empty - now)
+		ql.mu.Unlock()
+		l.giveBackQuota(c, ret)
+		l.refuseLocal(cl, len(cl.req.Rules)+i, ReasonQuota, wait)
+		return false
+	}
+	if !ok {
+		want := min(ql.want, l.opts.LeaseMax)
+		ql.mu.Unlock()
+		l.giveBackQuota(c, ret)
+		cl.sentQ = append(cl.sentQ, sentQuota{idx: i, want: want, ql: ql})
+		return true
+	}
+	lq := localQuota{idx: i, ql: ql, period: ql.period, rem: ql.held, reset: time.Duration(max(ql.end-now, 0))}
+	refill := ql.low() && !l.storeDown()
+	if refill {
+		ql.refilling = true
+	}
+	ql.mu.Unlock()
+	cl.localQ = append(cl.localQ, lq)
+	if refill {
+		go l.refillQuota(c, ql)
+	}
+	return true
 }
 
 type reserveResult uint8
@@ -65,12 +113,12 @@ const (
 	reserveRefused
 )
 
-// refuseLocal refuses cl by its lease rule i, empty for wait, and gives
-// back what other rules took.
-func (l *Limiter) refuseLocal(cl *call, i int, wait time.Duration) {
+// refuseLocal refuses cl by its lease limit i (rules, then quotas), empty
+// for wait, and gives back what other limits took.
+func (l *Limiter) refuseLocal(cl *call, i int, reason string, wait time.Duration) {
 	l.giveBack(cl)
 	d := cl.d
-	d.Outcome, d.Reason, d.RetryAfter = Limited, ReasonRate, wait
+	d.Outcome, d.Reason, d.RetryAfter = Limited, reason, wait
 	d.setLimit(cl.req, i, 0, wait)
 	l.leaseDecisions.Add(1)
 	l.m.decisions[sourceLease][Limited].Inc()
@@ -101,6 +149,12 @@ func (l *Limiter) localLimit(cl *call) {
 			d.setLimit(cl.req, lr.idx, lr.rem, lr.reset)
 		}
 	}
+	for i := range cl.localQ {
+		lq := &cl.localQ[i]
+		if !d.HasLimit || lq.rem < d.Remaining || (lq.rem == d.Remaining && lq.reset > d.Reset) {
+			d.setLimit(cl.req, len(cl.req.Rules)+lq.idx, lq.rem, lq.reset)
+		}
+	}
 }
 
 // giveBack returns to their leases the requests cl took from them, when
@@ -114,6 +168,16 @@ func (l *Limiter) giveBack(cl *call) {
 	}
 	clear(cl.local)
 	cl.local = cl.local[:0]
+	for i := range cl.localQ {
+		lq := &cl.localQ[i]
+		lq.ql.mu.Lock()
+		if lq.ql.period == lq.period {
+			lq.ql.held++
+		}
+		lq.ql.mu.Unlock()
+	}
+	clear(cl.localQ)
+	cl.localQ = cl.localQ[:0]
 }
 
 // refill asks Redis for a new lease of ls in the background, riding the
@@ -123,7 +187,7 @@ func (l *Limiter) refill(c *collector, api string, ls *lease) {
 	cl := l.calls.Get().(*call)
 	cl.req = &Request{APIID: api, Rules: []Rule{ls.rule}}
 	cl.d = new(Decision)
-	cl.prefetch = ls
+	cl.refill = true
 	ls.mu.Lock()
 	want := min(ls.want, l.leaseCap(&ls.rule))
 	ls.mu.Unlock()

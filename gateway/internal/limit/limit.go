@@ -86,11 +86,14 @@ type Limiter struct {
 
 // collector queues the decisions of one API.
 type collector struct {
+	api      string
 	mu       sync.Mutex
 	queue    []*call
 	inflight int
+	returns  []quotaReturn // unspent quota leases to give back with the next batch
 
-	leases sync.Map // rule key -> *lease (lease-mode rules only)
+	leases  sync.Map // rule key -> *lease (lease-mode rules only)
+	qleases sync.Map // quota key -> *qlease (quotas of lease-mode requests)
 }
 
 // call is one waiting Check.
@@ -100,9 +103,12 @@ type call struct {
 	done chan struct{} // one signal: decided, or (next != nil) lead next
 	next *batch
 
-	prefetch *lease      // non-nil: a background refill of this lease, not a request
-	sent     []sentRule  // the rules sent to Redis, in order
-	local    []localRule // lease rules decided from this node's leases
+	refill  bool         // a background lease refill, not a request
+	carrier bool         // no decision: carries the collector's quota returns
+	sent    []sentRule   // the rules sent to Redis, in order
+	local   []localRule  // lease rules decided from this node's leases
+	sentQ   []sentQuota  // the quotas sent to Redis, in order
+	localQ  []localQuota // lease quotas decided from this node's leases
 }
 
 // sentRule is a rule sent to Redis: req.Rules[idx], asking for a lease of
@@ -165,13 +171,17 @@ func (l *Limiter) Start(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops the background sweep. Checks still in flight complete.
+// Shutdown gives back what the node holds of quota leases (one script
+// call per API, best effort) and stops the background sweep. Checks still
+// in flight complete.
 func (l *Limiter) Shutdown(ctx context.Context) error {
 	select {
 	case <-l.stop:
+		return nil
 	default:
 		close(l.stop)
 	}
+	l.returnAll()
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
 	select {
@@ -192,8 +202,12 @@ func (l *Limiter) sweep() {
 			return
 		case now := <-t.C:
 			l.fb.sweep(now.UnixMicro())
-			l.collectors.Range(func(_, c any) bool {
-				c.(*collector).sweepLeases(now.UnixNano())
+			l.collectors.Range(func(_, v any) bool {
+				c := v.(*collector)
+				c.sweepLeases(now.UnixNano())
+				if l.sweepQuotaLeases(c, now.UnixNano()) && !l.storeDown() {
+					l.flushReturns(c)
+				}
 				return true
 			})
 		}
@@ -252,10 +266,12 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 }
 
 func (l *Limiter) putCall(cl *call) {
-	cl.req, cl.d, cl.prefetch = nil, nil, nil
+	cl.req, cl.d, cl.refill, cl.carrier = nil, nil, false, false
 	clear(cl.sent)
 	clear(cl.local)
-	cl.sent, cl.local = cl.sent[:0], cl.local[:0]
+	clear(cl.sentQ)
+	clear(cl.localQ)
+	cl.sent, cl.local, cl.sentQ, cl.localQ = cl.sent[:0], cl.local[:0], cl.sentQ[:0], cl.localQ[:0]
 	l.calls.Put(cl)
 }
 
@@ -286,7 +302,7 @@ func (l *Limiter) collector(api string) *collector {
 	if c, ok := l.collectors.Load(api); ok {
 		return c.(*collector)
 	}
-	c, _ := l.collectors.LoadOrStore(api, &collector{})
+	c, _ := l.collectors.LoadOrStore(api, &collector{api: api})
 	return c.(*collector)
 }
 
@@ -298,6 +314,8 @@ func (l *Limiter) take(c *collector) *batch {
 	rest := copy(c.queue, c.queue[n:])
 	clear(c.queue[rest:])
 	c.queue = c.queue[:rest]
+	b.returns = append(b.returns[:0], c.returns...)
+	c.returns = c.returns[:0]
 	return b
 }
 
@@ -322,40 +340,49 @@ func (l *Limiter) run(c *collector, b *batch) {
 
 // exec decides every call of b with one script call and signals each.
 func (l *Limiter) exec(b *batch) {
-	var res []int64
-	err := errStoreSkipped
 	sent := time.Now().UnixNano()
-	if !l.storeDown() {
-		want := l.encode(b)
-		ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-		res, err = l.script.Run(ctx, l.rdb, b.keys, b.args).Int64Slice()
-		cancel()
-		l.scriptCalls.Add(1)
-		l.scriptDecisions.Add(uint64(len(b.calls)))
-		l.scriptGroups.Add(uint64(len(b.groups)))
-		l.m.scriptGroups.Add(float64(len(b.groups)))
-		l.m.scriptCalls.Inc()
-		l.m.batchDecisions.Add(float64(len(b.calls)))
-		l.m.batchSize.Observe(float64(len(b.calls)))
-		if err == nil && len(res) != want {
-			err = fmt.Errorf("limit script returned %d values, want %d", len(res), want)
-		}
-		if err != nil {
-			l.storeError(err)
-		} else {
-			l.storeOK()
-		}
-	}
+	res, err := l.send(b)
 	if err == nil {
 		l.fillGroups(b, res, sent)
 	}
 	for _, cl := range b.calls {
-		if err != nil && cl.prefetch == nil {
+		if err != nil && !cl.refill && !cl.carrier {
 			l.giveBack(cl)
 			l.decideWithoutStore(cl.req, cl.d)
 		}
 		cl.done <- struct{}{}
 	}
+}
+
+// send makes b's script call, unless Redis is being skipped.
+func (l *Limiter) send(b *batch) ([]int64, error) {
+	if l.storeDown() {
+		return nil, errStoreSkipped
+	}
+	want, decisions := l.encode(b)
+	if len(b.keys) == 0 { // only carriers, whose returns left with an earlier batch
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+	res, err := l.script.Run(ctx, l.rdb, b.keys, b.args).Int64Slice()
+	cancel()
+	l.scriptCalls.Add(1)
+	l.scriptDecisions.Add(uint64(decisions))
+	l.scriptGroups.Add(uint64(len(b.groups)))
+	l.m.scriptGroups.Add(float64(len(b.groups)))
+	l.m.scriptCalls.Inc()
+	l.m.batchDecisions.Add(float64(decisions))
+	l.m.batchSize.Observe(float64(decisions))
+	l.m.quotaReturns.Add(float64(len(b.returns)))
+	if err == nil && len(res) != want {
+		err = fmt.Errorf("limit script returned %d values, want %d", len(res), want)
+	}
+	if err != nil {
+		l.storeError(err)
+		return nil, err
+	}
+	l.storeOK()
+	return res, nil
 }
 
 var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")

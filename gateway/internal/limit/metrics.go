@@ -12,6 +12,7 @@ type metrics struct {
 	leaseGrants    prometheus.Counter
 	leaseGranted   prometheus.Counter
 	leaseRefills   prometheus.Counter
+	quotaReturns   prometheus.Counter
 	// decisions by outcome and source: [source][outcome]
 	decisions [3][3]prometheus.Counter
 }
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_limit_lease_refills_total",
 			Help: "Background lease refills sent before a lease ran out.",
 		}),
+		quotaReturns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_quota_returns_total",
+			Help: "Quota leases given back to Redis unspent (expired or replaced).",
+		}),
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_limit_decisions_total",
@@ -72,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.scriptGroups, m.batchSize, m.storeErrors, m.shadow,
-		m.leaseGrants, m.leaseGranted, m.leaseRefills, vec} {
+		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, vec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
