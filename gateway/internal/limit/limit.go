@@ -9,6 +9,13 @@
 // round trips, not the result: no limit is exceeded across any number of
 // nodes, and a refused request consumes nothing.
 //
+// Identical decisions of a batch (the same counters under the same limits:
+// a hot key's concurrent requests) are sent once, as a group with a count,
+// and the script decides a group in closed form, exactly as that many
+// decisions one after the other; each request's outcome and headers are
+// derived from a few numbers per group (group.go). The script's cost per
+// call is kept low: binary arguments, one MGET, writes that keep expiries.
+//
 // The goroutine whose request opens a batch sends it; when it is done and
 // more requests are queued, it hands the next batch to the goroutine of the
 // first of them. No goroutine is started per batch and none sits idle.
@@ -38,7 +45,14 @@
 // then. With Redis down, what a node holds is still spent (it was granted);
 // after that, fail open falls back and fail closed is Unavailable. Headers
 // of a lease rule report what this node holds (never more than the cluster
-// has). See docs/limits.md.
+// has).
+//
+// Quota leases: when every rule of a request is a lease rule, its quotas
+// are leased too (a quota has no mode of its own). A node takes a slice of
+// the remaining quota, which Redis counts at once (never past max), spends
+// it locally, and gives back what it did not spend when the lease expires
+// or is replaced, or the node shuts down; a return lowers the count only in
+// the period it was granted in (see quotalease.go). See docs/limits.md.
 package limit
 
 import (
