@@ -108,8 +108,9 @@ func TestQuotaLeaseAcrossNodes(t *testing.T) {
 		held += heldQuota(t, l, "shared", "k:hot:q")
 	}
 	const decisions = nodes * workers * perWorker
-	if calls*5 > decisions {
-		t.Fatalf("%d script calls for %d decisions, want fewer than %d", calls, decisions, decisions/5)
+	// Exact mode batches about 4 of these decisions per call; leases far more.
+	if calls*15 > decisions {
+		t.Fatalf("%d script calls for %d decisions, want fewer than %d", calls, decisions, decisions/15)
 	}
 	if got := quotaCount(t, r.Client(t), "shared", "k:hot:q"); got > max || got < accepted.Load() {
 		t.Fatalf("quota counter %d, want between the %d accepted and the max %d", got, accepted.Load(), max)
