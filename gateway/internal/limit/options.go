@@ -33,7 +33,9 @@ type Options struct {
 	LogInterval time.Duration `yaml:"log_interval"`
 
 	// LeaseTTL is how long a node may hold requests leased from Redis for a
-	// rule in lease mode before it forgets them (default 1s). It also
+	// rule in lease mode before it forgets them (default 1s). When every
+	// rule of a request is in lease mode its quotas are leased too, under
+	// the same three settings; unspent quota is given back. It also
 	// bounds a lease to what the rule refills in LeaseTTL, so unspent
 	// leases hold others back for about that long at most.
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
