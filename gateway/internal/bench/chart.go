@@ -5,9 +5,22 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"strings"
 )
 
-var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
+// palette has a distinct color for each of the harness's scenarios; the
+// constant-rate ("@half") scenarios are also dashed.
+var palette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+	"#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#7b4173"}
+
+// lineStyle is the stroke of scenario i named name.
+func lineStyle(i int, name string) string {
+	style := fmt.Sprintf(`stroke="%s"`, palette[i%len(palette)])
+	if strings.Contains(name, "@") {
+		style += ` stroke-dasharray="6 3"`
+	}
+	return style
+}
 
 // Chart draws an SVG with two panels over the seconds of each scenario:
 // requests/s and p99 latency, one line per scenario.
@@ -67,13 +80,13 @@ func Chart(results []*Result) []byte {
 				y := y0 + h - h*math.Min(pn.value(p)/pn.maxV, 1)
 				fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
 			}
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", palette[i%len(palette)], bytes.TrimSpace(pts.Bytes()))
+			fmt.Fprintf(&b, `<polyline fill="none" %s stroke-width="2" points="%s"/>`+"\n", lineStyle(i, r.Name), bytes.TrimSpace(pts.Bytes()))
 		}
 	}
 	for i, r := range rs {
 		y := top + 30 + float64(i)*20
 		x := width - right + 20
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="%s" stroke-width="3"/>`+"\n", x, y, x+20, y, palette[i%len(palette)])
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" %s stroke-width="3"/>`+"\n", x, y, x+20, y, lineStyle(i, r.Name))
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", x+26, y+4, html.EscapeString(r.Name))
 	}
 	b.WriteString("</svg>\n")
