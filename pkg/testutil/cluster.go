@@ -1,0 +1,193 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterSize is how many primaries StartRedisCluster runs (no replicas):
+// the fewest redis-cli --cluster create accepts.
+const clusterSize = 3
+
+// RedisCluster is a Redis Cluster of three primaries, each a redis-server
+// process owned by one test (or package).
+type RedisCluster struct {
+	nodes []*clusterNode
+}
+
+type clusterNode struct {
+	port, busPort int
+	dir           string
+	cmd           *exec.Cmd
+	done          chan struct{}
+}
+
+// StartRedisCluster starts three redis-server processes with cluster mode on
+// free loopback ports (each with its own free cluster bus port, set with
+// cluster-port, and its own temporary folder), joins them with
+// `redis-cli --cluster create` (the 16384 slots split in three, no replicas)
+// and waits until every node reports cluster_state:ok. Everything is stopped
+// when the test ends. The test is skipped when redis-cli is not installed.
+func StartRedisCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server not found on PATH: install it (apt-get install -y redis-server)")
+	}
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Skip("redis-cli not found on PATH (it creates the cluster): install redis-tools")
+	}
+	c := &RedisCluster{}
+	t.Cleanup(c.kill)
+	for i := 0; i < clusterSize; i++ {
+		n := &clusterNode{dir: t.TempDir()}
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			n.port, n.busPort = FreePort(t), FreePort(t)
+			if n.port == n.busPort {
+				continue
+			}
+			if err = n.start(); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("start cluster node: %v", err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := append(c.Addrs(), "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"--cluster", "create"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	WaitFor(t, 20*time.Second, func() error {
+		for _, n := range c.nodes {
+			if err := n.clusterOK(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return c
+}
+
+// Addrs is host:port of every node, the seed addresses of a cluster client.
+func (c *RedisCluster) Addrs() []string {
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.addr()
+	}
+	return addrs
+}
+
+// Client returns a new cluster client seeded with every node, closed when
+// the test ends.
+func (c *RedisCluster) Client(t testing.TB) *redis.ClusterClient {
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// NodeFor returns the address of the primary serving key's hash slot, asked
+// of the cluster itself (CLUSTER KEYSLOT, CLUSTER SLOTS): tests use it to
+// check that the keys they pick really live on different nodes.
+func (c *RedisCluster) NodeFor(t testing.TB, key string) string {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: c.nodes[0].addr()})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatalf("cluster keyslot %q: %v", key, err)
+	}
+	slots, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("cluster slots: %v", err)
+	}
+	for _, r := range slots {
+		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
+			return r.Nodes[0].Addr
+		}
+	}
+	t.Fatalf("slot %d of %q is served by no node", slot, key)
+	return ""
+}
+
+func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
+
+func (n *clusterNode) start() error {
+	cmd := exec.Command("redis-server",
+		"--port", strconv.Itoa(n.port), "--cluster-port", strconv.Itoa(n.busPort), "--bind", "127.0.0.1",
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
+		"--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+		"--dir", n.dir, "--logfile", filepath.Join(n.dir, "redis.log"), "--protected-mode", "no")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	c := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			n.cmd, n.done = cmd, done
+			return nil
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
+			return fmt.Errorf("redis-server exited: %s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("redis-server on port %d did not answer: %w", n.port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// clusterOK returns nil once the node reports cluster_state:ok.
+func (n *clusterNode) clusterOK() error {
+	c := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, err := c.ClusterInfo(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("cluster info on %s: %w", n.addr(), err)
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return fmt.Errorf("node %s: cluster not ok yet", n.addr())
+	}
+	return nil
+}
+
+func (c *RedisCluster) kill() {
+	for _, n := range c.nodes {
+		if n.cmd != nil {
+			_ = n.cmd.Process.Kill()
+			<-n.done
+			n.cmd = nil
+		}
+	}
+}
