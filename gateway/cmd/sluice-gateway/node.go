@@ -35,7 +35,7 @@ type component interface {
 type node struct {
 	cfg     config.Config
 	log     zerolog.Logger
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	nc      *nats.Conn
 	state   *state.State
 	server  *server.Server
@@ -48,11 +48,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.rdb = redis.NewClient(&redis.Options{
-		Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB, PoolSize: cfg.Redis.PoolSize,
-		DialTimeout: cfg.Redis.DialTimeout, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-		MaxRetries: -1,
-	})
+	n.rdb = newRedis(cfg.Redis)
 	jp, err := jwtauth.New(cfg.JWT, log, reg)
 	if err != nil {
 		return nil, err
@@ -116,6 +112,24 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	// key fetches last.
 	n.order = []component{jp, st, follower, lim, pub, n.ops, n.server}
 	return n, nil
+}
+
+// newRedis connects to the Redis Cluster seeded by redis.cluster_addrs when
+// set, else to the single Redis at redis.addr. Every command is bounded;
+// nothing is retried (the limiter and the session cache have their own
+// fallbacks).
+func newRedis(c config.Redis) redis.UniversalClient {
+	const timeout = 500 * time.Millisecond
+	if len(c.ClusterAddrs) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: c.ClusterAddrs, Password: c.Password, PoolSize: c.PoolSize,
+			DialTimeout: c.DialTimeout, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1,
+		})
+	}
+	return redis.NewClient(&redis.Options{
+		Addr: c.Addr, Password: c.Password, DB: c.DB, PoolSize: c.PoolSize,
+		DialTimeout: c.DialTimeout, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1,
+	})
 }
 
 // ready is /ready: config loaded and Redis answering.

@@ -54,9 +54,12 @@ type Config struct {
 
 // Redis is the connection to the shared store.
 type Redis struct {
-	Addr     string `yaml:"addr"`     // default "127.0.0.1:6379"
-	Password string `yaml:"password"` // default none
-	DB       int    `yaml:"db"`       // default 0
+	Addr string `yaml:"addr"` // default "127.0.0.1:6379"
+	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
+	// Cluster, used instead of Addr (default none: a single Redis).
+	ClusterAddrs []string `yaml:"cluster_addrs"`
+	Password     string   `yaml:"password"` // default none
+	DB           int      `yaml:"db"`       // default 0; must be 0 with a cluster
 	// PoolSize is the most connections (0: go-redis default, 10 per CPU).
 	PoolSize    int           `yaml:"pool_size"`
 	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
@@ -206,6 +209,7 @@ func (c *Config) Validate() validation.Errors {
 	if c.Redis.DB < 0 {
 		errs.Add("redis.db", "must not be negative")
 	}
+	checkClusterAddrs(&errs, c.Redis.ClusterAddrs, c.Redis.DB)
 	if c.Redis.PoolSize < 0 {
 		errs.Add("redis.pool_size", "must not be negative")
 	}
@@ -258,6 +262,19 @@ func positive(errs *validation.Errors, field string, d time.Duration) {
 func checkAddr(errs *validation.Errors, field, addr string) {
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 		errs.Add(field, "must be [host]:port, like :8080, got %q", addr)
+	}
+}
+
+// checkClusterAddrs checks redis.cluster_addrs: each host:port, and db 0
+// (a Redis Cluster has only database 0).
+func checkClusterAddrs(errs *validation.Errors, addrs []string, db int) {
+	for i, a := range addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
+		}
+	}
+	if len(addrs) > 0 && db != 0 {
+		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
 	}
 }
 

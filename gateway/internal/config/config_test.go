@@ -94,3 +94,50 @@ func TestResolveAdvertiseAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisClusterAddrs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		addrs []string
+		db    int
+		want  []string // fields with a problem
+	}{
+		{"single redis", nil, 3, nil},
+		{"cluster", []string{"10.0.0.1:7000", "redis-1.internal:7001"}, 0, nil},
+		{"no port", []string{"10.0.0.1:7000", "10.0.0.2"}, 0, []string{"redis.cluster_addrs[1]"}},
+		{"no host", []string{":7000"}, 0, []string{"redis.cluster_addrs[0]"}},
+		{"db with cluster", []string{"10.0.0.1:7000"}, 1, []string{"redis.db"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			c.Redis.ClusterAddrs, c.Redis.DB = tt.addrs, tt.db
+			errs := c.Validate()
+			if len(errs) != len(tt.want) {
+				t.Fatalf("problems %v, want on %v", errs, tt.want)
+			}
+			for _, f := range tt.want {
+				if !strings.Contains(errs.Error(), f+":") {
+					t.Errorf("no problem reported for %s in %q", f, errs.Error())
+				}
+			}
+		})
+	}
+}
+
+func TestRedisClusterAddrsFromEnv(t *testing.T) {
+	t.Setenv("SLUICE_REDIS_CLUSTER_ADDRS", "10.0.0.1:7000, 10.0.0.2:7001,10.0.0.3:7002")
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.1:7000", "10.0.0.2:7001", "10.0.0.3:7002"}
+	if strings.Join(c.Redis.ClusterAddrs, " ") != strings.Join(want, " ") || c.Redis.Addr != "127.0.0.1:6379" {
+		t.Fatalf("cluster_addrs %q addr %q, want %q and the default addr", c.Redis.ClusterAddrs, c.Redis.Addr, want)
+	}
+	if errs := c.Validate(); len(errs) > 0 {
+		t.Fatalf("valid cluster config refused: %v", errs)
+	}
+}
