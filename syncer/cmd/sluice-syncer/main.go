@@ -109,9 +109,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, log)
 }
 
+// newRedis connects to the Redis Cluster seeded by redis.cluster_addrs when
+// set, else to the single Redis at redis.addr.
+func newRedis(c config.Redis) redis.UniversalClient {
+	if len(c.ClusterAddrs) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.ClusterAddrs, Password: c.Password,
+			PoolSize: c.PoolSize, DialTimeout: c.DialTimeout})
+	}
+	return redis.NewClient(&redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB,
+		PoolSize: c.PoolSize, DialTimeout: c.DialTimeout})
+}
+
 func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB,
-		PoolSize: cfg.Redis.PoolSize, DialTimeout: cfg.Redis.DialTimeout})
+	rdb := newRedis(cfg.Redis)
 	defer rdb.Close()
 	nc, err := nats.Connect(cfg.NATS.URL, nats.Name("sluice-syncer"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))

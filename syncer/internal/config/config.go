@@ -33,11 +33,14 @@ type Config struct {
 
 // Redis is how to reach Redis.
 type Redis struct {
-	Addr        string        `yaml:"addr"`
-	Password    string        `yaml:"password"`
-	DB          int           `yaml:"db"`
-	PoolSize    int           `yaml:"pool_size"`
-	DialTimeout time.Duration `yaml:"dial_timeout"`
+	Addr string `yaml:"addr"`
+	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
+	// Cluster, used instead of Addr; DB must then be 0.
+	ClusterAddrs []string      `yaml:"cluster_addrs"`
+	Password     string        `yaml:"password"`
+	DB           int           `yaml:"db"`
+	PoolSize     int           `yaml:"pool_size"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
 }
 
 // NATS is how to reach NATS.
@@ -81,6 +84,14 @@ func (c *Config) Validate() validation.Errors {
 	}
 	if c.Redis.DB < 0 {
 		errs.Add("redis.db", "must not be negative")
+	}
+	for i, a := range c.Redis.ClusterAddrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
+		}
+	}
+	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
+		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
 	}
 	if c.Redis.PoolSize < 0 {
 		errs.Add("redis.pool_size", "must not be negative")

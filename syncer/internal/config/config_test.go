@@ -90,3 +90,42 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestRedisClusterAddrs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  []string
+		want []string // fields with a problem
+	}{
+		{"single redis with a db", []string{"SLUICE_REDIS_DB=2"}, nil},
+		{"cluster", []string{"SLUICE_REDIS_CLUSTER_ADDRS=10.0.0.1:7000, redis-2:7001"}, nil},
+		{"no port", []string{"SLUICE_REDIS_CLUSTER_ADDRS=10.0.0.1:7000,10.0.0.2"}, []string{"redis.cluster_addrs[1]"}},
+		{"db with cluster", []string{"SLUICE_REDIS_CLUSTER_ADDRS=10.0.0.1:7000", "SLUICE_REDIS_DB=1"}, []string{"redis.db"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			if err := pkgconfig.ApplyEnv("SLUICE_", tt.env, &c); err != nil {
+				t.Fatal(err)
+			}
+			errs := c.Validate()
+			if len(errs) != len(tt.want) {
+				t.Fatalf("problems %v, want on %v", errs, tt.want)
+			}
+			for i, f := range tt.want {
+				if errs[i].Field != f {
+					t.Errorf("problem %d on %q, want %q", i, errs[i].Field, f)
+				}
+			}
+		})
+	}
+	c := Default()
+	if err := pkgconfig.ApplyEnv("SLUICE_", []string{"SLUICE_REDIS_CLUSTER_ADDRS=10.0.0.1:7000, redis-2:7001,"}, &c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Redis.ClusterAddrs, " ") != "10.0.0.1:7000 redis-2:7001" {
+		t.Fatalf("cluster_addrs %q", c.Redis.ClusterAddrs)
+	}
+}
