@@ -3,6 +3,7 @@
 package config
 
 import (
+	"net"
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/logging"
@@ -25,10 +26,13 @@ type Config struct {
 
 // Redis connection.
 type Redis struct {
-	Addr     string        `yaml:"addr"`
-	Password string        `yaml:"password"`
-	DB       int           `yaml:"db"`
-	Timeout  time.Duration `yaml:"timeout"` // per command
+	Addr string `yaml:"addr"`
+	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
+	// Cluster, used instead of Addr; DB must then be 0.
+	ClusterAddrs []string      `yaml:"cluster_addrs"`
+	Password     string        `yaml:"password"`
+	DB           int           `yaml:"db"`
+	Timeout      time.Duration `yaml:"timeout"` // per command
 }
 
 // NATS connection and the shared consumer.
@@ -94,6 +98,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.DB < 0 {
 		errs.Add("redis.db", "must not be negative")
+	}
+	for i, a := range c.Redis.ClusterAddrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
+		}
+	}
+	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
+		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
 	}
 	positive(&errs, "redis.timeout", c.Redis.Timeout)
 	if c.NATS.URL == "" {

@@ -24,6 +24,13 @@ func TestValidate(t *testing.T) {
 		}, []string{"redis.addr", "nats.fetch_batch", "aggregation.grace", "log"}},
 		{"dedup shorter than redelivery", func(c *Config) { c.Aggregation.DedupTTL = time.Second }, []string{"aggregation.dedup_ttl"}},
 		{"ack pending below batch", func(c *Config) { c.NATS.MaxAckPending = 10 }, []string{"nats.max_ack_pending"}},
+		{"redis cluster", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2:7001"} }, nil},
+		{"redis cluster address without port", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2"} },
+			[]string{"redis.cluster_addrs[1]"}},
+		{"redis cluster with a db", func(c *Config) {
+			c.Redis.ClusterAddrs = []string{"10.0.0.1:7000"}
+			c.Redis.DB = 2
+		}, []string{"redis.db"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,5 +68,17 @@ func TestEnvOverrides(t *testing.T) {
 	}
 	if err := pkgconfig.Decode([]byte("aggregation:\n  grase: 1s\n"), &c); err == nil {
 		t.Fatal("unknown YAML field accepted")
+	}
+}
+
+func TestClusterAddrsFromEnv(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	env := []string{"SLUICE_REDIS_CLUSTER_ADDRS=10.0.0.1:7000, 10.0.0.2:7001"}
+	if err := pkgconfig.ApplyEnv(pkgconfig.Prefix, env, &c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Redis.ClusterAddrs, " ") != "10.0.0.1:7000 10.0.0.2:7001" || c.Redis.Addr != Default().Redis.Addr {
+		t.Fatalf("cluster_addrs %q addr %q", c.Redis.ClusterAddrs, c.Redis.Addr)
 	}
 }

@@ -29,7 +29,7 @@ type Service struct {
 	log    zerolog.Logger
 	cfg    config.Config
 	reg    *prometheus.Registry
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	nc     *nats.Conn
 	worker *worker.Worker
 	srv    *http.Server
@@ -55,8 +55,7 @@ func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
 // Start connects to Redis and NATS, starts consuming and listens.
 func (s *Service) Start(ctx context.Context) error {
 	c := s.cfg
-	s.rdb = redis.NewClient(&redis.Options{Addr: c.Redis.Addr, Password: c.Redis.Password, DB: c.Redis.DB,
-		ReadTimeout: c.Redis.Timeout, WriteTimeout: c.Redis.Timeout})
+	s.rdb = newRedis(c.Redis)
 	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
 	nc, err := nats.Connect(c.NATS.URL, nats.Name("sluice-analytics"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond))
@@ -97,6 +96,17 @@ func (s *Service) Start(ctx context.Context) error {
 	}()
 	s.log.Info().Str("listen", ln.Addr().String()).Msg("analytics worker started")
 	return nil
+}
+
+// newRedis connects to the Redis Cluster seeded by redis.cluster_addrs when
+// set, else to the single Redis at redis.addr.
+func newRedis(c config.Redis) redis.UniversalClient {
+	if len(c.ClusterAddrs) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.ClusterAddrs, Password: c.Password,
+			ReadTimeout: c.Timeout, WriteTimeout: c.Timeout})
+	}
+	return redis.NewClient(&redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB,
+		ReadTimeout: c.Timeout, WriteTimeout: c.Timeout})
 }
 
 // Addr is the address the HTTP server listens on.
