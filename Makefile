@@ -37,6 +37,10 @@ down: ## Stop the background cluster
 test: deps ## Run the whole test suite (race detector on) in every module
 	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
 
+.PHONY: e2e
+e2e: deps ## Run the end-to-end usage pipeline test (real gateway and analytics binaries)
+	cd analytics && go test $(GOTEST_FLAGS) -run 'TestUsagePipelineEndToEnd' -v ./e2e/
+
 .PHONY: bench
 bench: deps build ## Load-test the gateway against a bare proxy hop and print a report
 	@scripts/bench.sh

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -44,6 +46,7 @@ type cluster struct {
 	upstream *httptest.Server
 	gateways []*gatewayProc
 	workers  []*workerProc
+	js       jetstream.JetStream // made on first use, on the test goroutine
 }
 
 type gatewayProc struct {

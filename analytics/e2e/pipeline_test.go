@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,11 +33,14 @@ const (
 // TestUsagePipelineEndToEnd sends K requests through two gateway nodes to
 // two analytics workers and checks that the usage the query API reports
 // equals, exactly, what the test counted from the responses it received:
-// by API, by key and by status class. The chaos scenario kills one worker
-// with SIGKILL after about half the requests, restarts NATS while requests
-// keep flowing (the gateways buffer the events), and brings the worker
-// back: the invariant "no usage event is lost or double counted across a
-// worker crash or a NATS restart while the gateway's buffer holds".
+// by API, by key and by status class. The chaos scenarios prove the
+// invariant "no usage event is lost or double counted across a worker
+// crash or a NATS restart while the gateway's buffer holds": one kills a
+// worker with SIGKILL after about half the requests, restarts NATS while
+// requests keep flowing (the gateways buffer the events) and brings the
+// worker back; the other freezes a worker until JetStream has handed the
+// batches it held to the other worker, then lets it go on with them, so
+// the same batches reach Redis twice.
 func TestUsagePipelineEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the sluice binaries")
@@ -45,10 +49,11 @@ func TestUsagePipelineEndToEnd(t *testing.T) {
 	tests := []struct {
 		name  string
 		rate  int // requests per second, all senders together
-		chaos bool
+		chaos func(*cluster, *load)
 	}{
 		{name: "two_gateways_two_workers", rate: 1000},
-		{name: "worker_killed_and_nats_restarted", rate: 400, chaos: true},
+		{name: "worker_killed_and_nats_restarted", rate: 400, chaos: (*cluster).crashAndRestart},
+		{name: "worker_frozen_past_ack_wait", rate: 300, chaos: (*cluster).freeze},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,8 +68,8 @@ func TestUsagePipelineEndToEnd(t *testing.T) {
 			t.Cleanup(cancel) // runs before the processes are stopped
 			l := newLoad(c, tc.rate)
 			go l.run(ctx)
-			if tc.chaos {
-				c.chaos(l)
+			if tc.chaos != nil {
+				tc.chaos(c, l)
 			}
 			select {
 			case <-l.done:
@@ -77,11 +82,11 @@ func TestUsagePipelineEndToEnd(t *testing.T) {
 	}
 }
 
-// chaos runs on the test goroutine while the load runs: at about half the
-// requests it kills worker 2 with SIGKILL; then it stops NATS for a short
-// pause during which the gateways keep serving and buffering, starts it
-// again, and restarts the killed worker.
-func (c *cluster) chaos(l *load) {
+// crashAndRestart runs on the test goroutine while the load runs: at about
+// half the requests it kills worker 2 with SIGKILL; then it stops NATS for
+// a short pause during which the gateways keep serving and buffering,
+// starts it again, and restarts the killed worker.
+func (c *cluster) crashAndRestart(l *load) {
 	c.t.Helper()
 	victim := c.workers[1]
 	l.waitAnswered(c.t, totalRequests/2)
@@ -105,6 +110,54 @@ func (c *cluster) chaos(l *load) {
 		c.t.Fatal(err)
 	}
 	c.t.Logf("restarted %s after %d requests", victim.name, l.answered.Load())
+}
+
+// freeze stops a worker with SIGSTOP while batches keep coming, and
+// resumes it once JetStream has redelivered a batch it held (its ack_wait
+// passed): the resumed worker goes on with batches the other worker may
+// already have counted, and acknowledges them late. A worker frozen
+// between two fetches holds nothing, so the workers are frozen in turn
+// until two freezes held something or the load ends.
+func (c *cluster) freeze(l *load) {
+	c.t.Helper()
+	l.waitAnswered(c.t, totalRequests/5)
+	held := 0
+	for round := 0; round < 4 && held < 2 && !l.finished(); round++ {
+		if round > 0 { // let the resumed worker catch up first
+			l.waitAnswered(c.t, min(l.answered.Load()+100, totalRequests))
+		}
+		if c.freezeOnce(l, c.workers[round%2]) {
+			held++
+		}
+	}
+	c.t.Logf("%d freezes left batches for JetStream to redeliver", held)
+}
+
+// freezeOnce freezes w until JetStream redelivers a batch, or 3s (ack_wait
+// is 2s) if it held none, and reports whether it held one.
+func (c *cluster) freezeOnce(l *load, w *workerProc) bool {
+	c.t.Helper()
+	// Every delivery takes a consumer sequence number: more of them than
+	// stream messages delivered counts the redeliveries.
+	redelivered := func() int64 {
+		info, err := c.consumerInfo()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return int64(info.Delivered.Consumer) - int64(info.Delivered.Stream)
+	}
+	before := redelivered()
+	w.signal(syscall.SIGSTOP)
+	c.t.Logf("froze %s (SIGSTOP) after %d requests", w.name, l.answered.Load())
+	held := false
+	for deadline := time.Now().Add(3 * time.Second); !held && time.Now().Before(deadline); {
+		if held = redelivered() > before; !held {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	w.signal(syscall.SIGCONT)
+	c.t.Logf("resumed %s after %d requests (it held batches JetStream redelivered: %v)", w.name, l.answered.Load(), held)
+	return held
 }
 
 // tally is what the test counted from the responses it received, in the
@@ -253,6 +306,16 @@ func (l *load) do(req *http.Request) (int, int, error) {
 	return resp.StatusCode, int(n), err
 }
 
+// finished reports whether every sender is done.
+func (l *load) finished() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // waitAnswered waits until n requests have been answered.
 func (l *load) waitAnswered(t *testing.T, n int64) {
 	t.Helper()
@@ -357,10 +420,6 @@ func (c *cluster) waitDrained() {
 			c.t.Fatalf("%s dropped %v usage events: its buffer did not hold", g.name, dropped)
 		}
 	}
-	js, err := jetstream.New(c.nats.Conn(c.t))
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	testutil.WaitFor(c.t, 30*time.Second, func() error {
 		for _, g := range c.gateways {
 			held, err := metric(g.ops, "sluice_usage_buffer_events")
@@ -371,13 +430,7 @@ func (c *cluster) waitDrained() {
 				return fmt.Errorf("%s holds %v usage events", g.name, held)
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		cons, err := js.Consumer(ctx, "SLUICE_USAGE", "sluice-analytics")
-		if err != nil {
-			return err
-		}
-		info, err := cons.Info(ctx)
+		info, err := c.consumerInfo()
 		if err != nil {
 			return err
 		}
@@ -386,6 +439,24 @@ func (c *cluster) waitDrained() {
 		}
 		return nil
 	})
+}
+
+// consumerInfo is the state of the workers' shared JetStream consumer.
+func (c *cluster) consumerInfo() (*jetstream.ConsumerInfo, error) {
+	if c.js == nil {
+		js, err := jetstream.New(c.nats.Conn(c.t))
+		if err != nil {
+			return nil, err
+		}
+		c.js = js
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cons, err := c.js.Consumer(ctx, "SLUICE_USAGE", "sluice-analytics")
+	if err != nil {
+		return nil, err
+	}
+	return cons.Info(ctx)
 }
 
 // logMetrics logs what the gateways and workers report of the run.

@@ -142,6 +142,15 @@ func (p *proc) kill() {
 	<-done
 }
 
+// signal sends sig to the process (SIGSTOP freezes it as a hung worker
+// would be, SIGCONT resumes it).
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(sig)
+}
+
 // restart starts the process again (after kill) with the same binary and
 // environment, appending to the same log. It may run outside the test's
 // goroutine, so it returns its error.
@@ -162,6 +171,7 @@ func (p *proc) stop(timeout time.Duration) {
 	if cmd == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // in case it was frozen
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
