@@ -3,12 +3,10 @@ package testutil
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -129,41 +127,15 @@ func (c *RedisCluster) NodeFor(t testing.TB, key string) string {
 func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 
 func (n *clusterNode) start() error {
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(n.port), "--cluster-port", strconv.Itoa(n.busPort), "--bind", "127.0.0.1",
-		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
-		"--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
-		"--dir", n.dir, "--logfile", filepath.Join(n.dir, "redis.log"), "--protected-mode", "no")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd, done, err := spawnRedis(n.dir, n.port,
+		"--cluster-port", strconv.Itoa(n.busPort), "--cluster-enabled", "yes",
+		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
+		"--cluster-node-timeout", "5000", "--appendonly", "no")
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	c := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			n.cmd, n.done = cmd, done
-			return nil
-		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
-			return fmt.Errorf("redis-server exited: %s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("redis-server on port %d did not answer: %w", n.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n.cmd, n.done = cmd, done
+	return nil
 }
 
 // clusterOK returns nil once the node reports cluster_state:ok.

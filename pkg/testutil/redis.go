@@ -63,18 +63,31 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 func (r *Redis) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cmd := exec.Command("redis-server",
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--appendfsync", "no",
-		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"),
-		"--protected-mode", "no")
+	cmd, done, err := spawnRedis(r.dir, r.port,
+		"--appendonly", "yes", "--appendfsync", "no")
+	if err != nil {
+		return err
+	}
+	r.cmd, r.done = cmd, done
+	return nil
+}
+
+// spawnRedis starts redis-server on 127.0.0.1:port with its log and data in
+// dir and the extra arguments, and waits until it answers PING. done is
+// closed when the process exits.
+func spawnRedis(dir string, port int, extra ...string) (*exec.Cmd, chan struct{}, error) {
+	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"),
+		"--protected-mode", "no"}, extra...)
+	cmd := exec.Command("redis-server", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -82,18 +95,18 @@ func (r *Redis) start() error {
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			r.cmd, r.done = cmd, done
-			return nil
+			return cmd, done, nil
 		}
 		select {
 		case <-done:
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			return fmt.Errorf("redis-server exited: %s", log)
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			return nil, nil, fmt.Errorf("redis-server exited: %s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			return fmt.Errorf("redis-server on port %d did not answer: %w", r.port, err)
+			<-done
+			return nil, nil, fmt.Errorf("redis-server on port %d did not answer: %w", port, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
