@@ -2,25 +2,21 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/syncer/internal/api"
+	"github.com/sluicegw/sluice/syncer/internal/apitest"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
-	"github.com/sluicegw/sluice/syncer/internal/publish"
 )
 
 const token = "test-admin-token-0123456789"
@@ -46,29 +42,8 @@ func newEnv(t testing.TB) *env {
 // share one Redis and one NATS).
 func newEnvOn(t testing.TB, r *testutil.Redis, n *testutil.NATS) *env {
 	t.Helper()
-	st := store.New(r.Client(t), 0)
-	nc := n.Conn(t)
-	reg := prometheus.NewRegistry()
-	log := zerolog.Nop()
-	pub, err := publish.New(nc, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nr, err := nodes.New(nc, 2*time.Second, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nr.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nr.Shutdown(context.Background()) })
-	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nr, NATS: nc, AdminToken: token, Log: log, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return &env{t: t, url: hs.URL, srv: srv, store: st, nats: n, nc: nc, nodes: nr}
+	s := apitest.Start(t, r, n, token, 2*time.Second)
+	return &env{t: t, url: s.URL, srv: s.API, store: s.Store, nats: n, nc: s.NC, nodes: s.Nodes}
 }
 
 type resp struct {

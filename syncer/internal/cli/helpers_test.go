@@ -3,19 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
-	"github.com/sluicegw/sluice/syncer/internal/api"
-	"github.com/sluicegw/sluice/syncer/internal/nodes"
-	"github.com/sluicegw/sluice/syncer/internal/publish"
+	"github.com/sluicegw/sluice/syncer/internal/apitest"
 )
 
 const testToken = "test-admin-token"
@@ -29,31 +23,9 @@ type syncer struct {
 
 func startSyncer(t *testing.T) *syncer {
 	t.Helper()
-	rds := testutil.StartRedis(t)
 	nt := testutil.StartNATS(t)
-	nc := nt.Conn(t)
-	st := store.New(rds.Client(t), 0)
-	reg := prometheus.NewRegistry()
-	log := zerolog.Nop()
-	pub, err := publish.New(nc, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nr, err := nodes.New(nc, 10*time.Second, log, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nr.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nr.Shutdown(context.Background()) })
-	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nr, NATS: nc, AdminToken: testToken, Log: log, Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return &syncer{URL: hs.URL, Store: st, NATS: nt}
+	s := apitest.Start(t, testutil.StartRedis(t), nt, testToken, 10*time.Second)
+	return &syncer{URL: s.URL, Store: s.Store, NATS: nt}
 }
 
 // result is the outcome of one sluicectl run.

@@ -1,0 +1,59 @@
+// Package apitest runs the real admin API in process, over real Redis and
+// NATS, for the tests of the API itself and of its clients.
+package apitest
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/testutil"
+	"github.com/sluicegw/sluice/syncer/internal/api"
+	"github.com/sluicegw/sluice/syncer/internal/nodes"
+	"github.com/sluicegw/sluice/syncer/internal/publish"
+)
+
+// Syncer is one admin API served by an httptest server.
+type Syncer struct {
+	URL   string
+	API   *api.Server
+	Store *store.Store
+	NC    *nats.Conn
+	Nodes *nodes.Registry
+}
+
+// Start serves the admin API over the given Redis and NATS (several syncers
+// may share them) with the admin token, counting nodes live for nodeTTL. It
+// is stopped when the test ends.
+func Start(t testing.TB, r *testutil.Redis, n *testutil.NATS, token string, nodeTTL time.Duration) *Syncer {
+	t.Helper()
+	st := store.New(r.Client(t), 0)
+	nc := n.Conn(t)
+	reg := prometheus.NewRegistry()
+	log := zerolog.Nop()
+	pub, err := publish.New(nc, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr, err := nodes.New(nc, nodeTTL, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nr.Shutdown(context.Background()) })
+	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nr, NATS: nc, AdminToken: token, Log: log, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	return &Syncer{URL: hs.URL, API: srv, Store: st, NC: nc, Nodes: nr}
+}
