@@ -319,16 +319,23 @@ var ErrChangelogGap = errors.New("changelog does not reach back far enough")
 // were trimmed away.
 func (s *Store) ChangesSince(ctx context.Context, since int64, limit int64) ([]Version, error) {
 	start := strconv.FormatInt(since+1, 10) + "-0"
-	var msgs []redis.XMessage
-	var err error
-	if limit > 0 {
-		msgs, err = s.rdb.XRangeN(ctx, ChangelogKey, start, "+", limit).Result()
-	} else {
-		msgs, err = s.rdb.XRange(ctx, ChangelogKey, start, "+").Result()
-	}
-	if err != nil {
+	// The changelog and the version are read in one transaction: read apart,
+	// a write landing between them would look like a trimmed changelog.
+	var rng *redis.XMessageSliceCmd
+	var ver *redis.StringCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if limit > 0 {
+			rng = p.XRangeN(ctx, ChangelogKey, start, "+", limit)
+		} else {
+			rng = p.XRange(ctx, ChangelogKey, start, "+")
+		}
+		ver = p.Get(ctx, VersionKey)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("store: changelog: %w", err)
 	}
+	msgs := rng.Val()
 	out := make([]Version, 0, len(msgs))
 	next := since + 1
 	for _, m := range msgs {
@@ -340,10 +347,7 @@ func (s *Store) ChangesSince(ctx context.Context, since int64, limit int64) ([]V
 		out = append(out, parseVersion(v, m.Values))
 	}
 	if len(msgs) == 0 {
-		cur, err := s.Version(ctx)
-		if err != nil {
-			return nil, err
-		}
+		cur, _ := ver.Int64() // 0 when nothing was ever written
 		if cur > since {
 			return nil, fmt.Errorf("version %d missing: %w", since+1, ErrChangelogGap)
 		}

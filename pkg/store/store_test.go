@@ -138,3 +138,40 @@ func TestDataSurvivesRedisRestart(t *testing.T) {
 		return err
 	})
 }
+
+// A reader following the changelog while writes land must never be told the
+// changelog was trimmed when it was not.
+func TestChangesSinceDuringWritesIsNeverAGap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, 0)
+	const writes = 300
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < writes; i++ {
+			if _, err := s.PutPolicy(ctx, &model.Policy{ID: "p"}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var applied int64
+	for writing := true; writing || applied < writes; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			writing = false
+		default:
+		}
+		vers, err := s.ChangesSince(ctx, applied, 0)
+		if err != nil {
+			t.Fatalf("ChangesSince(%d) during writes: %v", applied, err)
+		}
+		if len(vers) > 0 {
+			applied = vers[len(vers)-1].Version
+		}
+	}
+}
