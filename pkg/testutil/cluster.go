@@ -124,6 +124,16 @@ func (c *RedisCluster) NodeFor(t testing.TB, key string) string {
 	return ""
 }
 
+// KillNode kills node i (0-2) at once, as a crashed primary.
+func (c *RedisCluster) KillNode(i int) {
+	n := c.nodes[i]
+	if n.cmd != nil {
+		_ = n.cmd.Process.Kill()
+		<-n.done
+		n.cmd = nil
+	}
+}
+
 func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 
 func (n *clusterNode) start() error {

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicegw/sluice/analytics/internal/query"
 	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/analytics/internal/worker"
+	pkgstore "github.com/sluicegw/sluice/pkg/store"
 )
 
 // Service is a running analytics worker.
@@ -116,7 +117,7 @@ func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	var problems []string
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
+	if err := pkgstore.Ping(ctx, s.rdb); err != nil {
 		problems = append(problems, "redis: "+err.Error())
 	}
 	if !s.nc.IsConnected() {

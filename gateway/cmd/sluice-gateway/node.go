@@ -137,7 +137,7 @@ func (n *node) ready(ctx context.Context) error {
 	if !n.state.Loaded() {
 		return errors.New("configuration not loaded yet")
 	}
-	if err := n.rdb.Ping(ctx).Err(); err != nil {
+	if err := store.Ping(ctx, n.rdb); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
 	return nil

@@ -251,7 +251,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	checks := map[string]string{"redis": "ok", "nats": "ok"}
 	ok := true
-	if err := s.opts.Store.Client().Ping(ctx).Err(); err != nil {
+	if err := store.Ping(ctx, s.opts.Store.Client()); err != nil {
 		checks["redis"], ok = err.Error(), false
 	}
 	if s.opts.NATS == nil || !s.opts.NATS.IsConnected() {
