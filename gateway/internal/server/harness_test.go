@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,4 +235,33 @@ func waitStatus(t *testing.T, want int, f func() int) {
 		}
 		return nil
 	})
+}
+
+// hammerRequests is how many requests hammer sends: 12 workers × 15.
+const hammerRequests = 12 * 15
+
+// hammer sends hammerRequests concurrently, request i of worker w through
+// send, and counts the 200s and 429s; any other status fails the test.
+func hammer(t *testing.T, send func(w, i int) response) (ok, limited int64) {
+	t.Helper()
+	var okN, limitedN atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 12; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 15; i++ {
+				switch r := send(w, i); r.status {
+				case 200:
+					okN.Add(1)
+				case 429:
+					limitedN.Add(1)
+				default:
+					t.Errorf("status %d: %s", r.status, r.body)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return okN.Load(), limitedN.Load()
 }

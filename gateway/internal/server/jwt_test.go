@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,28 +181,11 @@ func TestJWTThreeNodesExactLimit(t *testing.T) {
 	if tokens[0] == tokens[1] {
 		t.Fatal("tokens are equal")
 	}
-	var ok, limited atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 12; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < 15; i++ {
-				r := do(t, "GET", nodes[(w+i)%3].url+"/orders", bearer(tokens[(w+i/3)%2])...)
-				switch r.status {
-				case 200:
-					ok.Add(1)
-				case 429:
-					limited.Add(1)
-				default:
-					t.Errorf("status %d: %s", r.status, r.body)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	if ok.Load() != L || limited.Load() != 180-L {
-		t.Fatalf("accepted %d, limited %d; want %d and %d", ok.Load(), limited.Load(), L, 180-L)
+	ok, limited := hammer(t, func(w, i int) response {
+		return do(t, "GET", nodes[(w+i)%3].url+"/orders", bearer(tokens[(w+i/3)%2])...)
+	})
+	if ok != L || limited != hammerRequests-L {
+		t.Fatalf("accepted %d, limited %d; want %d and %d", ok, limited, L, hammerRequests-L)
 	}
 	// Another subject has its own allowance.
 	other := o.Sign("EdDSA", tokenClaims(o, map[string]any{"scope": "orders:limited", "sub": "dave"}))

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,28 +183,11 @@ func TestThreeNodesExactLimit(t *testing.T) {
 	c.put(a, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "a"}}, RateLimit: &model.Limit{Rate: L, Per: model.Duration(time.Hour)}},
 		keyFor(secret, func(k *model.Key) { k.Policies = []string{"p"} }))
 	nodes := []*node{c.node(), c.node(), c.node()}
-	var ok, limited atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 12; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < 15; i++ {
-				r := do(t, "GET", nodes[(w+i)%3].url+"/a", "X-API-Key", secret)
-				switch r.status {
-				case 200:
-					ok.Add(1)
-				case 429:
-					limited.Add(1)
-				default:
-					t.Errorf("status %d: %s", r.status, r.body)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	if ok.Load() != L || limited.Load() != 180-L {
-		t.Fatalf("accepted %d, limited %d; want %d and %d", ok.Load(), limited.Load(), L, 180-L)
+	ok, limited := hammer(t, func(w, i int) response {
+		return do(t, "GET", nodes[(w+i)%3].url+"/a", "X-API-Key", secret)
+	})
+	if ok != L || limited != hammerRequests-L {
+		t.Fatalf("accepted %d, limited %d; want %d and %d", ok, limited, L, hammerRequests-L)
 	}
 }
 
