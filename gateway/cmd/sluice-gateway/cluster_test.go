@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sluicegw/sluice/gateway/internal/config"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -47,28 +44,14 @@ func TestNodeOnRedisCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := config.Default()
-	cfg.NodeID = "cluster-node"
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg := testConfig(t, "cluster-node")
 	cfg.Redis.Addr = "127.0.0.1:1" // ignored: nothing listens there
 	cfg.Redis.ClusterAddrs = c.Addrs()
 	cfg.NATS.URL = nt.URL()
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	n, err := newNode(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	startNode(t, cfg)
 	expect(t, "http://"+cfg.OpsListen+"/ready", 200, "ready")
 	for _, id := range apis {
 		statuses := map[int]int{}

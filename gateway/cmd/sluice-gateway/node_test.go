@@ -28,6 +28,34 @@ func get(url string) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
+// testConfig is the default configuration with the node's listeners on
+// free loopback ports.
+func testConfig(t *testing.T, nodeID string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.NodeID = nodeID
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	return cfg
+}
+
+// startNode builds and starts a node from cfg, shut down when the test ends.
+func startNode(t *testing.T, cfg config.Config) {
+	t.Helper()
+	n, err := newNode(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+}
+
 func expect(t *testing.T, url string, status int, contains string) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, func() error {
@@ -56,28 +84,14 @@ func TestNodeOpsAndNATSDown(t *testing.T) {
 		Upstream: model.Upstream{Targets: []string{"http://" + ln}}}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.NodeID = "test-node"
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg := testConfig(t, "test-node")
 	cfg.Redis.Addr = r.Addr()
 	cfg.NATS.URL = nt.URL()
 	cfg.Usage.BufferSize = 8
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	n, err := newNode(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	startNode(t, cfg)
 	ops := "http://" + cfg.OpsListen
 	expect(t, ops+"/health", 200, "ok")
 	expect(t, ops+"/ready", 200, "ready")
@@ -137,25 +151,11 @@ func TestNodeJWT(t *testing.T) {
 	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "all", Access: []model.AccessRight{{API: "a"}}}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.NodeID = "jwt-node"
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cfg := testConfig(t, "jwt-node")
 	cfg.Redis.Addr = r.Addr()
 	cfg.NATS.URL = nt.URL()
 	cfg.JWT.FetchTimeout = 2 * time.Second
-	n, err := newNode(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	startNode(t, cfg)
 	ops := "http://" + cfg.OpsListen
 	expect(t, ops+"/ready", 200, "ready")
 	tok := o.Sign("ES256", map[string]any{"iss": o.Issuer(), "sub": "erin", "exp": time.Now().Add(time.Hour).Unix()})
