@@ -11,147 +11,81 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"github.com/sluicegw/sluice/pkg/model"
+
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
-// BenchmarkCheck decides requests from parallel goroutines against a real
-// Redis: a key rule, an API rule and a quota per request, keys spread over
-// 1000 identities. It reports the mean decisions per script call.
-func BenchmarkCheck(b *testing.B) {
+// benchCheck decides requests from 32×GOMAXPROCS goroutines against a real
+// Redis, each goroutine deciding the Request newReq returns for it, and
+// reports Redis's CPU per decision and script calls per decision.
+func benchCheck(b *testing.B, newReq func() *Request) {
 	r := testutil.StartRedis(b)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
 	b.Cleanup(func() { _ = c.Close() })
 	l := newLimiter(b, c, Options{Timeout: time.Second})
-	var id atomic.Int64
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	cpu0 := scriptUsec(b, c)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		n := id.Add(1)
-		key := "k:" + strconv.FormatInt(n%1000, 10)
-		req := &Request{APIID: "bench", FailOpen: true,
-			Rules: []Rule{
-				rule(key, 1_000_000_000, time.Hour, 0),
-				rule("api", 1_000_000_000, time.Hour, 0),
-			},
+		req := newReq()
+		var d Decision
+		for pb.Next() {
+			l.Check(context.Background(), req, &d)
+			if d.Outcome != Allowed || d.Fallback {
+				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportRedisCPU(b, c, cpu0)
+	s := l.Stats()
+	if s.ScriptCalls > 0 {
+		b.ReportMetric(float64(s.ScriptDecisions)/float64(s.ScriptCalls), "decisions/call")
+	}
+	b.ReportMetric(float64(s.ScriptCalls)/float64(b.N), "calls/decision")
+}
+
+// BenchmarkCheck: a key rule, an API rule and a quota per request, keys
+// spread over 1000 identities, so no two decisions of a batch are alike.
+func BenchmarkCheck(b *testing.B) {
+	var id atomic.Int64
+	benchCheck(b, func() *Request {
+		key := "k:" + strconv.FormatInt(id.Add(1)%1000, 10)
+		return &Request{APIID: "bench", FailOpen: true,
+			Rules:  []Rule{rule(key, 1_000_000_000, time.Hour, 0), rule("api", 1_000_000_000, time.Hour, 0)},
 			Quotas: []QuotaRule{quota(key+":q", 1_000_000_000, time.Hour)},
 		}
-		var d Decision
-		for pb.Next() {
-			l.Check(context.Background(), req, &d)
-			if d.Outcome != Allowed || d.Fallback {
-				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
-				return
-			}
-		}
 	})
-	b.StopTimer()
-	reportRedisCPU(b, c, cpu0)
-	s := l.Stats()
-	if s.ScriptCalls > 0 {
-		b.ReportMetric(float64(s.ScriptDecisions)/float64(s.ScriptCalls), "decisions/call")
-		b.ReportMetric(float64(s.ScriptCalls)/float64(s.ScriptDecisions), "calls/decision")
-	}
 }
 
-// BenchmarkCheckHotKey decides requests from parallel goroutines against
-// a real Redis, all for one identity (a hot key): a key rule, an API rule
-// and a quota per request, every decision the same.
+// BenchmarkCheckHotKey: the same request from every goroutine, one identity
+// (a hot key), so decisions of a batch are grouped.
 func BenchmarkCheckHotKey(b *testing.B) {
-	r := testutil.StartRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
-	b.Cleanup(func() { _ = c.Close() })
-	l := newLimiter(b, c, Options{Timeout: time.Second})
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	cpu0 := scriptUsec(b, c)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := &Request{APIID: "bench", FailOpen: true,
-			Rules: []Rule{
-				rule("k:hot", 1_000_000_000, time.Hour, 0),
-				rule("api", 1_000_000_000, time.Hour, 0),
-			},
+	benchCheck(b, func() *Request {
+		return &Request{APIID: "bench", FailOpen: true,
+			Rules:  []Rule{rule("k:hot", 1_000_000_000, time.Hour, 0), rule("api", 1_000_000_000, time.Hour, 0)},
 			Quotas: []QuotaRule{quota("k:hot:q", 1_000_000_000, time.Hour)},
 		}
-		var d Decision
-		for pb.Next() {
-			l.Check(context.Background(), req, &d)
-			if d.Outcome != Allowed || d.Fallback {
-				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
-				return
-			}
-		}
 	})
-	b.StopTimer()
-	reportRedisCPU(b, c, cpu0)
-	s := l.Stats()
-	if s.ScriptCalls > 0 {
-		b.ReportMetric(float64(s.ScriptDecisions)/float64(s.ScriptCalls), "decisions/call")
-	}
 }
 
-// BenchmarkCheckLease decides requests from parallel goroutines against a
-// real Redis on one hot lease-mode rule (an API-wide limit far above the
-// load). It reports script calls per decision.
+// BenchmarkCheckLease: one hot lease-mode rule (an API-wide limit far above
+// the load).
 func BenchmarkCheckLease(b *testing.B) {
-	r := testutil.StartRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
-	b.Cleanup(func() { _ = c.Close() })
-	l := newLimiter(b, c, Options{Timeout: time.Second})
-	lr := rule("api", 1_000_000_000, time.Hour, 0)
-	lr.Limit.Mode = model.LimitLease
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	cpu0 := scriptUsec(b, c)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := &Request{APIID: "bench", FailOpen: true, Rules: []Rule{lr}}
-		var d Decision
-		for pb.Next() {
-			l.Check(context.Background(), req, &d)
-			if d.Outcome != Allowed || d.Fallback {
-				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
-				return
-			}
-		}
+	benchCheck(b, func() *Request {
+		return &Request{APIID: "bench", FailOpen: true, Rules: []Rule{leaseRule("api", 1_000_000_000, time.Hour, 0)}}
 	})
-	b.StopTimer()
-	reportRedisCPU(b, c, cpu0)
-	s := l.Stats()
-	b.ReportMetric(float64(s.ScriptCalls)/float64(b.N), "calls/decision")
 }
 
 // BenchmarkCheckLeaseQuota is BenchmarkCheckLease with a quota on the
 // request too: the quota follows the lease rule into lease mode.
 func BenchmarkCheckLeaseQuota(b *testing.B) {
-	r := testutil.StartRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
-	b.Cleanup(func() { _ = c.Close() })
-	l := newLimiter(b, c, Options{Timeout: time.Second})
-	lr := rule("k:hot", 1_000_000_000, time.Hour, 0)
-	lr.Limit.Mode = model.LimitLease
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	cpu0 := scriptUsec(b, c)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := &Request{APIID: "bench", FailOpen: true, Rules: []Rule{lr},
+	benchCheck(b, func() *Request {
+		return &Request{APIID: "bench", FailOpen: true, Rules: []Rule{leaseRule("k:hot", 1_000_000_000, time.Hour, 0)},
 			Quotas: []QuotaRule{quota("k:hot:q", 1_000_000_000, time.Hour)}}
-		var d Decision
-		for pb.Next() {
-			l.Check(context.Background(), req, &d)
-			if d.Outcome != Allowed || d.Fallback {
-				b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
-				return
-			}
-		}
 	})
-	b.StopTimer()
-	reportRedisCPU(b, c, cpu0)
-	b.ReportMetric(float64(l.Stats().ScriptCalls)/float64(b.N), "calls/decision")
 }
 
 // BenchmarkCheckNoLimits is the cost of a request without limits.
