@@ -35,7 +35,8 @@ down: ## Stop the background cluster
 
 .PHONY: test
 test: deps ## Run the whole test suite (race detector on) in every module
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...); done
+	@failed=""; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED in:$$failed"; exit 1; fi
 
 .PHONY: e2e
 e2e: deps ## Run the end-to-end usage pipeline test (real gateway and analytics binaries)

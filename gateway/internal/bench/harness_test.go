@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,12 +142,13 @@ func TestHopAndUpstreamHandlers(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	upAddr, hopAddr := "127.0.0.1:"+strconv.Itoa(testutil.FreePort(t)), "127.0.0.1:"+strconv.Itoa(testutil.FreePort(t))
+	upLn, hopLn := listen(t), listen(t)
+	upAddr, hopAddr := upLn.Addr().String(), hopLn.Addr().String()
 	var served atomic.Int64
-	go func() { _ = Serve(ctx, upAddr, "up", UpstreamHandler(&served)) }()
+	go func() { _ = ServeListener(ctx, upLn, "up", UpstreamHandler(&served)) }()
 	hc := NewHopClient(upAddr)
 	defer hc.CloseIdleConnections()
-	go func() { _ = Serve(ctx, hopAddr, "hop", HopHandler(hc)) }()
+	go func() { _ = ServeListener(ctx, hopLn, "hop", HopHandler(hc)) }()
 	r := &run{upstreamAddr: upAddr}
 	testutil.WaitFor(t, 5*time.Second, func() error {
 		if _, err := r.upstreamCount(); err != nil { // not counted
@@ -170,4 +170,16 @@ func TestHopAndUpstreamHandlers(t *testing.T) {
 	if err != nil || n != 4 || served.Load() != 4 {
 		t.Errorf("count %d (%v), served %d; want 4", n, err, served.Load())
 	}
+}
+
+// listen opens a loopback listener on a port the kernel picks, so no other
+// process can take the port between choosing and binding it.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
 }

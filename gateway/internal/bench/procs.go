@@ -70,6 +70,11 @@ func Serve(ctx context.Context, listen, name string, h fasthttp.RequestHandler) 
 	if err != nil {
 		return err
 	}
+	return ServeListener(ctx, l, name, h)
+}
+
+// ServeListener serves h on l until ctx ends (or serving fails).
+func ServeListener(ctx context.Context, l net.Listener, name string, h fasthttp.RequestHandler) error {
 	srv := &fasthttp.Server{Handler: h, Name: name, Concurrency: 1 << 16}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
