@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicegw/sluice/analytics/internal/config"
 	"github.com/sluicegw/sluice/analytics/internal/service"
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/logging"
 )
@@ -29,12 +30,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "YAML configuration file")
 	listen := fs.String("listen", "", "listen address of the query API, dashboard and metrics (overrides listen)")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
+	version := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() { usage(fs, stderr) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Get().String("sluice-analytics"))
+		return 0
 	}
 	cfg := config.Default()
 	if err := pkgconfig.Load(*path, &cfg); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicegw/sluice/analytics/internal/query"
 	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/analytics/internal/worker"
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	pkgstore "github.com/sluicegw/sluice/pkg/store"
 )
 
@@ -64,7 +65,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("nats %s: %w", c.NATS.URL, err)
 	}
 	s.nc = nc
-	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), buildinfo.Collector())
 	s.worker, err = worker.New(s.log, nc, st, worker.Options{
 		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
 		FetchBatch: c.NATS.FetchBatch, FetchWait: c.NATS.FetchWait,

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/logging"
 )
 
@@ -27,12 +28,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check-config", false, "validate the configuration, print every problem and exit")
 	listen := fs.String("listen", "", "traffic `address`, overrides listen")
 	opsListen := fs.String("ops-listen", "", "operations `address` (/health /ready /metrics), overrides ops_listen")
+	version := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
 	fs.Usage = func() { printUsage(fs, stderr) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Get().String("sluice-gateway"))
+		return 0
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
@@ -83,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "Usage: sluice-gateway [--config FILE] [--check-config] [--listen ADDR] [--ops-listen ADDR]\n\nFlags:\n")
+	fmt.Fprintf(w, "Usage: sluice-gateway [--config FILE] [--check-config] [--listen ADDR] [--ops-listen ADDR] [--version]\n\nFlags:\n")
 	fs.PrintDefaults()
 	fmt.Fprintf(w, "\nEnvironment (each overrides the configuration field named):\n")
 	for _, v := range config.Vars() {

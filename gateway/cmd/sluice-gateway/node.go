@@ -22,6 +22,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	configsync "github.com/sluicegw/sluice/gateway/internal/sync"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/store"
 )
 
@@ -47,7 +48,7 @@ type node struct {
 func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	n.rdb = newRedis(cfg.Redis)
 	jp, err := jwtauth.New(cfg.JWT, log, reg)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/store"
@@ -44,6 +45,7 @@ type flags struct {
 	listen      string
 	checkConfig bool
 	insecureDev bool
+	version     bool
 }
 
 func parseFlags(args []string, out io.Writer) (flags, error) {
@@ -53,6 +55,7 @@ func parseFlags(args []string, out io.Writer) (flags, error) {
 	fs.StringVar(&f.config, "config", "", "YAML configuration file")
 	fs.StringVar(&f.listen, "listen", "", "admin API address, overrides listen (default :9090)")
 	fs.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration and exit")
+	fs.BoolVar(&f.version, "version", false, "print the version, commit, build date and Go version, and exit")
 	fs.BoolVar(&f.insecureDev, "insecure-dev", false, "allow running without an admin token, only on a loopback listen address")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: sluice-syncer [--config FILE] [flags]\n\nFlags:\n")
@@ -91,6 +94,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	f, err := parseFlags(args, stdout)
 	if err != nil {
 		return err
+	}
+	if f.version {
+		fmt.Fprintln(stdout, buildinfo.Get().String("sluice-syncer"))
+		return nil
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {
@@ -131,7 +138,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	defer nc.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	pub, err := publish.New(nc, log, reg)
 	if err != nil {
 		return err

@@ -59,3 +59,14 @@ func TestBadConfigListsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run([]string{"--version"}, &out, &out); err != nil {
+		t.Fatalf("--version: %v", err)
+	}
+	if line := out.String(); !strings.HasPrefix(line, "sluice-syncer ") || !strings.Contains(line, "commit ") || !strings.Contains(line, "go1.") {
+		t.Fatalf("--version printed %q", line)
+	}
+}
