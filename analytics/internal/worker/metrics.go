@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Messages that could not be decoded and were terminated."}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_messages_total",
 			Help: "Usage messages (batches of events) acknowledged."}),
-		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_minutes_closed_total",
+		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_rollups_closed_total",
 			Help: "API minutes closed and written to the rollup streams by this worker."}),
 		apply: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_analytics_apply_seconds",
 			Help: "Time to record one fetched batch in Redis.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),

@@ -98,6 +98,11 @@ func TestNodeOpsAndNATSDown(t *testing.T) {
 	expect(t, "http://"+cfg.Listen+"/a", 200, "hi")
 	expect(t, ops+"/metrics", 200, `sluice_requests_total{api="a",status_class="2xx"}`)
 	expect(t, ops+"/metrics", 200, "sluice_config_version 1")
+	if _, body, err := get(ops + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		testutil.LintMetrics(t, body)
+	}
 
 	// NATS down: traffic is unaffected; once the buffer is full, events are
 	// dropped and counted.

@@ -344,6 +344,7 @@ func TestMetrics(t *testing.T) {
 	e.must(201, "POST", "/v1/apis", apiJSON("a", "/a/"))
 	e.must(400, "POST", "/v1/apis", `{}`)
 	m := string(e.must(200, "GET", "/metrics", "").body)
+	testutil.LintMetrics(t, m)
 	for _, want := range []string{
 		`sluice_admin_requests_total{code="201",route="POST /v1/apis"} 1`,
 		`sluice_admin_requests_total{code="400",route="POST /v1/apis"} 1`,
