@@ -8,8 +8,9 @@
 // The contract, byte by byte (docs/edge.md, "Paths"):
 //
 //   - The request-target is origin-form ("/..."), or absolute-form
-//     ("http://host/..."), whose path is taken; anything else is refused.
-//     The query is not part of the path and is forwarded as received.
+//     ("http://host/..."), whose path is taken; anything else, and any
+//     target with a fragment ('#'), is refused. The query is not part of
+//     the path and is forwarded as received.
 //   - Percent escapes are decoded once. An escape of an unreserved
 //     character (A-Z a-z 0-9 - . _ ~) is forwarded as the character; any
 //     other escape is forwarded with upper-case hex ("%3b" becomes "%3B").
@@ -40,6 +41,7 @@ import (
 // The reasons a path is refused. Each names the problem for the client.
 var (
 	ErrTarget         = errors.New("the request-target is not an absolute path or URL")
+	ErrFragment       = errors.New("the request-target has a fragment ('#')")
 	ErrEscape         = errors.New("the path has a '%' not followed by two hex digits")
 	ErrControl        = errors.New("the path has a control character or a space")
 	ErrEncodedSlash   = errors.New("the path has an encoded '/' (%2F)")
@@ -99,21 +101,27 @@ var slash = []byte("/")
 
 // ParseTarget parses the path of a request-target: origin-form ("/a?q") or
 // absolute-form ("http://host/a?q", whose path is "/" when empty). The
-// query and a fragment are not part of the path.
+// query is not part of the path. A fragment never belongs in a
+// request-target (RFC 9112 section 3.2): refused, as a parser that does not
+// cut it would read another path.
 func (p *Path) ParseTarget(target []byte) error {
+	if bytes.IndexByte(target, '#') >= 0 {
+		p.clear()
+		return ErrFragment
+	}
 	if len(target) == 0 || target[0] != '/' {
 		rest, ok := cutScheme(target)
 		if !ok {
 			p.clear()
 			return ErrTarget
 		}
-		i := bytes.IndexAny(rest, "/?#")
+		i := bytes.IndexAny(rest, "/?")
 		if i < 0 || rest[i] != '/' {
 			return p.Parse(slash)
 		}
 		target = rest[i:]
 	}
-	if i := bytes.IndexAny(target, "?#"); i >= 0 {
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		target = target[:i]
 	}
 	return p.Parse(target)

@@ -105,11 +105,13 @@ func TestParseTarget(t *testing.T) {
 		err             error
 	}{
 		{"/a/b?x=/../y", "/a/b", nil},
-		{"/a/b#/../y", "/a/b", nil},
+		{"/a/b#/../y", "", ErrFragment},
+		{"/a/b?q#x", "", ErrFragment},
 		{"/a/%2e%2e/b?q", "/b", nil},
 		{"http://h.example/a/./b?q", "/a/b", nil},
 		{"HTTPS://h.example:8443", "/", nil},
 		{"http://h.example?q=/x", "/", nil},
+		{"//h.example/a", "/h.example/a", nil},
 		{"*", "", ErrTarget},
 		{"h.example:443", "", ErrTarget},
 		{"ftp://h/a", "", ErrTarget},
