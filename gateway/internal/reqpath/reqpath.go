@@ -217,11 +217,15 @@ func (p *Path) parse(d, e, raw []byte) ([]byte, []byte, error) {
 func appendSegment(d, e, seg []byte) (_, _ []byte, plain bool, err error) {
 	plain = true
 	for i := 0; i < len(seg); i++ {
+		if j := literalRun(seg[i:]); j > 0 {
+			d, e = append(d, seg[i:i+j]...), append(e, seg[i:i+j]...)
+			if i += j; i == len(seg) {
+				break
+			}
+		}
 		c := seg[i]
 		if c != '%' {
 			switch class[c] {
-			case literal:
-				d, e = append(d, c), append(e, c)
 			case encoded:
 				d, e = append(d, c), append(e, '%', hex[c>>4], hex[c&15])
 				plain = plain && c < utf8.RuneSelf
@@ -254,6 +258,16 @@ func appendSegment(d, e, seg []byte) (_, _ []byte, plain bool, err error) {
 		}
 	}
 	return d, e, plain, nil
+}
+
+// literalRun is the length of the run of literal bytes b starts with.
+func literalRun(b []byte) int {
+	for i, c := range b {
+		if class[c] != literal {
+			return i
+		}
+	}
+	return len(b)
 }
 
 // checkSegment refuses a decoded segment (not a dot segment) that another
