@@ -178,15 +178,16 @@ func TestReuse(t *testing.T) {
 // FuzzParse checks the contract on any input: no panic; an accepted path
 // starts with '/', has no empty, "." or ".." segment (bar a trailing
 // slash) and no escape left after its one decoding; Escaped decodes once to
-// Decoded; normalising the output again is a no-op; the result is the
-// reference resolution of RFC 3986 section 5.2.4; joining it under a normal
-// base path gives a normal path that stays under the base.
+// Decoded, and so does each EscapedRest to the rest of Decoded; normalising
+// the output again is a no-op; the result is the reference resolution of
+// RFC 3986 section 5.2.4; joining it under a normal base path gives a
+// normal path that stays under the base.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"/", "/a/b/../c", "/%252e%252e/x", "/a%2fb"} {
 		f.Add(s)
 	}
-	var p, q Path
 	f.Fuzz(func(t *testing.T, raw string) {
+		var p, q Path
 		if msg := check(&p, &q, raw); msg != "" {
 			t.Fatalf("%q: %s", raw, msg)
 		}
@@ -228,6 +229,15 @@ func check(p, q *Path, raw string) string {
 	}
 	if want, ok := reference(raw); ok && want != dec {
 		return fmt.Sprintf("decoded %q, reference resolution %q", dec, want)
+	}
+	for n := 0; n <= len(dec); n++ {
+		if n < len(dec) && dec[n] != '/' {
+			continue
+		}
+		rest, err := url.PathUnescape(string(p.EscapedRest(n)))
+		if want := dec[n:]; err != nil || rest != want && !(want == "" && rest == "/") {
+			return fmt.Sprintf("EscapedRest(%d) of %q decodes to %q (%v), want %q", n, esc, rest, err, want)
+		}
 	}
 	joined := "/based" + esc
 	if err := q.Parse([]byte(joined)); err != nil || string(q.Escaped()) != joined {
