@@ -6,18 +6,19 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluicegw/sluice/gateway/internal/reqpath"
 	"github.com/sluicegw/sluice/pkg/model"
 )
 
@@ -57,7 +58,7 @@ type Upstream struct {
 type target struct {
 	hc        *fasthttp.HostClient
 	host      string // Host header sent upstream
-	base      string // path prefix of the target URL, without trailing "/"
+	base      []byte // path of the target URL in normal form, without trailing "/"
 	downUntil atomic.Int64
 }
 
@@ -88,6 +89,10 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 		if err != nil || (tu.Scheme != "http" && tu.Scheme != "https") || tu.Host == "" {
 			return nil, fmt.Errorf("proxy: target %q is not an http(s) URL", raw)
 		}
+		base, err := targetBase(tu)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: target %q: %w", raw, err)
+		}
 		tls := tu.Scheme == "https"
 		addr := tu.Host
 		if tu.Port() == "" {
@@ -103,6 +108,8 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 			NoDefaultUserAgentHeader:      true,
 			DisableHeaderNamesNormalizing: true,
 			MaxIdleConnDuration:           30 * time.Second,
+			// The path is sent as reqpath escaped it, byte for byte.
+			DisablePathNormalizing: true,
 			Dial: func(addr string) (net.Conn, error) {
 				c, err := fasthttp.DialTimeout(addr, connect)
 				if err != nil {
@@ -112,9 +119,24 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 			},
 			RetryIfErr: retryStaleConn,
 		}
-		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, base: strings.TrimRight(tu.EscapedPath(), "/")})
+		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, base: base})
 	}
 	return up, nil
+}
+
+// targetBase is the path of a target URL in the normal form of request
+// paths, without its trailing "/". Joined with a normal path, it gives a
+// normal path under it: the request cannot climb out of it.
+func targetBase(tu *url.URL) ([]byte, error) {
+	raw := tu.EscapedPath()
+	if raw == "" || raw == "/" {
+		return nil, nil
+	}
+	var p reqpath.Path
+	if err := p.Parse([]byte(raw)); err != nil {
+		return nil, fmt.Errorf("url path: %w", err)
+	}
+	return bytes.TrimRight(p.Escaped(), "/"), nil
 }
 
 func pick(d, def time.Duration) time.Duration {
@@ -139,12 +161,14 @@ func (u *Upstream) Same(cfg model.Upstream, opts Options) bool {
 		u.cfg.WriteTimeout == cfg.WriteTimeout
 }
 
-// Do forwards req to one target, with path as the request path relative to
-// the target URL, and reads the answer into resp. A target that refuses the
+// Do forwards req to one target and reads the answer into resp. The path
+// sent is the target URL's path joined with path's escaped form after its
+// first from bytes (decoded; 0 forwards it whole, the listen path's length
+// strips it): exactly those bytes, never decoded or re-encoded again. A target that refuses the
 // connection (or does not accept it in time) is marked down and the next
 // one is tried; down targets are skipped while others are up. It returns
 // ErrUpstreamDown or ErrUpstreamTimeout wrapping the cause.
-func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path []byte) error {
+func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqpath.Path, from int) error {
 	n := len(u.targets)
 	start := int(u.next.Add(1) % uint64(n))
 	now := time.Now().UnixNano()
@@ -159,7 +183,7 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path []byt
 				continue
 			}
 			tried++
-			err := t.do(req, resp, path)
+			err := t.do(req, resp, path.EscapedRest(from))
 			if err == nil {
 				return nil
 			}
@@ -176,7 +200,7 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path []byt
 
 func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte) error {
 	uri := req.URI()
-	if t.base != "" {
+	if len(t.base) > 0 {
 		var buf [512]byte
 		p := append(append(buf[:0], t.base...), path...)
 		uri.SetPathBytes(p)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluicegw/sluice/gateway/internal/reqpath"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
@@ -20,6 +21,15 @@ func upstream(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return s
+}
+
+func mustPath(t *testing.T, raw string) *reqpath.Path {
+	t.Helper()
+	p := new(reqpath.Path)
+	if err := p.Parse([]byte(raw)); err != nil {
+		t.Fatalf("path %q: %v", raw, err)
+	}
+	return p
 }
 
 func newReq(uri string) *fasthttp.Request {
@@ -58,7 +68,7 @@ func TestHopByHopAndForwarded(t *testing.T) {
 	StripRequest(req)
 	SetForwarded(req, &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5555}, false)
 	resp := &fasthttp.Response{}
-	if err := u.Do(req, resp, []byte("/1")); err != nil {
+	if err := u.Do(req, resp, mustPath(t, "/1"), 0); err != nil {
 		t.Fatal(err)
 	}
 	StripResponse(resp)
@@ -106,7 +116,7 @@ func TestRoundRobinSkipsDeadTarget(t *testing.T) {
 	count := map[string]int{}
 	for i := 0; i < 20; i++ {
 		resp := &fasthttp.Response{}
-		if err := u.Do(newReq("http://x/"), resp, []byte("/")); err != nil {
+		if err := u.Do(newReq("http://x/"), resp, mustPath(t, "/"), 0); err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		count[<-hits]++
@@ -141,7 +151,7 @@ func TestErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = u.Do(newReq("http://x/"), &fasthttp.Response{}, []byte("/"))
+			err = u.Do(newReq("http://x/"), &fasthttp.Response{}, mustPath(t, "/"), 0)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("Do = %v, want %v", err, c.want)
 			}
@@ -164,9 +174,42 @@ func TestSameAndNew(t *testing.T) {
 	if u.Same(cfg2, Options{}) || u.Same(model.Upstream{Targets: []string{"http://127.0.0.1:2"}}, Options{}) {
 		t.Fatal("changed config Same")
 	}
-	for _, bad := range []string{"ftp://x", "nohost", ""} {
+	for _, bad := range []string{"ftp://x", "nohost", "", "http://h/a%2fb", "http://h/../x", "http://h/a%00"} {
 		if _, err := New(model.Upstream{Targets: []string{bad}}, Options{}); err == nil {
 			t.Errorf("target %q accepted", bad)
+		}
+	}
+}
+
+// The path reaches the target exactly as reqpath escaped it, under the
+// target URL's path in normal form, stripped of the listen path when asked.
+func TestExactPath(t *testing.T) {
+	t.Parallel()
+	seen := make(chan string, 1)
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { seen <- r.RequestURI })
+	cases := []struct {
+		base, raw string
+		from      int
+		want      string
+	}{
+		{"", "/a/%7Bx%7D/caf%c3%a9/100%25?q=%2e%2e", 0, "/a/%7Bx%7D/caf%C3%A9/100%25?q=%2e%2e"},
+		{"/based/", "/api/x%3b/y", 4, "/based/x%3B/y"},
+		{"/based", "/api", 4, "/based/"},
+		{"/b%61sed/./x/", "/api/a/../b", 0, "/based/x/api/b"},
+	}
+	for _, c := range cases {
+		u, err := New(model.Upstream{Targets: []string{up.URL + c.base}}, Options{ReadTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, query, _ := strings.Cut(c.raw, "?")
+		req := newReq("http://client.example/")
+		req.URI().SetQueryString(query)
+		if err := u.Do(req, &fasthttp.Response{}, mustPath(t, raw), c.from); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-seen; got != c.want {
+			t.Errorf("base %q path %q from %d: upstream got %q, want %q", c.base, c.raw, c.from, got, c.want)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sluicegw/sluice/gateway/internal/reqpath"
 )
 
 // Error is the one error type of the request path: an HTTP status and a
@@ -52,7 +54,30 @@ var (
 	ErrStoreDown       = newError(fasthttp.StatusServiceUnavailable, "store_unavailable", "the gateway cannot reach its store, try again shortly")
 	ErrNotReady        = newError(fasthttp.StatusServiceUnavailable, "not_ready", "the gateway has not loaded its configuration yet")
 	ErrUpstreamTimeout = newError(fasthttp.StatusGatewayTimeout, "upstream_timeout", "the upstream service did not answer in time")
+	ErrBadPath         = newError(fasthttp.StatusBadRequest, "bad_path", "the request path is not acceptable")
+	ErrPathLeavesAPI   = newError(fasthttp.StatusBadRequest, "bad_path", "the path reaches its API through a '..' segment leaving another listen path")
 )
+
+// pathErrors answers each reason reqpath refuses a path: 400 bad_path,
+// with a message naming the reason (docs/edge.md, "Paths").
+var pathErrors = func() map[error]*Error {
+	m := map[error]*Error{}
+	for _, err := range []error{
+		reqpath.ErrTarget, reqpath.ErrFragment, reqpath.ErrEscape, reqpath.ErrControl, reqpath.ErrEncodedSlash,
+		reqpath.ErrBackslash, reqpath.ErrPathParam, reqpath.ErrDoubleEncoding, reqpath.ErrUTF8,
+		reqpath.ErrTrailingDot, reqpath.ErrDotParam, reqpath.ErrAboveRoot,
+	} {
+		m[err] = newError(fasthttp.StatusBadRequest, "bad_path", err.Error())
+	}
+	return m
+}()
+
+func pathError(err error) *Error {
+	if e, ok := pathErrors[err]; ok {
+		return e
+	}
+	return ErrBadPath
+}
 
 // writeError answers e: the one place an error becomes a response. The
 // response headers set so far (rate-limit headers) are kept.

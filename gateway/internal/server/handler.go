@@ -10,6 +10,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/auth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/reqpath"
 	"github.com/sluicegw/sluice/gateway/internal/router"
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	"github.com/sluicegw/sluice/pkg/model"
@@ -26,8 +27,9 @@ type exchange struct {
 	route    *router.Route
 	endpoint *router.Endpoint
 	sess     *auth.Session
-	token    bool   // sess is a token identity's
-	path     []byte // the request path (copied)
+	token    bool // sess is a token identity's
+	target   reqpath.Path
+	path     []byte // the request path decoded once, normalised: target.Decoded()
 	rest     []byte // path relative to the listen path, a slice of path
 	lreq     limit.Request
 	dec      limit.Decision
@@ -37,7 +39,7 @@ type exchange struct {
 
 func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
-	x.path, x.rest, x.limited, x.token = x.path[:0], nil, "", false
+	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
 }
@@ -110,17 +112,26 @@ func ambiguousFraming(raw []byte) bool {
 	return cl && te
 }
 
-// route matches the API by host and longest listen path, and the endpoint
-// inside it by method and path.
+// route normalises the request path (reqpath: once, from the raw
+// request-target; every later stage and the upstream see this form), then
+// matches the API by host and longest listen path, and the endpoint inside
+// it by method and path. A path that reaches its API's listen path only by
+// climbing out of another with ".." is refused.
 func (s *Server) route(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if !s.state.Loaded() {
 		return ErrNotReady
 	}
+	if err := x.target.ParseTarget(ctx.Request.Header.RequestURI()); err != nil {
+		return pathError(err)
+	}
+	x.path = x.target.Decoded()
 	x.snap = s.state.Snapshot()
-	x.path = append(x.path[:0], ctx.Path()...)
 	r := x.snap.Table.Match(ctx.Host(), x.path)
 	if r == nil {
 		return ErrNotFound
+	}
+	if !x.target.Within(len(r.Prefix)) {
+		return ErrPathLeavesAPI
 	}
 	x.route, x.api = r, x.snap.APIs[r.Index]
 	x.rest = r.Rest(x.path)
@@ -249,11 +260,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	closeConn := ctx.Request.Header.ConnectionClose()
 	proxy.StripRequest(&ctx.Request)
 	proxy.SetForwarded(&ctx.Request, ctx.RemoteAddr(), ctx.IsTLS())
-	path := x.path
+	from := 0
 	if x.api.StripListenPath {
-		path = x.rest
+		from = len(x.route.Prefix)
 	}
-	if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, path); err != nil {
+	if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from); err != nil {
 		s.warn(err, "upstream request failed")
 		ctx.Response.Reset()
 		if errors.Is(err, proxy.ErrUpstreamTimeout) {
