@@ -202,6 +202,9 @@ func (n *NATS) blame(err error) string {
 		return "nats.creds_file"
 	}
 	if f := tlsBlame(err); f != "" {
+		if !n.TLS.Enabled {
+			return "nats.tls.enabled" // the server requires TLS
+		}
 		return "nats.tls." + f
 	}
 	return ""

@@ -167,7 +167,7 @@ func tlsBlame(err error) string {
 	case errors.As(err, &unknown), errors.As(err, &invalid):
 		return "ca_file"
 	case errors.As(err, &record):
-		return "enabled" // the server does not speak TLS there
+		return "enabled" // the server answered in plain text
 	case strings.Contains(err.Error(), "remote error: tls:"):
 		return "cert_file" // the server refused our certificate, or its absence
 	}
