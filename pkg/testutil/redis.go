@@ -28,8 +28,8 @@ type Redis struct {
 	// extra arguments of every start; tlsPort is the TLS port, if any.
 	extra   []string
 	tlsPort int
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // StartRedis starts redis-server on a free loopback port with an
