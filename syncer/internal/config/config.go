@@ -19,7 +19,7 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminToken is the bearer token every /v1 request must carry. Empty is
 	// refused unless the syncer listens on loopback with --insecure-dev.
-	AdminToken string `yaml:"admin_token"`
+	AdminToken string        `yaml:"admin_token"`
 	Redis      connect.Redis `yaml:"redis"`
 	NATS       connect.NATS  `yaml:"nats"`
 	// ChangelogLength is how many versions the changelog keeps (default
