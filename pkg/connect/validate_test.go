@@ -43,6 +43,7 @@ func TestValidateNamesFields(t *testing.T) {
 		want []string
 	}{
 		{"single", "redis: {addr: 10.0.0.1:6379, db: 3}", nil, nil},
+		{"fields of earlier releases", "redis: {addr: 'a:1', cluster_addrs: [], password: p, db: 1, pool_size: 5, dial_timeout: 2s}\nnats: {url: 'nats://n:4222'}", nil, nil},
 		{"bad addr", "redis: {addr: 10.0.0.1}", nil, []string{"redis.addr"}},
 		{"cluster", "", []string{"SLUICE_REDIS_CLUSTER_ADDRS=a:1, b:2"}, nil},
 		{"cluster seed without port", "redis: {cluster_addrs: [a:1, b]}", nil, []string{"redis.cluster_addrs[1]"}},
