@@ -161,7 +161,7 @@ func (r *Redis) Client(log zerolog.Logger) (redis.UniversalClient, error) {
 			_ = rdb.Close()
 			return nil, err
 		}
-		log.Warn().Err(err).Str("mode", r.Mode()).Msg("redis does not answer yet; connecting in the background")
+		log.Warn().Err(err).Str("redis", r.String()).Msg("redis does not answer yet; connecting in the background")
 	}
 	return rdb, nil
 }
