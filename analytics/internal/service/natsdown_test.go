@@ -10,8 +10,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// A worker started while NATS is down keeps trying and starts consuming
-// once NATS is up.
+// A worker started while NATS is down waits for it (the connection is
+// retried, nats.retry_on_failed_connect) and starts consuming once NATS is
+// up.
 func TestStartBeforeNATS(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -21,7 +22,8 @@ func TestStartBeforeNATS(t *testing.T) {
 	}
 	e.nats.Stop()
 	s := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// No deadline, as in main: JetStream calls then use their own timeout.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	started := make(chan error, 1)
 	go func() { started <- s.Start(ctx) }()
@@ -30,10 +32,12 @@ func TestStartBeforeNATS(t *testing.T) {
 		defer cancel()
 		_ = s.Shutdown(sctx)
 	})
+	// Down for longer than JetStream's 5s API timeout, so the stream
+	// declaration would fail had Start not waited for the connection.
 	select {
 	case err := <-started:
 		t.Fatalf("Start returned %v with NATS down", err)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(6 * time.Second):
 	}
 	e.nats.Start()
 	if err := <-started; err != nil {
