@@ -3,6 +3,7 @@ package connect
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,7 @@ func setGet(ctx context.Context, rdb redis.UniversalClient, key string) error {
 
 // A client with TLS, a client certificate and an ACL user whose password
 // is in a file keeps working after the password is rotated: the file is
-// read again for the new connection.
+// read again for the new connection; so is the client certificate.
 func TestRedisTLSACLPasswordRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -89,6 +90,34 @@ func TestRedisTLSACLPasswordRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 5*time.Second, func() error { return setGet(ctx, rdb, "k2") })
+
+	// The client certificate is read at each handshake too: a broken file
+	// breaks new connections, a renewed one mends them.
+	renewed := ca.Client(t, "sluice")
+	writeFile(t, filepath.Dir(cl.KeyFile), filepath.Base(cl.KeyFile), "not a key\n")
+	if err := admin.Do(ctx, "CLIENT", "KILL", "USER", "sluice").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if err := setGet(ctx, rdb, "k3"); err == nil || !strings.Contains(err.Error(), "key_file") {
+			return fmt.Errorf("with a broken key file: %v", err)
+		}
+		return nil
+	})
+	copyFile(t, renewed.CertFile, cl.CertFile)
+	copyFile(t, renewed.KeyFile, cl.KeyFile)
+	testutil.WaitFor(t, 5*time.Second, func() error { return setGet(ctx, rdb, "k4") })
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRedisCluster(t *testing.T) {
