@@ -3,7 +3,10 @@
 //
 // The variable of a field is the prefix followed by its YAML path in upper
 // case, joined by "_": with prefix "SLUICE_", redis.addr is SLUICE_REDIS_ADDR.
-// Lists are comma separated. Unknown YAML fields are an error.
+// Nested structs extend the path (redis.tls.ca_file is
+// SLUICE_REDIS_TLS_CA_FILE); an inlined struct (`yaml:",inline"`) adds its
+// fields to its parent's. Lists of strings are comma separated. Unknown
+// YAML fields are an error.
 package config
 
 import (
@@ -107,8 +110,13 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		if opts == "inline" && fv.Kind() == reflect.Struct {
+			walk(fv, prefix, fn) // its fields are the parent's, as in YAML
 			continue
 		}
 		if name == "" {
@@ -118,7 +126,6 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value)) {
 		if prefix != "" {
 			path = prefix + "." + name
 		}
-		fv := v.Field(i)
 		if fv.Kind() == reflect.Struct && !reflect.PointerTo(fv.Type()).Implements(textUnmarshaler) {
 			walk(fv, path, fn)
 			continue

@@ -113,3 +113,38 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode(data, &c)
 	})
 }
+
+type Inlined struct {
+	Addr string `yaml:"addr"`
+	TLS  struct {
+		CAFile string `yaml:"ca_file"`
+	} `yaml:"tls"`
+}
+
+// An inlined struct's fields sit beside its parent's, in YAML and in the
+// environment; nested structs extend the path at any depth.
+func TestInlineAndNested(t *testing.T) {
+	t.Parallel()
+	var c struct {
+		Redis struct {
+			Inlined `yaml:",inline"`
+			Timeout time.Duration `yaml:"timeout"`
+		} `yaml:"redis"`
+	}
+	if err := Decode([]byte("redis:\n  addr: a:1\n  tls: {ca_file: /x}\n  timeout: 1s\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyEnv(Prefix, []string{"SLUICE_REDIS_TLS_CA_FILE=/y", "SLUICE_REDIS_TIMEOUT=2s"}, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Redis.Addr != "a:1" || c.Redis.TLS.CAFile != "/y" || c.Redis.Timeout != 2*time.Second {
+		t.Fatalf("config = %+v", c)
+	}
+	var names []string
+	for _, v := range Vars(Prefix, &c) {
+		names = append(names, v.Name)
+	}
+	if got, want := strings.Join(names, " "), "SLUICE_REDIS_ADDR SLUICE_REDIS_TIMEOUT SLUICE_REDIS_TLS_CA_FILE"; got != want {
+		t.Fatalf("Vars = %s, want %s", got, want)
+	}
+}

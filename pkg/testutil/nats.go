@@ -24,6 +24,13 @@ type NATS struct {
 // is shut down when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
+	return StartNATSWith(t, func(*server.Options) {})
+}
+
+// StartNATSWith is StartNATS with the server options changed by set first
+// (authorization, TLS).
+func StartNATSWith(t testing.TB, set func(*server.Options)) *NATS {
+	t.Helper()
 	n := &NATS{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
@@ -32,6 +39,7 @@ func StartNATS(t testing.TB) *NATS {
 		NoLog:     true,
 		NoSigs:    true,
 	}}
+	set(&n.opts)
 	n.Start()
 	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(n.Stop)

@@ -25,14 +25,39 @@ type Redis struct {
 	mu   sync.Mutex
 	port int
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// extra arguments of every start; tlsPort is the TLS port, if any.
+	extra   []string
+	tlsPort int
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // StartRedis starts redis-server on a free loopback port with an
 // append-only file in a temporary folder, so a restart keeps the data. It is
 // stopped when the test ends.
 func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	return startRedis(t, func(*Redis) {})
+}
+
+// StartRedisTLS starts redis-server as StartRedis does, with a TLS port
+// (TLSAddr) beside the plain one, its certificate issued by ca; TLS
+// clients must present a certificate of ca. The plain port (Addr, Client)
+// stays open for the test's own setup.
+func StartRedisTLS(t testing.TB, ca *CA) *Redis {
+	t.Helper()
+	srv := ca.Server(t)
+	return startRedis(t, func(r *Redis) {
+		r.tlsPort = FreePort(t)
+		r.extra = []string{"--tls-port", strconv.Itoa(r.tlsPort), "--tls-cert-file", srv.CertFile,
+			"--tls-key-file", srv.KeyFile, "--tls-ca-cert-file", ca.File, "--tls-auth-clients", "yes"}
+	})
+}
+
+// TLSAddr is host:port of the TLS port of a server from StartRedisTLS.
+func (r *Redis) TLSAddr() string { return "127.0.0.1:" + strconv.Itoa(r.tlsPort) }
+
+func startRedis(t testing.TB, setup func(*Redis)) *Redis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found on PATH: install it (apt-get install -y redis-server)")
@@ -41,6 +66,7 @@ func StartRedis(t testing.TB) *Redis {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		r.port = FreePort(t)
+		setup(r)
 		if lastErr = r.start(); lastErr == nil {
 			t.Cleanup(r.kill)
 			return r
@@ -64,7 +90,7 @@ func (r *Redis) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cmd, done, err := spawnRedis(r.dir, r.port,
-		"--appendonly", "yes", "--appendfsync", "no")
+		append([]string{"--appendonly", "yes", "--appendfsync", "no"}, r.extra...)...)
 	if err != nil {
 		return err
 	}
@@ -76,9 +102,14 @@ func (r *Redis) start() error {
 // dir and the extra arguments, and waits until it answers PING. done is
 // closed when the process exits.
 func spawnRedis(dir string, port int, extra ...string) (*exec.Cmd, chan struct{}, error) {
-	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	return spawn(dir, port, nil, extra...)
+}
+
+// spawn is spawnRedis with lead arguments first (a configuration file).
+func spawn(dir string, port int, lead []string, extra ...string) (*exec.Cmd, chan struct{}, error) {
+	args := append(append(lead, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"),
-		"--protected-mode", "no"}, extra...)
+		"--protected-mode", "no"), extra...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

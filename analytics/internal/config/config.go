@@ -3,9 +3,9 @@
 package config
 
 import (
-	"net"
 	"time"
 
+	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
@@ -24,20 +24,17 @@ type Config struct {
 	Log logging.Config `yaml:"log"`
 }
 
-// Redis connection.
+// Redis is the connection (the fields every service shares, see
+// pkg/connect) and the worker's command timeout.
 type Redis struct {
-	Addr string `yaml:"addr"`
-	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
-	// Cluster, used instead of Addr; DB must then be 0.
-	ClusterAddrs []string      `yaml:"cluster_addrs"`
-	Password     string        `yaml:"password"`
-	DB           int           `yaml:"db"`
-	Timeout      time.Duration `yaml:"timeout"` // per command
+	connect.Redis `yaml:",inline"`
+	// Timeout bounds each command of the worker and the query API.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
-// NATS connection and the shared consumer.
+// NATS is the connection (see pkg/connect) and the shared consumer.
 type NATS struct {
-	URL string `yaml:"url"`
+	connect.NATS `yaml:",inline"`
 	// Durable is the name of the consumer every worker shares.
 	Durable string `yaml:"durable"`
 	// AckWait: a batch not acknowledged in this time is redelivered.
@@ -72,9 +69,9 @@ type Aggregation struct {
 func Default() Config {
 	return Config{
 		Listen: ":9091",
-		Redis:  Redis{Addr: "127.0.0.1:6379", Timeout: 2 * time.Second},
+		Redis:  Redis{Redis: connect.DefaultRedis(), Timeout: 2 * time.Second},
 		NATS: NATS{
-			URL: "nats://127.0.0.1:4222", Durable: "sluice-analytics",
+			NATS: connect.DefaultNATS(), Durable: "sluice-analytics",
 			AckWait: 30 * time.Second, MaxAckPending: 2000,
 			FetchBatch: 200, FetchWait: 500 * time.Millisecond,
 			StreamMaxAge: 24 * time.Hour, DedupWindow: 2 * time.Minute,
@@ -93,24 +90,9 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		errs.Add("listen", "must not be empty")
 	}
-	if c.Redis.Addr == "" {
-		errs.Add("redis.addr", "must not be empty")
-	}
-	if c.Redis.DB < 0 {
-		errs.Add("redis.db", "must not be negative")
-	}
-	for i, a := range c.Redis.ClusterAddrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
-		}
-	}
-	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
-		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
-	}
+	errs.Merge("redis", c.Redis.Validate())
 	positive(&errs, "redis.timeout", c.Redis.Timeout)
-	if c.NATS.URL == "" {
-		errs.Add("nats.url", "must not be empty")
-	}
+	errs.Merge("nats", c.NATS.Validate())
 	if c.NATS.Durable == "" {
 		errs.Add("nats.durable", "must not be empty")
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,14 +58,29 @@ func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
 // Start connects to Redis and NATS, starts consuming and listens.
 func (s *Service) Start(ctx context.Context) error {
 	c := s.cfg
-	s.rdb = newRedis(c.Redis)
-	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
-	nc, err := nats.Connect(c.NATS.URL, nats.Name("sluice-analytics"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond))
+	rdb, err := c.Redis.Client(s.log)
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", c.NATS.URL, err)
+		return err
+	}
+	s.rdb = rdb
+	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
+	connected := make(chan struct{})
+	var once sync.Once
+	nc, err := c.NATS.Connect("sluice-analytics", s.log, nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }))
+	if err != nil {
+		return err
 	}
 	s.nc = nc
+	// The worker declares its stream and consumer first: a worker started
+	// before NATS waits for it.
+	if !nc.IsConnected() {
+		s.log.Warn().Msg("waiting for nats")
+		select {
+		case <-connected:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), buildinfo.Collector())
 	s.worker, err = worker.New(s.log, nc, st, worker.Options{
 		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
@@ -98,17 +114,6 @@ func (s *Service) Start(ctx context.Context) error {
 	}()
 	s.log.Info().Str("listen", ln.Addr().String()).Msg("analytics worker started")
 	return nil
-}
-
-// newRedis connects to the Redis Cluster seeded by redis.cluster_addrs when
-// set, else to the single Redis at redis.addr.
-func newRedis(c config.Redis) redis.UniversalClient {
-	if len(c.ClusterAddrs) > 0 {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.ClusterAddrs, Password: c.Password,
-			ReadTimeout: c.Timeout, WriteTimeout: c.Timeout})
-	}
-	return redis.NewClient(&redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB,
-		ReadTimeout: c.Timeout, WriteTimeout: c.Timeout})
 }
 
 // Addr is the address the HTTP server listens on.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +48,11 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
-	n.rdb = newRedis(cfg.Redis)
+	rdb, err := cfg.Redis.Client(log)
+	if err != nil {
+		return nil, err
+	}
+	n.rdb = rdb
 	jp, err := jwtauth.New(cfg.JWT, log, reg)
 	if err != nil {
 		return nil, err
@@ -76,10 +79,9 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	}
 	// NATS: reconnect forever; a node whose NATS is down at start still
 	// serves, and the usage buffer holds (then drops, counted) events.
-	n.nc, err = nats.Connect(cfg.NATS.URL, nats.Name("sluice-gateway "+cfg.NodeID), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second))
+	n.nc, err = cfg.NATS.Connect("sluice-gateway "+cfg.NodeID, log)
 	if err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
+		return nil, err
 	}
 	pub, err := usage.New(n.nc, cfg.NodeID, cfg.Usage, log, reg)
 	if err != nil {
@@ -113,24 +115,6 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	// key fetches last.
 	n.order = []component{jp, st, follower, lim, pub, n.ops, n.server}
 	return n, nil
-}
-
-// newRedis connects to the Redis Cluster seeded by redis.cluster_addrs when
-// set, else to the single Redis at redis.addr. Every command is bounded;
-// nothing is retried (the limiter and the session cache have their own
-// fallbacks).
-func newRedis(c config.Redis) redis.UniversalClient {
-	const timeout = 500 * time.Millisecond
-	if len(c.ClusterAddrs) > 0 {
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: c.ClusterAddrs, Password: c.Password, PoolSize: c.PoolSize,
-			DialTimeout: c.DialTimeout, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1,
-		})
-	}
-	return redis.NewClient(&redis.Options{
-		Addr: c.Addr, Password: c.Password, DB: c.DB, PoolSize: c.PoolSize,
-		DialTimeout: c.DialTimeout, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1,
-	})
 }
 
 // ready is /ready: config loaded and Redis answering.

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
@@ -39,8 +39,8 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests and the flush
 	// of usage events on SIGINT/SIGTERM (default 15s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	Redis           Redis         `yaml:"redis"`
-	NATS            NATS          `yaml:"nats"`
+	Redis           connect.Redis `yaml:"redis"`
+	NATS            connect.NATS  `yaml:"nats"`
 	Limits          limit.Options `yaml:"limits"`
 	Usage           usage.Options `yaml:"usage"`
 	Sync            Sync          `yaml:"sync"`
@@ -50,24 +50,6 @@ type Config struct {
 	// jwt (and API key APIs that also take a JWT).
 	JWT jwtauth.Options `yaml:"jwt"`
 	Log logging.Config  `yaml:"log"`
-}
-
-// Redis is the connection to the shared store.
-type Redis struct {
-	Addr string `yaml:"addr"` // default "127.0.0.1:6379"
-	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
-	// Cluster, used instead of Addr (default none: a single Redis).
-	ClusterAddrs []string `yaml:"cluster_addrs"`
-	Password     string   `yaml:"password"` // default none
-	DB           int      `yaml:"db"`       // default 0; must be 0 with a cluster
-	// PoolSize is the most connections (0: go-redis default, 10 per CPU).
-	PoolSize    int           `yaml:"pool_size"`
-	DialTimeout time.Duration `yaml:"dial_timeout"` // default 1s
-}
-
-// NATS is the connection for usage events and config sync.
-type NATS struct {
-	URL string `yaml:"url"` // default "nats://127.0.0.1:4222"; reconnects forever
 }
 
 // Sync tunes how the node follows config changes.
@@ -111,14 +93,22 @@ type Auth struct {
 	LookupTimeout time.Duration `yaml:"lookup_timeout"`
 }
 
+// defaultRedis is the shared default with no retries: a failed command
+// is answered by the limiter's and the session cache's own fallbacks.
+func defaultRedis() connect.Redis {
+	r := connect.DefaultRedis()
+	r.MaxRetries = -1
+	return r
+}
+
 // Default returns the configuration with every default set.
 func Default() Config {
 	return Config{
 		Listen:          ":8080",
 		OpsListen:       ":9080",
 		ShutdownTimeout: 15 * time.Second,
-		Redis:           Redis{Addr: "127.0.0.1:6379", DialTimeout: time.Second},
-		NATS:            NATS{URL: "nats://127.0.0.1:4222"},
+		Redis:           defaultRedis(),
+		NATS:            connect.DefaultNATS(),
 		Limits:          limit.Options{}.WithDefaults(),
 		Usage:           usage.Options{}.WithDefaults(),
 		Sync:            Sync{CheckInterval: 5 * time.Second, HeartbeatInterval: 2 * time.Second},
@@ -203,20 +193,8 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("ops_listen", "must differ from listen")
 	}
 	positive(&errs, "shutdown_timeout", c.ShutdownTimeout)
-	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-		errs.Add("redis.addr", "must be host:port, got %q", c.Redis.Addr)
-	}
-	if c.Redis.DB < 0 {
-		errs.Add("redis.db", "must not be negative")
-	}
-	checkClusterAddrs(&errs, c.Redis.ClusterAddrs, c.Redis.DB)
-	if c.Redis.PoolSize < 0 {
-		errs.Add("redis.pool_size", "must not be negative")
-	}
-	positive(&errs, "redis.dial_timeout", c.Redis.DialTimeout)
-	if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
-		errs.Add("nats.url", "must be a URL like nats://127.0.0.1:4222, got %q", c.NATS.URL)
-	}
+	errs.Merge("redis", c.Redis.Validate())
+	errs.Merge("nats", c.NATS.Validate())
 	errs.Merge("limits", c.Limits.Validate())
 	errs.Merge("usage", c.Usage.Validate())
 	positive(&errs, "sync.check_interval", c.Sync.CheckInterval)
@@ -262,19 +240,6 @@ func positive(errs *validation.Errors, field string, d time.Duration) {
 func checkAddr(errs *validation.Errors, field, addr string) {
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 		errs.Add(field, "must be [host]:port, like :8080, got %q", addr)
-	}
-}
-
-// checkClusterAddrs checks redis.cluster_addrs: each host:port, and db 0
-// (a Redis Cluster has only database 0).
-func checkClusterAddrs(errs *validation.Errors, addrs []string, db int) {
-	for i, a := range addrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
-		}
-	}
-	if len(addrs) > 0 && db != 0 {
-		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
 	}
 }
 

@@ -14,10 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/pkg/buildinfo"
@@ -116,24 +114,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, log)
 }
 
-// newRedis connects to the Redis Cluster seeded by redis.cluster_addrs when
-// set, else to the single Redis at redis.addr.
-func newRedis(c config.Redis) redis.UniversalClient {
-	if len(c.ClusterAddrs) > 0 {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.ClusterAddrs, Password: c.Password,
-			PoolSize: c.PoolSize, DialTimeout: c.DialTimeout})
-	}
-	return redis.NewClient(&redis.Options{Addr: c.Addr, Password: c.Password, DB: c.DB,
-		PoolSize: c.PoolSize, DialTimeout: c.DialTimeout})
-}
-
 func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	rdb := newRedis(cfg.Redis)
-	defer rdb.Close()
-	nc, err := nats.Connect(cfg.NATS.URL, nats.Name("sluice-syncer"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
+	rdb, err := cfg.Redis.Client(log)
 	if err != nil {
-		return fmt.Errorf("nats %s: %w", cfg.NATS.URL, err)
+		return err
+	}
+	defer rdb.Close()
+	nc, err := cfg.NATS.Connect("sluice-syncer", log)
+	if err != nil {
+		return err
 	}
 	defer nc.Close()
 

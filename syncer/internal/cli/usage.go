@@ -12,10 +12,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/pkg/bus"
+	"github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/validation"
 )
 
 // point is one bucket of GET /v1/usage (the analytics worker's
@@ -172,7 +176,11 @@ func cmdUsageTail(ctx context.Context, r *run, args []string) error {
 		}
 		subject = bus.UsageSubject(*api)
 	}
-	nc, err := nats.Connect(r.g.nats, nats.Name("sluicectl usage tail"), nats.Timeout(5*time.Second))
+	nconf, err := natsConfig(r.env, r.g.nats)
+	if err != nil {
+		return err
+	}
+	nc, err := nconf.Connect("sluicectl usage tail", zerolog.Nop())
 	if err != nil {
 		return fmt.Errorf("connect to NATS %s: %w", r.g.nats, err)
 	}
@@ -238,4 +246,29 @@ func (r *run) printEvent(e *usage.Event) error {
 	}
 	_, err := fmt.Fprintln(r.env.Stdout, line)
 	return err
+}
+
+// natsConfig is the nats section the services read, from the same
+// SLUICE_NATS_* variables (credentials, TLS), with url from --nats. A
+// command fails at once when NATS is unreachable.
+func natsConfig(env Env, server string) (connect.NATS, error) {
+	s := struct {
+		NATS connect.NATS `yaml:"nats"`
+	}{connect.DefaultNATS()}
+	var kv []string
+	for _, v := range config.Vars(config.Prefix, &s) {
+		if val := env.Getenv(v.Name); val != "" {
+			kv = append(kv, v.Name+"="+val)
+		}
+	}
+	if err := config.ApplyEnv(config.Prefix, kv, &s); err != nil {
+		return s.NATS, usageErrorf("%v", err)
+	}
+	s.NATS.URL, s.NATS.RetryOnFailedConnect = server, false
+	var errs validation.Errors
+	errs.Merge("nats", s.NATS.Validate())
+	if err := errs.Err(); err != nil {
+		return s.NATS, usageErrorf("invalid NATS settings: %v", err)
+	}
+	return s.NATS, nil
 }

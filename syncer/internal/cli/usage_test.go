@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluicegw/sluice/pkg/bus"
@@ -170,5 +171,44 @@ func TestUsageTable(t *testing.T) {
 	r = sluicectl(t, "", "", "usage", "--analytics", srv.URL+"/bad")
 	if r.code != ExitError || !strings.Contains(r.stderr, "error: invalid_request (HTTP 400)") {
 		t.Errorf("error answer: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// usage tail reads the services' SLUICE_NATS_* credentials; a refused
+// credential fails with the field named.
+func TestUsageTailCredentials(t *testing.T) {
+	t.Parallel()
+	nt := testutil.StartNATSWith(t, func(o *server.Options) { o.Authorization = "tail-token-0123" })
+	tests := []struct {
+		name, token string
+		want        string // on stderr
+		code        int
+	}{
+		{"right token", "tail-token-0123", "listening on", 0},
+		{"wrong token", "other", "nats.token", 1},
+		{"no token", "", "nats.user", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut syncBuffer
+			env := Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
+				return map[string]string{"SLUICE_NATS_URL": nt.URL(), "SLUICE_NATS_TOKEN": tt.token}[k]
+			}}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			done := make(chan int, 1)
+			go func() { done <- Run(ctx, []string{"usage", "tail"}, env) }()
+			testutil.WaitFor(t, 10*time.Second, func() error {
+				if !strings.Contains(errOut.String(), tt.want) {
+					return fmt.Errorf("stderr %q", errOut.String())
+				}
+				return nil
+			})
+			cancel()
+			if code := <-done; (code == 0) != (tt.code == 0) {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errOut.String())
+			}
+		})
 	}
 }

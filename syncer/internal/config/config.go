@@ -5,10 +5,10 @@ package config
 
 import (
 	"net"
-	"net/url"
 	"time"
 
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
@@ -19,9 +19,9 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminToken is the bearer token every /v1 request must carry. Empty is
 	// refused unless the syncer listens on loopback with --insecure-dev.
-	AdminToken string `yaml:"admin_token"`
-	Redis      Redis  `yaml:"redis"`
-	NATS       NATS   `yaml:"nats"`
+	AdminToken string        `yaml:"admin_token"`
+	Redis      connect.Redis `yaml:"redis"`
+	NATS       connect.NATS  `yaml:"nats"`
 	// ChangelogLength is how many versions the changelog keeps (default
 	// 10000); a node further behind reloads the full snapshot.
 	ChangelogLength int64 `yaml:"changelog_length"`
@@ -31,29 +31,12 @@ type Config struct {
 	Log     logging.Config `yaml:"log"`
 }
 
-// Redis is how to reach Redis.
-type Redis struct {
-	Addr string `yaml:"addr"`
-	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
-	// Cluster, used instead of Addr; DB must then be 0.
-	ClusterAddrs []string      `yaml:"cluster_addrs"`
-	Password     string        `yaml:"password"`
-	DB           int           `yaml:"db"`
-	PoolSize     int           `yaml:"pool_size"`
-	DialTimeout  time.Duration `yaml:"dial_timeout"`
-}
-
-// NATS is how to reach NATS.
-type NATS struct {
-	URL string `yaml:"url"`
-}
-
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
 		Listen:          ":9090",
-		Redis:           Redis{Addr: "127.0.0.1:6379", DialTimeout: time.Second},
-		NATS:            NATS{URL: "nats://127.0.0.1:4222"},
+		Redis:           connect.DefaultRedis(),
+		NATS:            connect.DefaultNATS(),
 		ChangelogLength: 10000,
 		NodeTTL:         6 * time.Second,
 		Log:             logging.Default(),
@@ -79,29 +62,8 @@ func (c *Config) Validate() validation.Errors {
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs.Add("admin_token", "must be at least 16 characters")
 	}
-	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-		errs.Add("redis.addr", "must be host:port, got %q", c.Redis.Addr)
-	}
-	if c.Redis.DB < 0 {
-		errs.Add("redis.db", "must not be negative")
-	}
-	for i, a := range c.Redis.ClusterAddrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
-		}
-	}
-	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
-		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
-	}
-	if c.Redis.PoolSize < 0 {
-		errs.Add("redis.pool_size", "must not be negative")
-	}
-	if c.Redis.DialTimeout <= 0 {
-		errs.Add("redis.dial_timeout", "must be a positive duration")
-	}
-	if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
-		errs.Add("nats.url", "must be a URL like nats://127.0.0.1:4222, got %q", c.NATS.URL)
-	}
+	errs.Merge("redis", c.Redis.Validate())
+	errs.Merge("nats", c.NATS.Validate())
 	if c.ChangelogLength < 100 {
 		errs.Add("changelog_length", "must be at least 100")
 	}
