@@ -31,7 +31,7 @@ type gateway struct {
 // seeds one keyless API under /t/ forwarding to upstream (no syncer: the
 // store is written directly), starts the binary and waits until it is
 // ready. Everything is stopped when the test ends.
-func startGateway(t *testing.T, upstream string) *gateway {
+func startGateway(t testing.TB, upstream string) *gateway {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "sluice-gateway")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -77,14 +77,14 @@ func startGateway(t *testing.T, upstream string) *gateway {
 	return g
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 }
 
 // startProc runs bin with env (and none of the test's SLUICE_* variables),
 // its output in a log file whose tail is printed if the test fails; it is
 // stopped with SIGTERM when the test ends.
-func startProc(t *testing.T, bin string, env []string) {
+func startProc(t testing.TB, bin string, env []string) {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "gateway.log")
 	f, err := os.Create(logPath)

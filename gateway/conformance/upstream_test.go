@@ -40,13 +40,14 @@ func (r *received) header(name string) []string {
 // requests strictly (CRLF lines, one framing), keeps each one with its
 // exact bytes under the tag of its path (/t/<tag>/...), and answers 200.
 type recorder struct {
-	ln net.Listener
-	mu sync.Mutex
-	by map[string][]*received
-	wg sync.WaitGroup
+	ln  net.Listener
+	mu  sync.Mutex
+	by  map[string][]*received
+	seq []*received
+	wg  sync.WaitGroup
 }
 
-func startRecorder(t *testing.T) *recorder {
+func startRecorder(t testing.TB) *recorder {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,14 +86,26 @@ func (r *recorder) serve(c net.Conn) {
 		r.mu.Lock()
 		tag := tagOf(req.target)
 		r.by[tag] = append(r.by[tag], req)
+		r.seq = append(r.seq, req)
 		r.mu.Unlock()
 		if req.err != nil {
 			return
 		}
-		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\n"+upstreamMark+": 1\r\nContent-Length: 0\r\n\r\n"); err != nil {
 			return
 		}
 	}
+}
+
+// upstreamMark is the header of every upstream answer (empty: a HEAD
+// answer reads the same as any other).
+const upstreamMark = "X-Recorded"
+
+// received returns every request received so far, in arrival order.
+func (r *recorder) received() []*received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*received(nil), r.seq...)
 }
 
 // requests returns what the upstream received for tag.
@@ -163,7 +176,7 @@ func readBody(br *bufio.Reader, raw *bytes.Buffer, req *received) error {
 		return fmt.Errorf("content-length %q", cl)
 	case len(cl) == 1:
 		n, err := strconv.Atoi(cl[0])
-		if err != nil || n < 0 || n > 1<<20 {
+		if err != nil || n > 1<<20 || strings.Trim(cl[0], "0123456789") != "" {
 			return fmt.Errorf("content-length %q", cl[0])
 		}
 		req.body = make([]byte, n)
@@ -175,21 +188,29 @@ func readBody(br *bufio.Reader, raw *bytes.Buffer, req *received) error {
 	return nil
 }
 
+// readChunked reads a chunked body: chunk sizes in hex digits only,
+// extensions (at most maxChunkExt bytes in all, as the gateway allows)
+// dropped, trailer lines skipped.
 func readChunked(br *bufio.Reader, raw *bytes.Buffer, req *received) error {
+	ext := 0
 	for {
 		line, err := readLine(br, raw)
 		if err != nil {
 			return err
 		}
-		n, err := strconv.ParseInt(line, 16, 32)
-		if err != nil || n < 0 {
-			return fmt.Errorf("chunk size %q", line)
+		size, e, _ := strings.Cut(line, ";")
+		if ext += len(line) - len(size); ext > maxChunkExt {
+			return errors.New("chunk extensions too long")
 		}
+		if len(size) == 0 || len(size) > 15 || strings.Trim(size, "0123456789abcdefABCDEF") != "" {
+			return fmt.Errorf("chunk size %q (extension %q)", size, e)
+		}
+		n, _ := strconv.ParseInt(size, 16, 64)
 		if n == 0 {
-			if line, err := readLine(br, raw); err != nil || line != "" {
-				return fmt.Errorf("trailer %q: %v", line, err)
-			}
-			return nil
+			return readTrailer(br, raw)
+		}
+		if n > 1<<20 {
+			return fmt.Errorf("chunk size %d", n)
 		}
 		chunk := make([]byte, n+2)
 		if _, err := io.ReadFull(br, chunk); err != nil {
@@ -200,6 +221,18 @@ func readChunked(br *bufio.Reader, raw *bytes.Buffer, req *received) error {
 			return errors.New("chunk not followed by CRLF")
 		}
 		req.body = append(req.body, chunk[:n]...)
+	}
+}
+
+// maxChunkExt is the gateway's bound on chunk extension bytes per message.
+const maxChunkExt = 4096
+
+func readTrailer(br *bufio.Reader, raw *bytes.Buffer) error {
+	for {
+		line, err := readLine(br, raw)
+		if err != nil || line == "" {
+			return err
+		}
 	}
 }
 
