@@ -140,12 +140,16 @@ func (w *wire) lineBytes(p []byte, i int) int {
 		w.state = wireOff
 		return len(p)
 	}
-	w.line = append(w.line, seg...)
 	if j < 0 {
+		w.line = append(w.line, seg...)
 		return len(p)
 	}
 	lf := i + j
-	line := w.line
+	line := seg // a line within one read is not copied
+	if len(w.line) > 0 {
+		w.line = append(w.line, seg...)
+		line = w.line
+	}
 	if len(line) == 0 || line[len(line)-1] != '\r' {
 		return w.refuse(lf, errLineEnding)
 	}
