@@ -123,7 +123,9 @@ func (s *Server) Start(ctx context.Context) error {
 // MaxBodyBytes 413, each without a 100 Continue (RFC 9110 section 10.1.1)
 // and with the connection closed (fasthttp closes it, as the client may be
 // sending the body already). fasthttp does not run the handler for a
-// refused request, so the answer is written here.
+// refused request, so the JSON answer is written here (fasthttp's doc asks
+// not to modify the response; it only sets the status on top of it, and the
+// conformance suite checks that the JSON body arrives).
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	if err := checkFraming(ctx); err != nil {
 		writeError(ctx, err)
