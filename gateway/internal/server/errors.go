@@ -92,12 +92,15 @@ func writeError(ctx *fasthttp.RequestCtx, e *Error) {
 }
 
 // errorHandler answers requests fasthttp could not read: oversized headers
-// (431), oversized bodies (413), ambiguous framing and other parse errors
-// (400), read timeouts (408).
+// (431), oversized bodies (413), what the wire guard stopped, ambiguous
+// framing and other parse errors (400), read timeouts (408).
 func errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var e *Error
+	g, _ := ctx.Conn().(*guardedConn)
 	switch {
+	case g != nil && g.refusal() != nil:
+		e = g.refusal() // the wire guard stopped the request (wire.go)
 	case errors.As(err, &small):
 		e = ErrHeaderTooLarge
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

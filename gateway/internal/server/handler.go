@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"time"
 
@@ -71,45 +70,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.record(ctx, x)
 	x.snap, x.api, x.route, x.endpoint, x.sess = nil, nil, nil, nil, nil
 	s.pool.Put(x)
-}
-
-// checkFraming refuses requests framed both by Content-Length and by
-// Transfer-Encoding (RFC 9112 section 6.3: a request-smuggling vector when
-// proxies disagree on which wins). fasthttp lets Transfer-Encoding win and
-// forgets it once the body is read, so the raw header lines are checked.
-func checkFraming(ctx *fasthttp.RequestCtx) *Error {
-	if ambiguousFraming(ctx.Request.Header.RawHeaders()) {
-		ctx.SetConnectionClose()
-		return ErrBadRequest
-	}
-	return nil
-}
-
-var (
-	nameCL = []byte("content-length")
-	nameTE = []byte("transfer-encoding")
-)
-
-// ambiguousFraming reports whether raw header lines hold both
-// Content-Length and Transfer-Encoding.
-func ambiguousFraming(raw []byte) bool {
-	var cl, te bool
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		i := bytes.IndexByte(line, ':')
-		switch {
-		case i == len(nameCL) && bytes.EqualFold(line[:i], nameCL):
-			cl = true
-		case i == len(nameTE) && bytes.EqualFold(line[:i], nameTE):
-			te = true
-		}
-	}
-	return cl && te
 }
 
 // route normalises the request path (reqpath: once, from the raw
