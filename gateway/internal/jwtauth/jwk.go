@@ -12,7 +12,6 @@ import (
 	"math/big"
 	"time"
 
-
 	"github.com/sluicegw/sluice/pkg/model"
 )
 
