@@ -51,6 +51,7 @@ func (s *keySet) source() string {
 func (s *keySet) lookup(ctx context.Context, kid, alg string) ([]any, *keyMap, *Error) {
 	now := s.p.now()
 	m := s.keys.Load()
+	miss := errors.New("no key set fetched yet")
 	if m != nil {
 		if now.Sub(m.fetched) >= s.p.opts.RefreshInterval {
 			s.fetch(now, false) // background refresh; the cached keys answer now
@@ -59,10 +60,11 @@ func (s *keySet) lookup(ctx context.Context, kid, alg string) ([]any, *keyMap, *
 		if err == nil {
 			return keys, m, nil
 		}
+		miss = err.cause
 	}
 	m, err := s.newer(ctx, m)
 	if err != nil {
-		return nil, nil, ErrUnknownKey.with(err)
+		return nil, nil, ErrUnknownKey.with(fmt.Errorf("%v; %w", miss, err))
 	}
 	keys, e := m.find(kid, alg)
 	if e != nil {
