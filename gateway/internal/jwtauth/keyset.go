@@ -19,9 +19,11 @@ import (
 //
 // Fetches: one at a time (callers that need keys join the fetch in
 // flight), and never more often than Options.MinRefreshInterval, whatever
-// triggers them: the first use, a kid not in the set, or the set getting
-// older than Options.RefreshInterval (that refresh runs in the background;
-// requests keep using the cached keys meanwhile). A failed fetch keeps the
+// triggers them: the first use, a kid not in the set (or naming a key of
+// another type), a signature that a key of the set fails (the key may have
+// been rotated under the same kid), or the set getting older than
+// Options.RefreshInterval (that refresh runs in the background; requests
+// keep using the cached keys meanwhile). A failed fetch keeps the
 // cached keys. For an issuer, the discovery document is fetched once and
 // again only after a JWKS fetch fails (jwks_uri may have moved).
 type keySet struct {

@@ -41,8 +41,8 @@ type Options struct {
 	// the background (default 5m).
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
 	// MinRefreshInterval is the least time between two fetches of one key
-	// set, whatever triggers them: a flood of tokens with unknown kids
-	// causes at most one fetch per interval (default 10s).
+	// set, whatever triggers them: a flood of tokens with unknown kids or
+	// bad signatures causes at most one fetch per interval (default 10s).
 	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
 	// FetchTimeout bounds one discovery or JWKS fetch (default 5s).
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
