@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -197,75 +196,102 @@ func mediaType(s string) string {
 // checkJSONObject reports why data is not one JSON object in UTF-8 whose
 // objects, at every depth up to maxJSONDepth, name each member once. A
 // duplicate name is refused rather than resolved: two parsers (the
-// gateway's and the upstream's) could each pick a different one.
+// gateway's and the upstream's) could each pick a different one. Names are
+// compared as encoding/json decodes them, so an escaped spelling
+// ("\u0061lg") is the same name.
 func checkJSONObject(data []byte) error {
 	if !utf8.Valid(data) {
 		return errors.New("not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("not JSON: %w", err)
+	if !json.Valid(data) { // also: one value, nothing after it
+		return errors.New("not JSON, or data after the JSON object")
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if bytes.TrimLeft(data, " \t\r\n")[0] != '{' { // valid JSON is not blank
 		return errors.New("not a JSON object")
 	}
-	if err := checkMembers(dec, 1); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON object")
-	}
-	return nil
+	return checkNames(data)
 }
 
-// checkMembers reads the members of an object whose "{" was read, and its
-// closing "}".
-func checkMembers(dec *json.Decoder, depth int) error {
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
+// jsonLevel is one open object or array while checkNames scans.
+type jsonLevel struct {
+	object bool
+	names  [][]byte            // the object's member names so far
+	set    map[string]struct{} // the same, once there are many
+}
+
+// manyNames is where a level switches from a list to a set.
+const manyNames = 16
+
+// add records a member name (raw: the JSON string with its quotes) and
+// reports a duplicate.
+func (l *jsonLevel) add(raw []byte) error {
+	name := raw[1 : len(raw)-1]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
 			return fmt.Errorf("not JSON: %w", err)
 		}
-		name, _ := tok.(string)
-		if seen[name] {
+		name = []byte(s)
+	}
+	if l.set != nil {
+		if _, ok := l.set[string(name)]; ok {
 			return fmt.Errorf("member %.40q appears twice", name)
 		}
-		seen[name] = true
-		if err := checkValue(dec, depth); err != nil {
-			return err
+		l.set[string(name)] = struct{}{}
+		return nil
+	}
+	for _, n := range l.names {
+		if bytes.Equal(n, name) {
+			return fmt.Errorf("member %.40q appears twice", name)
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("not JSON: %w", err)
+	l.names = append(l.names, name)
+	if len(l.names) > manyNames {
+		l.set = make(map[string]struct{}, 2*manyNames)
+		for _, n := range l.names {
+			l.set[string(n)] = struct{}{}
+		}
 	}
 	return nil
 }
 
-func checkValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("not JSON: %w", err)
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if depth >= maxJSONDepth {
-		return fmt.Errorf("nested deeper than %d", maxJSONDepth)
-	}
-	if d == '{' {
-		return checkMembers(dec, depth+1)
-	}
-	for dec.More() { // d == '[': Token never returns a closing delimiter first
-		if err := checkValue(dec, depth+1); err != nil {
-			return err
+// checkNames scans valid JSON for duplicate member names and nesting
+// deeper than maxJSONDepth. It relies on the syntax being valid.
+func checkNames(data []byte) error {
+	var stack [maxJSONDepth]jsonLevel
+	depth := 0
+	expectName := false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '{', '[':
+			if depth == maxJSONDepth {
+				return fmt.Errorf("nested deeper than %d", maxJSONDepth)
+			}
+			l := &stack[depth]
+			l.object, l.names, l.set = c == '{', l.names[:0], nil
+			depth++
+			expectName = c == '{'
+		case '}', ']':
+			depth--
+			expectName = false
+		case ',':
+			expectName = stack[depth-1].object
+		case '"':
+			end := i + 1
+			for data[end] != '"' {
+				if data[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			if expectName {
+				if err := stack[depth-1].add(data[i : end+1]); err != nil {
+					return err
+				}
+				expectName = false
+			}
+			i = end
 		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("not JSON: %w", err)
 	}
 	return nil
 }
