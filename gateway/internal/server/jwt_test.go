@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -397,5 +398,53 @@ func TestJWTSameKIDRotation(t *testing.T) {
 	}
 	if got := o.JWKSFetches() - fetches; got != 1 {
 		t.Fatalf("%d key set fetches after 50 bad signatures within min_refresh_interval, want still 1", got)
+	}
+}
+
+// The header rules and NumericDates of any magnitude, through a gateway
+// node: what jwtauth refuses reaches the client as a 401 with its code and
+// challenge, never the upstream.
+func TestJWTHeaderRulesEndToEnd(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	o := testutil.StartOIDC(t)
+	up := echoUpstream(t)
+	c.put(jwtAPI("orders", "/orders", up.URL, o), readPolicy("orders"))
+	n := c.node()
+	signH := func(h map[string]any, extra map[string]any) string {
+		return o.SignWithHeader("ES256", h, tokenClaims(o, extra))
+	}
+	num := func(s string) map[string]any { return map[string]any{"exp": json.Number(s)} }
+	for _, tc := range []struct {
+		name   string
+		tok    string
+		status int
+		code   string
+	}{
+		{"exp 1e18", signH(nil, num("1e18")), 200, ""},
+		{"exp 2^63", signH(nil, num("9223372036854775808")), 200, ""},
+		{"exp 1.7e308", signH(nil, num("1.7e308")), 200, ""},
+		{"exp -1", signH(nil, num("-1")), 401, "token_expired"},
+		{"nbf 1e400", signH(nil, map[string]any{"nbf": json.Number("1e400")}), 401, "token_not_yet_valid"},
+		{"typ at+jwt", signH(map[string]any{"typ": "at+jwt"}, nil), 200, ""},
+		{"crit", signH(map[string]any{"crit": []string{"ext"}, "ext": 1}, nil), 401, "token_invalid"},
+		{"b64 false", signH(map[string]any{"b64": false}, nil), 401, "token_invalid"},
+		{"typ logout+jwt", signH(map[string]any{"typ": "logout+jwt"}, nil), 401, "token_invalid"},
+		{"jku", signH(map[string]any{"jku": o.JWKSURL(), "kid": "elsewhere"}, nil), 401, "unknown_key"},
+		{"padding", signH(nil, nil) + "==", 401, "token_invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := do(t, "GET", n.url+"/orders/1", bearer(tc.tok)...)
+			if r.status != tc.status || r.code != tc.code {
+				t.Fatalf("got %d %q, want %d %q: %s", r.status, r.code, tc.status, tc.code, r.body)
+			}
+			if r.status == 401 && r.header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+				t.Fatalf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
+			}
+			if r.status == 200 && r.echo.Headers["X-User-Id"] != "alice" {
+				t.Fatalf("forwarded claims %v", r.echo.Headers)
+			}
+		})
 	}
 }
