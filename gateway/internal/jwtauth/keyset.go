@@ -46,6 +46,8 @@ func (s *keySet) source() string {
 	return s.jwksURL
 }
 
+var errNoKeySet = errors.New("no key set fetched yet")
+
 // lookup returns the keys that may verify a token with kid and alg, and
 // the key map they come from. When the cached set has none (an unknown kid,
 // or a kid naming a key of another type), the set is fetched again if the
@@ -53,7 +55,7 @@ func (s *keySet) source() string {
 func (s *keySet) lookup(ctx context.Context, kid, alg string) ([]any, *keyMap, *Error) {
 	now := s.p.now()
 	m := s.keys.Load()
-	miss := errors.New("no key set fetched yet")
+	miss := errNoKeySet
 	if m != nil {
 		if now.Sub(m.fetched) >= s.p.opts.RefreshInterval {
 			s.fetch(now, false) // background refresh; the cached keys answer now
