@@ -31,6 +31,7 @@ import (
 //	    keys: {oidc_issuer: "https://idp.example.com/"}
 //	    audiences: [orders]
 //	    leeway: 30s
+//	    max_token_lifetime: 24h
 //	    policies:
 //	      claim: scope
 //	      map: {"orders:read": [orders-read], "orders:write": [orders-write]}
@@ -52,6 +53,11 @@ type JWTAuth struct {
 	Audiences []string `json:"audiences,omitempty" yaml:"audiences,omitempty"`
 	// Leeway tolerates clock skew on exp, nbf and iat (at most 5m).
 	Leeway Duration `json:"leeway,omitempty" yaml:"leeway,omitempty"`
+	// MaxTokenLifetime, when set, refuses a token whose exp lies further
+	// ahead of the time of verification than this (plus Leeway); unset, a
+	// token is accepted until its exp, however far. exp itself is always
+	// required.
+	MaxTokenLifetime Duration `json:"max_token_lifetime,omitempty" yaml:"max_token_lifetime,omitempty"`
 	// IdentityClaim names the claim that identifies the caller, the one
 	// limits and quotas count against (default "sub").
 	IdentityClaim string `json:"identity_claim,omitempty" yaml:"identity_claim,omitempty"`
@@ -186,6 +192,9 @@ func (j *JWTAuth) Validate() validation.Errors {
 	}
 	if j.Leeway < 0 || j.Leeway > MaxJWTLeeway {
 		errs.Add("leeway", "must be between 0 and %s", MaxJWTLeeway)
+	}
+	if j.MaxTokenLifetime < 0 {
+		errs.Add("max_token_lifetime", "must not be negative")
 	}
 	if j.IdentityClaim != "" && strings.TrimSpace(j.IdentityClaim) != j.IdentityClaim {
 		errs.Add("identity_claim", "must be a claim name without spaces around it")

@@ -97,6 +97,8 @@ func TestJWTAuthValidateKeys(t *testing.T) {
 		{"pem with wrong curve alg", JWTAuth{Algorithms: []string{"ES256", "ES384"}, Keys: JWTKeys{PublicKey: ecPEM}, Policies: JWTPolicies{Default: []string{"p"}}}, []string{"algorithms[1]: ES384 cannot be verified with the ECDSA P-256 key"}},
 		{"hs with pem", JWTAuth{Algorithms: []string{"HS256"}, Keys: JWTKeys{PublicKey: ecPEM}, Policies: JWTPolicies{Default: []string{"p"}}}, []string{"algorithms: HS algorithms need keys.secret"}},
 		{"hs with oidc", JWTAuth{Algorithms: []string{"HS256"}, Keys: JWTKeys{OIDCIssuer: "https://idp.example.com"}, Policies: JWTPolicies{Default: []string{"p"}}}, []string{"algorithms: HS algorithms need keys.secret"}},
+		{"max token lifetime", JWTAuth{Algorithms: []string{"HS256"}, Keys: JWTKeys{Secret: secret32}, MaxTokenLifetime: Duration(time.Hour), Policies: JWTPolicies{Default: []string{"p"}}}, nil},
+		{"negative max token lifetime", JWTAuth{Algorithms: []string{"HS256"}, Keys: JWTKeys{Secret: secret32}, MaxTokenLifetime: -1, Policies: JWTPolicies{Default: []string{"p"}}}, []string{"max_token_lifetime: must not be negative"}},
 		{"issuer with credentials", JWTAuth{Algorithms: []string{"RS256"}, Keys: JWTKeys{OIDCIssuer: "https://u:p@idp.example.com?x=1"}, Policies: JWTPolicies{Default: []string{"p"}}}, []string{"keys.oidc_issuer: must not carry credentials", "keys.oidc_issuer: must not have a fragment"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

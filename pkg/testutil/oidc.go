@@ -128,6 +128,24 @@ func (o *OIDC) Rotate(keepOld bool) {
 	}
 }
 
+// RotateSameKID replaces every key with a new one published under the
+// kid of the key it replaces, as a provider that reuses kids does; the
+// previous keys are gone at once.
+func (o *OIDC) RotateSameKID() {
+	o.mu.Lock()
+	prev := o.keys
+	o.mu.Unlock()
+	o.newKeys()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	same := make(map[string]*oidcKey, len(o.keys))
+	for fam, k := range o.keys {
+		same[fam] = &oidcKey{kid: prev[fam].kid, priv: k.priv}
+	}
+	o.keys = same
+	o.old = nil
+}
+
 // KID is the current kid of the key that signs alg.
 func (o *OIDC) KID(alg string) string {
 	k, err := o.keyFor(alg)

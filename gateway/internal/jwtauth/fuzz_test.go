@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,35 @@ func FuzzVerify(f *testing.F) {
 	f.Add(testutil.EncodeJWTPart(map[string]any{"alg": "RS256", "kid": strings.Repeat("k", 6000)}) + ".e30.c2ln")
 	f.Add(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","x":[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}`)) + ".e30.")
 	f.Add(testutil.EncodeJWTPart(map[string]any{"alg": "ES256", "kid": o.KID("ES256")}) + "." + testutil.EncodeJWTPart(map[string]any{"exp": 1e308, "sub": 1.5, "aud": []any{1}}) + ".AAAA")
+
+	// Header shapes the gateway refuses (header.go), signed so that only
+	// the header rule stands between them and acceptance, and claims of
+	// every magnitude (claims.go). More shapes, unsigned, are in
+	// testdata/fuzz/FuzzVerify.
+	for _, h := range []map[string]any{
+		{"crit": []string{"ext"}, "ext": true},
+		{"crit": []string{}},
+		{"crit": "b64"},
+		{"crit": []string{"missing"}},
+		{"crit": []string{"b64"}, "b64": false},
+		{"b64": false},
+		{"b64": "false"},
+		{"typ": "logout+jwt"},
+		{"typ": "application/at+jwt"},
+		{"cty": "JWT"},
+		{"kid": nil},
+		{"kid": "' OR 1=1 --"},
+		{"jku": o.JWKSURL(), "x5u": o.JWKSURL(), "jwk": map[string]any{"kty": "oct", "k": "AAAA"}},
+	} {
+		f.Add(o.SignWithHeader("RS256", h, claims(o, clk, nil)))
+	}
+	for _, n := range []string{"1e18", "9223372036854775808", "1.7e308", "1e400", "-1e400", "0.5"} {
+		f.Add(o.Sign("ES256", claims(o, clk, map[string]any{"exp": json.Number(n), "nbf": json.Number(n), "iat": json.Number(n)})))
+	}
+	f.Add(rawHS256(`{"alg":"HS256","alg":"none"}`, `{"sub":"a","exp":1e18}`))
+	f.Add(rawHS256(`{"alg":"HS256"}`, `{"sub":"a","sub":"b","exp":1e18}`))
+	f.Add(rawHS256(`{"alg":"HS256","b64":false,"crit":["b64"]}`, `{"sub":"a","exp":1e18}`))
+	f.Add(strings.NewReplacer("-", "+", "_", "/").Replace(valid) + "==")
 
 	f.Fuzz(func(t *testing.T, tok string) {
 		for _, v := range verifiers {

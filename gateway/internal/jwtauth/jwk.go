@@ -12,8 +12,6 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/sluicegw/sluice/pkg/model"
 )
 
@@ -42,10 +40,10 @@ type keyMap struct {
 	fetched time.Time
 }
 
-// find returns the key for kid that verifies alg. A token without kid is
-// tried against every key without kid that fits; found is false when no key
-// has that kid.
-func (m *keyMap) find(kid, alg string) (key any, found bool, err error) {
+// find returns the keys that may verify a token with kid and alg: the key
+// named by kid, or for a token without kid every key without kid that
+// fits. With none, the error (unknown_key) says why.
+func (m *keyMap) find(kid, alg string) ([]any, *Error) {
 	if kid == "" {
 		var fit []any
 		for _, k := range m.noKID {
@@ -53,22 +51,19 @@ func (m *keyMap) find(kid, alg string) (key any, found bool, err error) {
 				fit = append(fit, k.key)
 			}
 		}
-		switch len(fit) {
-		case 0:
-			return nil, false, nil
-		case 1:
-			return fit[0], true, nil
+		if len(fit) == 0 {
+			return nil, ErrUnknownKey.with(fmt.Errorf("no key without kid verifies %s", alg))
 		}
-		return jwtKeySet(fit), true, nil
+		return fit, nil
 	}
 	k, ok := m.byKID[kid]
 	if !ok {
-		return nil, false, nil
+		return nil, ErrUnknownKey.with(errors.New("kid not in the key set"))
 	}
 	if !k.fits(alg) {
-		return nil, true, ErrUnknownKey.with(fmt.Errorf("the key named by kid does not verify %s", alg))
+		return nil, ErrUnknownKey.with(fmt.Errorf("the key named by kid does not verify %s", alg))
 	}
-	return k.key, true, nil
+	return []any{k.key}, nil
 }
 
 type rawJWK struct {
@@ -185,12 +180,4 @@ func knownAlg(a string) bool {
 		}
 	}
 	return false
-}
-
-func jwtKeySet(keys []any) jwt.VerificationKeySet {
-	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, len(keys))}
-	for i, k := range keys {
-		set.Keys[i] = k
-	}
-	return set
 }

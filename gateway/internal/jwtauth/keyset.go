@@ -19,9 +19,11 @@ import (
 //
 // Fetches: one at a time (callers that need keys join the fetch in
 // flight), and never more often than Options.MinRefreshInterval, whatever
-// triggers them: the first use, a kid not in the set, or the set getting
-// older than Options.RefreshInterval (that refresh runs in the background;
-// requests keep using the cached keys meanwhile). A failed fetch keeps the
+// triggers them: the first use, a kid not in the set (or naming a key of
+// another type), a signature that a key of the set fails (the key may have
+// been rotated under the same kid), or the set getting older than
+// Options.RefreshInterval (that refresh runs in the background; requests
+// keep using the cached keys meanwhile). A failed fetch keeps the
 // cached keys. For an issuer, the discovery document is fetched once and
 // again only after a JWKS fetch fails (jwks_uri may have moved).
 type keySet struct {
@@ -44,40 +46,59 @@ func (s *keySet) source() string {
 	return s.jwksURL
 }
 
-// lookup returns the key for kid that verifies alg, fetching the set when
-// kid is unknown and the rate limit allows.
-func (s *keySet) lookup(ctx context.Context, kid, alg string) (any, error) {
+var errNoKeySet = errors.New("no key set fetched yet")
+
+// lookup returns the keys that may verify a token with kid and alg, and
+// the key map they come from. When the cached set has none (an unknown kid,
+// or a kid naming a key of another type), the set is fetched again if the
+// rate limit allows, and the caller waits for it.
+func (s *keySet) lookup(ctx context.Context, kid, alg string) ([]any, *keyMap, *Error) {
 	now := s.p.now()
-	if m := s.keys.Load(); m != nil {
+	m := s.keys.Load()
+	miss := errNoKeySet
+	if m != nil {
 		if now.Sub(m.fetched) >= s.p.opts.RefreshInterval {
 			s.fetch(now, false) // background refresh; the cached keys answer now
 		}
-		key, found, err := m.find(kid, alg)
-		if found || err != nil {
-			return key, err
+		keys, err := m.find(kid, alg)
+		if err == nil {
+			return keys, m, nil
 		}
+		miss = err.cause
 	}
-	done := s.fetch(now, true)
+	m, err := s.newer(ctx, m)
+	if err != nil {
+		return nil, nil, ErrUnknownKey.with(fmt.Errorf("%v; %w", miss, err))
+	}
+	keys, e := m.find(kid, alg)
+	if e != nil {
+		return nil, nil, e
+	}
+	return keys, m, nil
+}
+
+// newer returns a key map fetched after old (nil: none yet): the current
+// one when a fetch has replaced old already, else the outcome of a fetch
+// started or joined now. It fails when the rate limit allows no fetch and
+// none is in flight, when the fetch fails, or when ctx ends first.
+func (s *keySet) newer(ctx context.Context, old *keyMap) (*keyMap, error) {
+	if m := s.keys.Load(); m != nil && m != old {
+		return m, nil
+	}
+	done := s.fetch(s.p.now(), true)
 	if done == nil {
-		return nil, ErrUnknownKey.with(errors.New("kid not in the cached key set; refetch rate-limited"))
+		return nil, errors.New("key set refetch rate-limited")
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, ErrUnknownKey.with(fmt.Errorf("waiting for the key set: %w", ctx.Err()))
+		return nil, fmt.Errorf("waiting for the key set: %w", ctx.Err())
 	}
 	m := s.keys.Load()
-	if m == nil {
-		return nil, ErrUnknownKey.with(errors.New("key set unavailable"))
+	if m == nil || m == old {
+		return nil, errors.New("key set fetch failed")
 	}
-	key, found, err := m.find(kid, alg)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, ErrUnknownKey
-	}
-	return key, nil
+	return m, nil
 }
 
 // fetch starts a fetch unless one is in flight (whose channel it returns)

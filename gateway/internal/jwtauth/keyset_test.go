@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -215,5 +216,119 @@ func TestVerificationCache(t *testing.T) {
 	}
 	if n := v.cache.len(); n > 32 {
 		t.Fatalf("cache holds %d tokens, bound 32", n)
+	}
+}
+
+// A provider that rotates a key under the same kid: the first token of the
+// new key that fails with the cached one refetches the set and is
+// accepted, without waiting for the periodic refresh.
+func TestSameKIDRotationRefetches(t *testing.T) {
+	t.Parallel()
+	o := testutil.StartOIDC(t)
+	clk := newClock()
+	p := newTestProvider(t, clk, Options{RefreshInterval: 5 * time.Minute, MinRefreshInterval: 10 * time.Second})
+	cfg := oidcConfig(o)
+	cfg.Keys = model.JWTKeys{JWKSURL: o.JWKSURL()}
+	jwks := mustVerifier(t, p, cfg)
+	issuer := mustVerifier(t, p, oidcConfig(o))
+
+	for _, tc := range []struct {
+		name string
+		v    *Verifier
+		alg  string
+	}{
+		{"jwks url, RS256", jwks, "RS256"},
+		{"oidc issuer, ES256", issuer, "ES256"},
+	} {
+		// Not parallel: the cases rotate one provider in turn.
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := verify(tc.v, o.Sign(tc.alg, claims(o, clk, nil))); err != nil {
+				t.Fatal(err)
+			}
+			kid := o.KID(tc.alg)
+			byOldKey := o.Sign(tc.alg, claims(o, clk, map[string]any{"sub": "old"})) // not verified yet
+			o.RotateSameKID()
+			if o.KID(tc.alg) != kid {
+				t.Fatalf("kid changed: %s -> %s", kid, o.KID(tc.alg))
+			}
+			before := o.JWKSFetches()
+			// The last fetch was longer than min_refresh_interval ago.
+			clk.Add(11 * time.Second)
+			if _, err := verify(tc.v, o.Sign(tc.alg, claims(o, clk, map[string]any{"sub": "new"}))); err != nil {
+				t.Fatalf("new key under the same kid: %v", err)
+			}
+			if got := o.JWKSFetches() - before; got != 1 {
+				t.Fatalf("%d fetches, want 1", got)
+			}
+			// The replaced key is gone: its tokens fail, and cost no fetch
+			// within the interval.
+			if _, err := verify(tc.v, byOldKey); codeOf(err) != CodeSignatureInvalid {
+				t.Fatalf("token of the replaced key: %v, want signature_invalid", err)
+			}
+			if got := o.JWKSFetches() - before; got != 1 {
+				t.Fatalf("%d fetches after a bad signature within the interval, want still 1", got)
+			}
+		})
+	}
+	// Within min_refresh_interval of the last fetch, a rotation is seen only
+	// once the interval has passed.
+	// The issuer's set was fetched by the last case, at the clock's time.
+	o.RotateSameKID()
+	fresh := o.Sign("ES256", claims(o, clk, map[string]any{"sub": "fresh"}))
+	if _, err := verify(issuer, fresh); codeOf(err) != CodeSignatureInvalid {
+		t.Fatalf("within the interval: %v, want signature_invalid", err)
+	}
+	clk.Add(10 * time.Second)
+	if _, err := verify(issuer, fresh); err != nil {
+		t.Fatalf("once the interval passed: %v", err)
+	}
+}
+
+// A flood of tokens naming a known kid with bad signatures costs the
+// provider at most one fetch per min_refresh_interval, on two APIs sharing
+// the issuer, and every one of them is refused.
+func TestBadSignatureFloodIsRateLimited(t *testing.T) {
+	t.Parallel()
+	o := testutil.StartOIDC(t)
+	clk := newClock()
+	p := newTestProvider(t, clk, Options{MinRefreshInterval: 10 * time.Second})
+	v := mustVerifier(t, p, oidcConfig(o))
+	cfg2 := oidcConfig(o)
+	cfg2.Audiences = []string{"billing"}
+	v2 := mustVerifier(t, p, cfg2)
+	if _, err := verify(v, o.Sign("RS256", claims(o, clk, nil))); err != nil {
+		t.Fatal(err)
+	}
+	start := o.JWKSFetches()
+	good := strings.Split(o.Sign("RS256", claims(o, clk, nil)), ".")
+	tokens := make([]string, 200)
+	for i := range tokens {
+		forged := testutil.EncodeJWTPart(claims(o, clk, map[string]any{"sub": fmt.Sprint("mallory", i)}))
+		tokens[i] = good[0] + "." + forged + "." + good[2]
+	}
+	const rounds = 4 // 0s, 5s, 10s, 15s after the last fetch: one more fetch, at 10s
+	for round := 0; round < rounds; round++ {
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := w; i < len(tokens); i += 8 {
+					target := v
+					if i%2 == 1 {
+						target = v2
+					}
+					if _, err := verify(target, tokens[i]); codeOf(err) != CodeSignatureInvalid {
+						t.Errorf("forged token: %v", err)
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		clk.Add(5 * time.Second)
+	}
+	if got := o.JWKSFetches() - start; got != 1 {
+		t.Fatalf("%d JWKS fetches for %d bad signatures over 20s, want 1 (one per 10s interval)", got, rounds*len(tokens))
 	}
 }

@@ -3,11 +3,14 @@
 // A Provider is built once per gateway. It holds the key sets fetched from
 // JWKS URLs and OIDC issuers, each shared by every API that names the same
 // source, and builds one Verifier per API from its model.JWTAuth. A
-// Verifier reads the token from the request, checks it with
-// github.com/golang-jwt/jwt/v5 (only the API's algorithms, exp required,
-// nbf and iat with leeway, iss and aud when configured), and caches the
-// outcome per token until the token expires, so a repeated token costs a
-// SHA-256 and a map lookup, not a signature check.
+// Verifier reads the token from the request, checks its shape and JOSE
+// header (header.go: canonical base64url, no duplicate members, no crit, no
+// unencoded payload, a JWT typ), its algorithm against the API's list, its
+// signature (the algorithm implementations of github.com/golang-jwt/jwt/v5),
+// then its claims (claims.go: exp required, nbf and iat with leeway, iss and
+// aud when configured, NumericDates of any magnitude clamped, never
+// wrapped), and caches the outcome per token until the token expires, so a
+// repeated token costs a SHA-256 and a map lookup, not a signature check.
 //
 // The identity a token yields (Result.Identity) is the hex SHA-256 of
 // "<iss>|<identity claim>": the same shape as an API key hash, so rate
@@ -38,8 +41,8 @@ type Options struct {
 	// the background (default 5m).
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
 	// MinRefreshInterval is the least time between two fetches of one key
-	// set, whatever triggers them: a flood of tokens with unknown kids
-	// causes at most one fetch per interval (default 10s).
+	// set, whatever triggers them: a flood of tokens with unknown kids or
+	// bad signatures causes at most one fetch per interval (default 10s).
 	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
 	// FetchTimeout bounds one discovery or JWKS fetch (default 5s).
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`

@@ -51,20 +51,21 @@ const maxForwardValue = 4096
 // Verifier checks the tokens of one API. It is safe for concurrent use and
 // immutable apart from its cache; build a new one when the API changes.
 type Verifier struct {
-	p        *Provider
-	algs     []string
-	static   any     // HMAC secret ([]byte) or public key; nil with keys
-	keys     *keySet // JWKS or OIDC key set; nil with static
-	parser   *jwt.Parser
-	idClaim  string
-	polClaim string
-	polMap   map[string][]string
-	defaults []string
-	forward  []forwardClaim
-	source   tokenSource
-	cache    *resultCache
-
-	checksIssuer, checksAudience bool
+	p           *Provider
+	algs        []string
+	static      any     // HMAC secret ([]byte) or public key; nil with keys
+	keys        *keySet // JWKS or OIDC key set; nil with static
+	issuer      string  // "" when not checked
+	audiences   []string
+	leeway      time.Duration
+	maxLifetime time.Duration // 0: no bound
+	idClaim     string
+	polClaim    string
+	polMap      map[string][]string
+	defaults    []string
+	forward     []forwardClaim
+	source      tokenSource
+	cache       *resultCache
 }
 
 type forwardClaim struct{ claim, header string }
@@ -80,6 +81,8 @@ func (p *Provider) Verifier(cfg *model.JWTAuth) (*Verifier, error) {
 	}
 	v := &Verifier{
 		p: p, algs: append([]string(nil), cfg.Algorithms...),
+		issuer: cfg.EffectiveIssuer(), audiences: append([]string(nil), cfg.Audiences...),
+		leeway: cfg.Leeway.D(), maxLifetime: cfg.MaxTokenLifetime.D(),
 		idClaim: cfg.EffectiveIdentityClaim(), polClaim: cfg.Policies.Claim,
 		polMap: cfg.Policies.Map, defaults: cfg.Policies.Default,
 		source: newTokenSource(cfg.Token),
@@ -104,31 +107,14 @@ func (p *Provider) Verifier(cfg *model.JWTAuth) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwt keys: %w", err)
 	}
-
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(v.algs),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(cfg.Leeway.D()),
-		jwt.WithTimeFunc(p.opts.Now),
-		jwt.WithJSONNumber(),
-	}
-	if iss := cfg.EffectiveIssuer(); iss != "" {
-		opts = append(opts, jwt.WithIssuer(iss))
-		v.checksIssuer = true
-	}
-	if len(cfg.Audiences) > 0 {
-		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
-		v.checksAudience = true
-	}
-	v.parser = jwt.NewParser(opts...)
 	return v, nil
 }
 
 // Verify checks token and returns what it grants. A token seen before and
 // not yet expired is answered from the cache without a signature check or
 // an allocation. ctx bounds the wait for a key set fetch (only when the
-// token names a kid not in the cache). Errors are *Error.
+// token's key is not in the cached set, or fails and the set may have
+// changed). Errors are *Error.
 func (v *Verifier) Verify(ctx context.Context, token []byte) (*Result, error) {
 	if len(token) == 0 {
 		v.p.m.results[CodeTokenMissing].Inc()
@@ -156,84 +142,93 @@ func (v *Verifier) Verify(ctx context.Context, token []byte) (*Result, error) {
 	return r, nil
 }
 
+// verify checks a token in this order: its shape and header
+// (parseCompact), its algorithm, its key and signature, then its claims.
+// The payload is parsed only once the signature verifies.
 func (v *Verifier) verify(ctx context.Context, token string) (*Result, *Error) {
-	claims := jwt.MapClaims{}
-	tok, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		return v.key(ctx, t)
-	})
+	now := v.p.now()
+	t, err := parseCompact(token)
 	if err != nil {
-		return nil, v.classify(tok, claims, err)
+		return nil, err
 	}
-	return v.result(claims)
+	if t.header.alg == "" {
+		return nil, ErrAlgorithmNotAllowed.with(errors.New("alg missing or not a string"))
+	}
+	if !v.allowed(t.header.alg) {
+		return nil, ErrAlgorithmNotAllowed.with(errors.New("algorithm not in the API's list"))
+	}
+	if err := v.checkSignature(ctx, t); err != nil {
+		return nil, err
+	}
+	claims, err := decodeClaims(t.payload)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := v.checkClaims(claims, now)
+	if err != nil {
+		return nil, err
+	}
+	return v.result(claims, exp)
 }
 
-// key returns the key that verifies t. The parser has already refused any
-// algorithm not listed; the key's type must also match the algorithm's
+// checkSignature verifies t's signature with the key the API's settings
+// give for its alg and kid. The key's type must match the algorithm's
 // family, so a public key is never used as an HMAC secret.
-func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
-	alg := t.Method.Alg()
+//
+// When a key from a key set fails, the provider may have rotated the key
+// under the same kid: the set is fetched again (rate-limited like a fetch
+// for an unknown kid, so a flood of bad signatures costs the provider at
+// most one fetch per MinRefreshInterval) and the signature is checked once
+// more with the key the new set names.
+func (v *Verifier) checkSignature(ctx context.Context, t *compactJWS) *Error {
+	alg := t.header.alg
+	method := jwt.GetSigningMethod(alg)
+	if method == nil { // every algorithm model.JWTAuth accepts is registered
+		return ErrAlgorithmNotAllowed.with(fmt.Errorf("no implementation of %s", alg))
+	}
 	if v.static != nil {
-		if secret, ok := v.static.([]byte); ok {
-			if model.IsHMACAlg(alg) {
-				return secret, nil
-			}
-		} else if model.KeyFitsAlg(v.static, alg) {
-			return v.static, nil
+		if !v.staticFits(alg) {
+			return ErrAlgorithmNotAllowed.with(fmt.Errorf("the configured key does not verify %s", alg))
 		}
-		return nil, ErrAlgorithmNotAllowed.with(fmt.Errorf("the configured key does not verify %s", alg))
+		return verifyWith(method, t, []any{v.static})
 	}
 	if model.IsHMACAlg(alg) {
-		return nil, ErrAlgorithmNotAllowed.with(errors.New("key sets never verify HMAC"))
+		return ErrAlgorithmNotAllowed.with(errors.New("key sets never verify HMAC"))
 	}
-	kid := ""
-	if raw := t.Header["kid"]; raw != nil {
-		s, ok := raw.(string)
-		if !ok {
-			return nil, ErrTokenInvalid.with(errors.New("kid is not a string"))
-		}
-		kid = s
+	keys, m, err := v.keys.lookup(ctx, t.header.kid, alg)
+	if err != nil {
+		return err
 	}
-	return v.keys.lookup(ctx, kid, alg)
+	first := verifyWith(method, t, keys)
+	if first == nil {
+		return nil
+	}
+	m, ferr := v.keys.newer(ctx, m)
+	if ferr != nil {
+		return ErrSignatureInvalid.with(fmt.Errorf("%v; no newer key set: %w", first.cause, ferr))
+	}
+	if keys, err = m.find(t.header.kid, alg); err != nil {
+		return err // the refreshed set no longer has the token's key
+	}
+	return verifyWith(method, t, keys)
 }
 
-// classify maps a parser error to the error the client sees.
-func (v *Verifier) classify(tok *jwt.Token, claims jwt.MapClaims, err error) *Error {
-	var e *Error
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return ErrTokenInvalid.with(err)
-	case errors.As(err, &e):
-		return e
+func (v *Verifier) staticFits(alg string) bool {
+	if _, ok := v.static.([]byte); ok {
+		return model.IsHMACAlg(alg)
 	}
-	if tok != nil {
-		alg, _ := tok.Header["alg"].(string)
-		if !v.allowed(alg) {
-			return ErrAlgorithmNotAllowed.with(errors.New("algorithm not in the API's list"))
+	return model.KeyFitsAlg(v.static, alg)
+}
+
+// verifyWith checks t's signature with each key until one verifies it.
+func verifyWith(method jwt.SigningMethod, t *compactJWS, keys []any) *Error {
+	err := errors.New("no key")
+	for _, k := range keys {
+		if err = method.Verify(t.signingInput, t.signature, k); err == nil {
+			return nil
 		}
 	}
-	switch {
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return ErrSignatureInvalid.with(err)
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ErrTokenExpired.with(err)
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return ErrTokenNotYetValid.with(err)
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return ErrIssuerInvalid.with(err)
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return ErrAudienceInvalid.with(err)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		// exp, or the iss or aud the API expects, is absent.
-		if claims["exp"] != nil {
-			if claims["iss"] == nil && v.checksIssuer {
-				return ErrIssuerInvalid.with(err)
-			}
-			if claims["aud"] == nil && v.checksAudience {
-				return ErrAudienceInvalid.with(err)
-			}
-		}
-	}
-	return ErrTokenInvalid.with(err)
+	return ErrSignatureInvalid.with(err)
 }
 
 func (v *Verifier) allowed(alg string) bool {
@@ -246,18 +241,14 @@ func (v *Verifier) allowed(alg string) bool {
 }
 
 // result builds the Result of a verified token's claims.
-func (v *Verifier) result(claims jwt.MapClaims) (*Result, *Error) {
-	exp, err := claims.GetExpirationTime()
-	if err != nil || exp == nil {
-		return nil, ErrTokenInvalid.with(errors.New("exp missing"))
-	}
+func (v *Verifier) result(claims map[string]any, exp time.Time) (*Result, *Error) {
 	iss, _ := claims["iss"].(string)
 	subject, ok := claimString(claims[v.idClaim])
 	if !ok || subject == "" {
 		return nil, ErrTokenInvalid.with(fmt.Errorf("identity claim %q missing or not a string", v.idClaim))
 	}
 	sum := sha256.Sum256([]byte(iss + "|" + subject))
-	r := &Result{Identity: hex.EncodeToString(sum[:]), Issuer: iss, Subject: subject, ExpiresAt: exp.Time}
+	r := &Result{Identity: hex.EncodeToString(sum[:]), Issuer: iss, Subject: subject, ExpiresAt: exp}
 	r.Policies = v.policies(claims)
 	if len(r.Policies) == 0 {
 		return nil, ErrInsufficientScope
@@ -277,7 +268,7 @@ func (v *Verifier) result(claims jwt.MapClaims) (*Result, *Error) {
 
 // policies maps the values of the policy claim (a space-separated string
 // or an array of strings) through the table, or falls back to the default.
-func (v *Verifier) policies(claims jwt.MapClaims) []string {
+func (v *Verifier) policies(claims map[string]any) []string {
 	var values []string
 	if v.polClaim != "" {
 		switch c := claims[v.polClaim].(type) {

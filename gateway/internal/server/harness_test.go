@@ -36,6 +36,8 @@ type cluster struct {
 	// storeTimeout bounds the nodes' Redis calls: short by default so the
 	// store-failure tests see timeouts quickly.
 	storeTimeout time.Duration
+	// jwt are the nodes' JWT provider options (FetchTimeout 2s when unset).
+	jwt jwtauth.Options
 }
 
 func newCluster(t testing.TB) *cluster {
@@ -111,7 +113,11 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 	st := store.New(rdb, 0)
 	reg := prometheus.NewRegistry()
 	log := zerolog.Nop()
-	jp, err := jwtauth.New(jwtauth.Options{FetchTimeout: 2 * time.Second}, log, reg)
+	jo := c.jwt
+	if jo.FetchTimeout == 0 {
+		jo.FetchTimeout = 2 * time.Second
+	}
+	jp, err := jwtauth.New(jo, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -332,5 +336,115 @@ func TestJWTWithoutVerifier(t *testing.T) {
 	r := do(t, "GET", n.url+"/orders", bearer(o.Sign("RS256", tokenClaims(o, nil)))...)
 	if r.status != 500 || r.code != "internal" {
 		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
+
+// jwtClock is the JWT provider's clock in a test: the real time plus what
+// the test has added.
+type jwtClock struct{ skew atomic.Int64 }
+
+func (c *jwtClock) Now() time.Time      { return time.Now().Add(time.Duration(c.skew.Load())) }
+func (c *jwtClock) Add(d time.Duration) { c.skew.Add(int64(d)) }
+
+// A provider that rotates its keys under the same kids: the first request
+// with a token of the new key is accepted, without waiting for the periodic
+// refresh (refresh_interval, 5m); the replaced key's tokens are refused,
+// and a flood of bad signatures costs the provider no further fetch within
+// min_refresh_interval.
+func TestJWTSameKIDRotation(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	clk := &jwtClock{}
+	c.jwt = jwtauth.Options{Now: clk.Now} // refresh_interval 5m, min_refresh_interval 10s
+	o := testutil.StartOIDC(t)
+	up := echoUpstream(t)
+	c.put(jwtAPI("orders", "/orders", up.URL, o), readPolicy("orders"))
+	n := c.node()
+
+	cached := bearer(o.Sign("RS256", tokenClaims(o, nil)))
+	if r := do(t, "GET", n.url+"/orders", cached...); r.status != 200 {
+		t.Fatalf("before the rotation: %d %s", r.status, r.body)
+	}
+	kid := o.KID("RS256")
+	byOldKey := bearer(o.Sign("RS256", tokenClaims(o, map[string]any{"sub": "bob"})))
+	o.RotateSameKID()
+	if o.KID("RS256") != kid {
+		t.Fatalf("kid changed: %s -> %s", kid, o.KID("RS256"))
+	}
+	fetches := o.JWKSFetches()
+	// In a running gateway the last fetch is older than min_refresh_interval.
+	clk.Add(11 * time.Second)
+
+	fresh := o.Sign("RS256", tokenClaims(o, map[string]any{"sub": "carol"}))
+	if r := do(t, "GET", n.url+"/orders", bearer(fresh)...); r.status != 200 || r.echo.Headers["X-User-Id"] != "carol" {
+		t.Fatalf("new key under the same kid, first request: %d %s", r.status, r.body)
+	}
+	if got := o.JWKSFetches() - fetches; got != 1 {
+		t.Fatalf("%d key set fetches for the rotation, want 1", got)
+	}
+	if r := do(t, "GET", n.url+"/orders", byOldKey...); r.status != 401 || r.code != "signature_invalid" {
+		t.Fatalf("token of the replaced key: %d %s", r.status, r.body)
+	}
+	// Verified before the rotation: answered from the cache until its exp.
+	if r := do(t, "GET", n.url+"/orders", cached...); r.status != 200 {
+		t.Fatalf("cached token: %d %s", r.status, r.body)
+	}
+	parts := strings.Split(fresh, ".")
+	for i := 0; i < 50; i++ {
+		forged := parts[0] + "." + testutil.EncodeJWTPart(tokenClaims(o, map[string]any{"sub": fmt.Sprint("mallory", i)})) + "." + parts[2]
+		if r := do(t, "GET", n.url+"/orders", bearer(forged)...); r.status != 401 || r.code != "signature_invalid" {
+			t.Fatalf("forged token %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if got := o.JWKSFetches() - fetches; got != 1 {
+		t.Fatalf("%d key set fetches after 50 bad signatures within min_refresh_interval, want still 1", got)
+	}
+}
+
+// The header rules and NumericDates of any magnitude, through a gateway
+// node: what jwtauth refuses reaches the client as a 401 with its code and
+// challenge, never the upstream.
+func TestJWTHeaderRulesEndToEnd(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	o := testutil.StartOIDC(t)
+	up := echoUpstream(t)
+	c.put(jwtAPI("orders", "/orders", up.URL, o), readPolicy("orders"))
+	n := c.node()
+	signH := func(h map[string]any, extra map[string]any) string {
+		return o.SignWithHeader("ES256", h, tokenClaims(o, extra))
+	}
+	num := func(s string) map[string]any { return map[string]any{"exp": json.Number(s)} }
+	for _, tc := range []struct {
+		name   string
+		tok    string
+		status int
+		code   string
+	}{
+		{"exp 1e18", signH(nil, num("1e18")), 200, ""},
+		{"exp 2^63", signH(nil, num("9223372036854775808")), 200, ""},
+		{"exp 1.7e308", signH(nil, num("1.7e308")), 200, ""},
+		{"exp -1", signH(nil, num("-1")), 401, "token_expired"},
+		{"nbf 1e400", signH(nil, map[string]any{"nbf": json.Number("1e400")}), 401, "token_not_yet_valid"},
+		{"typ at+jwt", signH(map[string]any{"typ": "at+jwt"}, nil), 200, ""},
+		{"crit", signH(map[string]any{"crit": []string{"ext"}, "ext": 1}, nil), 401, "token_invalid"},
+		{"b64 false", signH(map[string]any{"b64": false}, nil), 401, "token_invalid"},
+		{"typ logout+jwt", signH(map[string]any{"typ": "logout+jwt"}, nil), 401, "token_invalid"},
+		{"jku", signH(map[string]any{"jku": o.JWKSURL(), "kid": "elsewhere"}, nil), 401, "unknown_key"},
+		{"padding", signH(nil, nil) + "==", 401, "token_invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := do(t, "GET", n.url+"/orders/1", bearer(tc.tok)...)
+			if r.status != tc.status || r.code != tc.code {
+				t.Fatalf("got %d %q, want %d %q: %s", r.status, r.code, tc.status, tc.code, r.body)
+			}
+			if r.status == 401 && r.header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+				t.Fatalf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
+			}
+			if r.status == 200 && r.echo.Headers["X-User-Id"] != "alice" {
+				t.Fatalf("forwarded claims %v", r.echo.Headers)
+			}
+		})
 	}
 }
