@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/router"
@@ -26,9 +27,10 @@ type exchange struct {
 	route    *router.Route
 	endpoint *router.Endpoint
 	sess     *auth.Session
-	token    bool   // sess is a token identity's
-	path     []byte // the request path (copied)
-	rest     []byte // path relative to the listen path, a slice of path
+	token    bool            // sess is a token identity's
+	claims   *jwtauth.Result // a token's claims to forward, set in forward
+	path     []byte          // the request path (copied)
+	rest     []byte          // path relative to the listen path, a slice of path
 	lreq     limit.Request
 	dec      limit.Decision
 	limited  string
@@ -37,6 +39,7 @@ type exchange struct {
 
 func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
+	x.claims = nil
 	x.path, x.rest, x.limited, x.token = x.path[:0], nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
@@ -131,30 +134,41 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 // authenticate finds the session of the request's credential, per the
 // API's auth mode: none (keyless), an API key, a JWT, or, for an API key
 // API with JWT settings, whichever of the two comes first (see
-// useToken).
+// authenticateEither). Once authenticated, every place the API reads a
+// credential from is emptied (stripCredentials): the upstream never
+// receives one.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	a := &x.api.Auth
+	var err *Error
 	switch a.Mode {
 	case model.AuthKeyless:
 		return nil
 	case model.AuthJWT:
-		return s.authenticateJWT(ctx, x)
+		err = s.authenticateJWT(ctx, x)
 	case model.AuthAPIKey:
-		if x.api.JWT == nil {
-			key, loc := auth.ExtractKey(&ctx.Request, a.Header, a.QueryParam)
-			return s.authenticateKey(ctx, x, key, loc)
+		if x.api.JWT != nil {
+			err = s.authenticateEither(ctx, x)
+			break
 		}
-		return s.authenticateEither(ctx, x)
+		key, _, ferr := auth.FindKey(&ctx.Request, a.Header, a.QueryParam, nil)
+		if ferr != nil {
+			return ErrAmbiguousCredentials
+		}
+		err = s.authenticateKey(ctx, x, key)
+	default:
+		s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
+		return ErrInternal
 	}
-	s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
-	return ErrInternal
+	if err == nil {
+		stripCredentials(&ctx.Request, x.api)
+	}
+	return err
 }
 
 // authenticateKey finds the session of an API key. A key that cannot be
 // verified because the store is down is never served as that key: 503,
 // whatever the API's on_store_error (cached sessions keep working).
-func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []byte, loc auth.Location) *Error {
-	a := &x.api.Auth
+func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []byte) *Error {
 	switch {
 	case len(key) == 0:
 		return ErrMissingKey
@@ -175,7 +189,6 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	case auth.ErrDisabled:
 		return ErrKeyDisabled
 	}
-	auth.StripKey(&ctx.Request, loc, a.Header, a.QueryParam)
 	x.sess = sess
 	return nil
 }
@@ -247,8 +260,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return ErrUpstreamDown
 	}
 	closeConn := ctx.Request.Header.ConnectionClose()
-	proxy.StripRequest(&ctx.Request)
-	proxy.SetForwarded(&ctx.Request, ctx.RemoteAddr(), ctx.IsTLS())
+	if err := s.forwardHeaders(ctx, x); err != nil {
+		return err
+	}
 	path := x.path
 	if x.api.StripListenPath {
 		path = x.rest
@@ -261,7 +275,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		}
 		return ErrUpstreamDown
 	}
-	proxy.StripResponse(&ctx.Response)
+	if err := proxy.StripResponse(&ctx.Response); err != nil {
+		s.warn(err, "upstream response refused")
+		ctx.Response.Reset()
+		return ErrUpstreamDown
+	}
 	if closeConn {
 		ctx.SetConnectionClose()
 	}

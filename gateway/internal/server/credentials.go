@@ -1,0 +1,50 @@
+package server
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/state"
+	"github.com/sluicegw/sluice/pkg/model"
+)
+
+// stripCredentials empties every place api reads a credential from, which
+// ever one the request used: for an API key API its key header, its query
+// parameter and "Authorization: Bearer"; for JWT settings the token's
+// header or cookie and "Authorization: Bearer"; for an API that takes
+// either, both.
+func stripCredentials(req *fasthttp.Request, api *state.API) {
+	a := &api.Auth
+	if a.Mode == model.AuthAPIKey {
+		auth.StripKeys(req, a.Header, a.QueryParam)
+	}
+	switch {
+	case api.JWT != nil:
+		api.JWT.StripToken(&req.Header)
+	case a.JWT != nil: // settings without a usable verifier: their places all the same
+		if a.JWT.Token.Cookie != "" {
+			req.Header.DelCookie(a.JWT.Token.Cookie)
+		} else if a.JWT.Token.Header != "" {
+			req.Header.Del(a.JWT.Token.Header)
+		}
+		auth.StripBearer(&req.Header)
+	}
+}
+
+// forwardHeaders readies the request's headers for the upstream: hop-by-hop
+// headers out, then the headers the gateway sets (a token's claims, the
+// X-Forwarded-* family), which a Connection option can therefore not
+// remove.
+func (s *Server) forwardHeaders(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	if proxy.StripRequest(&ctx.Request) != nil {
+		return ErrConnectionOptions
+	}
+	if x.claims != nil && x.api.JWT != nil {
+		x.api.JWT.SetForwarded(&ctx.Request.Header, x.claims)
+	}
+	if proxy.SetForwarded(&ctx.Request, ctx.RemoteAddr(), ctx.IsTLS(), s.opts.Forwarding) != nil {
+		return ErrForwardedForTooLong
+	}
+	return nil
+}
