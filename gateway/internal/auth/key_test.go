@@ -170,11 +170,13 @@ func BenchmarkStripKeys(b *testing.B) {
 	}
 }
 
-func FuzzExtractKey(f *testing.F) {
+func FuzzFindKey(f *testing.F) {
 	f.Add("Bearer abc", "k", "/x?api_key=q")
 	f.Add("bearer", "", "/?api_key=")
 	f.Add("Bearer \x00\xff", "   ", "/x?api_key=%00&api_key=2")
 	f.Add("", "0123456789abcdef", "/")
+	f.Add("Bearer k", "k", "/x?API_KEY=k&api%5Fkey=k&api.key=k&api_key[]=k")
+	f.Add("Bearer a", "b", "/x?api_key=c&%20api+key=d")
 	f.Fuzz(func(t *testing.T, authz, header, uri string) {
 		req := &fasthttp.Request{}
 		req.SetRequestURI(uri)

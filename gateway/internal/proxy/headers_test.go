@@ -287,3 +287,49 @@ func BenchmarkSetForwarded(b *testing.B) {
 		}
 	}
 }
+
+// FuzzStripAndForward: whatever the header lines, after StripRequest no
+// header named by a Connection option (other than the gateway's own) and
+// no hop-by-hop header is left, and SetForwarded leaves one
+// X-Forwarded-For line ending with the client.
+func FuzzStripAndForward(f *testing.F) {
+	f.Add("Connection: keep-alive\r\nConnection: X-Two\r\nX-Two: 2\r\n")
+	f.Add("connection: x-a,,X-B ,\tHost\r\nx-a: 1\r\nX-B: 2\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n")
+	f.Add("Connection: X-Forwarded-For, Content-Length\r\nX-Forwarded-For: " + strings.Repeat("9", 2000) + "\r\n")
+	f.Add("Connection: " + manyOptions(40) + "\r\n")
+	f.Add("Keep-Alive: 1\r\nTE: trailers\r\nUpgrade: x\r\nProxy-Authorization: y\r\n")
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}
+	f.Fuzz(func(t *testing.T, lines string) {
+		req := &fasthttp.Request{}
+		head := "GET / HTTP/1.1\r\nHost: a.example\r\n" + lines + "\r\n"
+		if req.Header.Read(bufio.NewReader(strings.NewReader(head))) != nil { // headers only: no body to wait for
+			return
+		}
+		var options []string
+		for _, v := range req.Header.PeekAll(fasthttp.HeaderConnection) {
+			for _, o := range strings.Split(string(v), ",") {
+				if o = strings.Trim(o, " \t"); o != "" && !ownedByGateway([]byte(o)) {
+					options = append(options, o)
+				}
+			}
+		}
+		if err := StripRequest(req); err != nil {
+			if len(options) <= MaxConnectionOptions {
+				t.Fatalf("refused %d options: %v", len(options), err)
+			}
+			return
+		}
+		for _, name := range append(options, hopByHop[:]...) {
+			if v := req.Header.Peek(name); len(v) > 0 {
+				t.Fatalf("%s left: %q", name, v)
+			}
+		}
+		if err := SetForwarded(req, remote, false, Forwarding{}); err != nil {
+			return
+		}
+		xff := req.Header.PeekAll("X-Forwarded-For")
+		if len(xff) != 1 || !strings.HasSuffix(string(xff[0]), "192.0.2.7") {
+			t.Fatalf("X-Forwarded-For lines %q", xff)
+		}
+	})
+}
