@@ -9,6 +9,14 @@ import (
 	"github.com/sluicegw/sluice/pkg/model"
 )
 
+// The errors of the credential and forwarding rules (see docs/edge.md).
+// Codes are a public contract.
+var (
+	ErrAmbiguousCredentials = newError(fasthttp.StatusBadRequest, "ambiguous_credentials", "the request presents two different credentials")
+	ErrConnectionOptions    = newError(fasthttp.StatusBadRequest, "bad_request", "the Connection header names too many options")
+	ErrForwardedForTooLong  = newError(fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "the X-Forwarded-For header is too long")
+)
+
 // stripCredentials empties every place api reads a credential from, which
 // ever one the request used: for an API key API its key header, its query
 // parameter and "Authorization: Bearer"; for JWT settings the token's

@@ -27,14 +27,17 @@ type exchange struct {
 	route    *router.Route
 	endpoint *router.Endpoint
 	sess     *auth.Session
-	token    bool            // sess is a token identity's
-	claims   *jwtauth.Result // a token's claims to forward, set in forward
-	path     []byte          // the request path (copied)
-	rest     []byte          // path relative to the listen path, a slice of path
+	token    bool   // sess is a token identity's
+	path     []byte // the request path (copied)
+	rest     []byte // path relative to the listen path, a slice of path
 	lreq     limit.Request
 	dec      limit.Decision
 	limited  string
 	ev       pkgusage.Event
+
+	// claims of a verified token, set upstream by forward after the
+	// hop-by-hop strip.
+	claims *jwtauth.Result
 }
 
 func (x *exchange) reset(now time.Time) {
