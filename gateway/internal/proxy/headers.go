@@ -173,6 +173,40 @@ func trimOWS(v []byte) []byte {
 	return v
 }
 
+// CheckRequest reports whether StripRequest and SetForwarded with f would
+// refuse req (ErrConnectionOptions, ErrForwardedForTooLong), changing
+// nothing: the server calls it before anything is looked up or counted, so
+// a request refused for its headers costs no limit. It does not allocate.
+func CheckRequest(req *fasthttp.Request, f Forwarding) error {
+	h := &req.Header
+	var c connOptions
+	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
+		if !c.add(v) {
+			return ErrConnectionOptions
+		}
+	}
+	if c.has(hdrXFF) { // removed as hop-by-hop: no list to bound
+		return nil
+	}
+	limit := f.MaxForwardedFor
+	if limit <= 0 {
+		limit = DefaultMaxForwardedFor
+	}
+	n := 0
+	for _, v := range h.PeekAll(string(hdrXFF)) {
+		if v = trimOWS(v); len(v) == 0 {
+			continue
+		}
+		if n > 0 {
+			n += len(listComma)
+		}
+		if n += len(v); n > limit {
+			return ErrForwardedForTooLong
+		}
+	}
+	return nil
+}
+
 // ClientHeaders says what becomes of the Forwarded and X-Real-IP headers a
 // client sends.
 type ClientHeaders string

@@ -153,6 +153,44 @@ func TestStripResponse(t *testing.T) {
 	}
 }
 
+// CheckRequest refuses exactly what StripRequest and SetForwarded would,
+// changing nothing.
+func TestCheckRequest(t *testing.T) {
+	t.Parallel()
+	long := "X-Forwarded-For: " + strings.Repeat("1", 40) + "\r\nX-Forwarded-For: " + strings.Repeat("2", 30) + "\r\n" // 72 joined
+	cases := []struct {
+		name, headers string
+		f             Forwarding
+		err           error
+	}{
+		{"plain", "X-Forwarded-For: 1.2.3.4\r\nConnection: keep-alive\r\n", Forwarding{}, nil},
+		{"options past the bound", "Connection: " + manyOptions(MaxConnectionOptions) + "\r\nConnection: X-Last\r\n", Forwarding{}, ErrConnectionOptions},
+		{"list past the bound", long, Forwarding{MaxForwardedFor: 71}, ErrForwardedForTooLong},
+		{"list at the bound", long, Forwarding{MaxForwardedFor: 72}, nil},
+		{"list named in connection", long + "Connection: x-forwarded-for\r\n", Forwarding{MaxForwardedFor: 64}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := parseRequest(t, "GET / HTTP/1.1\r\nHost: a.example\r\n"+tc.headers)
+			before := req.Header.String()
+			if err := CheckRequest(req, tc.f); err != tc.err {
+				t.Fatalf("CheckRequest = %v, want %v", err, tc.err)
+			}
+			if req.Header.String() != before {
+				t.Fatal("CheckRequest changed the request")
+			}
+			err := StripRequest(req)
+			if err == nil {
+				err = SetForwarded(req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)}, false, tc.f)
+			}
+			if err != tc.err {
+				t.Fatalf("strip and set forwarded: %v, want %v", err, tc.err)
+			}
+		})
+	}
+}
+
 type pipeAddr struct{}
 
 func (pipeAddr) Network() string { return "pipe" }
@@ -233,7 +271,7 @@ func TestHeadersDoNotAllocate(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() {
 		req.CopyTo(&reqCopy)
 		resp.Header.CopyTo(&respCopy.Header)
-		if StripRequest(&reqCopy) != nil || SetForwarded(&reqCopy, remote, false, Forwarding{}) != nil ||
+		if CheckRequest(&reqCopy, Forwarding{}) != nil || StripRequest(&reqCopy) != nil || SetForwarded(&reqCopy, remote, false, Forwarding{}) != nil ||
 			StripResponse(&respCopy) != nil {
 			t.Fatal("unexpected error")
 		}
@@ -297,6 +335,8 @@ func FuzzStripAndForward(f *testing.F) {
 	f.Add("connection: x-a,,X-B ,\tHost\r\nx-a: 1\r\nX-B: 2\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n")
 	f.Add("Connection: X-Forwarded-For, Content-Length\r\nX-Forwarded-For: " + strings.Repeat("9", 2000) + "\r\n")
 	f.Add("Connection: " + manyOptions(40) + "\r\n")
+	f.Add("Connection: x-forwarded-for\r\nX-Forwarded-For: " + strings.Repeat("9", 2000) + "\r\n")
+	f.Add("X-Forwarded-For: " + strings.Repeat("9", 1000) + "\r\nX-Forwarded-For: 1\r\n")
 	f.Add("Keep-Alive: 1\r\nTE: trailers\r\nUpgrade: x\r\nProxy-Authorization: y\r\n")
 	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}
 	f.Fuzz(func(t *testing.T, lines string) {
@@ -313,9 +353,10 @@ func FuzzStripAndForward(f *testing.F) {
 				}
 			}
 		}
+		check := CheckRequest(req, Forwarding{})
 		if err := StripRequest(req); err != nil {
-			if len(options) <= MaxConnectionOptions {
-				t.Fatalf("refused %d options: %v", len(options), err)
+			if len(options) <= MaxConnectionOptions || check != err {
+				t.Fatalf("refused %d options: %v (check: %v)", len(options), err, check)
 			}
 			return
 		}
@@ -324,7 +365,9 @@ func FuzzStripAndForward(f *testing.F) {
 				t.Fatalf("%s left: %q", name, v)
 			}
 		}
-		if err := SetForwarded(req, remote, false, Forwarding{}); err != nil {
+		if err := SetForwarded(req, remote, false, Forwarding{}); err != check {
+			t.Fatalf("SetForwarded: %v, CheckRequest: %v", err, check)
+		} else if err != nil {
 			return
 		}
 		xff := req.Header.PeekAll("X-Forwarded-For")

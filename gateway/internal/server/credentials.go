@@ -40,6 +40,20 @@ func stripCredentials(req *fasthttp.Request, api *state.API) {
 	}
 }
 
+// checkHeaders refuses, before anything is looked up or counted, a request
+// whose headers forward would refuse: too many Connection options (400),
+// an X-Forwarded-For list past its bound (431).
+func (s *Server) checkHeaders(ctx *fasthttp.RequestCtx) *Error {
+	switch proxy.CheckRequest(&ctx.Request, s.opts.Forwarding) {
+	case nil:
+		return nil
+	case proxy.ErrConnectionOptions:
+		return ErrConnectionOptions
+	default:
+		return ErrForwardedForTooLong
+	}
+}
+
 // forwardHeaders readies the request's headers for the upstream: hop-by-hop
 // headers out, then the headers the gateway sets (a token's claims, the
 // X-Forwarded-* family), which a Connection option can therefore not

@@ -308,3 +308,39 @@ func TestResponseConnectionBound(t *testing.T) {
 		t.Fatalf("got %d %q: %s", r.status, r.code, r.body)
 	}
 }
+
+// A request refused for its headers (ambiguous credentials, too many
+// Connection options, an X-Forwarded-For past its bound) is refused before
+// anything is counted: the one request the API allows an hour still
+// passes afterwards.
+func TestHeaderRefusalsDoNotConsume(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	up := newRecordingUpstream(t, nil)
+	a := keyless("a", "/a", up.URL)
+	a.Auth = model.Auth{Mode: model.AuthAPIKey}
+	a.RateLimit = &model.Limit{Rate: 1, Per: model.Duration(time.Hour)}
+	c.put(a, keyFor(secret, func(k *model.Key) { k.Access = []model.AccessRight{{API: "a"}} }))
+	n := c.node(func(o *Options) { o.Forwarding.MaxForwardedFor = 64 })
+	key := "X-API-Key: " + secret
+	refused := []struct {
+		lines  []string
+		status int
+		code   string
+	}{
+		{[]string{key, "Authorization: Bearer another-key-0123456789"}, 400, "ambiguous_credentials"},
+		{[]string{key, "Connection: " + strings.Repeat("X-O, ", proxy.MaxConnectionOptions) + "X-Last"}, 400, "bad_request"},
+		{[]string{key, "X-Forwarded-For: " + strings.Repeat("1", 65)}, 431, "header_too_large"},
+	}
+	for _, tc := range refused {
+		if r := rawDo(t, n.srv.Addr(), "/a", tc.lines); r.status != tc.status || r.code != tc.code {
+			t.Fatalf("got %d %q, want %d %q: %s", r.status, r.code, tc.status, tc.code, r.body)
+		}
+	}
+	if r := rawDo(t, n.srv.Addr(), "/a", []string{key}); r.status != 200 {
+		t.Fatalf("the allowed request after refusals: %d %s", r.status, r.body)
+	}
+	if r := rawDo(t, n.srv.Addr(), "/a", []string{key}); r.status != 429 {
+		t.Fatalf("the limit does not hold: %d %s", r.status, r.body)
+	}
+}

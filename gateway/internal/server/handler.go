@@ -137,10 +137,14 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 // authenticate finds the session of the request's credential, per the
 // API's auth mode: none (keyless), an API key, a JWT, or, for an API key
 // API with JWT settings, whichever of the two comes first (see
-// authenticateEither). Once authenticated, every place the API reads a
-// credential from is emptied (stripCredentials): the upstream never
-// receives one.
+// authenticateEither). Header bounds are checked first (checkHeaders), so
+// a request refused for them costs no lookup and no limit. Once
+// authenticated, every place the API reads a credential from is emptied
+// (stripCredentials): the upstream never receives one.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	if err := s.checkHeaders(ctx); err != nil {
+		return err
+	}
 	a := &x.api.Auth
 	var err *Error
 	switch a.Mode {
