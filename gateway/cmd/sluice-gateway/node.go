@@ -91,6 +91,10 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		Listen: cfg.Listen, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
 		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
 		IdleTimeout: cfg.Proxy.ClientIdleTimeout,
+		Forwarding: proxy.Forwarding{
+			MaxForwardedFor: cfg.Proxy.MaxForwardedForBytes,
+			ClientHeaders:   proxy.ClientHeaders(cfg.Proxy.ClientForwardingHeaders),
+		},
 	}, st, lim, pub, reg, log)
 	if err != nil {
 		return nil, err

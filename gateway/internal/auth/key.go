@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 
 	"github.com/valyala/fasthttp"
 )
@@ -10,65 +11,198 @@ import (
 // DefaultHeader carries the API key when an API names no header.
 const DefaultHeader = "X-API-Key"
 
-// Where a key was found, so the gateway can remove it before proxying.
+// ErrAmbiguous: a request presents two different credentials of one kind
+// (two API keys, or two tokens), in one place or in several. The gateway
+// refuses it rather than pick one.
+var ErrAmbiguous = errors.New("auth: the request presents two different credentials")
+
+// Location is a set of the places a key was found in.
 type Location uint8
 
-// Key locations.
+// Key locations, combined with |.
 const (
-	InNone Location = iota
-	InBearer
+	InNone   Location = 0
+	InBearer Location = 1 << iota
 	InHeader
 	InQuery
 )
 
 var bearer = []byte("bearer ")
 
-// ExtractKey returns the API key of req and where it was found, looking at
-// "Authorization: Bearer <key>", then the header (DefaultHeader when empty),
-// then the query parameter query when it is set. The returned slice points
-// into req: use it before the handler returns. It does not allocate.
-func ExtractKey(req *fasthttp.Request, header, query string) ([]byte, Location) {
-	if v := req.Header.Peek(fasthttp.HeaderAuthorization); len(v) > len(bearer) && asciiPrefixFold(v, bearer) {
-		if k := bytes.TrimSpace(v[len(bearer):]); len(k) > 0 {
-			return k, InBearer
-		}
-	}
-	return ExtractHeaderKey(req, header, query)
+// found gathers the candidates of one credential: the first is the
+// credential; any different one makes the request ambiguous.
+type found struct {
+	key       []byte
+	loc       Location
+	ambiguous bool
 }
 
-// ExtractHeaderKey is ExtractKey without "Authorization: Bearer": the key
-// from the header (DefaultHeader when empty), then from the query parameter
-// query when it is set. An API that accepts an API key or a JWT looks here
-// first, so a key in its own place wins over a bearer token.
-func ExtractHeaderKey(req *fasthttp.Request, header, query string) ([]byte, Location) {
+func (f *found) add(v []byte, loc Location) {
+	if v = bytes.TrimSpace(v); len(v) == 0 {
+		return
+	}
+	switch {
+	case f.key == nil:
+		f.key = v
+	case !bytes.Equal(f.key, v):
+		f.ambiguous = true
+	}
+	f.loc |= loc
+}
+
+// FindKey returns the API key of req and the places it was found in: every
+// "Authorization: Bearer <key>" line (unless notKey reports the value is
+// no key, as a JWT is not for an API that takes either), every line of the
+// header (DefaultHeader when empty) and, when query is set, every query
+// parameter that reads as query (see SameParam). Every place that holds a
+// key must hold the same one: two different keys return ErrAmbiguous. The
+// returned slice points into req: use it before the handler returns. It
+// does not allocate.
+func FindKey(req *fasthttp.Request, header, query string, notKey func([]byte) bool) ([]byte, Location, error) {
+	var f found
+	for _, v := range req.Header.PeekAll(fasthttp.HeaderAuthorization) {
+		if k, ok := cutBearer(v); ok && (notKey == nil || !notKey(k)) {
+			f.add(k, InBearer)
+		}
+	}
+	f.addNamed(req, header, query)
+	if f.ambiguous {
+		return nil, InNone, ErrAmbiguous
+	}
+	return f.key, f.loc, nil
+}
+
+// FindHeaderKey is FindKey without "Authorization: Bearer": the key in the
+// header and the query parameter only.
+func FindHeaderKey(req *fasthttp.Request, header, query string) ([]byte, Location, error) {
+	var f found
+	f.addNamed(req, header, query)
+	if f.ambiguous {
+		return nil, InNone, ErrAmbiguous
+	}
+	return f.key, f.loc, nil
+}
+
+func (f *found) addNamed(req *fasthttp.Request, header, query string) {
 	if header == "" {
 		header = DefaultHeader
 	}
-	if v := bytes.TrimSpace(req.Header.Peek(header)); len(v) > 0 {
-		return v, InHeader
+	for _, v := range req.Header.PeekAll(header) {
+		f.add(v, InHeader)
 	}
-	if query != "" {
-		if v := req.URI().QueryArgs().Peek(query); len(v) > 0 {
-			return v, InQuery
+	if query == "" {
+		return
+	}
+	for k, v := range req.URI().QueryArgs().All() {
+		if SameParam(k, query) {
+			f.add(v, InQuery)
 		}
 	}
-	return nil, InNone
 }
 
-// StripKey removes the key found at loc from req, so the upstream never
-// sees it.
-func StripKey(req *fasthttp.Request, loc Location, header, query string) {
-	switch loc {
-	case InBearer:
-		req.Header.Del(fasthttp.HeaderAuthorization)
-	case InHeader:
-		if header == "" {
-			header = DefaultHeader
-		}
-		req.Header.Del(header)
-	case InQuery:
-		req.URI().QueryArgs().Del(query)
+// cutBearer returns the value of an "Authorization: Bearer" line (the
+// scheme in any case).
+func cutBearer(v []byte) ([]byte, bool) {
+	if len(v) < len(bearer) || !asciiPrefixFold(v, bearer) {
+		return nil, false
 	}
+	return v[len(bearer):], true
+}
+
+// StripKeys removes from req every place an API key API reads keys, so the
+// upstream never sees one, whichever was used: every line of the header
+// (DefaultHeader when empty), the Authorization field when any of its
+// lines has the Bearer scheme (another scheme alone, which the gateway
+// does not read, is the upstream's), and, when query is set, every query
+// parameter that reads as query (SameParam). Removing a query parameter
+// re-encodes the query string from its parsed form.
+func StripKeys(req *fasthttp.Request, header, query string) {
+	if header == "" {
+		header = DefaultHeader
+	}
+	req.Header.Del(header)
+	StripBearer(&req.Header)
+	if query != "" {
+		stripParam(req.URI().QueryArgs(), query)
+	}
+}
+
+// StripBearer removes the Authorization field when any of its lines
+// carries the Bearer scheme.
+func StripBearer(h *fasthttp.RequestHeader) {
+	for _, v := range h.PeekAll(fasthttp.HeaderAuthorization) {
+		if _, ok := cutBearer(v); ok {
+			h.Del(fasthttp.HeaderAuthorization)
+			return
+		}
+	}
+}
+
+// stripParam deletes every argument that reads as name, a batch of
+// distinct decoded names at a time (arguments cannot be deleted while they
+// are visited).
+func stripParam(args *fasthttp.Args, name string) {
+	for {
+		var del [8][]byte
+		n := 0
+		for k := range args.All() {
+			if n == len(del) {
+				break
+			}
+			if SameParam(k, name) && !containsExact(del[:n], k) {
+				del[n] = k
+				n++
+			}
+		}
+		for _, k := range del[:n] {
+			args.DelBytes(k)
+		}
+		if n < len(del) {
+			return
+		}
+	}
+}
+
+func containsExact(list [][]byte, s []byte) bool {
+	for _, l := range list {
+		if bytes.Equal(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// SameParam reports whether the decoded query parameter name got reads as
+// want in common upstream frameworks: ASCII case ignored (ASP.NET), '.'
+// and ' ' read as '_', leading spaces and a trailing "[...]" ignored (PHP).
+// Percent-encoding and '+' are decoded before (fasthttp, like Go's
+// net/url, decodes names).
+func SameParam(got []byte, want string) bool {
+	for len(got) > 0 && got[0] == ' ' {
+		got = got[1:]
+	}
+	if i := bytes.IndexByte(got, '['); i > 0 {
+		got = got[:i]
+	}
+	if len(got) != len(want) {
+		return false
+	}
+	for i := 0; i < len(got); i++ {
+		if foldParam(got[i]) != foldParam(want[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldParam(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '.' || c == ' ':
+		return '_'
+	}
+	return c
 }
 
 func asciiPrefixFold(s, lowerPrefix []byte) bool {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
@@ -73,6 +74,15 @@ type Proxy struct {
 	MaxConnsPerHost int           `yaml:"max_conns_per_host"` // default 1024
 	// ClientIdleTimeout closes idle client keep-alive connections (default 60s).
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
+	// MaxForwardedForBytes bounds the X-Forwarded-For list a request
+	// brings, all its lines joined with ", "; a longer one is refused with
+	// 431 header_too_large (default 1024, at most 65536).
+	MaxForwardedForBytes int `yaml:"max_forwarded_for_bytes"`
+	// ClientForwardingHeaders says what becomes of the Forwarded and
+	// X-Real-IP headers clients send: "strip" (default) removes them and
+	// sets X-Real-IP to the client address; "pass" forwards them unchanged,
+	// for a gateway that only ever hears from a proxy that sets them.
+	ClientForwardingHeaders string `yaml:"client_forwarding_headers"`
 }
 
 // Auth tunes API key authentication.
@@ -115,7 +125,8 @@ func Default() Config {
 		Proxy: Proxy{
 			MaxBodyBytes: 10 << 20, MaxHeaderBytes: 8192, ConnectTimeout: 2 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxConnsPerHost: 1024,
-			ClientIdleTimeout: 60 * time.Second,
+			ClientIdleTimeout: 60 * time.Second, MaxForwardedForBytes: proxy.DefaultMaxForwardedFor,
+			ClientForwardingHeaders: string(proxy.StripClientHeaders),
 		},
 		Auth: Auth{
 			MinKeyLength: 16, SessionCacheSize: 100000, SessionTTL: 30 * time.Second,
@@ -211,6 +222,15 @@ func (c *Config) Validate() validation.Errors {
 	positive(&errs, "proxy.client_idle_timeout", c.Proxy.ClientIdleTimeout)
 	if c.Proxy.MaxConnsPerHost <= 0 {
 		errs.Add("proxy.max_conns_per_host", "must be positive")
+	}
+	if c.Proxy.MaxForwardedForBytes < 64 || c.Proxy.MaxForwardedForBytes > 65536 {
+		errs.Add("proxy.max_forwarded_for_bytes", "must be between 64 and 65536")
+	}
+	switch proxy.ClientHeaders(c.Proxy.ClientForwardingHeaders) {
+	case proxy.StripClientHeaders, proxy.PassClientHeaders:
+	default:
+		errs.Add("proxy.client_forwarding_headers", "must be %q or %q, got %q",
+			proxy.StripClientHeaders, proxy.PassClientHeaders, c.Proxy.ClientForwardingHeaders)
 	}
 	if c.Auth.MinKeyLength < 1 || c.Auth.MinKeyLength > 1024 {
 		errs.Add("auth.min_key_length", "must be between 1 and 1024")

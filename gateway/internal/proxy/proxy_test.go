@@ -65,13 +65,19 @@ func TestHopByHopAndForwarded(t *testing.T) {
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("X-Forwarded-For", "10.0.0.1")
 	req.Header.Set("X-End", "kept")
-	StripRequest(req)
-	SetForwarded(req, &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5555}, false)
+	if err := StripRequest(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetForwarded(req, &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5555}, false, Forwarding{}); err != nil {
+		t.Fatal(err)
+	}
 	resp := &fasthttp.Response{}
 	if err := u.Do(req, resp, mustPath(t, "/1"), 0); err != nil {
 		t.Fatal(err)
 	}
-	StripResponse(resp)
+	if err := StripResponse(resp); err != nil {
+		t.Fatal(err)
+	}
 	h := <-seen
 	for _, name := range []string{"X-Hop", "Keep-Alive", "Proxy-Authorization", "Te", "Upgrade"} {
 		if v := h.Get(name); v != "" {

@@ -7,6 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/reqpath"
@@ -34,10 +35,15 @@ type exchange struct {
 	dec      limit.Decision
 	limited  string
 	ev       pkgusage.Event
+
+	// claims of a verified token, set upstream by forward after the
+	// hop-by-hop strip.
+	claims *jwtauth.Result
 }
 
 func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
+	x.claims = nil
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
@@ -102,30 +108,45 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 // authenticate finds the session of the request's credential, per the
 // API's auth mode: none (keyless), an API key, a JWT, or, for an API key
 // API with JWT settings, whichever of the two comes first (see
-// useToken).
+// authenticateEither). Header bounds are checked first (checkHeaders), so
+// a request refused for them costs no lookup and no limit. Once
+// authenticated, every place the API reads a credential from is emptied
+// (stripCredentials): the upstream never receives one.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
+	if err := s.checkHeaders(ctx); err != nil {
+		return err
+	}
 	a := &x.api.Auth
+	var err *Error
 	switch a.Mode {
 	case model.AuthKeyless:
 		return nil
 	case model.AuthJWT:
-		return s.authenticateJWT(ctx, x)
+		err = s.authenticateJWT(ctx, x)
 	case model.AuthAPIKey:
-		if x.api.JWT == nil {
-			key, loc := auth.ExtractKey(&ctx.Request, a.Header, a.QueryParam)
-			return s.authenticateKey(ctx, x, key, loc)
+		if x.api.JWT != nil {
+			err = s.authenticateEither(ctx, x)
+			break
 		}
-		return s.authenticateEither(ctx, x)
+		key, _, ferr := auth.FindKey(&ctx.Request, a.Header, a.QueryParam, nil)
+		if ferr != nil {
+			return ErrAmbiguousCredentials
+		}
+		err = s.authenticateKey(ctx, x, key)
+	default:
+		s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
+		return ErrInternal
 	}
-	s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
-	return ErrInternal
+	if err == nil {
+		stripCredentials(&ctx.Request, x.api)
+	}
+	return err
 }
 
 // authenticateKey finds the session of an API key. A key that cannot be
 // verified because the store is down is never served as that key: 503,
 // whatever the API's on_store_error (cached sessions keep working).
-func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []byte, loc auth.Location) *Error {
-	a := &x.api.Auth
+func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []byte) *Error {
 	switch {
 	case len(key) == 0:
 		return ErrMissingKey
@@ -146,7 +167,6 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	case auth.ErrDisabled:
 		return ErrKeyDisabled
 	}
-	auth.StripKey(&ctx.Request, loc, a.Header, a.QueryParam)
 	x.sess = sess
 	return nil
 }
@@ -218,8 +238,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return ErrUpstreamDown
 	}
 	closeConn := ctx.Request.Header.ConnectionClose()
-	proxy.StripRequest(&ctx.Request)
-	proxy.SetForwarded(&ctx.Request, ctx.RemoteAddr(), ctx.IsTLS())
+	if err := s.forwardHeaders(ctx, x); err != nil {
+		return err
+	}
 	from := 0
 	if x.api.StripListenPath {
 		from = len(x.route.Prefix)
@@ -232,7 +253,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		}
 		return ErrUpstreamDown
 	}
-	proxy.StripResponse(&ctx.Response)
+	if err := proxy.StripResponse(&ctx.Response); err != nil {
+		s.warn(err, "upstream response refused")
+		ctx.Response.Reset()
+		return ErrUpstreamDown
+	}
 	if closeConn {
 		ctx.SetConnectionClose()
 	}

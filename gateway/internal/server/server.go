@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicegw/sluice/gateway/internal/limit"
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	pkgusage "github.com/sluicegw/sluice/pkg/usage"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	// ReadTimeout and WriteTimeout bound reading a client request and
 	// writing its response; IdleTimeout closes idle keep-alive connections.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// Forwarding sets the headers that tell upstreams about the client
+	// (the zero value is the default).
+	Forwarding proxy.Forwarding
 }
 
 // Server is the traffic listener of a node.

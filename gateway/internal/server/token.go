@@ -28,8 +28,9 @@ const wwwInsufficientScope = `Bearer error="insufficient_scope"`
 
 // authenticateJWT verifies the request's token and takes the session of
 // its identity. The headers forwarded claims travel in are removed first,
-// token or not, so a caller cannot set them. The token itself stays in the
-// request: the upstream may check it too.
+// token or not, so a caller cannot set them. Two different tokens where
+// the API reads one are refused (ambiguous_credentials). The token itself
+// is removed once verified (stripCredentials).
 func (s *Server) authenticateJWT(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	v := x.api.JWT
 	if v == nil {
@@ -38,11 +39,16 @@ func (s *Server) authenticateJWT(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	}
 	h := &ctx.Request.Header
 	v.StripForwarded(h)
-	return s.verifyToken(ctx, x, v.Token(h))
+	tok, ambiguous := v.TokenOnce(h)
+	if ambiguous {
+		return ErrAmbiguousCredentials
+	}
+	return s.verifyToken(ctx, x, tok)
 }
 
 // verifyToken checks tok with the API's verifier and, when valid, sets the
-// session and the forwarded claim headers. A refusal answers with its
+// session and keeps the claims forward sets, after hop-by-hop stripping,
+// so no Connection option can remove them. A refusal answers with its
 // WWW-Authenticate challenge (RFC 6750).
 func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, x *exchange, tok []byte) *Error {
 	v := x.api.JWT
@@ -62,7 +68,7 @@ func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, x *exchange, tok []byte) 
 	}
 	x.sess = s.state.Sessions().Identity(auth.Sum(res.SessionKey), res.Identity, res.Policies)
 	x.token = true
-	v.SetForwarded(&ctx.Request.Header, res)
+	x.claims = res
 	return nil
 }
 
@@ -73,21 +79,24 @@ func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, x *exchange, tok []byte) 
 //     settings read it (by default "Authorization: Bearer"): the JWT;
 //  3. anything else, a bearer value included: the API key.
 //
-// With no credential at all the answer is 401 missing_key, with the
-// WWW-Authenticate: Bearer challenge.
+// Two different keys, or two different tokens, are refused
+// (ambiguous_credentials); a key and a token are not ambiguous: the order
+// above decides. With no credential at all the answer is 401 missing_key,
+// with the WWW-Authenticate: Bearer challenge.
 func (s *Server) authenticateEither(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	a, v := &x.api.Auth, x.api.JWT
 	req := &ctx.Request
 	v.StripForwarded(&req.Header)
-	key, loc := auth.ExtractHeaderKey(req, a.Header, a.QueryParam)
-	if len(key) == 0 {
-		if tok := v.Token(&req.Header); jwtauth.LooksLikeJWT(tok) {
-			return s.verifyToken(ctx, x, tok)
-		}
-		key, loc = auth.ExtractKey(req, a.Header, a.QueryParam)
+	key, loc, err := auth.FindKey(req, a.Header, a.QueryParam, jwtauth.LooksLikeJWT)
+	tok, ambiguous := v.TokenOnce(&req.Header)
+	if err != nil || ambiguous {
+		return ErrAmbiguousCredentials
+	}
+	if loc&(auth.InHeader|auth.InQuery) == 0 && jwtauth.LooksLikeJWT(tok) {
+		return s.verifyToken(ctx, x, tok)
 	}
 	if len(key) == 0 {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, "Bearer")
 	}
-	return s.authenticateKey(ctx, x, key, loc)
+	return s.authenticateKey(ctx, x, key)
 }
