@@ -116,6 +116,7 @@ func ETag(body []byte) string {
 //     routes hash indexes route key -> API id, apiroutes API id -> its keys;
 //   - every Ref of a put exists;
 //   - an API deleted with IfUnused is granted by no policy.
+//
 // The route index is kept for every API; when it does not cover the apis
 // hash (data written before it existed) the script answers NOINDEX and
 // Apply builds it (buildRouteIndex) and retries.
