@@ -293,8 +293,7 @@ func (f *Follower) run(ctx context.Context) {
 // reach is ignored. It returns false when a retry is needed.
 func (f *Follower) wakeUp(ctx context.Context) bool {
 	h := f.hint.Swap(0)
-	if h <= f.state.Version() {
-		f.m.stale.Inc()
+	if h <= f.state.Version() { // an earlier catch-up went past it
 		return true
 	}
 	if !f.catchUp(ctx, "sync message") {
