@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/store"
@@ -26,7 +27,9 @@ type SyncChange struct {
 }
 
 // SyncMessage is the JSON body of a message on sluice.sync.<kind>: one
-// config version and the changes it made (store.Version on the wire).
+// config version and the changes it made (store.Version on the wire). It
+// is an announcement for subscribers; gateway nodes read only its version
+// (DecodeSyncHint) and take the changes from the store.
 type SyncMessage struct {
 	Version int64        `json:"version"`
 	Changes []SyncChange `json:"changes"`
@@ -39,15 +42,6 @@ func NewSyncMessage(v store.Version) SyncMessage {
 		m.Changes[i] = SyncChange{Kind: c.Kind, Op: c.Op, ID: c.ID, Hash: c.Hash, OldHash: c.OldHash}
 	}
 	return m
-}
-
-// StoreVersion converts the message back to a changelog version.
-func (m SyncMessage) StoreVersion() store.Version {
-	v := store.Version{Version: m.Version, Changes: make([]store.Entry, len(m.Changes))}
-	for i, c := range m.Changes {
-		v.Changes[i] = store.Entry{Kind: c.Kind, Op: c.Op, ID: c.ID, Hash: c.Hash, OldHash: c.OldHash}
-	}
-	return v
 }
 
 // Kind is the kind of the message's first change: the subject suffix it is
@@ -83,14 +77,74 @@ type Heartbeat struct {
 	SentAt        time.Time `json:"sent_at"`
 }
 
-// DecodeHeartbeat parses and checks a heartbeat.
+// DecodeSyncHint reads only the version of a sync message: all a gateway
+// node takes from one. A node treats it as a hint ("the config may have
+// changed, up to this version") and applies what the store's changelog
+// holds, never the message's changes (docs/sync.md).
+func DecodeSyncHint(data []byte) (int64, error) {
+	var m struct {
+		Version *int64 `json:"version"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return 0, fmt.Errorf("sync message: %w", err)
+	}
+	if m.Version == nil || *m.Version <= 0 {
+		return 0, errors.New("sync message: version must be positive")
+	}
+	return *m.Version, nil
+}
+
+// Heartbeat bounds. Any party allowed to publish on sluice.nodes.> can
+// send heartbeats (docs/security.md: NATS permissions); these bounds keep
+// what the syncer holds for each small.
+const (
+	MaxHeartbeatBytes  = 4096
+	MaxNodeIDLen       = 128
+	MaxAddressLen      = 256
+	MaxBuildVersionLen = 64
+)
+
+// ValidNodeID reports whether id can name a node: 1 to MaxNodeIDLen
+// printable ASCII characters without '.', '*', '>' or spaces (it is one
+// NATS subject token).
+func ValidNodeID(id string) bool {
+	if id == "" || len(id) > MaxNodeIDLen || strings.ContainsAny(id, ".*>") {
+		return false
+	}
+	return printable(id)
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeHeartbeat parses and checks a heartbeat: size, a valid node id,
+// bounded printable address and build version, a config version not
+// below zero.
 func DecodeHeartbeat(data []byte) (Heartbeat, error) {
 	var h Heartbeat
+	if len(data) > MaxHeartbeatBytes {
+		return h, fmt.Errorf("heartbeat: %d bytes, more than %d", len(data), MaxHeartbeatBytes)
+	}
 	if err := json.Unmarshal(data, &h); err != nil {
 		return h, fmt.Errorf("heartbeat: %w", err)
 	}
-	if h.ID == "" {
+	switch {
+	case h.ID == "":
 		return h, errors.New("heartbeat: id is required")
+	case !ValidNodeID(h.ID):
+		return h, fmt.Errorf("heartbeat: id must be 1 to %d printable characters without '.', '*', '>' or spaces", MaxNodeIDLen)
+	case len(h.Address) > MaxAddressLen || (h.Address != "" && !printable(h.Address)):
+		return h, fmt.Errorf("heartbeat: address must be at most %d printable characters", MaxAddressLen)
+	case len(h.Version) > MaxBuildVersionLen || (h.Version != "" && !printable(h.Version)):
+		return h, fmt.Errorf("heartbeat: version must be at most %d printable characters", MaxBuildVersionLen)
+	case h.ConfigVersion < 0:
+		return h, errors.New("heartbeat: config_version must not be negative")
 	}
 	return h, nil
 }

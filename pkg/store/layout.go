@@ -16,6 +16,8 @@ const (
 	PoliciesKey  = "sluice:{cfg}:policies"  // HASH: policy id -> JSON
 	KeysKey      = "sluice:{cfg}:keys"      // HASH: key hash -> JSON
 	KeyIDsKey    = "sluice:{cfg}:keyids"    // HASH: key id -> key hash
+	RoutesKey    = "sluice:{cfg}:routes"    // HASH: route key (model.API.RouteKeys) -> api id
+	APIRoutesKey = "sluice:{cfg}:apiroutes" // HASH: api id -> JSON array of its route keys
 )
 
 // Object kinds, as named in changes and on NATS.

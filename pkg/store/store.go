@@ -20,6 +20,13 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrExists       = errors.New("already exists")
 	ErrPrecondition = errors.New("precondition failed: the object changed")
+	// ErrRouteTaken: an API would listen where another one does.
+	ErrRouteTaken = errors.New("listen path taken by another API")
+	// ErrDanglingRef: a put names an object (Change.Refs) that does not
+	// exist.
+	ErrDanglingRef = errors.New("refers to a missing object")
+	// ErrInUse: an API delete (Change.IfUnused) while a policy grants it.
+	ErrInUse = errors.New("still in use")
 )
 
 // DefaultChangelogLen is how many changes the changelog keeps by default.
@@ -55,6 +62,38 @@ type Change struct {
 	IfMatch string
 	// Create refuses the write when the object already exists.
 	Create bool
+	// Refs, on a put, names the objects the body refers to: the write is
+	// refused (ErrDanglingRef) unless each exists, counting the changes
+	// before this one in the same Apply. PolicyRefs and KeyRefs list them.
+	Refs []Ref
+	// IfUnused, on an API delete, refuses it (ErrInUse) while a stored
+	// policy grants the API.
+	IfUnused bool
+}
+
+// Ref names an object another one refers to.
+type Ref struct{ Kind, ID string }
+
+// PolicyRefs returns the APIs a policy grants.
+func PolicyRefs(p *model.Policy) []Ref {
+	return accessRefs(nil, p.Access)
+}
+
+// KeyRefs returns the policies a key holds and the APIs its own access
+// grants.
+func KeyRefs(k *model.Key) []Ref {
+	refs := make([]Ref, 0, len(k.Policies)+len(k.Access))
+	for _, p := range k.Policies {
+		refs = append(refs, Ref{KindPolicy, p})
+	}
+	return accessRefs(refs, k.Access)
+}
+
+func accessRefs(refs []Ref, access []model.AccessRight) []Ref {
+	for _, a := range access {
+		refs = append(refs, Ref{KindAPI, a.API})
+	}
+	return refs
 }
 
 // ETag returns the entity tag of a stored body.
@@ -64,9 +103,25 @@ func ETag(body []byte) string {
 }
 
 // applyScript writes all changes or none. KEYS: version, changelog, apis,
-// policies, keys, keyids. ARGV: maxlen, n, then 8 fields per change:
-// kind op id hash oldhash body ifmatch(sha1 hex or "") create("1"/"").
+// policies, keys, keyids, routes, apiroutes. ARGV: maxlen, n, then 11
+// fields per change: kind op id hash oldhash body ifmatch(sha1 hex or "")
+// create("1"/"") refs(JSON ["kind","id",...] or "") routes(JSON array of
+// the API's route keys, for an API put) unused("1"/"").
+//
+// A first pass checks every change against the stored state as the changes
+// before it leave it (the overlay tables), writing nothing; the second pass
+// writes. The cross-object rules live here, inside the one atomic write,
+// so any number of concurrent writers cannot break them together:
+//   - an API's route keys (model.API.RouteKeys) belong to no other API: the
+//     routes hash indexes route key -> API id, apiroutes API id -> its keys;
+//   - every Ref of a put exists;
+//   - an API deleted with IfUnused is granted by no policy.
+//
+// The route index is kept for every API; when it does not cover the apis
+// hash (data written before it existed) the script answers NOINDEX and
+// Apply builds it (buildRouteIndex) and retries.
 var applyScript = redis.NewScript(`
+local F = 11
 local n = tonumber(ARGV[2])
 local function hkey(kind)
   if kind == 'api' then return KEYS[3] elseif kind == 'policy' then return KEYS[4] end
@@ -81,7 +136,57 @@ local function current(kind, id)
   return redis.call('HGET', hkey(kind), id), false
 end
 for i = 0, n - 1 do
-  local b = 3 + i * 8
+  if ARGV[3 + i * F] == 'api' and redis.call('HLEN', KEYS[3]) ~= redis.call('HLEN', KEYS[8]) then
+    return redis.error_reply('NOINDEX route index incomplete')
+  end
+end
+local exists_ov, owner_ov, routes_ov, grants_ov = {}, {}, {}, {}
+local function exists(kind, id)
+  local v = exists_ov[kind .. ' ' .. id]
+  if v ~= nil then return v end
+  if kind == 'key' then return redis.call('HEXISTS', KEYS[6], id) == 1 end
+  if kind ~= 'api' and kind ~= 'policy' then return false end
+  return redis.call('HEXISTS', hkey(kind), id) == 1
+end
+local function owner(rk)
+  local v = owner_ov[rk]
+  if v ~= nil then return v end
+  return redis.call('HGET', KEYS[7], rk)
+end
+local function routes_of(id)
+  local v = routes_ov[id]
+  if v ~= nil then return v end
+  local s = redis.call('HGET', KEYS[8], id)
+  if not s then return {} end
+  return cjson.decode(s)
+end
+local function access_set(body)
+  local set = {}
+  local ok, p = pcall(cjson.decode, body)
+  if not ok or type(p) ~= 'table' or type(p.access) ~= 'table' then return set end
+  for _, a in ipairs(p.access) do
+    if type(a) == 'table' and type(a.api) == 'string' then set[a.api] = true end
+  end
+  return set
+end
+local function users(api)
+  local out = {}
+  for pid, g in pairs(grants_ov) do
+    if g and g[api] then table.insert(out, pid) end
+  end
+  local all = redis.call('HGETALL', KEYS[4])
+  local needle = '"api":"' .. api .. '"'
+  for j = 1, #all, 2 do
+    local pid, body = all[j], all[j+1]
+    if grants_ov[pid] == nil and string.find(body, needle, 1, true) and access_set(body)[api] then
+      table.insert(out, pid)
+    end
+  end
+  table.sort(out)
+  return out
+end
+for i = 0, n - 1 do
+  local b = 3 + i * F
   local kind, op, id = ARGV[b], ARGV[b+1], ARGV[b+2]
   local cur = current(kind, id)
   if op == 'delete' and not cur then return redis.error_reply('NOTFOUND ' .. kind .. ' ' .. id) end
@@ -96,11 +201,42 @@ for i = 0, n - 1 do
     if not cur then return redis.error_reply('NOTFOUND ' .. kind .. ' ' .. id) end
     if redis.sha1hex(cur) ~= ARGV[b+6] then return redis.error_reply('PRECONDITION ' .. kind .. ' ' .. id) end
   end
+  if op == 'put' and ARGV[b+8] ~= '' then
+    local refs = cjson.decode(ARGV[b+8])
+    for j = 1, #refs, 2 do
+      if not exists(refs[j], refs[j+1]) then
+        return redis.error_reply('DANGLING ' .. kind .. ' ' .. id .. ' names ' .. refs[j] .. ' ' .. refs[j+1] .. ', which does not exist')
+      end
+    end
+  end
+  if kind == 'policy' then
+    grants_ov[id] = op == 'put' and access_set(ARGV[b+5]) or false
+  end
+  if kind == 'api' then
+    if op == 'delete' and ARGV[b+10] == '1' then
+      local u = users(id)
+      if #u > 0 then return redis.error_reply('INUSE api ' .. id .. ' is granted by policies ' .. table.concat(u, ', ')) end
+    end
+    for _, rk in ipairs(routes_of(id)) do
+      if owner(rk) == id then owner_ov[rk] = false end
+    end
+    local new = {}
+    if op == 'put' and ARGV[b+9] ~= '' then new = cjson.decode(ARGV[b+9]) end
+    for _, rk in ipairs(new) do
+      local o = owner(rk)
+      if o and o ~= id then
+        return redis.error_reply('ROUTETAKEN api ' .. id .. ' and api ' .. o .. ' both listen on ' .. rk)
+      end
+      owner_ov[rk] = id
+    end
+    routes_ov[id] = new
+  end
+  exists_ov[kind .. ' ' .. id] = op == 'put'
 end
 local v = redis.call('INCR', KEYS[1])
 local log = {}
 for i = 0, n - 1 do
-  local b = 3 + i * 8
+  local b = 3 + i * F
   local kind, op, id, hash, old, body = ARGV[b], ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4], ARGV[b+5]
   if kind == 'key' then
     local _, prev = current(kind, id)
@@ -120,6 +256,22 @@ for i = 0, n - 1 do
   else
     redis.call('HSET', hkey(kind), id, body)
   end
+  if kind == 'api' then
+    local prev = redis.call('HGET', KEYS[8], id)
+    if prev then
+      for _, rk in ipairs(cjson.decode(prev)) do
+        if redis.call('HGET', KEYS[7], rk) == id then redis.call('HDEL', KEYS[7], rk) end
+      end
+    end
+    if op == 'delete' then
+      redis.call('HDEL', KEYS[8], id)
+    else
+      local rs = ARGV[b+9]
+      if rs == '' then rs = '[]' end
+      for _, rk in ipairs(cjson.decode(rs)) do redis.call('HSET', KEYS[7], rk, id) end
+      redis.call('HSET', KEYS[8], id, rs)
+    end
+  end
   table.insert(log, kind) table.insert(log, op) table.insert(log, id)
   table.insert(log, hash or '') table.insert(log, old or '')
 end
@@ -137,39 +289,96 @@ return v
 `)
 
 // Apply writes every change and bumps the config version, atomically: all
-// or nothing. It returns the new version.
+// or nothing. It returns the new version. Besides the sentinels of the
+// single-object rules (ErrNotFound, ErrExists, ErrPrecondition) it returns
+// ErrRouteTaken, ErrDanglingRef and ErrInUse for the cross-object ones,
+// checked inside the same atomic write.
 func (s *Store) Apply(ctx context.Context, changes ...Change) (int64, error) {
 	if len(changes) == 0 {
 		return 0, errors.New("store: no changes")
 	}
-	args := make([]any, 0, 2+8*len(changes))
-	args = append(args, s.changelogLen, len(changes))
+	args, err := applyArgs(s.changelogLen, changes)
+	if err != nil {
+		return 0, err
+	}
+	keys := []string{VersionKey, ChangelogKey, APIsKey, PoliciesKey, KeysKey, KeyIDsKey, RoutesKey, APIRoutesKey}
+	for attempt := 0; ; attempt++ {
+		v, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64()
+		if err == nil {
+			return v, nil
+		}
+		if strings.HasPrefix(err.Error(), "NOINDEX") && attempt < 3 {
+			if err := s.buildRouteIndex(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return 0, applyError(err)
+	}
+}
+
+func applyArgs(changelogLen int64, changes []Change) ([]any, error) {
+	args := make([]any, 0, 2+11*len(changes))
+	args = append(args, changelogLen, len(changes))
 	for _, c := range changes {
 		ifm := strings.Trim(c.IfMatch, `"`)
 		if strings.HasPrefix(c.IfMatch, "W/") {
 			ifm = strings.Trim(c.IfMatch[2:], `"`)
 		}
-		create := ""
-		if c.Create {
-			create = "1"
+		refs, routes := "", ""
+		if len(c.Refs) > 0 {
+			flat := make([]string, 0, 2*len(c.Refs))
+			for _, r := range c.Refs {
+				flat = append(flat, r.Kind, r.ID)
+			}
+			b, err := json.Marshal(flat)
+			if err != nil {
+				return nil, fmt.Errorf("store: refs: %w", err)
+			}
+			refs = string(b)
 		}
-		args = append(args, c.Kind, c.Op, c.ID, c.Hash, c.OldHash, c.Body, ifm, create)
-	}
-	keys := []string{VersionKey, ChangelogKey, APIsKey, PoliciesKey, KeysKey, KeyIDsKey}
-	v, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64()
-	if err != nil {
-		msg := err.Error()
-		switch {
-		case strings.HasPrefix(msg, "NOTFOUND"):
-			return 0, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "NOTFOUND "), ErrNotFound)
-		case strings.HasPrefix(msg, "EXISTS"):
-			return 0, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "EXISTS "), ErrExists)
-		case strings.HasPrefix(msg, "PRECONDITION"):
-			return 0, fmt.Errorf("%s: %w", strings.TrimPrefix(msg, "PRECONDITION "), ErrPrecondition)
+		if c.Kind == KindAPI && c.Op == OpPut {
+			routes = routeKeysJSON(c.Body)
 		}
-		return 0, fmt.Errorf("store: apply: %w", err)
+		args = append(args, c.Kind, c.Op, c.ID, c.Hash, c.OldHash, c.Body, ifm, flag(c.Create), refs, routes, flag(c.IfUnused))
 	}
-	return v, nil
+	return args, nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+// routeKeysJSON returns the route keys of an API body as a JSON array
+// ("[]" when the body is not an API: such an API is never served).
+func routeKeysJSON(body []byte) string {
+	var a model.API
+	keys := []string{}
+	if json.Unmarshal(body, &a) == nil {
+		keys = a.RouteKeys()
+	}
+	b, _ := json.Marshal(keys)
+	return string(b)
+}
+
+// applyError maps the script's error replies to the sentinel errors.
+func applyError(err error) error {
+	msg := err.Error()
+	for _, e := range []struct {
+		prefix   string
+		sentinel error
+	}{
+		{"NOTFOUND ", ErrNotFound}, {"EXISTS ", ErrExists}, {"PRECONDITION ", ErrPrecondition},
+		{"ROUTETAKEN ", ErrRouteTaken}, {"DANGLING ", ErrDanglingRef}, {"INUSE ", ErrInUse},
+	} {
+		if rest, ok := strings.CutPrefix(msg, e.prefix); ok {
+			return fmt.Errorf("%s: %w", rest, e.sentinel)
+		}
+	}
+	return fmt.Errorf("store: apply: %w", err)
 }
 
 // PutAPI stores an API definition (create or replace).

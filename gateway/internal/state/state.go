@@ -187,7 +187,9 @@ func (s *State) Reload(ctx context.Context) error {
 // changed, rebuilds the snapshot when any did, evicts the sessions of the
 // keys it changed (Hash and OldHash) and of the policies it changed, then
 // sets Version. A version at or below Version is ignored; a version past
-// Version+1 returns ErrVersionGap.
+// Version+1 returns ErrVersionGap. v must be one read from the store's
+// changelog (store.ChangesSince), never one built from a sync message:
+// Version is then always a version Redis holds.
 func (s *State) Apply(ctx context.Context, v store.Version) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,24 +1,33 @@
 // Package sync keeps a gateway node's configuration in step with the store
 // and tells the syncer how far it got.
 //
-// The Follower applies config versions to the node's state strictly in
-// order. Versions arrive on NATS (sluice.sync.>) as the syncer writes them;
-// the changelog in Redis (store.ChangesSince) is the authority whenever NATS
-// is not enough:
+// The changelog in Redis is the only thing a node applies. A message on
+// sluice.sync.> is a hint, nothing more: "the config may have changed, up
+// to version N". It wakes the Follower, which reads the changelog entries
+// after its applied version from Redis (store.ChangesSince) and applies
+// exactly those, in order; the applied version is the last one Redis
+// returned. Nothing a message says (its changes, its key hashes) is ever
+// applied, so a forged, replayed or reordered message can cost at most one
+// changelog read:
 //
-//   - message for applied+1: applied directly (state.Apply);
-//   - message at or below applied: ignored (duplicate or old);
-//   - message past applied+1 (a gap), a NATS reconnect, start-up, or the
-//     periodic check finding store.Version ahead: catch up from the
-//     changelog, in order;
+//   - message at or below the applied version: ignored (replay, old,
+//     out of order), no Redis read;
+//   - message past the applied version: catch up from the changelog; if the
+//     store has no such version the message is ignored (counted, logged at
+//     most once per interval);
+//   - malformed message: ignored (counted);
+//   - a NATS reconnect, start-up, or the periodic check finding
+//     store.Version ahead: catch up from the changelog;
 //   - the changelog trimmed past applied (store.ErrChangelogGap), or the
 //     store's version behind applied (the store was reset): full reload.
 //
 // One goroutine does all of it, so Apply and Reload never race each other
-// here. Staleness is bounded by the check interval plus one catch-up even
-// if NATS delivers nothing. Heartbeats go out on sluice.nodes.<node-id>
-// every heartbeat interval and soon after each newly applied version.
-// docs/sync.md describes the protocol.
+// here. Hints are coalesced (the highest pending one is kept), so a flood of
+// messages costs one changelog read at a time. Staleness is bounded by the
+// check interval plus one catch-up even if NATS delivers nothing.
+// Heartbeats go out on sluice.nodes.<node-id> every heartbeat interval and
+// soon after each newly applied version. docs/sync.md describes the
+// protocol.
 package sync
 
 import (
@@ -27,8 +36,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,7 +55,8 @@ type State interface {
 	Version() int64
 	// Reload loads the full snapshot.
 	Reload(ctx context.Context) error
-	// Apply applies the version after Version.
+	// Apply applies the version after Version. The follower passes only
+	// versions read from the store's changelog.
 	Apply(ctx context.Context, v store.Version) error
 }
 
@@ -91,17 +101,17 @@ func (o *Options) defaults() {
 }
 
 const (
-	// queueLen bounds messages waiting for the apply loop; when full, a
-	// message is dropped and a catch-up requested instead.
-	queueLen = 1024
 	// reconnectPoll is how often the loop looks for a NATS reconnect.
 	reconnectPoll = 100 * time.Millisecond
 	// retryDelay is the pause before retrying a failed apply or catch-up.
 	retryDelay = 250 * time.Millisecond
 	// minHeartbeatGap spaces heartbeats sent after applying versions.
 	minHeartbeatGap = 100 * time.Millisecond
-	// maxCatchUpRounds bounds one catch-up (reload, then changelog reads).
+	// maxCatchUpRounds bounds one catch-up (reload, then changelog reads);
+	// a longer one continues on the next turn of the loop.
 	maxCatchUpRounds = 64
+	// warnEvery spaces the warnings about ignored sync messages.
+	warnEvery = 10 * time.Second
 )
 
 // Follower follows config changes for one node.
@@ -111,10 +121,12 @@ type Follower struct {
 	state   State
 	opts    Options
 	log     zerolog.Logger
+	hintLog zerolog.Logger // sampled: at most one line per warnEvery
 	started time.Time
 	m       metrics
 
-	queue  chan store.Version
+	hint   atomic.Int64  // highest version announced and not yet looked up
+	wake   chan struct{} // a hint is pending
 	kick   chan struct{} // catch-up requested
 	beat   chan struct{} // heartbeat requested
 	mu     stdsync.Mutex
@@ -125,27 +137,34 @@ type Follower struct {
 
 type metrics struct {
 	applied, catchups, reloads, errors prometheus.Counter
+	// ignored sync messages by reason: stale (at or below the applied
+	// version), ahead (past the store's version), malformed.
+	stale, ahead, malformed prometheus.Counter
 }
 
 // New returns a Follower of st (the store) driving state, on nc.
 func New(nc *nats.Conn, st *store.Store, state State, opts Options, log zerolog.Logger, reg prometheus.Registerer) (*Follower, error) {
 	opts.defaults()
-	if opts.NodeID == "" || strings.ContainsAny(opts.NodeID, ".*> \t\r\n") {
-		return nil, fmt.Errorf("sync: node id %q must be non-empty without '.', '*', '>' or spaces (it is a NATS subject token)", opts.NodeID)
+	if !bus.ValidNodeID(opts.NodeID) {
+		return nil, fmt.Errorf("sync: node id %q must be 1 to %d printable characters without '.', '*', '>' or spaces (it is a NATS subject token)", opts.NodeID, bus.MaxNodeIDLen)
 	}
 	f := &Follower{nc: nc, store: st, state: state, opts: opts,
-		log:   log.With().Str("component", "gateway.sync").Logger(),
-		queue: make(chan store.Version, queueLen), kick: make(chan struct{}, 1), beat: make(chan struct{}, 1)}
+		log:  log.With().Str("component", "gateway.sync").Logger(),
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), beat: make(chan struct{}, 1)}
+	f.hintLog = f.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: warnEvery})
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
 	f.m = metrics{
 		applied:  counter("sluice_sync_applied_total", "Config versions applied one by one (from NATS or the changelog)."),
-		catchups: counter("sluice_sync_catchups_total", "Catch-ups from the changelog (gap, reconnect, start, periodic check)."),
+		catchups: counter("sluice_sync_catchups_total", "Catch-ups that applied versions from the changelog (sync message, reconnect, start, periodic check)."),
 		reloads:  counter("sluice_sync_reloads_total", "Full snapshot reloads (changelog trimmed past the applied version, or store reset)."),
 		errors:   counter("sluice_sync_errors_total", "Failed applies, catch-ups and reloads (retried)."),
 	}
-	for _, c := range []prometheus.Collector{f.m.applied, f.m.catchups, f.m.reloads, f.m.errors} {
+	ignored := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sync_messages_ignored_total",
+		Help: "Sync messages that changed nothing: stale (at or below the applied version), ahead (a version the store does not have), malformed."}, []string{"reason"})
+	f.m.stale, f.m.ahead, f.m.malformed = ignored.WithLabelValues("stale"), ignored.WithLabelValues("ahead"), ignored.WithLabelValues("malformed")
+	for _, c := range []prometheus.Collector{f.m.applied, f.m.catchups, f.m.reloads, f.m.errors, ignored} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("sync: metrics: %w", err)
 		}
@@ -192,19 +211,30 @@ func (f *Follower) Shutdown(ctx context.Context) error {
 	}
 }
 
-// onMessage runs on the NATS delivery goroutine: decode and hand over,
-// never block.
+// onMessage runs on the NATS delivery goroutine and never blocks. Only the
+// message's version is read, as a hint: a version at or below the applied
+// one is dropped here; a higher one is kept as the pending hint (the
+// highest wins) and wakes the apply loop.
 func (f *Follower) onMessage(m *nats.Msg) {
-	msg, err := bus.DecodeSyncMessage(m.Data)
+	v, err := bus.DecodeSyncHint(m.Data)
 	if err != nil {
-		f.log.Warn().Err(err).Str("subject", m.Subject).Msg("ignoring bad sync message")
-		f.requestCatchUp()
+		f.m.malformed.Inc()
+		f.hintLog.Warn().Err(err).Str("subject", m.Subject).Msg("ignoring malformed sync message")
 		return
 	}
+	if v <= f.state.Version() {
+		f.m.stale.Inc()
+		return
+	}
+	for {
+		cur := f.hint.Load()
+		if v <= cur || f.hint.CompareAndSwap(cur, v) {
+			break
+		}
+	}
 	select {
-	case f.queue <- msg.StoreVersion():
+	case f.wake <- struct{}{}:
 	default:
-		f.requestCatchUp()
 	}
 }
 
@@ -236,10 +266,10 @@ func (f *Follower) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case v := <-f.queue:
-			ok = f.handle(ctx, v)
+		case <-f.wake:
+			ok = f.wakeUp(ctx)
 		case <-f.kick:
-			ok = f.catchUp(ctx, "gap")
+			ok = f.catchUp(ctx, "continue")
 		case <-retry.C:
 			ok = f.catchUp(ctx, "start or retry")
 		case <-check.C:
@@ -257,17 +287,24 @@ func (f *Follower) run(ctx context.Context) {
 	}
 }
 
-// handle applies a version announced on NATS, or catches up on a gap. It
-// returns false when a retry is needed.
-func (f *Follower) handle(ctx context.Context, v store.Version) bool {
-	applied := f.state.Version()
-	switch {
-	case v.Version <= applied:
+// wakeUp follows the pending hint: when it is past the applied version,
+// catch up from the changelog. What is applied is what the changelog
+// holds; the hint decides only whether to look. A hint the store does not
+// reach is ignored. It returns false when a retry is needed.
+func (f *Follower) wakeUp(ctx context.Context) bool {
+	h := f.hint.Swap(0)
+	if h <= f.state.Version() { // an earlier catch-up went past it
 		return true
-	case v.Version > applied+1:
-		return f.catchUp(ctx, "gap")
 	}
-	return f.apply(ctx, v)
+	if !f.catchUp(ctx, "sync message") {
+		return false
+	}
+	if applied := f.state.Version(); applied < h && len(f.kick) == 0 {
+		f.m.ahead.Inc()
+		f.hintLog.Warn().Int64("announced", h).Int64("store", applied).
+			Msg("ignoring sync message: it announces a version the store does not have")
+	}
+	return true
 }
 
 func (f *Follower) apply(ctx context.Context, v store.Version) bool {
@@ -302,7 +339,8 @@ func (f *Follower) check(ctx context.Context) bool {
 }
 
 // catchUp applies every version after the applied one from the changelog,
-// reloading the full snapshot when the changelog does not reach back.
+// reloading the full snapshot when the changelog does not reach back. One
+// call applies at most maxCatchUpRounds batches and then requests another.
 func (f *Follower) catchUp(ctx context.Context, why string) bool {
 	counted := false
 	for round := 0; round < maxCatchUpRounds; round++ {
@@ -334,6 +372,7 @@ func (f *Follower) catchUp(ctx context.Context, why string) bool {
 			return true
 		}
 	}
+	f.requestCatchUp() // more to read: continue on the next turn of the loop
 	return true
 }
 

@@ -147,12 +147,9 @@ func TestDuplicateOldAndBogusMessagesIgnored(t *testing.T) {
 	}
 	c.write(apiChange("c", "/c/"))
 	c.converge(n)
-	if err := c.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		if len(n.f.queue) > 0 {
-			return errors.New("messages still queued")
+		if m, a := promtest.ToFloat64(n.f.m.malformed), promtest.ToFloat64(n.f.m.ahead); m != 2 || a != 1 {
+			return fmt.Errorf("%v malformed and %v ahead messages seen, want 2 and 1", m, a)
 		}
 		return nil
 	})

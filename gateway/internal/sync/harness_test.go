@@ -73,6 +73,8 @@ type node struct {
 	state *state.State
 	f     *Follower
 	reg   *prometheus.Registry
+	// keyHash names a key whose session a test cached.
+	keyHash string
 }
 
 func (c *cluster) startNode(id string, opts Options) *node {

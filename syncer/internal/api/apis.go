@@ -89,10 +89,10 @@ func (s *Server) decodeAPI(r *http.Request, pathID string) (*model.API, []byte, 
 	return &a, body, nil
 }
 
-// clashes returns the listen path clashes of a with the other stored APIs.
-// The check reads before the write, so two concurrent creates of clashing
-// APIs through two syncers can both pass; gateways then route by the first
-// in id order (docs/sync.md).
+// clashes returns the listen path clashes of a with the other stored APIs,
+// every one with its field, for the response. It reads before the write: the
+// rule itself is enforced inside store.Apply (ErrRouteTaken), so of two
+// concurrent clashing writes through any syncers one is refused there.
 func (s *Server) clashes(r *http.Request, a *model.API) (validation.Errors, error) {
 	stored, err := s.opts.Store.Client().HGetAll(r.Context(), store.APIsKey).Result()
 	if err != nil {
@@ -133,7 +133,9 @@ func (s *Server) deleteAPI(w http.ResponseWriter, r *http.Request) error {
 		}
 		return e
 	}
-	if err := s.apply(w, r, store.Change{Kind: store.KindAPI, Op: store.OpDelete, ID: id, IfMatch: r.Header.Get("If-Match")}); err != nil {
+	// IfUnused: a policy granting the API written since the check above
+	// makes the store refuse the delete (ErrInUse).
+	if err := s.apply(w, r, store.Change{Kind: store.KindAPI, Op: store.OpDelete, ID: id, IfMatch: r.Header.Get("If-Match"), IfUnused: true}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

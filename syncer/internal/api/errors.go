@@ -69,6 +69,13 @@ func toError(err error) *Error {
 		return errorf(http.StatusNotFound, codeNotFound, "%v", err)
 	case errors.Is(err, store.ErrExists):
 		return errorf(http.StatusConflict, codeConflict, "%v", err)
+	case errors.Is(err, store.ErrRouteTaken):
+		// A clash the pre-write check could not see (a concurrent write).
+		return invalid(validation.Errors{{Field: "listen_path", Message: err.Error()}})
+	case errors.Is(err, store.ErrDanglingRef):
+		return invalid(validation.Errors{{Message: err.Error()}})
+	case errors.Is(err, store.ErrInUse):
+		return errorf(http.StatusConflict, codeConflict, "%v", err)
 	case errors.Is(err, store.ErrPrecondition):
 		return errorf(http.StatusPreconditionFailed, codePrecondition, "%v (If-Match does not match the current ETag)", err)
 	}

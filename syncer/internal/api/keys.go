@@ -126,7 +126,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.apply(w, r, store.Change{Kind: store.KindKey, Op: store.OpPut, ID: k.ID, Hash: k.Hash, Body: body, Create: true}); err != nil {
+	if err := s.apply(w, r, store.Change{Kind: store.KindKey, Op: store.OpPut, ID: k.ID, Hash: k.Hash, Body: body, Create: true, Refs: store.KeyRefs(&k)}); err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/keys/"+k.ID)
@@ -207,7 +207,7 @@ func (s *Server) modifyKey(w http.ResponseWriter, r *http.Request, edit func(*mo
 		if err != nil {
 			return err
 		}
-		c := store.Change{Kind: store.KindKey, Op: store.OpPut, ID: id, Hash: k.Hash, Body: body, IfMatch: ifMatch}
+		c := store.Change{Kind: store.KindKey, Op: store.OpPut, ID: id, Hash: k.Hash, Body: body, IfMatch: ifMatch, Refs: store.KeyRefs(&k)}
 		if c.IfMatch == "" {
 			c.IfMatch = etag
 		}
@@ -237,7 +237,9 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 // validateKey validates k on its own and against the stored policies and
-// APIs, adding to errs, and returns its JSON when there is no problem.
+// APIs, adding to errs, and returns its JSON when there is no problem. The
+// references are checked again inside the write (store.KeyRefs), where a
+// concurrent delete cannot slip between check and write.
 func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.Key) ([]byte, error) {
 	*errs = append(*errs, k.Validate()...)
 	have, err := s.existing(r, store.PoliciesKey, k.Policies)

@@ -23,7 +23,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.apply(w, r, store.Change{Kind: store.KindPolicy, Op: store.OpPut, ID: p.ID, Body: body, Create: true}); err != nil {
+	if err := s.apply(w, r, store.Change{Kind: store.KindPolicy, Op: store.OpPut, ID: p.ID, Body: body, Create: true, Refs: store.PolicyRefs(p)}); err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/policies/"+p.ID)
@@ -37,7 +37,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, _, getErr := s.opts.Store.GetRaw(r.Context(), store.KindPolicy, p.ID)
-	if err := s.apply(w, r, store.Change{Kind: store.KindPolicy, Op: store.OpPut, ID: p.ID, Body: body, IfMatch: r.Header.Get("If-Match")}); err != nil {
+	if err := s.apply(w, r, store.Change{Kind: store.KindPolicy, Op: store.OpPut, ID: p.ID, Body: body, IfMatch: r.Header.Get("If-Match"), Refs: store.PolicyRefs(p)}); err != nil {
 		return err
 	}
 	status := http.StatusOK
