@@ -48,6 +48,9 @@ type State interface {
 	Reload(ctx context.Context) error
 	// Apply applies the version after Version.
 	Apply(ctx context.Context, v store.Version) error
+	// Revoke forgets the cached sessions a version changes, without the
+	// store, before it can be applied.
+	Revoke(v store.Version)
 }
 
 // Options configure a Follower.
@@ -260,6 +263,7 @@ func (f *Follower) run(ctx context.Context) {
 // handle applies a version announced on NATS, or catches up on a gap. It
 // returns false when a retry is needed.
 func (f *Follower) handle(ctx context.Context, v store.Version) bool {
+	f.state.Revoke(v)
 	applied := f.state.Version()
 	switch {
 	case v.Version <= applied:
