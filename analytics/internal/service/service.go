@@ -53,13 +53,15 @@ func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
 	return s
 }
 
-// Start connects to Redis and NATS, starts consuming and listens.
+// Start connects to Redis and NATS, starts consuming and listens. Neither
+// needs to be reachable yet: the worker sets itself up once they are, and
+// /ready tells when it consumes (see ready).
 func (s *Service) Start(ctx context.Context) error {
 	c := s.cfg
 	s.rdb = newRedis(c.Redis)
 	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
 	nc, err := nats.Connect(c.NATS.URL, nats.Name("sluice-analytics"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond))
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", c.NATS.URL, err)
 	}
@@ -113,10 +115,17 @@ func newRedis(c config.Redis) redis.UniversalClient {
 // Addr is the address the HTTP server listens on.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
 
+// ready is /ready: the worker is set up and Redis and NATS both answer. A
+// worker needs both to do any of its work (record events, close minutes,
+// answer queries), so unlike a gateway it is not ready without them; the
+// events wait in JetStream meanwhile.
 func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	var problems []string
+	if !s.worker.Ready() {
+		problems = append(problems, "worker: usage consumer not set up yet")
+	}
 	if err := pkgstore.Ping(ctx, s.rdb); err != nil {
 		problems = append(problems, "redis: "+err.Error())
 	}

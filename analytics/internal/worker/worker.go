@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +43,9 @@ type Options struct {
 	RedisTimeout time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// RetryInterval is the pause between set-up attempts while NATS or
+	// Redis cannot be reached (default 1s).
+	RetryInterval time.Duration
 }
 
 // Worker is one analytics worker.
@@ -60,6 +64,7 @@ type Worker struct {
 	// batch; returning false leaves the batch unacknowledged.
 	beforeAck func() bool
 
+	ready  atomic.Bool
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -76,15 +81,59 @@ func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg p
 	if opts.RedisTimeout <= 0 {
 		opts.RedisTimeout = 5 * time.Second
 	}
+	if opts.RetryInterval <= 0 {
+		opts.RetryInterval = time.Second
+	}
 	return &Worker{
 		log: log.With().Str("component", "analytics.worker").Logger(),
 		nc:  nc, js: js, store: st, opts: opts, m: newMetrics(reg),
 	}, nil
 }
 
-// Start ensures the stream and the shared consumer and starts consuming,
-// closing minutes and measuring lag until Shutdown.
+// Start sets up the stream, the shared consumer and the scripts, then
+// consumes, closes minutes and measures lag until Shutdown. When NATS or
+// Redis cannot be reached yet, Start returns nil all the same and the
+// set-up is retried in the background every RetryInterval; Ready reports
+// when it is done.
 func (w *Worker) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.cancel = cancel
+	if err := w.setup(ctx); err != nil {
+		w.log.Warn().Err(err).Msg("usage consumer not set up yet; retrying in the background")
+		w.wg.Add(1)
+		go func() { defer w.wg.Done(); w.retrySetup(runCtx) }()
+		return nil
+	}
+	w.run(runCtx)
+	return nil
+}
+
+// Ready reports whether the worker is set up and consuming.
+func (w *Worker) Ready() bool { return w.ready.Load() }
+
+func (w *Worker) retrySetup(ctx context.Context) {
+	for attempt := 2; ; attempt++ {
+		sleep(ctx, w.opts.RetryInterval)
+		if ctx.Err() != nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := w.setup(sctx)
+		cancel()
+		if err == nil {
+			w.run(ctx)
+			return
+		}
+		if attempt%20 == 0 {
+			w.log.Warn().Err(err).Int("attempt", attempt).Msg("usage consumer not set up yet; retrying")
+		}
+	}
+}
+
+// setup ensures the stream exists (never changing its settings unless
+// this worker owns them, see StreamOptions) and the shared consumer, and
+// loads the scripts.
+func (w *Worker) setup(ctx context.Context) error {
 	s, err := bus.EnsureUsageStream(ctx, w.js, bus.StreamOptions{MaxAge: w.opts.StreamMaxAge, DedupWindow: w.opts.DedupWindow})
 	if err != nil {
 		return err
@@ -105,14 +154,17 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.stream, w.cons = s, cons
-	runCtx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
-	w.wg.Add(3)
-	go func() { defer w.wg.Done(); w.consume(runCtx) }()
-	go func() { defer w.wg.Done(); w.every(runCtx, w.opts.CloseInterval, w.closeMinutes) }()
-	go func() { defer w.wg.Done(); w.every(runCtx, time.Second, w.measureLag) }()
-	w.log.Info().Str("durable", w.opts.Durable).Msg("consuming usage events")
 	return nil
+}
+
+// run starts the loops of a set-up worker.
+func (w *Worker) run(ctx context.Context) {
+	w.wg.Add(3)
+	go func() { defer w.wg.Done(); w.consume(ctx) }()
+	go func() { defer w.wg.Done(); w.every(ctx, w.opts.CloseInterval, w.closeMinutes) }()
+	go func() { defer w.wg.Done(); w.every(ctx, time.Second, w.measureLag) }()
+	w.ready.Store(true)
+	w.log.Info().Str("durable", w.opts.Durable).Msg("consuming usage events")
 }
 
 // Shutdown stops fetching, finishes the batch in hand and returns.
