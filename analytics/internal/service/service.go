@@ -22,6 +22,7 @@ import (
 	"github.com/sluicegw/sluice/analytics/internal/query"
 	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/analytics/internal/worker"
+	"github.com/sluicegw/sluice/pkg/bus"
 	pkgstore "github.com/sluicegw/sluice/pkg/store"
 )
 
@@ -70,7 +71,8 @@ func (s *Service) Start(ctx context.Context) error {
 	s.worker, err = worker.New(s.log, nc, st, worker.Options{
 		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
 		FetchBatch: c.NATS.FetchBatch, FetchWait: c.NATS.FetchWait,
-		StreamMaxAge: c.NATS.StreamMaxAge, DedupWindow: c.NATS.DedupWindow,
+		Stream: bus.StreamOptions{MaxAge: c.UsageStream.MaxAge, MaxBytes: c.UsageStream.MaxBytes,
+			Replicas: c.UsageStream.Replicas, DedupWindow: c.UsageStream.DedupWindow},
 		Grace: c.Aggregation.Grace, CloseInterval: c.Aggregation.CloseInterval,
 		RedisTimeout: c.Redis.Timeout, Now: s.now,
 	}, s.reg)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/analytics/internal/config"
+	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -54,6 +56,27 @@ func TestStartsBeforeRedisAndNATS(t *testing.T) {
 		}
 		if tot.Requests != 7 {
 			return fmt.Errorf("totals: %d requests, want 7", tot.Requests)
+		}
+		return nil
+	})
+}
+
+// The workers own the usage stream: a worker brings an existing stream to
+// its usage_stream settings.
+func TestWorkerOwnsStreamSettings(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // the stream exists, with the defaults
+	cfg := e.config()
+	cfg.UsageStream = config.UsageStream{MaxAge: 3 * time.Hour, MaxBytes: 32 << 20, Replicas: 1, DedupWindow: 5 * time.Minute}
+	e.start(t, cfg)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		s, err := e.js.Stream(t.Context(), bus.UsageStream)
+		if err != nil {
+			return err
+		}
+		c := s.CachedInfo().Config
+		if c.MaxAge != 3*time.Hour || c.MaxBytes != 32<<20 || c.Replicas != 1 || c.Duplicates != 5*time.Minute {
+			return fmt.Errorf("stream settings %v %d %d %v", c.MaxAge, c.MaxBytes, c.Replicas, c.Duplicates)
 		}
 		return nil
 	})

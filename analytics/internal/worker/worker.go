@@ -35,8 +35,9 @@ type Options struct {
 	MaxAckPending int
 	FetchBatch    int
 	FetchWait     time.Duration
-	StreamMaxAge  time.Duration
-	DedupWindow   time.Duration
+	// Stream is the usage stream's settings: the workers own them and
+	// apply them at set-up (bus.ConfigureUsageStream).
+	Stream bus.StreamOptions
 	Grace         time.Duration
 	CloseInterval time.Duration
 	// RedisTimeout bounds each Redis write.
@@ -130,11 +131,11 @@ func (w *Worker) retrySetup(ctx context.Context) {
 	}
 }
 
-// setup ensures the stream exists (never changing its settings unless
-// this worker owns them, see StreamOptions) and the shared consumer, and
-// loads the scripts.
+// setup creates the usage stream or brings it to Options.Stream (the
+// workers own its settings), ensures the shared consumer and loads the
+// scripts.
 func (w *Worker) setup(ctx context.Context) error {
-	s, err := bus.EnsureUsageStream(ctx, w.js, bus.StreamOptions{MaxAge: w.opts.StreamMaxAge, DedupWindow: w.opts.DedupWindow})
+	s, err := bus.ConfigureUsageStream(ctx, w.js, w.opts.Stream)
 	if err != nil {
 		return err
 	}
