@@ -37,7 +37,7 @@ type Options struct {
 	FetchWait     time.Duration
 	// Stream is the usage stream's settings: the workers own them and
 	// apply them at set-up (bus.ConfigureUsageStream).
-	Stream bus.StreamOptions
+	Stream        bus.StreamOptions
 	Grace         time.Duration
 	CloseInterval time.Duration
 	// RedisTimeout bounds each Redis write.
