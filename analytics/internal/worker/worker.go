@@ -271,10 +271,9 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 		}
 		byAPI[api] = append(byAPI[api], i)
 	}
-	cutoff := rollup.Cutoff(w.opts.Now(), w.opts.Grace)
 	batches := make([]*rollup.APIBatch, 0, len(order))
 	for _, api := range order {
-		b := rollup.Build(api, data, byAPI[api], cutoff)
+		b := rollup.Build(api, data, byAPI[api])
 		for j, i := range b.Bad {
 			w.m.malformed.Inc()
 			w.log.Warn().Err(b.BadErrs[j]).Str("subject", msgs[i].Subject()).Msg("malformed usage batch terminated")
@@ -283,7 +282,7 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 		w.m.duplicates.Add(float64(b.Repeated))
 		batches = append(batches, b)
 	}
-	failed := w.record(ctx, data, batches, cutoff)
+	failed := w.record(ctx, data, batches)
 	w.m.apply.Observe(time.Since(start).Seconds())
 	for _, b := range failed {
 		for _, i := range b.Msgs {
@@ -309,11 +308,11 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 // recorded. On return, batches[i] is nil for a batch Redis did not take
 // (returned in failed); the others list in Msgs and Done every message that
 // is now recorded.
-func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.APIBatch, cutoff int64) (failed []*rollup.APIBatch) {
+func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.APIBatch) (failed []*rollup.APIBatch) {
 	pending := batches
 	for round := 0; len(pending) > 0 && round < 8; round++ {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.RedisTimeout)
-		res := w.store.Apply(rctx, pending)
+		res := w.store.Apply(rctx, pending, w.opts.Now())
 		cancel()
 		var retry []*rollup.APIBatch
 		for i, r := range res {
@@ -325,7 +324,7 @@ func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.AP
 				failed = append(failed, b)
 				drop(batches, b)
 			case len(r.Dups) > 0:
-				nb := w.rebuild(data, b, r.Dups, cutoff)
+				nb := w.rebuild(data, b, r.Dups)
 				replace(batches, b, nb)
 				if len(nb.IDs) > 0 {
 					retry = append(retry, nb)
@@ -346,7 +345,7 @@ func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.AP
 
 // rebuild returns b without the duplicate messages, which it lists in Done
 // so that they are acknowledged with the rest.
-func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int, cutoff int64) *rollup.APIBatch {
+func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int) *rollup.APIBatch {
 	var keep []int
 	done := append([]int(nil), b.Done...)
 	for p, i := range b.Msgs {
@@ -356,7 +355,7 @@ func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int, cutoff i
 			keep = append(keep, i)
 		}
 	}
-	nb := rollup.Build(b.API, data, keep, cutoff)
+	nb := rollup.Build(b.API, data, keep)
 	nb.Done = append(done, nb.Done...)
 	w.m.duplicates.Add(float64(b.Events - nb.Events - nb.Repeated))
 	return nb
