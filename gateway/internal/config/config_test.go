@@ -25,6 +25,7 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.Proxy.MaxHeaderBytes = 10
 	c.Auth.MinKeyLength = 0
 	c.Auth.SessionTTL = 0
+	c.Auth.MaxStale = -time.Second
 	c.Limits.Pipelines = -1
 	c.Usage.BufferSize = -1
 	c.Log.Level = "loud"
@@ -32,7 +33,7 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.JWT.CacheSize = -1
 	errs := c.Validate()
 	got := errs.Error()
-	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "auth.min_key_length", "auth.session_ttl", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size"} {
+	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "auth.min_key_length", "auth.session_ttl", "auth.max_stale", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size"} {
 		if !strings.Contains(got, field+":") {
 			t.Errorf("no problem reported for %s in %q", field, got)
 		}
