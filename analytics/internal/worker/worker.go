@@ -99,7 +99,10 @@ func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg p
 func (w *Worker) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w.cancel = cancel
-	if err := w.setup(ctx); err != nil {
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	err := w.setup(sctx)
+	scancel()
+	if err != nil {
 		w.log.Warn().Err(err).Msg("usage consumer not set up yet; retrying in the background")
 		w.wg.Add(1)
 		go func() { defer w.wg.Done(); w.retrySetup(runCtx) }()
