@@ -263,12 +263,12 @@ func (f *Follower) run(ctx context.Context) {
 // handle applies a version announced on NATS, or catches up on a gap. It
 // returns false when a retry is needed.
 func (f *Follower) handle(ctx context.Context, v store.Version) bool {
-	f.state.Revoke(v)
 	applied := f.state.Version()
 	switch {
 	case v.Version <= applied:
 		return true
 	case v.Version > applied+1:
+		f.state.Revoke(v) // at once, even if the catch-up cannot read the store
 		return f.catchUp(ctx, "gap")
 	}
 	return f.apply(ctx, v)
