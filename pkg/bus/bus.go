@@ -44,10 +44,8 @@ type StreamOptions struct {
 	DedupWindow time.Duration // duplicate publish window (default 2m)
 }
 
-// EnsureUsageStream creates the usage stream, or updates its limits when it
-// exists. Gateways and analytics workers both call it, so either may start
-// first.
-func EnsureUsageStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) (jetstream.Stream, error) {
+// Config returns the stream configuration of o, defaults filled in.
+func (o StreamOptions) Config() jetstream.StreamConfig {
 	if o.MaxAge <= 0 {
 		o.MaxAge = 24 * time.Hour
 	}
@@ -67,12 +65,39 @@ func EnsureUsageStream(ctx context.Context, js jetstream.JetStream, o StreamOpti
 		Replicas:   o.Replicas,
 		Duplicates: o.DedupWindow,
 	}
-	if o.MaxBytes == 0 {
+	if o.MaxBytes <= 0 {
 		cfg.MaxBytes = -1
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil && errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.Stream(ctx, UsageStream)
+	return cfg
+}
+
+// The usage stream has one owner: the analytics workers (their
+// usage_stream settings). ConfigureUsageStream is theirs: it creates the
+// stream or brings an existing one to their settings. Everyone else
+// (gateways publishing events, tools) calls CreateUsageStream, which creates
+// the stream with the given settings only when it does not exist and never
+// changes one that does, so a gateway starting or reconnecting leaves the
+// owner's retention, size, replicas and duplicate window alone.
+
+// ConfigureUsageStream creates the usage stream with o, or updates an
+// existing one to o. Only the stream's owner calls it.
+func ConfigureUsageStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, o.Config())
+	if err != nil {
+		return nil, fmt.Errorf("usage stream %s: %w", UsageStream, err)
+	}
+	return s, nil
+}
+
+// CreateUsageStream returns the usage stream, creating it with o when it
+// does not exist yet; an existing stream is left as it is.
+func CreateUsageStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, UsageStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, o.Config())
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // created meanwhile
+			s, err = js.Stream(ctx, UsageStream)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("usage stream %s: %w", UsageStream, err)

@@ -18,6 +18,10 @@ type Config struct {
 	Redis Redis `yaml:"redis"`
 	// NATS carries the usage events and the rollups.
 	NATS NATS `yaml:"nats"`
+	// UsageStream sets the JetStream stream of usage events. The analytics
+	// workers own it: they create it or bring it to these settings at
+	// start; gateways only create it, with defaults, when it is absent.
+	UsageStream UsageStream `yaml:"usage_stream"`
 	// Aggregation sets buckets, dedup and retention.
 	Aggregation Aggregation `yaml:"aggregation"`
 	// Log is the logger configuration.
@@ -46,10 +50,22 @@ type NATS struct {
 	FetchBatch int `yaml:"fetch_batch"`
 	// FetchWait is how long an idle fetch waits for a first message.
 	FetchWait time.Duration `yaml:"fetch_wait"`
-	// StreamMaxAge and DedupWindow size the usage stream when the worker
-	// creates it.
-	StreamMaxAge time.Duration `yaml:"stream_max_age"`
-	DedupWindow  time.Duration `yaml:"dedup_window"`
+}
+
+// UsageStream is the usage stream's settings (the workers own them; every
+// worker of a deployment should share them).
+type UsageStream struct {
+	// MaxAge is how long events are kept (default 24h): the longest a
+	// worker outage can last without losing events.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes bounds the stream's size; 0 (default): unbounded.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Replicas is the number of copies in a NATS cluster (default 1; 3 or
+	// 5 in production).
+	Replicas int `yaml:"replicas"`
+	// DedupWindow is how long JetStream remembers a batch's message id, so
+	// a gateway's retry of a batch that did arrive is dropped (default 2m).
+	DedupWindow time.Duration `yaml:"dedup_window"`
 }
 
 // Aggregation settings.
@@ -74,8 +90,8 @@ func Default() Config {
 			NATS: connect.DefaultNATS(), Durable: "sluice-analytics",
 			AckWait: 30 * time.Second, MaxAckPending: 2000,
 			FetchBatch: 200, FetchWait: 500 * time.Millisecond,
-			StreamMaxAge: 24 * time.Hour, DedupWindow: 2 * time.Minute,
 		},
+		UsageStream: UsageStream{MaxAge: 24 * time.Hour, Replicas: 1, DedupWindow: 2 * time.Minute},
 		Aggregation: Aggregation{
 			Grace: 10 * time.Second, Retention: 7 * 24 * time.Hour,
 			DedupTTL: 25 * time.Hour, CloseInterval: time.Second,
@@ -98,8 +114,17 @@ func (c *Config) Validate() error {
 	}
 	positive(&errs, "nats.ack_wait", c.NATS.AckWait)
 	positive(&errs, "nats.fetch_wait", c.NATS.FetchWait)
-	positive(&errs, "nats.stream_max_age", c.NATS.StreamMaxAge)
-	positive(&errs, "nats.dedup_window", c.NATS.DedupWindow)
+	positive(&errs, "usage_stream.max_age", c.UsageStream.MaxAge)
+	positive(&errs, "usage_stream.dedup_window", c.UsageStream.DedupWindow)
+	if c.UsageStream.MaxBytes < 0 {
+		errs.Add("usage_stream.max_bytes", "must not be negative (0: unbounded)")
+	}
+	if r := c.UsageStream.Replicas; r < 1 || r > 5 {
+		errs.Add("usage_stream.replicas", "%d is not between 1 and 5", r)
+	}
+	if c.UsageStream.DedupWindow > c.UsageStream.MaxAge && c.UsageStream.MaxAge > 0 {
+		errs.Add("usage_stream.dedup_window", "must not exceed usage_stream.max_age")
+	}
 	if c.NATS.FetchBatch < 1 || c.NATS.FetchBatch > 10000 {
 		errs.Add("nats.fetch_batch", "%d is not between 1 and 10000", c.NATS.FetchBatch)
 	}

@@ -24,6 +24,10 @@ func TestValidate(t *testing.T) {
 		}, []string{"redis.addr", "nats.fetch_batch", "aggregation.grace", "log"}},
 		{"dedup shorter than redelivery", func(c *Config) { c.Aggregation.DedupTTL = time.Second }, []string{"aggregation.dedup_ttl"}},
 		{"ack pending below batch", func(c *Config) { c.NATS.MaxAckPending = 10 }, []string{"nats.max_ack_pending"}},
+		{"usage stream", func(c *Config) {
+			c.UsageStream = UsageStream{MaxAge: time.Minute, MaxBytes: -1, Replicas: 7, DedupWindow: time.Hour}
+		}, []string{"usage_stream.max_bytes", "usage_stream.replicas", "usage_stream.dedup_window"}},
+		{"usage stream without age", func(c *Config) { c.UsageStream.MaxAge = 0 }, []string{"usage_stream.max_age"}},
 		{"redis cluster", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2:7001"} }, nil},
 		{"redis cluster address without port", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2"} },
 			[]string{"redis.cluster_addrs[1]"}},

@@ -38,7 +38,6 @@ type APIBatch struct {
 	Bad     []int
 	BadErrs []error
 	Events  int64
-	Late    int64 // events whose minute was closed already (not in Minutes)
 	Total   Counters
 	Minutes map[int64]*Minute
 }
@@ -53,17 +52,19 @@ func MinuteOf(ns int64) int64 {
 	return m * MinuteMS
 }
 
-// Build aggregates the messages data[i] for i in idx, all of API api.
-// Events of a minute <= cutoff (Unix ms) are counted as late. A message that
-// does not decode is left out whole and reported in Bad; a message with the
-// identity of an earlier one in idx is left out and listed in Done.
-func Build(api string, data [][]byte, idx []int, cutoff int64) *APIBatch {
+// Build aggregates the messages data[i] for i in idx, all of API api, into
+// their minutes, whatever the time: whether a minute is still open or
+// closed already (a late event, recorded as a correction) is decided in
+// Redis, against the API's watermark (store.Apply). A message that does not
+// decode is left out whole and reported in Bad; a message with the identity
+// of an earlier one in idx is left out and listed in Done.
+func Build(api string, data [][]byte, idx []int) *APIBatch {
 	h := sha256.New()
 	var skip, bad, done []int
 	var badErrs []error
 	var repeated int64
 	for {
-		b, failed, n, err := build(api, data, idx, cutoff, h, skip)
+		b, failed, n, err := build(api, data, idx, h, skip)
 		switch {
 		case err == errRepeated:
 			done = append(done, failed)
@@ -81,7 +82,7 @@ func Build(api string, data [][]byte, idx []int, cutoff int64) *APIBatch {
 
 var errRepeated = errors.New("repeated message")
 
-func build(api string, data [][]byte, idx []int, cutoff int64, h hash.Hash, skip []int) (*APIBatch, int, int64, error) {
+func build(api string, data [][]byte, idx []int, h hash.Hash, skip []int) (*APIBatch, int, int64, error) {
 	b := &APIBatch{API: api, Minutes: make(map[int64]*Minute, 2)}
 	var sum [sha256.Size]byte
 	for _, i := range idx {
@@ -94,7 +95,7 @@ func build(api string, data [][]byte, idx []int, cutoff int64, h hash.Hash, skip
 			n++
 			h.Write(ev.ID)
 			h.Write([]byte{'\n'})
-			b.add(ev, cutoff)
+			b.add(ev)
 		})
 		if err != nil {
 			return nil, i, 0, err
@@ -121,15 +122,11 @@ func contains(s []int, v int) bool {
 	return false
 }
 
-func (b *APIBatch) add(ev *Event, cutoff int64) {
+func (b *APIBatch) add(ev *Event) {
 	limited := ev.Limited
 	status := int(ev.Status)
 	b.Total.Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
 	m := MinuteOf(ev.Time)
-	if m <= cutoff {
-		b.Late++
-		return
-	}
 	mb := b.Minutes[m]
 	if mb == nil {
 		mb = &Minute{Keys: map[string]*Counters{}, Endpoints: map[string]*Counters{}}

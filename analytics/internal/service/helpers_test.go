@@ -38,7 +38,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.js = js
-	if _, err := bus.EnsureUsageStream(context.Background(), js, bus.StreamOptions{}); err != nil {
+	if _, err := bus.CreateUsageStream(context.Background(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return e

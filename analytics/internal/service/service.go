@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,6 +23,7 @@ import (
 	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/analytics/internal/worker"
 	"github.com/sluicegw/sluice/pkg/buildinfo"
+	"github.com/sluicegw/sluice/pkg/bus"
 	pkgstore "github.com/sluicegw/sluice/pkg/store"
 )
 
@@ -55,7 +55,9 @@ func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
 	return s
 }
 
-// Start connects to Redis and NATS, starts consuming and listens.
+// Start connects to Redis and NATS, starts consuming and listens. Neither
+// needs to be reachable yet: the worker sets itself up once they are, and
+// /ready tells when it consumes (see ready).
 func (s *Service) Start(ctx context.Context) error {
 	c := s.cfg
 	rdb, err := c.Redis.Client(s.log)
@@ -64,28 +66,19 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.rdb = rdb
 	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
-	connected := make(chan struct{})
-	var once sync.Once
-	nc, err := c.NATS.Connect("sluice-analytics", s.log, nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }))
+	// NATS need not answer yet: the client keeps trying, and the worker
+	// sets its stream and consumer up once it does (/ready tells when).
+	nc, err := c.NATS.Connect("sluice-analytics", s.log)
 	if err != nil {
 		return err
 	}
 	s.nc = nc
-	// The worker declares its stream and consumer first: a worker started
-	// before NATS waits for it.
-	if !nc.IsConnected() {
-		s.log.Warn().Msg("waiting for nats")
-		select {
-		case <-connected:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), buildinfo.Collector())
 	s.worker, err = worker.New(s.log, nc, st, worker.Options{
 		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
 		FetchBatch: c.NATS.FetchBatch, FetchWait: c.NATS.FetchWait,
-		StreamMaxAge: c.NATS.StreamMaxAge, DedupWindow: c.NATS.DedupWindow,
+		Stream: bus.StreamOptions{MaxAge: c.UsageStream.MaxAge, MaxBytes: c.UsageStream.MaxBytes,
+			Replicas: c.UsageStream.Replicas, DedupWindow: c.UsageStream.DedupWindow},
 		Grace: c.Aggregation.Grace, CloseInterval: c.Aggregation.CloseInterval,
 		RedisTimeout: c.Redis.Timeout, Now: s.now,
 	}, s.reg)
@@ -119,10 +112,17 @@ func (s *Service) Start(ctx context.Context) error {
 // Addr is the address the HTTP server listens on.
 func (s *Service) Addr() string { return s.ln.Addr().String() }
 
+// ready is /ready: the worker is set up and Redis and NATS both answer. A
+// worker needs both to do any of its work (record events, close minutes,
+// answer queries), so unlike a gateway it is not ready without them; the
+// events wait in JetStream meanwhile.
 func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	var problems []string
+	if !s.worker.Ready() {
+		problems = append(problems, "worker: usage consumer not set up yet")
+	}
 	if err := pkgstore.Ping(ctx, s.rdb); err != nil {
 		problems = append(problems, "redis: "+err.Error())
 	}

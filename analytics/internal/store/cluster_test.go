@@ -47,16 +47,16 @@ func TestApplyAndCloseOnRedisCluster(t *testing.T) {
 				}
 				data, idx = append(data, b), append(idx, m)
 			}
-			out = append(out, rollup.Build(api, data, idx, 0))
+			out = append(out, rollup.Build(api, data, idx))
 		}
 		return out
 	}
-	for i, r := range st.Apply(ctx, batches()) {
+	for i, r := range st.Apply(ctx, batches(), now) {
 		if r.Err != nil || len(r.Dups) != 0 {
 			t.Fatalf("apply %s: %+v", apis[i], r)
 		}
 	}
-	for i, r := range st.Apply(ctx, batches()) {
+	for i, r := range st.Apply(ctx, batches(), now) {
 		if r.Err != nil || len(r.Dups) != msgs {
 			t.Fatalf("apply %s again: %+v, want every message a duplicate", apis[i], r)
 		}

@@ -15,6 +15,8 @@
 //	T+"open"        ZSET   minute (Unix ms) of every open bucket
 //	T+"m:<minute>"  HASH   open bucket: "<code>|<dim>|<name>" -> count; dim a (API, no name), k (key hash), e (endpoint)
 //	T+"closed"      STRING watermark: minutes <= it are closed; events for them are late
+//	T+"l:<minute>"  HASH   correction bucket of a closed minute: its late events, fields as in "m:"; expires with the minute's retention
+//	T+"late"        ZSET   minute (Unix ms) of every correction bucket
 //	T+"tot"         HASH   running totals of the API by code, plus "late"
 //	T+"d:<id>"      STRING dedup record of one message (PX dedup TTL)
 //	T+"s"           STREAM closed minutes of the API, entry ID "<minute>-0"

@@ -19,8 +19,8 @@ type Ref struct {
 }
 
 // Series returns the per-minute counters of one series of api with a
-// minute in [from, to] (Unix ms), closed minutes from the stream and open
-// ones from their buckets.
+// minute in [from, to] (Unix ms): closed minutes from the stream plus their
+// corrections (late events), open ones from their buckets.
 func (s *Store) Series(ctx context.Context, api string, ref Ref, from, to int64) (map[int64]*rollup.Counters, error) {
 	out := map[int64]*rollup.Counters{}
 	entries, err := s.rdb.XRange(ctx, StreamKey(api, ref.Dim, ref.Name), strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)).Result()
@@ -63,30 +63,45 @@ func counterAt(m map[int64]*rollup.Counters, t int64) *rollup.Counters {
 	return c
 }
 
-// openBuckets reads the open buckets of api with a minute in [from, to].
+// openBuckets reads what is not in the streams for minutes in [from, to]:
+// the open buckets of api and the correction buckets of its closed minutes,
+// summed per minute.
 func (s *Store) openBuckets(ctx context.Context, api string, from, to int64) (map[int64]map[Ref]*rollup.Counters, error) {
 	p := Prefix(api)
-	mins, err := s.rdb.ZRangeByScore(ctx, p+"open", &redis.ZRangeBy{
-		Min: strconv.FormatInt(from, 10), Max: strconv.FormatInt(to, 10),
-	}).Result()
-	if err != nil {
+	rng := &redis.ZRangeBy{Min: strconv.FormatInt(from, 10), Max: strconv.FormatInt(to, 10)}
+	pipe := s.rdb.Pipeline()
+	open := pipe.ZRangeByScore(ctx, p+"open", rng)
+	late := pipe.ZRangeByScore(ctx, p+"late", rng)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read open usage buckets: %w", err)
 	}
-	if len(mins) == 0 {
+	type bucket struct{ minute, key string }
+	var buckets []bucket
+	for _, m := range open.Val() {
+		buckets = append(buckets, bucket{m, p + "m:" + m})
+	}
+	for _, m := range late.Val() {
+		buckets = append(buckets, bucket{m, p + "l:" + m})
+	}
+	if len(buckets) == 0 {
 		return nil, nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(mins))
-	for i, m := range mins {
-		cmds[i] = pipe.HGetAll(ctx, p+"m:"+m)
+	pipe = s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(buckets))
+	for i, b := range buckets {
+		cmds[i] = pipe.HGetAll(ctx, b.key)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read open usage buckets: %w", err)
 	}
-	out := make(map[int64]map[Ref]*rollup.Counters, len(mins))
-	for i, m := range mins {
-		t, _ := strconv.ParseInt(m, 10, 64)
-		refs := map[Ref]*rollup.Counters{}
+	out := make(map[int64]map[Ref]*rollup.Counters, len(buckets))
+	for i, b := range buckets {
+		t, _ := strconv.ParseInt(b.minute, 10, 64)
+		refs := out[t]
+		if refs == nil {
+			refs = map[Ref]*rollup.Counters{}
+			out[t] = refs
+		}
 		for f, v := range cmds[i].Val() {
 			code, rest, ok1 := strings.Cut(f, "|")
 			dim, name, ok2 := strings.Cut(rest, "|")
@@ -101,7 +116,6 @@ func (s *Store) openBuckets(ctx context.Context, api string, from, to int64) (ma
 			}
 			setField(c, code, v)
 		}
-		out[t] = refs
 	}
 	return out, nil
 }

@@ -5,14 +5,19 @@ import "github.com/redis/go-redis/v9"
 // applyScript records the messages of one API in one fetched batch.
 //
 // KEYS[1] = T.."tot" (routes the call; every key used shares its tag)
-// ARGV: T, dedupTTLms, nIDs, ids..., lateByClock, nTotals, (code, delta)...,
+// ARGV: T, dedupTTLms, nIDs, ids..., minID (Unix ms), retention ms,
 //
-//	nMinutes, then per minute: minute, requests, nFields, (field, delta)...
+//	nTotals, (code, delta)..., nMinutes, then per minute: minute, requests,
+//	nFields, (field, delta)...
 //
 // It returns {1, i...} with the 1-based positions of messages already
-// recorded, changing nothing; or {0, late} after adding everything, where
-// late counts events whose minute was closed (by the watermark) plus
-// lateByClock. A minute <= the watermark goes to the late counter.
+// recorded, changing nothing; or {0, late} after adding everything. A
+// minute above the watermark goes to its open bucket. A minute at or below
+// it is closed already: its events are late, counted in the "late" total
+// and added to the minute's correction bucket T.."l:<minute>" (indexed in
+// T.."late", expiring with the minute's retention), which the readers add
+// to the closed minute, so series and totals agree. A minute older than
+// minID (past the retention) is only counted.
 var applyScript = redis.NewScript(`
 local T = ARGV[1]
 local ttl = ARGV[2]
@@ -29,7 +34,9 @@ for i = 1, nd do
   redis.call('SET', T .. 'd:' .. ARGV[3 + i], '1', 'PX', ttl)
 end
 local p = 4 + nd
-local late = tonumber(ARGV[p]); p = p + 1
+local minid = tonumber(ARGV[p]); p = p + 1
+local retention = tonumber(ARGV[p]); p = p + 1
+local late = 0
 local tot = KEYS[1]
 local nt = tonumber(ARGV[p]); p = p + 1
 for j = 1, nt do
@@ -39,15 +46,25 @@ local closed = tonumber(redis.call('GET', T .. 'closed') or '-9007199254740992')
 local nm = tonumber(ARGV[p]); p = p + 1
 for j = 1, nm do
   local m = ARGV[p]; local reqs = tonumber(ARGV[p + 1]); local nf = tonumber(ARGV[p + 2]); p = p + 3
-  if tonumber(m) <= closed then
-    late = late + reqs
-    p = p + 2 * nf
+  local mn = tonumber(m)
+  local hk = nil
+  if mn > closed then
+    hk = T .. 'm:' .. m
+    redis.call('ZADD', T .. 'open', m, m)
   else
-    local hk = T .. 'm:' .. m
+    late = late + reqs
+    if mn >= minid then
+      hk = T .. 'l:' .. m
+      redis.call('ZADD', T .. 'late', m, m)
+    end
+  end
+  if hk then
     for f = 1, nf do
       redis.call('HINCRBY', hk, ARGV[p], ARGV[p + 1]); p = p + 2
     end
-    redis.call('ZADD', T .. 'open', m, m)
+    if mn <= closed then redis.call('PEXPIREAT', hk, string.format('%.0f', mn + retention)) end
+  else
+    p = p + 2 * nf
   end
 end
 if late > 0 then redis.call('HINCRBY', tot, 'late', late) end
@@ -108,6 +125,7 @@ for _, m in ipairs(mins) do
   out[#out + 1] = m
   out[#out + 1] = groups[T .. 's'] or {}
 end
+redis.call('ZREMRANGEBYSCORE', T .. 'late', '-inf', '(' .. minid)
 redis.call('ZREMRANGEBYSCORE', T .. 'keys', '-inf', '(' .. minid)
 redis.call('ZREMRANGEBYSCORE', T .. 'eps', '-inf', '(' .. minid)
 return out

@@ -39,16 +39,19 @@ func (s *Store) Load(ctx context.Context) error {
 // Result is the outcome of one API batch.
 type Result struct {
 	Dups []int // positions in the batch's Msgs already recorded; nothing was added
-	Late int64 // events counted as late (by clock or by the watermark)
+	Late int64 // events of minutes closed already, recorded as corrections
 	Err  error
 }
 
-// Apply records the batches, one script call per API, all in one pipeline.
-// A batch with Dups set must be rebuilt without them and applied again.
-func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch) []Result {
+// Apply records the batches, one script call per API, all in one pipeline;
+// now dates the retention (minutes older than now - retention are only
+// counted in the totals). A batch with Dups set must be rebuilt without them
+// and applied again.
+func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch, now time.Time) []Result {
 	res := make([]Result, len(batches))
+	minID := now.Add(-s.retention).UnixMilli()
 	for attempt := 0; attempt < 2; attempt++ {
-		cmds, err := s.pipelineApply(ctx, batches)
+		cmds, err := s.pipelineApply(ctx, batches, minID)
 		if err != nil && isNoScript(err) && attempt == 0 {
 			if lerr := s.Load(ctx); lerr == nil {
 				continue
@@ -67,12 +70,12 @@ func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch) []Result 
 	return res
 }
 
-func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch) ([]*redis.Cmd, error) {
+func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch, minID int64) ([]*redis.Cmd, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(batches))
 	for i, b := range batches {
 		pipe.SAdd(ctx, APIsKey, b.API)
-		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{Prefix(b.API) + "tot"}, applyArgs(b, s.dedupTTL)...)
+		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{Prefix(b.API) + "tot"}, applyArgs(b, s.dedupTTL, minID, s.retention)...)
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
@@ -108,13 +111,13 @@ func Field(code string, dim byte, name string) string {
 	return code + "|" + string(dim) + "|" + name
 }
 
-func applyArgs(b *rollup.APIBatch, dedupTTL time.Duration) []any {
+func applyArgs(b *rollup.APIBatch, dedupTTL time.Duration, minID int64, retention time.Duration) []any {
 	args := make([]any, 0, 8+len(b.IDs)+4*rollup.NumFields*(1+len(b.Minutes)))
 	args = append(args, Prefix(b.API), dedupTTL.Milliseconds(), len(b.IDs))
 	for _, id := range b.IDs {
 		args = append(args, id)
 	}
-	args = append(args, b.Late)
+	args = append(args, minID, retention.Milliseconds())
 	args = appendCounters(args, &b.Total, func(code string) string { return code })
 	args = append(args, len(b.Minutes))
 	for m, mb := range b.Minutes {

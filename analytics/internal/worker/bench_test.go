@@ -54,7 +54,7 @@ func BenchmarkAggregate(b *testing.B) {
 	nc := ns.Conn(b)
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if _, err := bus.EnsureUsageStream(ctx, js, bus.StreamOptions{}); err != nil {
+	if _, err := bus.CreateUsageStream(ctx, js, bus.StreamOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	msgs := (b.N + benchPerMsg - 1) / benchPerMsg

@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_duplicates_total",
 			Help: "Usage events skipped because their batch was already recorded."}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_late_events_total",
-			Help: "Usage events whose minute had closed; counted in the API's late total."}),
+			Help: "Usage events whose minute had closed: counted in the API's late total and added to the minute as a correction."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_analytics_lag_seconds",
 			Help: "Age of the oldest usage event not yet acknowledged by the workers."}),
 		redisErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_redis_errors_total",

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,14 +35,18 @@ type Options struct {
 	MaxAckPending int
 	FetchBatch    int
 	FetchWait     time.Duration
-	StreamMaxAge  time.Duration
-	DedupWindow   time.Duration
+	// Stream is the usage stream's settings: the workers own them and
+	// apply them at set-up (bus.ConfigureUsageStream).
+	Stream        bus.StreamOptions
 	Grace         time.Duration
 	CloseInterval time.Duration
 	// RedisTimeout bounds each Redis write.
 	RedisTimeout time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// RetryInterval is the pause between set-up attempts while NATS or
+	// Redis cannot be reached (default 1s).
+	RetryInterval time.Duration
 }
 
 // Worker is one analytics worker.
@@ -60,6 +65,7 @@ type Worker struct {
 	// batch; returning false leaves the batch unacknowledged.
 	beforeAck func() bool
 
+	ready  atomic.Bool
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -76,16 +82,63 @@ func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg p
 	if opts.RedisTimeout <= 0 {
 		opts.RedisTimeout = 5 * time.Second
 	}
+	if opts.RetryInterval <= 0 {
+		opts.RetryInterval = time.Second
+	}
 	return &Worker{
 		log: log.With().Str("component", "analytics.worker").Logger(),
 		nc:  nc, js: js, store: st, opts: opts, m: newMetrics(reg),
 	}, nil
 }
 
-// Start ensures the stream and the shared consumer and starts consuming,
-// closing minutes and measuring lag until Shutdown.
+// Start sets up the stream, the shared consumer and the scripts, then
+// consumes, closes minutes and measures lag until Shutdown. When NATS or
+// Redis cannot be reached yet, Start returns nil all the same and the
+// set-up is retried in the background every RetryInterval; Ready reports
+// when it is done.
 func (w *Worker) Start(ctx context.Context) error {
-	s, err := bus.EnsureUsageStream(ctx, w.js, bus.StreamOptions{MaxAge: w.opts.StreamMaxAge, DedupWindow: w.opts.DedupWindow})
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.cancel = cancel
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	err := w.setup(sctx)
+	scancel()
+	if err != nil {
+		w.log.Warn().Err(err).Msg("usage consumer not set up yet; retrying in the background")
+		w.wg.Add(1)
+		go func() { defer w.wg.Done(); w.retrySetup(runCtx) }()
+		return nil
+	}
+	w.run(runCtx)
+	return nil
+}
+
+// Ready reports whether the worker is set up and consuming.
+func (w *Worker) Ready() bool { return w.ready.Load() }
+
+func (w *Worker) retrySetup(ctx context.Context) {
+	for attempt := 2; ; attempt++ {
+		sleep(ctx, w.opts.RetryInterval)
+		if ctx.Err() != nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := w.setup(sctx)
+		cancel()
+		if err == nil {
+			w.run(ctx)
+			return
+		}
+		if attempt%20 == 0 {
+			w.log.Warn().Err(err).Int("attempt", attempt).Msg("usage consumer not set up yet; retrying")
+		}
+	}
+}
+
+// setup creates the usage stream or brings it to Options.Stream (the
+// workers own its settings), ensures the shared consumer and loads the
+// scripts.
+func (w *Worker) setup(ctx context.Context) error {
+	s, err := bus.ConfigureUsageStream(ctx, w.js, w.opts.Stream)
 	if err != nil {
 		return err
 	}
@@ -105,14 +158,17 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.stream, w.cons = s, cons
-	runCtx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
-	w.wg.Add(3)
-	go func() { defer w.wg.Done(); w.consume(runCtx) }()
-	go func() { defer w.wg.Done(); w.every(runCtx, w.opts.CloseInterval, w.closeMinutes) }()
-	go func() { defer w.wg.Done(); w.every(runCtx, time.Second, w.measureLag) }()
-	w.log.Info().Str("durable", w.opts.Durable).Msg("consuming usage events")
 	return nil
+}
+
+// run starts the loops of a set-up worker.
+func (w *Worker) run(ctx context.Context) {
+	w.wg.Add(3)
+	go func() { defer w.wg.Done(); w.consume(ctx) }()
+	go func() { defer w.wg.Done(); w.every(ctx, w.opts.CloseInterval, w.closeMinutes) }()
+	go func() { defer w.wg.Done(); w.every(ctx, time.Second, w.measureLag) }()
+	w.ready.Store(true)
+	w.log.Info().Str("durable", w.opts.Durable).Msg("consuming usage events")
 }
 
 // Shutdown stops fetching, finishes the batch in hand and returns.
@@ -218,10 +274,9 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 		}
 		byAPI[api] = append(byAPI[api], i)
 	}
-	cutoff := rollup.Cutoff(w.opts.Now(), w.opts.Grace)
 	batches := make([]*rollup.APIBatch, 0, len(order))
 	for _, api := range order {
-		b := rollup.Build(api, data, byAPI[api], cutoff)
+		b := rollup.Build(api, data, byAPI[api])
 		for j, i := range b.Bad {
 			w.m.malformed.Inc()
 			w.log.Warn().Err(b.BadErrs[j]).Str("subject", msgs[i].Subject()).Msg("malformed usage batch terminated")
@@ -230,7 +285,7 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 		w.m.duplicates.Add(float64(b.Repeated))
 		batches = append(batches, b)
 	}
-	failed := w.record(ctx, data, batches, cutoff)
+	failed := w.record(ctx, data, batches)
 	w.m.apply.Observe(time.Since(start).Seconds())
 	for _, b := range failed {
 		for _, i := range b.Msgs {
@@ -256,11 +311,11 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 // recorded. On return, batches[i] is nil for a batch Redis did not take
 // (returned in failed); the others list in Msgs and Done every message that
 // is now recorded.
-func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.APIBatch, cutoff int64) (failed []*rollup.APIBatch) {
+func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.APIBatch) (failed []*rollup.APIBatch) {
 	pending := batches
 	for round := 0; len(pending) > 0 && round < 8; round++ {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.RedisTimeout)
-		res := w.store.Apply(rctx, pending)
+		res := w.store.Apply(rctx, pending, w.opts.Now())
 		cancel()
 		var retry []*rollup.APIBatch
 		for i, r := range res {
@@ -272,7 +327,7 @@ func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.AP
 				failed = append(failed, b)
 				drop(batches, b)
 			case len(r.Dups) > 0:
-				nb := w.rebuild(data, b, r.Dups, cutoff)
+				nb := w.rebuild(data, b, r.Dups)
 				replace(batches, b, nb)
 				if len(nb.IDs) > 0 {
 					retry = append(retry, nb)
@@ -293,7 +348,7 @@ func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.AP
 
 // rebuild returns b without the duplicate messages, which it lists in Done
 // so that they are acknowledged with the rest.
-func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int, cutoff int64) *rollup.APIBatch {
+func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int) *rollup.APIBatch {
 	var keep []int
 	done := append([]int(nil), b.Done...)
 	for p, i := range b.Msgs {
@@ -303,7 +358,7 @@ func (w *Worker) rebuild(data [][]byte, b *rollup.APIBatch, dups []int, cutoff i
 			keep = append(keep, i)
 		}
 	}
-	nb := rollup.Build(b.API, data, keep, cutoff)
+	nb := rollup.Build(b.API, data, keep)
 	nb.Done = append(done, nb.Done...)
 	w.m.duplicates.Add(float64(b.Events - nb.Events - nb.Repeated))
 	return nb

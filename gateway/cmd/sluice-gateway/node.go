@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +65,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		},
 		Auth: auth.Options{
 			CacheSize: cfg.Auth.SessionCacheSize, TTL: cfg.Auth.SessionTTL, NegativeCacheSize: cfg.Auth.NegativeCacheSize,
-			NegativeTTL: cfg.Auth.NegativeTTL, LookupTimeout: cfg.Auth.LookupTimeout,
+			NegativeTTL: cfg.Auth.NegativeTTL, LookupTimeout: cfg.Auth.LookupTimeout, MaxStale: cfg.Auth.MaxStale,
 		},
 	}, log)
 	if err != nil {
@@ -102,7 +101,18 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_config_version", Help: "Config version applied by this node.",
 	}, func() float64 { return float64(st.Version()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sluice_auth_stale_sessions_total",
+		Help: "Key lookups answered with a cached session past its TTL because the store could not re-read it.",
+	}, func() float64 { return float64(st.Sessions().StaleServed()) }))
 	n.ops = ops.New(cfg.OpsListen, n.ready, reg, log)
+	n.ops.Watch("redis", func(ctx context.Context) error { return store.Ping(ctx, n.rdb) })
+	n.ops.Watch("nats", func(context.Context) error {
+		if !n.nc.IsConnected() {
+			return errors.New(n.nc.Status().String())
+		}
+		return nil
+	})
 	if cfg.Profiling {
 		n.ops.EnableProfiling()
 	}
@@ -121,13 +131,15 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	return n, nil
 }
 
-// ready is /ready: config loaded and Redis answering.
-func (n *node) ready(ctx context.Context) error {
+// ready is /ready: the node holds a configuration snapshot and serves
+// traffic. Redis and NATS are deliberately not part of it: a node keeps
+// serving through their outages (fail-open APIs, cached sessions, buffered
+// usage), and a readiness probe failing on every node at once would turn a
+// store blip into a full outage. Their state is in /health and
+// sluice_dependency_up.
+func (n *node) ready(context.Context) error {
 	if !n.state.Loaded() {
 		return errors.New("configuration not loaded yet")
-	}
-	if err := store.Ping(ctx, n.rdb); err != nil {
-		return fmt.Errorf("redis: %w", err)
 	}
 	return nil
 }

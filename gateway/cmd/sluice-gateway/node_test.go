@@ -123,11 +123,155 @@ func TestNodeOpsAndNATSDown(t *testing.T) {
 		return fmt.Errorf("no drops counted")
 	})
 
-	// Redis down: not ready; back: ready.
+	// Redis down: still ready (the node serves what it knows); /health and
+	// the metrics say Redis is down. Back: up again.
 	r.Stop()
-	expect(t, ops+"/ready", 503, "not_ready")
-	r.Start()
+	expect(t, ops+"/health", 200, `"redis":"down`)
+	expect(t, ops+"/metrics", 200, `sluice_dependency_up{dependency="redis"} 0`)
 	expect(t, ops+"/ready", 200, "ready")
+	expect(t, "http://"+cfg.Listen+"/a", 200, "hi")
+	r.Start()
+	expect(t, ops+"/health", 200, `"redis":"up"`)
+	expect(t, ops+"/metrics", 200, `sluice_dependency_up{dependency="redis"} 1`)
+}
+
+// upstream serves "hi" on a free loopback port and returns its address.
+func upstream(t *testing.T) string {
+	t.Helper()
+	ln := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	srv := &http.Server{Addr: ln, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("hi")) })}
+	go func() { _ = srv.ListenAndServe() }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln
+}
+
+// A node started while Redis and NATS are both down comes up: it answers
+// 503 not_ready (and /ready fails) until its first snapshot, then loads it
+// in the background once they come, and serves.
+func TestNodeStartsBeforeRedisAndNATS(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	nt := testutil.StartNATS(t)
+	up := upstream(t)
+	st := store.New(r.Client(t), 0)
+	if _, err := st.PutAPI(context.Background(), &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthKeyless},
+		Upstream: model.Upstream{Targets: []string{"http://" + up}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	nt.Stop()
+
+	cfg := testConfig(t, "early-node")
+	cfg.Redis.Addr = r.Addr()
+	cfg.NATS.URL = nt.URL()
+	startNode(t, cfg)
+	ops, traffic := "http://"+cfg.OpsListen, "http://"+cfg.Listen+"/a"
+	expect(t, ops+"/health", 200, `"redis":"down`)
+	expect(t, ops+"/ready", 503, "not_ready")
+	expect(t, traffic, 503, `{"error":{"code":"not_ready"`)
+
+	r.Start()
+	nt.Start()
+	expect(t, ops+"/ready", 200, "ready")
+	expect(t, traffic, 200, "hi")
+	expect(t, ops+"/health", 200, `"nats":"up"`)
+}
+
+// With Redis down, a fail-open API keeps serving a key its node knows past
+// session_ttl, for the whole outage (auth.max_stale 0); a fail-closed API
+// refuses it with 503 once the session needs re-reading.
+func TestNodeServesKnownKeysThroughStoreOutage(t *testing.T) {
+	t.Parallel()
+	r := testutil.StartRedis(t)
+	nt := testutil.StartNATS(t)
+	up := upstream(t)
+	st := store.New(r.Client(t), 0)
+	ctx := context.Background()
+	for _, a := range []model.API{
+		{ID: "open", ListenPath: "/open", Auth: model.Auth{Mode: model.AuthAPIKey}, Upstream: model.Upstream{Targets: []string{"http://" + up}}},
+		{ID: "closed", ListenPath: "/closed", OnStoreError: model.StoreErrorClosed, Auth: model.Auth{Mode: model.AuthAPIKey},
+			Upstream: model.Upstream{Targets: []string{"http://" + up}}},
+	} {
+		if _, err := st.PutAPI(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := "outage-key-0123456789"
+	if _, err := st.PutKey(ctx, &model.Key{ID: "k", Hash: model.HashKey([]byte(secret)),
+		Access: []model.AccessRight{{API: "open"}, {API: "closed"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "outage-node")
+	cfg.Redis.Addr = r.Addr()
+	cfg.NATS.URL = nt.URL()
+	cfg.Auth.SessionTTL = 100 * time.Millisecond
+	startNode(t, cfg)
+	ops := "http://" + cfg.OpsListen
+	call := func(path string) (int, string, error) {
+		req, _ := http.NewRequest("GET", "http://"+cfg.Listen+path, nil)
+		req.Header.Set("X-API-Key", secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	expect(t, ops+"/ready", 200, "ready")
+	for _, p := range []string{"/open", "/closed"} {
+		if code, body, err := call(p); code != 200 || err != nil {
+			t.Fatalf("%s before the outage: %d %s %v", p, code, body, err)
+		}
+	}
+
+	r.Stop()
+	// Every request to the fail-open API is served, until the node has
+	// served the session past its TTL (counted) several times.
+	var served int
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		code, body, err := call("/open")
+		if err != nil {
+			return err
+		}
+		if code != 200 {
+			t.Fatalf("fail-open API during the outage: %d %s after %d served", code, body, served)
+		}
+		served++
+		_, m, err := get(ops + "/metrics")
+		if err != nil {
+			return err
+		}
+		if stale := metricValue(m, "sluice_auth_stale_sessions_total"); stale < 5 {
+			return fmt.Errorf("%v stale sessions served so far", stale)
+		}
+		return nil
+	})
+	expect(t, ops+"/ready", 200, "ready")
+	if code, body, _ := call("/closed"); code != 503 || !strings.Contains(body, "store_unavailable") {
+		t.Fatalf("fail-closed API during the outage: %d %s", code, body)
+	}
+	r.Start()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if code, body, err := call("/closed"); code != 200 || err != nil {
+			return fmt.Errorf("fail-closed API after the outage: %d %s %v", code, body, err)
+		}
+		return nil
+	})
+}
+
+// metricValue returns the value of an unlabelled metric in a Prometheus
+// text exposition, or -1.
+func metricValue(exposition, name string) float64 {
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // A node wired from its configuration verifies tokens of an OIDC issuer

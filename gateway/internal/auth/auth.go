@@ -7,6 +7,11 @@
 //
 // Cached sessions are evicted by config sync (Evict, EvictPolicy); the
 // session TTL bounds how stale a session can be if an eviction is missed.
+// Once its TTL has run out a session is read again; when the store cannot
+// answer, Lookup still returns the cached session, with ErrStale, for up to
+// Options.MaxStale past its TTL (0: as long as the node holds it), so a
+// fail-open API keeps serving the keys its node knows for a whole store
+// outage. An eviction still forgets the session at once, outage or not.
 package auth
 
 import (
@@ -31,7 +36,15 @@ var (
 	ErrExpired     = errors.New("api key expired")
 	ErrDisabled    = errors.New("api key disabled")
 	ErrUnavailable = errors.New("key store unavailable")
+	// ErrStale comes with a session Lookup could not re-read because the
+	// store failed: the session as the node last read it, within
+	// Options.MaxStale. It wraps ErrUnavailable, so a caller that does not
+	// look for it treats the key as unverifiable.
+	ErrStale = fmt.Errorf("%w: cached session past its ttl", ErrUnavailable)
 )
+
+// DefaultStoreRetry is the default Options.StoreRetry.
+const DefaultStoreRetry = time.Second
 
 // Options size the caches.
 type Options struct {
@@ -40,6 +53,14 @@ type Options struct {
 	NegativeCacheSize int
 	NegativeTTL       time.Duration
 	LookupTimeout     time.Duration
+	// MaxStale bounds how long past its TTL a cached session is still
+	// returned (with ErrStale) while the store cannot be read; 0: no bound.
+	MaxStale time.Duration
+	// StoreRetry: after a failed re-read, sessions past their TTL are
+	// returned stale without asking the store again for this long, so a
+	// frozen store does not cost every request a lookup timeout (default
+	// DefaultStoreRetry).
+	StoreRetry time.Duration
 }
 
 // Cache holds sessions by key hash and remembers unknown hashes.
@@ -54,11 +75,15 @@ type Cache struct {
 	gen atomic.Uint64
 	mu  sync.Mutex // serializes EvictPolicy scans
 	now func() time.Time
+	// downUntil (Unix ns): until then sessions past their TTL are returned
+	// stale without a store call.
+	downUntil atomic.Int64
+	stale     atomic.Uint64 // lookups answered with ErrStale
 }
 
 type entry struct {
 	s       *Session
-	expires time.Time
+	expires time.Time // end of the TTL: read again after it
 }
 
 // NewCache returns a session cache reading keys from st and policies from
@@ -75,20 +100,32 @@ func NewCache(st *store.Store, policy func(id string) *model.Policy, opts Option
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	if opts.MaxStale < 0 {
+		return nil, errors.New("auth: max stale must not be negative")
+	}
+	if opts.StoreRetry <= 0 {
+		opts.StoreRetry = DefaultStoreRetry
+	}
 	return &Cache{opts: opts, store: st, policy: policy, sessions: sessions, negative: negative, now: time.Now}, nil
 }
 
 // Lookup returns the session of the key whose SHA-256 is sum. A cached
 // session costs no Redis call and no allocation. It returns ErrUnknownKey
-// or ErrUnavailable (Redis failed or timed out); a disabled or expired key
-// is returned as a session: check Session.Usable.
+// or ErrUnavailable (Redis failed or timed out, nothing usable cached); a
+// disabled or expired key is returned as a session: check Session.Usable.
+// A cached session past its TTL that the store could not re-read is
+// returned with an error wrapping ErrStale (and ErrUnavailable) while it is
+// within Options.MaxStale: the caller decides whether to serve it.
 func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	now := c.now()
-	if e, ok := c.sessions.Get(sum); ok {
+	e, cached := c.sessions.Get(sum)
+	if cached {
 		if now.Before(e.expires) {
 			return e.s, nil
 		}
-		c.sessions.Remove(sum)
+		if now.UnixNano() < c.downUntil.Load() {
+			return c.staleOr(sum, e, now, ErrUnavailable)
+		}
 	}
 	if until, ok := c.negative.Get(sum); ok {
 		if now.Before(until) {
@@ -107,12 +144,20 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	k, err := c.store.KeyByHash(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if cached {
+			c.sessions.Remove(sum)
+		}
 		if c.gen.Load() == gen {
 			c.negative.Add(sum, now.Add(c.opts.NegativeTTL))
 		}
 		return nil, ErrUnknownKey
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		if !cached {
+			return nil, err
+		}
+		c.downUntil.Store(now.Add(c.opts.StoreRetry).UnixNano())
+		return c.staleOr(sum, e, now, err)
 	}
 	if k.Hash != hash {
 		return nil, ErrUnknownKey
@@ -123,6 +168,23 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	}
 	return s, nil
 }
+
+// staleOr returns the cached session e of sum with ErrStale when it is
+// still cached (no eviction since it was read) and within MaxStale, else
+// nil and err.
+func (c *Cache) staleOr(sum Sum, e entry, now time.Time, err error) (*Session, error) {
+	if cur, ok := c.sessions.Peek(sum); !ok || cur.s != e.s {
+		return nil, err // evicted meanwhile: a revocation wins
+	}
+	if c.opts.MaxStale > 0 && !now.Before(e.expires.Add(c.opts.MaxStale)) {
+		return nil, err
+	}
+	c.stale.Add(1)
+	return e.s, ErrStale
+}
+
+// StaleServed returns how many lookups returned a stale session.
+func (c *Cache) StaleServed() uint64 { return c.stale.Load() }
 
 // Identity returns the session of a verified token identity (see
 // jwtauth.Result): sum is the token's session key (identity and policies),

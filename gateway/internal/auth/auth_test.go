@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -272,5 +273,82 @@ func TestCacheIdentityAllocs(t *testing.T) {
 	c.Identity(sum, "alice-hash", pols)
 	if n := testing.AllocsPerRun(100, func() { c.Identity(sum, "alice-hash", pols) }); n != 0 {
 		t.Fatalf("cached identity allocates %v times", n)
+	}
+}
+
+// With the store down, a session past its TTL is still returned, with
+// ErrStale, within MaxStale (0: without bound); an eviction heard meanwhile
+// still forgets it, and once the store answers again it is read afresh.
+func TestCacheStaleWhileStoreDown(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		maxStale time.Duration
+		after    time.Duration // past the TTL
+		stale    bool
+	}{
+		{"unbounded, an hour later", 0, time.Hour, true},
+		{"bounded, within", 10 * time.Minute, 5 * time.Minute, true},
+		{"bounded, past", 10 * time.Minute, 11 * time.Minute, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := testutil.StartRedis(t)
+			st := store.New(r.Client(t), 0)
+			ctx := context.Background()
+			c, err := NewCache(st, func(string) *model.Policy { return nil }, Options{
+				CacheSize: 4, TTL: time.Minute, NegativeCacheSize: 4, NegativeTTL: time.Minute,
+				LookupTimeout: time.Second, MaxStale: tc.maxStale, StoreRetry: time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			c.now = func() time.Time { return now }
+			secret := []byte("stale-key-0123456789")
+			k := &model.Key{ID: "k", Hash: model.HashKey(secret), Access: []model.AccessRight{{API: "a"}}}
+			if _, err := st.PutKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			s, err := c.Lookup(ctx, SumKey(secret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Stop()
+			now = now.Add(time.Minute + tc.after)
+			got, err := c.Lookup(ctx, SumKey(secret))
+			if tc.stale {
+				if got != s || !errors.Is(err, ErrStale) || !errors.Is(err, ErrUnavailable) {
+					t.Fatalf("stale lookup = %p, %v; want the cached session and ErrStale", got, err)
+				}
+				// Within the retry pause: answered without the store.
+				if got, err := c.Lookup(ctx, SumKey(secret)); got != s || !errors.Is(err, ErrStale) {
+					t.Fatalf("second stale lookup = %p, %v", got, err)
+				}
+				if c.StaleServed() != 2 {
+					t.Fatalf("stale served %d, want 2", c.StaleServed())
+				}
+			} else if got != nil || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStale) {
+				t.Fatalf("past max stale: %p, %v; want ErrUnavailable alone", got, err)
+			}
+
+			// A revocation heard during the outage applies at once.
+			c.Evict(k.Hash)
+			if got, err := c.Lookup(ctx, SumKey(secret)); got != nil || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStale) {
+				t.Fatalf("evicted during the outage: %p, %v", got, err)
+			}
+
+			// The store back: read afresh.
+			r.Start()
+			now = now.Add(2 * time.Second)
+			testutil.WaitFor(t, 10*time.Second, func() error {
+				got, err := c.Lookup(ctx, SumKey(secret))
+				if err != nil || got == nil || got == s {
+					return fmt.Errorf("after recovery: %p, %v", got, err)
+				}
+				return nil
+			})
+		})
 	}
 }

@@ -308,8 +308,9 @@ func ensureStream(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	// Bounded, so a long run cannot fill the disk with usage events.
-	_, err = bus.EnsureUsageStream(ctx, js, bus.StreamOptions{MaxAge: time.Hour, MaxBytes: 512 << 20})
+	// Bounded, so a long run cannot fill the disk with usage events. The
+	// harness owns the stack it starts, so it sets the stream's limits.
+	_, err = bus.ConfigureUsageStream(ctx, js, bus.StreamOptions{MaxAge: time.Hour, MaxBytes: 512 << 20})
 	return err
 }
 

@@ -101,6 +101,11 @@ type Auth struct {
 	NegativeTTL time.Duration `yaml:"negative_ttl"`
 	// LookupTimeout bounds one key lookup in Redis (default 50ms).
 	LookupTimeout time.Duration `yaml:"lookup_timeout"`
+	// MaxStale bounds how long past session_ttl a fail-open API still
+	// serves a cached session the store cannot re-read (Redis down); an
+	// eviction heard on NATS still applies at once. 0 (default): for the
+	// whole outage.
+	MaxStale time.Duration `yaml:"max_stale"`
 }
 
 // defaultRedis is the shared default with no retries: a failed command
@@ -244,6 +249,9 @@ func (c *Config) Validate() validation.Errors {
 	positive(&errs, "auth.session_ttl", c.Auth.SessionTTL)
 	positive(&errs, "auth.negative_ttl", c.Auth.NegativeTTL)
 	positive(&errs, "auth.lookup_timeout", c.Auth.LookupTimeout)
+	if c.Auth.MaxStale < 0 {
+		errs.Add("auth.max_stale", "must not be negative (0: no bound)")
+	}
 	errs.Merge("jwt", c.JWT.Validate())
 	if err := c.Log.Validate(); err != nil {
 		errs.Add("", "%v", err)

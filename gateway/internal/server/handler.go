@@ -145,7 +145,8 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 
 // authenticateKey finds the session of an API key. A key that cannot be
 // verified because the store is down is never served as that key: 503,
-// whatever the API's on_store_error (cached sessions keep working).
+// whatever the API's on_store_error. A session the node holds but could
+// not re-read (auth.ErrStale) is served on a fail-open API.
 func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []byte) *Error {
 	switch {
 	case len(key) == 0:
@@ -157,6 +158,8 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	switch {
 	case errors.Is(err, auth.ErrUnknownKey):
 		return ErrInvalidKey
+	case errors.Is(err, auth.ErrStale) && x.api.FailOpen:
+		// the store is down: served as the node last read it
 	case err != nil:
 		s.warn(err, "api key lookup failed")
 		return ErrStoreDown

@@ -200,6 +200,9 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 	case v.Version != cur+1:
 		return fmt.Errorf("state: apply version %d on %d: %w", v.Version, cur, ErrVersionGap)
 	}
+	// Evictions first: they need no store read, so a revoked key or a
+	// changed policy stops being served even when reading the rest fails.
+	s.evict(v)
 	old := s.snap.Load()
 	apis := make(map[string]model.API, len(old.APIs))
 	for _, a := range old.APIs {
@@ -207,7 +210,6 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 	}
 	pols := maps(old.policies)
 	rebuild := false
-	var keyHashes, changedPolicies []string
 	for _, c := range v.Changes {
 		switch c.Kind {
 		case store.KindAPI:
@@ -233,10 +235,7 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 			} else {
 				delete(pols, c.ID)
 			}
-			changedPolicies = append(changedPolicies, c.ID)
 			rebuild = true
-		case store.KindKey:
-			keyHashes = append(keyHashes, c.Hash, c.OldHash)
 		}
 	}
 	if rebuild {
@@ -246,12 +245,34 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 		}
 		s.install(v.Version, list, pols)
 	}
-	s.sessions.Evict(keyHashes...)
-	for _, id := range changedPolicies {
-		s.sessions.EvictPolicy(id)
-	}
+	s.evict(v) // again: a lookup between the first eviction and the new snapshot read the old policies
 	s.version.Store(v.Version)
 	return nil
+}
+
+// Revoke forgets the cached sessions a version not applied yet changes
+// (keys by Hash and OldHash, and every session holding a changed policy),
+// without reading the store: config sync calls it for a version it cannot
+// apply yet (a gap, or the store down), so a revocation heard on NATS
+// applies at once. Apply does the same, so the version may come later.
+func (s *State) Revoke(v store.Version) {
+	if v.Version <= s.version.Load() {
+		return
+	}
+	s.evict(v)
+}
+
+func (s *State) evict(v store.Version) {
+	var keyHashes []string
+	for _, c := range v.Changes {
+		switch c.Kind {
+		case store.KindKey:
+			keyHashes = append(keyHashes, c.Hash, c.OldHash)
+		case store.KindPolicy:
+			s.sessions.EvictPolicy(c.ID)
+		}
+	}
+	s.sessions.Evict(keyHashes...)
 }
 
 func maps(m map[string]*model.Policy) map[string]*model.Policy {

@@ -255,3 +255,51 @@ func TestJWTWithoutProvider(t *testing.T) {
 		t.Fatalf("api %+v", got)
 	}
 }
+
+// With Redis down, the node keeps its snapshot and its sessions, and a
+// revocation it hears still applies: in a version it cannot apply (an API
+// body to read) and in one past a gap (Revoke).
+func TestRevocationDuringStoreOutage(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		revoke func(s *State, v store.Version) error
+	}{
+		{"next version, unreadable api", func(s *State, v store.Version) error { return s.Apply(context.Background(), v) }},
+		{"past a gap", func(s *State, v store.Version) error { v.Version++; s.Revoke(v); return nil }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, st, r := newState(t)
+			ctx := context.Background()
+			if _, err := st.PutAPI(ctx, api("a", "/a")); err != nil {
+				t.Fatal(err)
+			}
+			secret := []byte("revoked-key-0123456789")
+			k := &model.Key{ID: "k", Hash: model.HashKey(secret), Access: []model.AccessRight{{API: "a"}}}
+			if _, err := st.PutKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Sessions().Lookup(ctx, auth.SumKey(secret)); err != nil {
+				t.Fatal(err)
+			}
+			snap := s.Snapshot()
+			r.Stop()
+			v := store.Version{Version: s.Version() + 1, Changes: []store.Entry{
+				{Kind: store.KindAPI, Op: store.OpPut, ID: "a"},
+				{Kind: store.KindKey, Op: store.OpPut, ID: "k", Hash: k.Hash},
+			}}
+			_ = tc.revoke(s, v) // Apply fails: the API cannot be read
+			if s.Snapshot() != snap || !s.Loaded() {
+				t.Fatal("snapshot lost during the outage")
+			}
+			if s.Sessions().Len() != 0 {
+				t.Fatal("revoked key's session still cached")
+			}
+		})
+	}
+}

@@ -58,6 +58,10 @@ type State interface {
 	// Apply applies the version after Version. The follower passes only
 	// versions read from the store's changelog.
 	Apply(ctx context.Context, v store.Version) error
+	// Revoke forgets the cached sessions a version changes, without the
+	// store, before it can be applied. It is given what a sync message
+	// names and must only evict, never apply.
+	Revoke(v store.Version)
 }
 
 // Options configure a Follower.
@@ -226,6 +230,7 @@ func (f *Follower) onMessage(m *nats.Msg) {
 		f.m.stale.Inc()
 		return
 	}
+	f.evict(m.Data)
 	for {
 		cur := f.hint.Load()
 		if v <= cur || f.hint.CompareAndSwap(cur, v) {
@@ -236,6 +241,26 @@ func (f *Follower) onMessage(m *nats.Msg) {
 	case f.wake <- struct{}{}:
 	default:
 	}
+}
+
+// maxEvictChanges bounds the work a sync message can cause on the NATS
+// delivery goroutine.
+const maxEvictChanges = 256
+
+// evict forgets at once the cached sessions a sync message names, so a
+// revocation heard while the store cannot be read still applies. It only
+// ever evicts (the next request re-reads the key from the store, the
+// truth): a forged message can cost a re-read, never grant anything.
+func (f *Follower) evict(data []byte) {
+	msg, err := bus.DecodeSyncMessage(data)
+	if err != nil || len(msg.Changes) == 0 || len(msg.Changes) > maxEvictChanges {
+		return // nothing to evict, or too much to walk here: the catch-up will
+	}
+	v := store.Version{Version: msg.Version, Changes: make([]store.Entry, len(msg.Changes))}
+	for i, c := range msg.Changes {
+		v.Changes[i] = store.Entry{Kind: c.Kind, Op: c.Op, ID: c.ID, Hash: c.Hash, OldHash: c.OldHash}
+	}
+	f.state.Revoke(v)
 }
 
 func (f *Follower) requestCatchUp() {

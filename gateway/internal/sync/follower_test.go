@@ -220,3 +220,47 @@ func TestNewRejectsBadNodeID(t *testing.T) {
 		}
 	}
 }
+
+// With Redis down, a node hears a version it cannot apply (an API body to
+// read) and then a key revocation: the revoked key's cached session is
+// forgotten at once, before the store is back, and the snapshot is kept.
+func TestRevocationHeardWhileStoreDown(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 0)
+	c.write(apiChange("a", "/a/"))
+	c.write(keyChange("k1", "clear-key-0123456789"))
+	n := c.startNode("n1", Options{CheckInterval: slow})
+	c.converge(n)
+	sum := auth.SumKey([]byte("clear-key-0123456789"))
+	ctx := context.Background()
+	if _, err := n.state.Sessions().Lookup(ctx, sum); err != nil {
+		t.Fatal(err)
+	}
+	from := n.state.Version()
+	c.writeQuiet(apiChange("a", "/a2/"))
+	c.writeQuiet(store.Change{Kind: store.KindKey, Op: store.OpDelete, ID: "k1"})
+	vs, err := c.store.ChangesSince(ctx, from, 0)
+	if err != nil || len(vs) != 2 {
+		t.Fatalf("changes: %v %v", vs, err)
+	}
+	snap := n.state.Snapshot()
+	c.redis.Stop()
+	for _, v := range vs {
+		msg := bus.NewSyncMessage(v)
+		data, _ := json.Marshal(msg)
+		if err := c.nc.Publish(bus.SyncSubject(msg.Kind()), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if n.state.Sessions().Len() != 0 {
+			return errors.New("revoked key's session still cached")
+		}
+		return nil
+	})
+	if n.state.Snapshot() != snap || n.state.Version() != from {
+		t.Fatalf("snapshot changed during the outage: version %d", n.state.Version())
+	}
+	c.redis.Start()
+	c.converge(n)
+}

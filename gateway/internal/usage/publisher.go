@@ -141,8 +141,8 @@ func (p *Publisher) Emit(e *pkgusage.Event) bool {
 	return false
 }
 
-// Start ensures the usage stream (retried later if NATS is not reachable
-// yet) and starts publishing. It does not fail when NATS is down.
+// Start creates the usage stream when it is absent (retried later if NATS
+// is not reachable yet) and starts publishing. It does not fail when NATS is down.
 func (p *Publisher) Start(ctx context.Context) error {
 	p.startOnce.Do(func() {
 		ok := p.ensureStream(ctx)
@@ -172,7 +172,9 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 func (p *Publisher) ensureStream(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if _, err := bus.EnsureUsageStream(ctx, p.js, bus.StreamOptions{}); err != nil {
+	// Created with the defaults when absent; an existing stream's settings
+	// belong to the analytics workers and are never changed here.
+	if _, err := bus.CreateUsageStream(ctx, p.js, bus.StreamOptions{}); err != nil {
 		p.log.Warn().Err(err).Msg("usage stream not ensured yet; retrying in the background")
 		return false
 	}

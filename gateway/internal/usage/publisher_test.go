@@ -297,3 +297,65 @@ func BenchmarkEmit(b *testing.B) {
 		p.Emit(e)
 	}
 }
+
+// The usage stream's settings belong to the analytics workers: a gateway
+// publisher starting, or reconnecting after a NATS restart, publishes into
+// the stream as it is and changes none of them.
+func TestPublisherLeavesStreamSettings(t *testing.T) {
+	t.Parallel()
+	ns := testutil.StartNATS(t)
+	nc := ns.Conn(t)
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := bus.StreamOptions{MaxAge: 5 * time.Hour, MaxBytes: 64 << 20, Replicas: 1, DedupWindow: 7 * time.Minute}
+	s, err := bus.ConfigureUsageStream(ctx, js, owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := func(c jetstream.StreamConfig) string {
+		return fmt.Sprintf("max_age=%v max_bytes=%d replicas=%d dedup=%v subjects=%v", c.MaxAge, c.MaxBytes, c.Replicas, c.Duplicates, c.Subjects)
+	}
+	check := func(when string) {
+		t.Helper()
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := settings(info.Config), settings(before.Config); got != want {
+			t.Fatalf("%s: stream settings %s, want %s", when, got, want)
+		}
+	}
+
+	gw := ns.Conn(t)
+	p := newPublisher(t, gw, Options{FlushInterval: 10 * time.Millisecond})
+	wait := func(n int) {
+		t.Helper()
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			if _, evs := streamEvents(t, nc); len(evs) != n {
+				return fmt.Errorf("%d events in the stream, want %d", len(evs), n)
+			}
+			return nil
+		})
+	}
+	p.Emit(event("a", 1))
+	wait(1)
+	check("after a gateway started")
+
+	ns.Stop()
+	ns.Start()
+	p.Emit(event("a", 2))
+	wait(2)
+	check("after a NATS restart and reconnect")
+
+	p2 := newPublisher(t, ns.Conn(t), Options{FlushInterval: 10 * time.Millisecond})
+	p2.Emit(event("b", 1))
+	wait(3)
+	check("after a second gateway started")
+}
