@@ -136,7 +136,9 @@ func withJWT(forward map[string]string, edit func(*API)) func(*API) {
 func TestAPIValidateHostile(t *testing.T) {
 	t.Parallel()
 	listen := func(p string) func(*API) { return func(a *API) { a.ListenPath = p } }
-	target := func(u string) func(*API) { return func(a *API) { a.Upstream.Targets = []string{"http://127.0.0.1:1", u} } }
+	target := func(u string) func(*API) {
+		return func(a *API) { a.Upstream.Targets = []string{"http://127.0.0.1:1", u} }
+	}
 	endpoint := func(p string) func(*API) { return func(a *API) { a.Endpoints = []Endpoint{{Path: "/ok"}, {Path: p}} } }
 	claim := func(h string) func(*API) { return withJWT(map[string]string{"ok": "X-User", "sub": h}, nil) }
 	for _, tc := range []struct {
