@@ -5,8 +5,9 @@ package config
 
 import (
 	"net"
-	"net/url"
+	"strings"
 	"time"
+	"unicode"
 
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/logging"
@@ -73,21 +74,21 @@ func Load(path string) (Config, error) {
 // Validate returns every problem with the configuration, with field paths.
 func (c *Config) Validate() validation.Errors {
 	var errs validation.Errors
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs.Add("listen", "must be host:port or :port, got %q", c.Listen)
+	if err := validation.ListenAddr(c.Listen); err != nil {
+		errs.Add("listen", "%v", err)
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		errs.Add("admin_token", "must be at least 16 characters")
+	if c.AdminToken != "" {
+		checkAdminToken(&errs, c.AdminToken)
 	}
-	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-		errs.Add("redis.addr", "must be host:port, got %q", c.Redis.Addr)
+	if err := validation.HostPort(c.Redis.Addr); err != nil {
+		errs.Add("redis.addr", "%v", err)
 	}
 	if c.Redis.DB < 0 {
 		errs.Add("redis.db", "must not be negative")
 	}
 	for i, a := range c.Redis.ClusterAddrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
+		if err := validation.HostPort(a); err != nil {
+			errs.Add(validation.Index("redis.cluster_addrs", i), "%v", err)
 		}
 	}
 	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
@@ -99,8 +100,8 @@ func (c *Config) Validate() validation.Errors {
 	if c.Redis.DialTimeout <= 0 {
 		errs.Add("redis.dial_timeout", "must be a positive duration")
 	}
-	if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
-		errs.Add("nats.url", "must be a URL like nats://127.0.0.1:4222, got %q", c.NATS.URL)
+	if err := validation.NATSURLs(c.NATS.URL); err != nil {
+		errs.Add("nats.url", "%v", err)
 	}
 	if c.ChangelogLength < 100 {
 		errs.Add("changelog_length", "must be at least 100")
@@ -112,6 +113,31 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("log", "%v", err)
 	}
 	return errs
+}
+
+// MinAdminTokenChars is the fewest non-whitespace characters an admin
+// token has.
+const MinAdminTokenChars = 16
+
+// checkAdminToken refuses a token that is short once whitespace is left
+// out, has whitespace around it (a copy-paste accident the Authorization
+// header would not carry) or holds control characters.
+func checkAdminToken(errs *validation.Errors, tok string) {
+	n := 0
+	for _, r := range tok {
+		if !unicode.IsSpace(r) {
+			n++
+		}
+	}
+	if n < MinAdminTokenChars {
+		errs.Add("admin_token", "must have at least %d non-whitespace characters, has %d", MinAdminTokenChars, n)
+	}
+	if strings.TrimSpace(tok) != tok {
+		errs.Add("admin_token", "must not start or end with whitespace")
+	}
+	if strings.IndexFunc(tok, unicode.IsControl) >= 0 {
+		errs.Add("admin_token", "must not contain control characters (tab, newline, NUL, ...)")
+	}
 }
 
 // Loopback reports whether the listen address binds only to loopback.
