@@ -23,7 +23,7 @@ import (
 // Everything else is refused, each with its own message: percent-escapes
 // of any kind ("%2e", "%2F", "%41"), a backslash, control characters
 // (NUL, CR, LF, TAB, DEL), spaces, non-ASCII bytes, ";", "?", "#", and
-// any character outside the set. A listen path also ends with "/".
+// any character outside the set.
 
 // Errors of CheckListenPath: ErrPath for a path that breaks the rule
 // above, ErrListenPath for a normalised path that cannot be a listen path.
@@ -50,17 +50,16 @@ var pathChar = func() (t [256]bool) {
 }()
 
 // CheckListenPath returns nil when p is a normalised listen path: a
-// normalised path (see above) that ends with "/". "/" itself is one.
-// Listen paths are prefixes, not patterns, so "*" is refused too.
+// normalised path (see above). Listen paths are prefixes matched on a "/"
+// boundary, so "/orders/" and "/orders" name the same prefix (the clash
+// check treats them as one); write the final "/" to say so. Listen paths
+// are not patterns, so "*" is refused too.
 func CheckListenPath(p string) error {
 	if err := checkNormalPath(p); err != nil {
 		return err
 	}
 	if i := strings.IndexByte(p, '*'); i >= 0 {
 		return fmt.Errorf("%q is %w: \"*\" at offset %d: a listen path is a plain prefix, not a pattern (put patterns in endpoints)", p, ErrListenPath, i)
-	}
-	if p[len(p)-1] != '/' {
-		return fmt.Errorf("%q is %w: must end with \"/\", like %q", p, ErrListenPath, p+"/")
 	}
 	return nil
 }

@@ -85,7 +85,7 @@ func TestValidationListsEveryProblem(t *testing.T) {
 	}{
 		{"api fields", "/v1/apis", `{"id":"bad id","listen_path":"orders","upstream":{"targets":["ftp://x"]},"auth":{"mode":"magic"},"rate_limit":{"rate":-1,"per":"1s"}}`,
 			[]string{"auth.mode", "id", "listen_path", "rate_limit.rate", "upstream.targets[0]"}},
-		{"listen path clash", "/v1/apis", apiJSON("orders2", "/orders/"), []string{"listen_path"}},
+		{"listen path clash", "/v1/apis", apiJSON("orders2", "/orders"), []string{"listen_path"}},
 		{"unknown fields everywhere", "/v1/apis", `{"id":"a","listen_path":"/a/","upstream":{"targets":["http://h"],"tls":true},"auth":{"mode":"keyless"},"colour":"red"}`,
 			[]string{"colour", "upstream.tls"}},
 		{"wrong types", "/v1/apis", `{"id":5,"listen_path":"/a/","upstream":{"targets":"http://h","read_timeout":"soon"},"auth":{"mode":"keyless"},"max_body_bytes":1.5,"strip_listen_path":"yes"}`,

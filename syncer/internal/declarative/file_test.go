@@ -122,7 +122,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		"apis[1].id", "apis[1].listen_path", "apis[1].upstream.targets[0]", "apis[1].auth.mode",
 		"apis[2].rate_limit.rate",
 		"apis[3].id",
-		"apis[2].listen_path", // clashes with apis[0]
+		"apis[2].listen_path", // clashes with apis[0]: /orders and /orders/
 		"policies[0].access[0].methods[0]", "policies[0].quota.max",
 	}
 	if got := fields(errs); !reflect.DeepEqual(got, want) {
