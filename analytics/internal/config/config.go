@@ -3,7 +3,6 @@
 package config
 
 import (
-	"net"
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/logging"
@@ -90,26 +89,26 @@ func Default() Config {
 // Validate returns every problem, each with its field path.
 func (c *Config) Validate() error {
 	var errs validation.Errors
-	if c.Listen == "" {
-		errs.Add("listen", "must not be empty")
+	if err := validation.ListenAddr(c.Listen); err != nil {
+		errs.Add("listen", "%v", err)
 	}
-	if c.Redis.Addr == "" {
-		errs.Add("redis.addr", "must not be empty")
+	if err := validation.HostPort(c.Redis.Addr); err != nil {
+		errs.Add("redis.addr", "%v", err)
 	}
 	if c.Redis.DB < 0 {
 		errs.Add("redis.db", "must not be negative")
 	}
 	for i, a := range c.Redis.ClusterAddrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
+		if err := validation.HostPort(a); err != nil {
+			errs.Add(validation.Index("redis.cluster_addrs", i), "%v", err)
 		}
 	}
 	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
 		errs.Add("redis.db", "must be 0 with redis.cluster_addrs (a Redis Cluster has only database 0)")
 	}
 	positive(&errs, "redis.timeout", c.Redis.Timeout)
-	if c.NATS.URL == "" {
-		errs.Add("nats.url", "must not be empty")
+	if err := validation.NATSURLs(c.NATS.URL); err != nil {
+		errs.Add("nats.url", "%v", err)
 	}
 	if c.NATS.Durable == "" {
 		errs.Add("nats.durable", "must not be empty")

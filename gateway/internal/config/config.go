@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -203,8 +202,8 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("ops_listen", "must differ from listen")
 	}
 	positive(&errs, "shutdown_timeout", c.ShutdownTimeout)
-	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-		errs.Add("redis.addr", "must be host:port, got %q", c.Redis.Addr)
+	if err := validation.HostPort(c.Redis.Addr); err != nil {
+		errs.Add("redis.addr", "%v", err)
 	}
 	if c.Redis.DB < 0 {
 		errs.Add("redis.db", "must not be negative")
@@ -214,8 +213,8 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("redis.pool_size", "must not be negative")
 	}
 	positive(&errs, "redis.dial_timeout", c.Redis.DialTimeout)
-	if u, err := url.Parse(c.NATS.URL); err != nil || u.Host == "" {
-		errs.Add("nats.url", "must be a URL like nats://127.0.0.1:4222, got %q", c.NATS.URL)
+	if err := validation.NATSURLs(c.NATS.URL); err != nil {
+		errs.Add("nats.url", "%v", err)
 	}
 	errs.Merge("limits", c.Limits.Validate())
 	errs.Merge("usage", c.Usage.Validate())
@@ -260,8 +259,8 @@ func positive(errs *validation.Errors, field string, d time.Duration) {
 }
 
 func checkAddr(errs *validation.Errors, field, addr string) {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-		errs.Add(field, "must be [host]:port, like :8080, got %q", addr)
+	if err := validation.ListenAddr(addr); err != nil {
+		errs.Add(field, "%v", err)
 	}
 }
 
@@ -269,8 +268,8 @@ func checkAddr(errs *validation.Errors, field, addr string) {
 // (a Redis Cluster has only database 0).
 func checkClusterAddrs(errs *validation.Errors, addrs []string, db int) {
 	for i, a := range addrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
-			errs.Add(validation.Index("redis.cluster_addrs", i), "must be host:port, got %q", a)
+		if err := validation.HostPort(a); err != nil {
+			errs.Add(validation.Index("redis.cluster_addrs", i), "%v", err)
 		}
 	}
 	if len(addrs) > 0 && db != 0 {
