@@ -146,7 +146,7 @@ func checkTarget(errs *validation.Errors, field, raw string) {
 		return
 	}
 	if u.User != nil {
-		errs.Add(field, "must not carry credentials (user:password@): the gateway would send them to every caller's upstream request")
+		errs.Add(field, "must not carry credentials (user:password@): the gateway would not send them, and they would be stored in clear")
 	}
 	if err := validation.Host(u.Hostname()); err != nil {
 		errs.Add(field, "%v", err)
