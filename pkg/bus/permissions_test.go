@@ -170,11 +170,11 @@ func TestNATSPermissions(t *testing.T) {
 
 	t.Run("gateway", func(t *testing.T) {
 		gw.t, sy.t, sb.t = t, t, t
-		if _, err := bus.EnsureUsageStream(ctx, gw.js, bus.StreamOptions{}); err != nil {
-			t.Fatalf("ensure usage stream: %v", err)
+		if _, err := bus.CreateUsageStream(ctx, gw.js, bus.StreamOptions{}); err != nil {
+			t.Fatalf("create usage stream: %v", err)
 		}
-		if _, err := bus.EnsureUsageStream(ctx, gw.js, bus.StreamOptions{}); err != nil { // it exists now: update
-			t.Fatalf("ensure usage stream again: %v", err)
+		if _, err := bus.CreateUsageStream(ctx, gw.js, bus.StreamOptions{}); err != nil { // it exists now: info only
+			t.Fatalf("create usage stream again: %v", err)
 		}
 		tail := sb.subscribe(bus.UsageWildcard)
 		if _, err := gw.js.Publish(ctx, bus.UsageSubject("orders"), []byte(`[{"api":"orders"}]`)); err != nil {
@@ -210,6 +210,10 @@ func TestNATSPermissions(t *testing.T) {
 			t.Fatal("gateway deleted the usage stream")
 		}
 		gw.denied("stream delete", "$JS.API.STREAM.DELETE.SLUICE_USAGE")
+		if _, err := bus.ConfigureUsageStream(short(t), gw.js, bus.StreamOptions{MaxAge: time.Hour}); err == nil {
+			t.Fatal("gateway changed the usage stream's settings")
+		}
+		gw.denied("stream update", "$JS.API.STREAM.UPDATE.SLUICE_USAGE")
 	})
 
 	t.Run("syncer", func(t *testing.T) {
@@ -222,9 +226,9 @@ func TestNATSPermissions(t *testing.T) {
 
 	t.Run("analytics", func(t *testing.T) {
 		an.t, sb.t = t, t
-		s, err := bus.EnsureUsageStream(ctx, an.js, bus.StreamOptions{})
+		s, err := bus.ConfigureUsageStream(ctx, an.js, bus.StreamOptions{})
 		if err != nil {
-			t.Fatalf("ensure usage stream: %v", err)
+			t.Fatalf("configure usage stream: %v", err)
 		}
 		cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "sluice-analytics",
 			FilterSubject: bus.UsageWildcard, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})

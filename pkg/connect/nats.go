@@ -59,23 +59,8 @@ func DefaultNATS() NATS {
 // section ("url", "tls.ca_file").
 func (n *NATS) Validate() validation.Errors {
 	var errs validation.Errors
-	if strings.TrimSpace(n.URL) == "" {
-		errs.Add("url", "must be a URL like nats://127.0.0.1:4222")
-	}
-	for _, s := range strings.Split(n.URL, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		u, err := url.Parse(s)
-		if err != nil || u.Host == "" || u.Scheme == "" {
-			errs.Add("url", "must be a URL like nats://127.0.0.1:4222, got %q", s)
-			continue
-		}
-		switch u.Scheme {
-		case "nats", "tls", "ws", "wss":
-		default:
-			errs.Add("url", "scheme %q: want nats, tls, ws or wss", u.Scheme)
-		}
+	if err := validation.NATSURLs(n.URL); err != nil {
+		errs.Add("url", "%v", err)
 	}
 	var kinds []string
 	if n.User != "" || n.Password != "" {

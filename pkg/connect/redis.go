@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -258,8 +257,8 @@ func (r *Redis) blame(err error) string {
 }
 
 func checkHostPort(errs *validation.Errors, field, addr string) {
-	if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
-		errs.Add(field, "must be host:port, got %q", addr)
+	if err := validation.HostPort(addr); err != nil {
+		errs.Add(field, "%v", err)
 	}
 }
 

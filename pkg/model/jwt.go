@@ -142,12 +142,37 @@ const MaxJWTLeeway = Duration(5 * 60 * 1e9)
 // IsHMACAlg reports whether alg is one of the HS algorithms.
 func IsHMACAlg(alg string) bool { _, ok := hmacKeyBytes[alg]; return ok }
 
-// headers a claim may not be forwarded in: the gateway or the HTTP framing
-// owns them.
+// reservedForwardHeaders are the headers a claim may not be forwarded in
+// (lower case), because the HTTP framing, the connection or the gateway
+// owns them, or because they carry credentials:
+//   - hop-by-hop (RFC 9110 section 7.6.1), and Proxy-Connection:
+//     Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate,
+//     Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade;
+//   - framing and routing: Host, Content-Length, Content-Type, Expect;
+//   - set by the gateway for the upstream: Forwarded, Via, X-Real-IP and
+//     every X-Forwarded-* (see reservedForwardPrefix);
+//   - credentials: Authorization, Cookie.
+//
+// The API's own credential headers (its key header, auth.header or
+// X-API-Key, and its token header, auth.jwt.token.header) are refused too.
 var reservedForwardHeaders = map[string]bool{
-	"authorization": true, "connection": true, "content-length": true, "content-type": true,
-	"cookie": true, "host": true, "keep-alive": true, "proxy-authorization": true,
-	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+	"connection": true, "keep-alive": true, "proxy-connection": true, "proxy-authenticate": true,
+	"proxy-authorization": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+	"host": true, "content-length": true, "content-type": true, "expect": true,
+	"forwarded": true, "via": true, "x-real-ip": true,
+	"authorization": true, "cookie": true,
+}
+
+// reservedForwardPrefix starts every header name the gateway sets for the
+// upstream (X-Forwarded-For, -Proto, -Host, and any future one).
+const reservedForwardPrefix = "x-forwarded-"
+
+// ReservedForwardHeader reports whether a claim may not be forwarded in the
+// header name (case-insensitive); the API's own credential headers are
+// checked by API.Validate and JWTAuth.Validate.
+func ReservedForwardHeader(name string) bool {
+	l := strings.ToLower(name)
+	return reservedForwardHeaders[l] || strings.HasPrefix(l, reservedForwardPrefix)
 }
 
 // EffectiveIdentityClaim is IdentityClaim or "sub".
@@ -200,6 +225,15 @@ func (j *JWTAuth) Validate() validation.Errors {
 		errs.Add("identity_claim", "must be a claim name without spaces around it")
 	}
 	j.validatePolicies(&errs)
+	j.validateForwardClaims(&errs)
+	return errs
+}
+
+// validateForwardClaims checks forward_claims: each header an RFC 9110
+// token, not reserved (ReservedForwardHeader), not the token header, and
+// named by one claim only.
+func (j *JWTAuth) validateForwardClaims(errs *validation.Errors) {
+	byHeader := map[string]string{}
 	for _, claim := range sortedKeys(j.ForwardClaims) {
 		f := "forward_claims." + claim
 		h := j.ForwardClaims[claim]
@@ -207,12 +241,18 @@ func (j *JWTAuth) Validate() validation.Errors {
 		case claim == "":
 			errs.Add("forward_claims", "claim names must not be empty")
 		case !validHeaderName(h):
-			errs.Add(f, "must be an HTTP header name, got %q", h)
-		case reservedForwardHeaders[strings.ToLower(h)]:
-			errs.Add(f, "header %q is reserved; choose another name", h)
+			errs.Add(f, "must be an HTTP header name (RFC 9110 token), got %q", h)
+		case ReservedForwardHeader(h):
+			errs.Add(f, "header %q is reserved (the connection, the framing, the gateway or credentials own it); choose another name", h)
+		case j.Token.Header != "" && strings.EqualFold(h, j.Token.Header):
+			errs.Add(f, "header %q carries the token (token.header); choose another name", h)
+		default:
+			if other, dup := byHeader[strings.ToLower(h)]; dup {
+				errs.Add(f, "header %q is already used by claim %q", h, other)
+			}
+			byHeader[strings.ToLower(h)] = claim
 		}
 	}
-	return errs
 }
 
 // validateAlgorithms reports whether HS and asymmetric algorithms are listed.

@@ -78,6 +78,18 @@ type Auth struct {
 	JWT *JWTAuth `json:"jwt,omitempty" yaml:"jwt,omitempty"`
 }
 
+// DefaultKeyHeader is the header that carries an API key when Auth.Header
+// is empty.
+const DefaultKeyHeader = "X-API-Key"
+
+// EffectiveHeader is Header, or DefaultKeyHeader when it is empty.
+func (a *Auth) EffectiveHeader() string {
+	if a.Header == "" {
+		return DefaultKeyHeader
+	}
+	return a.Header
+}
+
 // Endpoint is a method and path pattern inside an API with its own limit.
 type Endpoint struct {
 	// Methods the endpoint covers; empty or "*" means all.

@@ -12,8 +12,12 @@ import (
 //	/users/*        "*" or "{name}" matches exactly one non-empty segment
 //	/files/**       a final "**" matches the rest of the path, even nothing
 //
-// A pattern starts with "/". A trailing "/" in the path is ignored, so
-// "/users" matches "/users/" too. Matching does not allocate.
+// A pattern starts with "/" and follows the rule of a normalised path (see
+// CheckListenPath): no empty, "." or ".." segment, and literal segments and
+// names of only the characters a normalised path holds ("*" aside), so a
+// pattern can match a normalised request path as written. A trailing "/"
+// in the path is ignored, so "/users" matches "/users/" too. Matching does
+// not allocate.
 type Pattern struct {
 	raw  string
 	segs []string // "*" for one-segment wildcards
@@ -29,8 +33,11 @@ func CompilePattern(p string) (*Pattern, error) {
 		return nil, fmt.Errorf("%w %q: must start with /", ErrPatternSyntax, p)
 	}
 	cp := &Pattern{raw: p}
-	body := strings.Trim(p, "/")
+	body := strings.TrimSuffix(p[1:], "/")
 	if body == "" {
+		if len(p) > 1 {
+			return nil, fmt.Errorf("%w %q: empty segment", ErrPatternSyntax, p)
+		}
 		return cp, nil
 	}
 	parts := strings.Split(body, "/")
@@ -38,16 +45,26 @@ func CompilePattern(p string) (*Pattern, error) {
 		switch {
 		case s == "":
 			return nil, fmt.Errorf("%w %q: empty segment", ErrPatternSyntax, p)
+		case s == "." || s == "..":
+			return nil, fmt.Errorf("%w %q: %q segment", ErrPatternSyntax, p, s)
 		case s == "**":
 			if i != len(parts)-1 {
 				return nil, fmt.Errorf("%w %q: ** must be the last segment", ErrPatternSyntax, p)
 			}
 			cp.rest = true
-		case s == "*" || (len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && !strings.ContainsAny(s[1:len(s)-1], "{}*")):
+		case s == "*":
+			cp.segs = append(cp.segs, "*")
+		case len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && !strings.ContainsAny(s[1:len(s)-1], "{}*"):
+			if j, why := badChar(s[1 : len(s)-1]); j >= 0 {
+				return nil, fmt.Errorf("%w %q: wildcard name %q: %q: %s", ErrPatternSyntax, p, s, s[1+j:2+j], why)
+			}
 			cp.segs = append(cp.segs, "*")
 		case strings.ContainsAny(s, "{}*"):
 			return nil, fmt.Errorf("%w %q: segment %q mixes literal text and wildcards", ErrPatternSyntax, p, s)
 		default:
+			if j, why := badChar(s); j >= 0 {
+				return nil, fmt.Errorf("%w %q: segment %q: %q: %s", ErrPatternSyntax, p, s, s[j:j+1], why)
+			}
 			cp.segs = append(cp.segs, s)
 		}
 	}

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"net/url"
 	"regexp"
 	"strings"
 
@@ -82,19 +81,14 @@ func (a *API) Validate() validation.Errors {
 			errs.Add(validation.Index("hosts", i), "must be a host name, optionally with :port")
 		}
 	}
-	if a.ListenPath == "" || a.ListenPath[0] != '/' {
-		errs.Add("listen_path", "must start with /")
-	} else if strings.ContainsAny(a.ListenPath, "?#*{} ") {
-		errs.Add("listen_path", "must be a plain path prefix without ?, #, *, {, } or spaces")
+	if err := CheckListenPath(a.ListenPath); err != nil {
+		errs.Add("listen_path", "%v", err)
 	}
 	if len(a.Upstream.Targets) == 0 {
 		errs.Add("upstream.targets", "at least one target is required")
 	}
 	for i, t := range a.Upstream.Targets {
-		u, err := url.Parse(t)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs.Add(validation.Index("upstream.targets", i), "must be an http:// or https:// URL with a host, got %q", t)
-		}
+		checkTarget(&errs, validation.Index("upstream.targets", i), t)
 	}
 	for name, d := range map[string]Duration{"connect_timeout": a.Upstream.ConnectTimeout, "read_timeout": a.Upstream.ReadTimeout, "write_timeout": a.Upstream.WriteTimeout} {
 		if d < 0 {
@@ -118,8 +112,17 @@ func (a *API) Validate() validation.Errors {
 	default:
 		errs.Add("auth.mode", "must be %q, %q or %q", AuthKeyless, AuthAPIKey, AuthJWT)
 	}
+	if a.Auth.Header != "" && !validHeaderName(a.Auth.Header) {
+		errs.Add("auth.header", "must be an HTTP header name (RFC 9110 token), got %q", a.Auth.Header)
+	}
 	if a.Auth.JWT != nil {
 		errs.Merge("auth.jwt", a.Auth.JWT.Validate())
+		keyHeader := a.Auth.EffectiveHeader()
+		for _, claim := range sortedKeys(a.Auth.JWT.ForwardClaims) {
+			if h := a.Auth.JWT.ForwardClaims[claim]; claim != "" && strings.EqualFold(h, keyHeader) {
+				errs.Add("auth.jwt.forward_claims."+claim, "header %q carries this API's keys (auth.header); choose another name", h)
+			}
+		}
 	}
 	if a.RateLimit != nil {
 		errs.Merge("rate_limit", a.RateLimit.Validate())

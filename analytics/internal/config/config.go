@@ -103,8 +103,8 @@ func Default() Config {
 // Validate returns every problem, each with its field path.
 func (c *Config) Validate() error {
 	var errs validation.Errors
-	if c.Listen == "" {
-		errs.Add("listen", "must not be empty")
+	if err := validation.ListenAddr(c.Listen); err != nil {
+		errs.Add("listen", "%v", err)
 	}
 	errs.Merge("redis", c.Redis.Validate())
 	positive(&errs, "redis.timeout", c.Redis.Timeout)

@@ -31,6 +31,16 @@ func TestValidate(t *testing.T) {
 		{"redis cluster", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2:7001"} }, nil},
 		{"redis cluster address without port", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2"} },
 			[]string{"redis.cluster_addrs[1]"}},
+		{"listen port 99999", func(c *Config) { c.Listen = ":99999" }, []string{"listen: port 99999 out of range 0-65535"}},
+		{"listen bad host", func(c *Config) { c.Listen = "a b:9091" }, []string{`listen: host "a b" is not a valid host name`}},
+		{"redis without port", func(c *Config) { c.Redis.Addr = "redis" }, []string{`redis.addr: "redis" has no port`}},
+		{"redis port 0", func(c *Config) { c.Redis.Addr = "redis:0" }, []string{"redis.addr: port 0 out of range 1-65535"}},
+		{"redis cluster port 99999", func(c *Config) { c.Redis.ClusterAddrs = []string{"redis-1:99999"} },
+			[]string{"redis.cluster_addrs[0]: port 99999 out of range 1-65535"}},
+		{"nats garbage", func(c *Config) { c.NATS.URL = "garbage" }, []string{`nats.url: server 1: "garbage": scheme must be nats, tls, ws or wss`}},
+		{"nats list with a bad server", func(c *Config) { c.NATS.URL = "nats://a:4222, tls://b:99999" },
+			[]string{`nats.url: server 2: "tls://b:99999": port 99999 out of range 1-65535`}},
+		{"nats list", func(c *Config) { c.NATS.URL = "nats://a:4222, tls://b:4443,wss://c/nats" }, nil},
 		{"redis cluster with a db", func(c *Config) {
 			c.Redis.ClusterAddrs = []string{"10.0.0.1:7000"}
 			c.Redis.DB = 2

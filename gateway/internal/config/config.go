@@ -266,8 +266,8 @@ func positive(errs *validation.Errors, field string, d time.Duration) {
 }
 
 func checkAddr(errs *validation.Errors, field, addr string) {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-		errs.Add(field, "must be [host]:port, like :8080, got %q", addr)
+	if err := validation.ListenAddr(addr); err != nil {
+		errs.Add(field, "%v", err)
 	}
 }
 

@@ -144,3 +144,35 @@ func TestRedisClusterAddrsFromEnv(t *testing.T) {
 		t.Fatalf("valid cluster config refused: %v", errs)
 	}
 }
+
+// TestHostileAddresses checks each bad address alone: exactly one problem,
+// at its field path, saying what is wrong.
+func TestHostileAddresses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string // "field: message fragment"
+	}{
+		{"listen port 99999", func(c *Config) { c.Listen = ":99999" }, "listen: port 99999 out of range 0-65535"},
+		{"ops listen port 99999", func(c *Config) { c.OpsListen = ":99999" }, "ops_listen: port 99999 out of range 0-65535"},
+		{"listen bad host", func(c *Config) { c.Listen = "not a host:8080" }, `listen: host "not a host" is not a valid host name`},
+		{"listen numeric name", func(c *Config) { c.Listen = "300.0.0.1:8080" }, "listen: host \"300.0.0.1\" is neither a valid IP address"},
+		{"listen port not a number", func(c *Config) { c.Listen = ":http" }, `listen: port "http" is not a number`},
+		{"redis without port", func(c *Config) { c.Redis.Addr = "redis" }, `redis.addr: "redis" has no port`},
+		{"redis port 99999", func(c *Config) { c.Redis.Addr = "redis:99999" }, "redis.addr: port 99999 out of range 1-65535"},
+		{"cluster address without host", func(c *Config) { c.Redis.ClusterAddrs = []string{":7000"} }, `redis.cluster_addrs[0]: ":7000" has no host`},
+		{"nats garbage", func(c *Config) { c.NATS.URL = "garbage" }, `nats.url: server 1: "garbage": scheme must be nats, tls, ws or wss`},
+		{"nats port 99999", func(c *Config) { c.NATS.URL = "nats://127.0.0.1:99999" }, "nats.url: server 1: \"nats://127.0.0.1:99999\": port 99999 out of range 1-65535"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			tc.edit(&c)
+			errs := c.Validate()
+			if len(errs) != 1 || !strings.HasPrefix(errs[0].String(), tc.want) {
+				t.Fatalf("problems %q, want one starting %q", errs, tc.want)
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
 	"errors"
@@ -68,6 +69,7 @@ type Server struct {
 	requests *prometheus.CounterVec
 	http     *http.Server
 	now      func() time.Time
+	tokenSum [sha256.Size]byte // of opts.AdminToken
 }
 
 type route struct {
@@ -79,7 +81,7 @@ type route struct {
 // New builds the admin API.
 func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Log.With().Str("component", "syncer.api").Logger(),
-		mux: http.NewServeMux(), now: time.Now}
+		mux: http.NewServeMux(), now: time.Now, tokenSum: sha256.Sum256([]byte(opts.AdminToken))}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_admin_requests_total", Help: "Admin API requests by route and status code.",
 	}, []string{"route", "code"})
@@ -215,12 +217,39 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
+// authorized reports whether r carries the admin token in its one
+// Authorization header. The SHA-256 digests of the presented and the
+// configured token are compared with subtle.ConstantTimeCompare: both are
+// 32 bytes, so the time taken depends on neither the token's content nor
+// its length.
 func (s *Server) authorized(r *http.Request) bool {
 	if s.opts.AdminToken == "" {
 		return true
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.opts.AdminToken)) == 1
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 {
+		return false
+	}
+	tok, ok := bearerToken(values[0])
+	sum := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1 && ok
+}
+
+// bearerToken returns the credentials of an Authorization header value of
+// the Bearer scheme: the scheme in any case (RFC 9110 section 11.1), one or
+// more spaces or tabs, then the token; whitespace after it is ignored.
+func bearerToken(h string) (string, bool) {
+	const scheme = "bearer"
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	rest := h[len(scheme):]
+	tok := strings.TrimLeft(rest, " \t")
+	if len(tok) == len(rest) {
+		return "", false
+	}
+	tok = strings.TrimRight(tok, " \t")
+	return tok, tok != ""
 }
 
 // unmatched answers a path no route has (404) or a known path with another

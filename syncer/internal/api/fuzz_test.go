@@ -40,7 +40,8 @@ func FuzzCreateAPI(f *testing.F) {
 	fuzzWrite(f, "POST", "/v1/apis", apiJSON("a", "/a/"), apiJSON("fz", "/other/"), `{"id":"b","listen_path":"/fz"}`,
 		`{"id":"c","listen_path":"/c/","upstream":{"targets":["http://h"],"read_timeout":1e400},"auth":{"mode":"keyless"},"endpoints":[{"path":"/x/{id}","rate_limit":{"rate":1,"per":-5}}]}`,
 		`{"id":"d","listen_path":"/d/","upstream":{"targets":["http://h"]},"auth":{"mode":"keyless"},"max_body_bytes":99999999999999999999}`,
-		`null`, `"x"`, `{"id":null}`, `{"hosts":[1,2,{}]}`, "\x00", `{"id":"\u0000"}`)
+		`null`, `"x"`, `{"id":null}`, `{"hosts":[1,2,{}]}`, "\x00", `{"id":"\u0000"}`,
+		apiJSON("e", "/a/%2e%2e/"), apiJSON("f", `/a\\b/`), `{"id":"g","listen_path":"/g/","upstream":{"targets":["http://h:99999"]},"auth":{"mode":"keyless"}}`)
 }
 
 func FuzzPutAPI(f *testing.F) {

@@ -132,7 +132,7 @@ func TestApplyRefusesInvalidFile(t *testing.T) {
 		{"invalid objects", "testdata/invalid.yaml", nil, []string{
 			"testdata/invalid.yaml: 10 problem(s); nothing was written",
 			"  apis[1].id: must be 1-64",
-			"  apis[1].listen_path: must start with /",
+			"  apis[1].listen_path: \"orders\" is not a normalised path: must start with \"/\"",
 			"  apis[1].upstream.targets[0]: must be an http:// or https:// URL",
 			"  apis[1].auth.mode: must be",
 			"  apis[2].rate_limit.rate: must be a positive number",

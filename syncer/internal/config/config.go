@@ -5,7 +5,9 @@ package config
 
 import (
 	"net"
+	"strings"
 	"time"
+	"unicode"
 
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
@@ -56,11 +58,11 @@ func Load(path string) (Config, error) {
 // Validate returns every problem with the configuration, with field paths.
 func (c *Config) Validate() validation.Errors {
 	var errs validation.Errors
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs.Add("listen", "must be host:port or :port, got %q", c.Listen)
+	if err := validation.ListenAddr(c.Listen); err != nil {
+		errs.Add("listen", "%v", err)
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		errs.Add("admin_token", "must be at least 16 characters")
+	if c.AdminToken != "" {
+		checkAdminToken(&errs, c.AdminToken)
 	}
 	errs.Merge("redis", c.Redis.Validate())
 	errs.Merge("nats", c.NATS.Validate())
@@ -74,6 +76,31 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("log", "%v", err)
 	}
 	return errs
+}
+
+// MinAdminTokenChars is the fewest non-whitespace characters an admin
+// token has.
+const MinAdminTokenChars = 16
+
+// checkAdminToken refuses a token that is short once whitespace is left
+// out, has whitespace around it (a copy-paste accident the Authorization
+// header would not carry) or holds control characters.
+func checkAdminToken(errs *validation.Errors, tok string) {
+	n := 0
+	for _, r := range tok {
+		if !unicode.IsSpace(r) {
+			n++
+		}
+	}
+	if n < MinAdminTokenChars {
+		errs.Add("admin_token", "must have at least %d non-whitespace characters, has %d", MinAdminTokenChars, n)
+	}
+	if strings.TrimSpace(tok) != tok {
+		errs.Add("admin_token", "must not start or end with whitespace")
+	}
+	if strings.IndexFunc(tok, unicode.IsControl) >= 0 {
+		errs.Add("admin_token", "must not contain control characters (tab, newline, NUL, ...)")
+	}
 }
 
 // Loopback reports whether the listen address binds only to loopback.

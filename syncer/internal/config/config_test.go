@@ -129,3 +129,49 @@ func TestRedisClusterAddrs(t *testing.T) {
 		t.Fatalf("cluster_addrs %q", c.Redis.ClusterAddrs)
 	}
 }
+
+// TestHostileValues checks each bad value alone: exactly the problems
+// named, with their field paths and messages.
+func TestHostileValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string // "field: message fragment"
+	}{
+		{"valid token", func(c *Config) { c.AdminToken = "0123456789abcdef" }, nil},
+		{"token with inner space", func(c *Config) { c.AdminToken = "0123456789 abcdef" }, nil},
+		{"listen port 99999", func(c *Config) { c.Listen = ":99999" }, []string{"listen: port 99999 out of range 0-65535"}},
+		{"listen bad host", func(c *Config) { c.Listen = "bad host:9090" }, []string{`listen: host "bad host" is not a valid host name`}},
+		{"listen no port", func(c *Config) { c.Listen = "9090" }, []string{`listen: "9090" has no port`}},
+		{"token of 16 spaces", func(c *Config) { c.AdminToken = strings.Repeat(" ", 16) }, []string{
+			"admin_token: must have at least 16 non-whitespace characters, has 0", "admin_token: must not start or end with whitespace"}},
+		{"token padded to 16", func(c *Config) { c.AdminToken = "0123456789ab    " }, []string{
+			"admin_token: must have at least 16 non-whitespace characters, has 12", "admin_token: must not start or end with whitespace"}},
+		{"token with trailing newline", func(c *Config) { c.AdminToken = "0123456789abcdef\n" }, []string{
+			"admin_token: must not start or end with whitespace", "admin_token: must not contain control characters"}},
+		{"token with NUL", func(c *Config) { c.AdminToken = "0123456789abcdef\x00x" }, []string{"admin_token: must not contain control characters"}},
+		{"token with tab", func(c *Config) { c.AdminToken = "01234567\t89abcdef" }, []string{"admin_token: must not contain control characters"}},
+		{"redis without port", func(c *Config) { c.Redis.Addr = "redis" }, []string{`redis.addr: "redis" has no port`}},
+		{"redis port 0", func(c *Config) { c.Redis.Addr = "redis:0" }, []string{"redis.addr: port 0 out of range 1-65535"}},
+		{"cluster port 99999", func(c *Config) { c.Redis.ClusterAddrs = []string{"a:1", "b:99999"} }, []string{"redis.cluster_addrs[1]: port 99999 out of range 1-65535"}},
+		{"nats garbage", func(c *Config) { c.NATS.URL = "garbage" }, []string{"nats.url: server 1: \"garbage\": scheme must be nats, tls, ws or wss"}},
+		{"nats second server bad", func(c *Config) { c.NATS.URL = "nats://a:4222,nats://b:99999" }, []string{"nats.url: server 2: \"nats://b:99999\": port 99999 out of range 1-65535"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			tt.edit(&c)
+			errs := c.Validate()
+			if len(errs) != len(tt.want) {
+				t.Fatalf("problems %q, want %q", errs, tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(errs[i].String(), w) {
+					t.Errorf("problem %d = %q, want prefix %q", i, errs[i], w)
+				}
+			}
+		})
+	}
+}
