@@ -77,8 +77,11 @@ func TestForgedMessages(t *testing.T) {
 			if snap.API("a") == nil || snap.API("b") == nil {
 				t.Fatalf("after version 2: api a %v, api b %v; want both", snap.API("a") != nil, snap.API("b") != nil)
 			}
-			if l := n.state.Sessions().Len(); l != 1 {
-				t.Fatalf("%d cached sessions, want the key's session kept", l)
+			// A message may evict a cached session (so a revocation heard
+			// while Redis is down applies at once), which costs a re-read
+			// from the store: the key the message claims deleted still works.
+			if _, err := n.state.Sessions().Lookup(context.Background(), auth.SumKey([]byte(n.keySecret))); err != nil {
+				t.Fatalf("key after a forged deletion: %v, want its session", err)
 			}
 		}},
 		{"forged far-future version is ignored and changes nothing", func(t *testing.T, c *cluster, n *node) {
@@ -148,7 +151,7 @@ func TestForgedMessages(t *testing.T) {
 			if _, err := n.state.Sessions().Lookup(context.Background(), auth.SumKey([]byte(secret))); err != nil {
 				t.Fatal(err)
 			}
-			n.keyHash = k.Hash
+			n.keyHash, n.keySecret = k.Hash, secret
 			tt.run(t, c, n)
 			// The periodic check would see nothing to repair: the store and
 			// the node agree on the version and on what it holds.

@@ -73,8 +73,9 @@ type node struct {
 	state *state.State
 	f     *Follower
 	reg   *prometheus.Registry
-	// keyHash names a key whose session a test cached.
-	keyHash string
+	// keyHash names a key whose session a test cached; keySecret is the
+	// key itself.
+	keyHash, keySecret string
 }
 
 func (c *cluster) startNode(id string, opts Options) *node {
