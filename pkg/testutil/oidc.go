@@ -335,11 +335,16 @@ func publicJWK(k *oidcKey) map[string]any {
 		j["n"] = b64(p.N.Bytes())
 		j["e"] = b64(big.NewInt(int64(p.E)).Bytes())
 	case *ecdsa.PublicKey:
-		size := (p.Curve.Params().BitSize + 7) / 8
+		// The uncompressed point: 0x04 || X || Y, each of the curve's size.
+		pt, err := p.Bytes()
+		if err != nil {
+			panic(err) // a key this provider generated itself
+		}
+		size := (len(pt) - 1) / 2
 		j["kty"] = "EC"
 		j["crv"] = p.Curve.Params().Name
-		j["x"] = b64(p.X.FillBytes(make([]byte, size)))
-		j["y"] = b64(p.Y.FillBytes(make([]byte, size)))
+		j["x"] = b64(pt[1 : 1+size])
+		j["y"] = b64(pt[1+size:])
 	case ed25519.PublicKey:
 		j["kty"] = "OKP"
 		j["crv"] = "Ed25519"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -73,7 +74,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.nc = nc
-	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), buildinfo.Collector())
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	s.worker, err = worker.New(s.log, nc, st, worker.Options{
 		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
 		FetchBatch: c.NATS.FetchBatch, FetchWait: c.NATS.FetchWait,
