@@ -1,6 +1,7 @@
 // Package router matches a request to an API by host and longest listen-path
-// prefix. A Table is immutable: build a new one on every config change and
-// swap it in with Router.Swap; matching takes no lock and does not allocate.
+// prefix. A Table is immutable: the gateway's state builds a new one on every
+// config change into the snapshot it swaps in atomically (internal/state);
+// matching takes no lock and does not allocate.
 //
 // Host rules: host names compare case-insensitively; an API host without a
 // port matches the request host with any port; an API host with a port
@@ -14,7 +15,6 @@ package router
 import (
 	"sort"
 	"strings"
-	"sync/atomic"
 
 	"github.com/sluicegw/sluice/pkg/model"
 )
@@ -183,24 +183,3 @@ func hasPrefix(path []byte, prefix string) bool {
 	}
 	return len(path) == len(prefix) || path[len(prefix)] == '/'
 }
-
-// Router holds the current table; Match never locks.
-type Router struct {
-	table atomic.Pointer[Table]
-}
-
-// New returns a router with an empty table.
-func New() *Router {
-	r := &Router{}
-	r.table.Store(Build(nil))
-	return r
-}
-
-// Swap installs t as the current table.
-func (r *Router) Swap(t *Table) { r.table.Store(t) }
-
-// Table returns the current table.
-func (r *Router) Table() *Table { return r.table.Load() }
-
-// Match matches against the current table.
-func (r *Router) Match(host, path []byte) *Route { return r.table.Load().Match(host, path) }

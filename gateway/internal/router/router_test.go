@@ -66,8 +66,8 @@ func TestNoMatch(t *testing.T) {
 			t.Errorf("Match(%q) = %s, want none", p, r.API.ID)
 		}
 	}
-	if r := New().Match([]byte("x"), []byte("/")); r != nil {
-		t.Errorf("empty router matched %s", r.API.ID)
+	if r := Build(nil).Match([]byte("x"), []byte("/")); r != nil {
+		t.Errorf("empty table matched %s", r.API.ID)
 	}
 }
 
@@ -102,18 +102,6 @@ func TestRestAndEndpoint(t *testing.T) {
 		if got != c.want {
 			t.Errorf("Endpoint(%s %s) = %d, want %d", c.method, c.rest, got, c.want)
 		}
-	}
-}
-
-func TestSwap(t *testing.T) {
-	t.Parallel()
-	rt := New()
-	rt.Swap(Build([]model.API{{ID: "a", ListenPath: "/a"}}))
-	if r := rt.Match(nil, []byte("/a")); r == nil || r.API.ID != "a" {
-		t.Fatal("swapped table not used")
-	}
-	if len(rt.Table().Routes()) != 1 {
-		t.Fatal("routes")
 	}
 }
 
