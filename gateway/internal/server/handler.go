@@ -150,7 +150,12 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return nil
 	case model.AuthJWT:
 		return s.authenticateJWT(ctx, x)
+	case model.AuthMTLS:
+		return s.authenticateCert(ctx, x)
 	case model.AuthAPIKey:
+		if a.MTLS {
+			return s.authenticateKeyOrCert(ctx, x)
+		}
 		if x.api.JWT == nil {
 			key, loc := auth.ExtractKey(&ctx.Request, a.Header, a.QueryParam)
 			return s.authenticateKey(ctx, x, key, loc)
@@ -179,6 +184,8 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	case err != nil:
 		s.warn(err, "api key lookup failed")
 		return ErrStoreDown
+	case sess.Cert:
+		return ErrInvalidKey // a certificate's record is no key (mtls.go)
 	}
 	switch sess.Usable(x.start) {
 	case auth.ErrExpired:
