@@ -58,6 +58,7 @@ type Upstream struct {
 type target struct {
 	hc        *fasthttp.HostClient
 	host      string // Host header sent upstream
+	scheme    string // the target's: a request read over TLS says "https"
 	base      []byte // path of the target URL in normal form, without trailing "/"
 	downUntil atomic.Int64
 }
@@ -128,7 +129,7 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 			},
 			RetryIfErr: retryStaleConn,
 		}
-		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, base: base})
+		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, scheme: tu.Scheme, base: base})
 	}
 	return up, nil
 }
@@ -217,6 +218,7 @@ func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte)
 		uri.SetPathBytes(path)
 	}
 	uri.SetHost(t.host)
+	uri.SetScheme(t.scheme) // HostClient refuses a scheme other than its own
 	return t.hc.Do(req, resp)
 }
 
