@@ -158,7 +158,7 @@ type Key struct {
 	// Certificate, when set, makes this the record of a client certificate
 	// rather than of an API key: Hash is then HashCert of the certificate,
 	// and the record authenticates only TLS clients presenting it.
-	Certificate *KeyCertificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
+	Certificate *KeyCertificate `json:"client_certificate,omitempty" yaml:"client_certificate,omitempty"`
 }
 
 // Expired reports whether the key has expired at now.

@@ -168,6 +168,6 @@ func (k *Key) validateCertificate(errs *validation.Errors) {
 		return
 	}
 	if len(c.Fingerprint) != 64 || strings.Trim(c.Fingerprint, "0123456789abcdef") != "" {
-		errs.Add("certificate.fingerprint", "must be the lowercase hex SHA-256 of the certificate")
+		errs.Add("client_certificate.fingerprint", "must be the lowercase hex SHA-256 of the certificate")
 	}
 }
