@@ -230,7 +230,7 @@ func TestMutualTLS(t *testing.T) {
 	up := echoUpstream(t)
 	e := newEdge(t)
 	sc, sk := e.ca.Server(t, "gw.test").Write(t, e.dir, "gw")
-	alice, bob := e.ca.Client(t, "alice"), e.ca.Client(t, "bob")
+	alice, bob, carol := e.ca.Client(t, "alice"), e.ca.Client(t, "bob"), e.ca.Client(t, "carol")
 	hash, kc, err := model.ParseClientCertificate(alice.CertPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +244,9 @@ func TestMutualTLS(t *testing.T) {
 		&model.Policy{ID: "k", Access: []model.AccessRight{{API: "k"}}},
 		&model.Key{ID: "alice", Hash: hash, Policies: []string{"q", "k"}, Certificate: kc, CreatedAt: time.Now()},
 		keyFor(secret, func(k *model.Key) { k.Policies = []string{"k"} }),
+		// An API key's record under a certificate's hash (no certificate
+		// description): it never answers for that certificate.
+		&model.Key{ID: "carol", Hash: model.HashCert(carol.Leaf.Raw), Policies: []string{"q", "k"}, CreatedAt: time.Now()},
 	)
 	n := c.node(withTLS([]edgetls.Certificate{{CertFile: sc, KeyFile: sk}}, func(o *edgetls.Options) {
 		o.ClientAuth, o.ClientCAFile = edgetls.ClientAuthVerifyIfGiven, e.caFile
@@ -266,6 +269,7 @@ func TestMutualTLS(t *testing.T) {
 		code      string
 	}{
 		{"unknown certificate", httpsURL(n) + "/m/x", httpsClient(e.ca.Pool(), "gw.test", &bob.TLS, false), 401, "invalid_client_certificate"},
+		{"key record under a certificate's hash", httpsURL(n) + "/m/x", httpsClient(e.ca.Pool(), "gw.test", &carol.TLS, false), 401, "invalid_client_certificate"},
 		{"no certificate", httpsURL(n) + "/m/x", httpsClient(e.ca.Pool(), "gw.test", nil, false), 401, "missing_client_certificate"},
 		{"plain http", n.url + "/m/x", client, 401, "missing_client_certificate"},
 		{"key api, certificate", httpsURL(n) + "/k/x", aliceCl, 200, ""},
