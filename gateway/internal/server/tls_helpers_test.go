@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -113,6 +115,7 @@ type httptestServer = httptest.Server
 
 func newTLSUpstream(h http.HandlerFunc, cfg *tls.Config) *httptest.Server {
 	s := httptest.NewUnstartedServer(h)
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	s.TLS = cfg
 	s.StartTLS()
 	return s

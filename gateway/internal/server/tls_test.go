@@ -214,8 +214,10 @@ func TestTLSBadFileKeepsServing(t *testing.T) {
 		}
 		return nil
 	})
-	if v := counter(t, n.reg, "sluice_tls_reload_errors_total"); v != 1 {
-		t.Fatalf("reload errors %v after the good pair, want still 1", v)
+	// The pair is two writes: a poll between them may see the new
+	// certificate with the garbage key, one more distinct bad content.
+	if v := counter(t, n.reg, "sluice_tls_reload_errors_total"); v != 1 && v != 2 {
+		t.Fatalf("reload errors %v after the good pair, want 1 (or 2)", v)
 	}
 }
 
