@@ -264,3 +264,16 @@ func plainRequest(addr string) error {
 type quiet struct{}
 
 func (quiet) Printf(string, ...any) {}
+
+func TestCertificatesFromText(t *testing.T) {
+	t.Parallel()
+	var cs Certificates
+	if err := cs.UnmarshalText([]byte("a.pem:a.key, b.pem:b.key")); err != nil || len(cs) != 2 || cs[1] != (Certificate{"b.pem", "b.key"}) {
+		t.Fatalf("%+v %v", cs, err)
+	}
+	for _, bad := range []string{"a.pem", "a.pem:", ":a.key"} {
+		if err := cs.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

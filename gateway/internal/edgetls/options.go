@@ -36,7 +36,8 @@ type Options struct {
 	// client asks for (SNI) among each certificate's DNS names (wildcards
 	// match one label). A client sending no name gets the first one; a
 	// name no certificate holds fails the handshake (unknown_sni).
-	Certificates []Certificate `yaml:"certificates"`
+	// From the environment: "cert.pem:key.pem,cert2.pem:key2.pem".
+	Certificates Certificates `yaml:"certificates"`
 	// MinVersion is the lowest TLS version accepted: "1.2" (default) or
 	// "1.3".
 	MinVersion string `yaml:"min_version"`
@@ -55,6 +56,27 @@ type Options struct {
 type Certificate struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+}
+
+// Certificates is the list of server certificates.
+type Certificates []Certificate
+
+// UnmarshalText reads "CERT_FILE:KEY_FILE" pairs separated by commas, the
+// form an environment variable (SLUICE_TLS_CERTIFICATES) gives.
+func (cs *Certificates) UnmarshalText(text []byte) error {
+	var out Certificates
+	for _, pair := range strings.Split(string(text), ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		cert, key, ok := strings.Cut(pair, ":")
+		if !ok || cert == "" || key == "" {
+			return fmt.Errorf("certificate %q: want CERT_FILE:KEY_FILE", pair)
+		}
+		out = append(out, Certificate{CertFile: cert, KeyFile: key})
+	}
+	*cs = out
+	return nil
 }
 
 // WithDefaults fills unset fields.
