@@ -78,3 +78,26 @@ func TestParseCertPool(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// FuzzParseClientCertificate: whatever the admin API is sent as a
+// certificate, the parser returns an error or a record hash and a
+// description consistent with the certificate; it never panics.
+func FuzzParseClientCertificate(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIBkTCCATegAwIBAgIBATAKBggqhkjOPQQDAjAAMB4XDTI2MDEwMTAwMDAwMFoX\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		hash, kc, err := ParseClientCertificate(data)
+		if err != nil {
+			if hash != "" || kc != nil {
+				t.Fatal("error with a result")
+			}
+			return
+		}
+		block, _ := pem.Decode(data)
+		fp := sha256.Sum256(block.Bytes)
+		if hash != HashCert(block.Bytes) || kc.Fingerprint != hex.EncodeToString(fp[:]) {
+			t.Fatalf("hash %s, fingerprint %s inconsistent with the DER", hash, kc.Fingerprint)
+		}
+	})
+}
