@@ -22,7 +22,7 @@ const (
 	AuthAPIKey  = "api_key"
 	AuthJWT     = "jwt"
 	// AuthMTLS authenticates callers by a client certificate the gateway's
-	// TLS listener verified (see ClientCert).
+	// TLS listener verified and registered as a key (see Key.Certificate).
 	AuthMTLS = "mtls"
 )
 

@@ -34,13 +34,14 @@ type Session struct {
 	Hash     string // hex SHA-256 of the key
 	Policies []string
 	Disabled bool
+	expires  time.Time // zero: never
+	access   map[string][]right
+	Limits   []SessionLimit
+	Quotas   []SessionQuota
+
 	// Cert: the record is a client certificate's (model.Key.Certificate),
 	// usable only by a TLS client presenting that certificate.
-	Cert    bool
-	expires time.Time // zero: never
-	access  map[string][]right
-	Limits  []SessionLimit
-	Quotas  []SessionQuota
+	Cert bool
 }
 
 type right struct {
@@ -73,7 +74,8 @@ func (q *SessionQuota) AppliesTo(api string) bool { return q.apis == nil || q.ap
 // NewSession merges k with its policies; policy returns the policy with an
 // id, or nil.
 func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
-	s := &Session{KeyID: k.ID, Hash: k.Hash, Policies: k.Policies, Disabled: k.Disabled, Cert: k.Certificate != nil, access: map[string][]right{}}
+	s := &Session{KeyID: k.ID, Hash: k.Hash, Policies: k.Policies, Disabled: k.Disabled, access: map[string][]right{}}
+	s.Cert = k.Certificate != nil
 	if k.ExpiresAt != nil {
 		s.expires = *k.ExpiresAt
 	}

@@ -33,12 +33,11 @@ type Emitter interface {
 
 // Options configure the traffic listener.
 type Options struct {
-	// Listen is the plain HTTP address; empty: no plain listener.
-	Listen string
+	Listen string // plain HTTP; empty: no plain listener
+	Node   string
 	// TLS configures the HTTPS listener (TLS.Listen; empty: none). The
 	// two listeners serve the same handler.
-	TLS  edgetls.Options
-	Node string
+	TLS edgetls.Options
 	// MaxHeaderBytes bounds the request line and headers (431 past it).
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds request bodies (413 past it).
@@ -59,20 +58,23 @@ type Server struct {
 	log     zerolog.Logger
 	m       *metrics
 	srv     *fasthttp.Server
-	edge    *edgetls.Edge // nil without HTTPS
-	ln      net.Listener  // plain HTTP, nil when off
-	tlsLn   net.Listener  // HTTPS, nil when off
-	pool    sync.Pool     // *exchange
+	ln      net.Listener
+	pool    sync.Pool // *exchange
 	// base is the parent context of store calls made for requests; it is
 	// cancelled once in-flight requests have drained.
 	base       context.Context
 	cancelBase context.CancelFunc
 	served     sync.WaitGroup
-	started    bool
 	lastWarn   atomic.Int64
 	// lastTokenLog paces the log of refused tokens apart from warnings, so
 	// a flood of bad tokens hides no store or upstream trouble.
 	lastTokenLog atomic.Int64
+
+	// tlsLn is the HTTPS listener, served with edge's certificates; both
+	// are nil without HTTPS (as ln, above, is nil without plain HTTP).
+	tlsLn   net.Listener
+	edge    *edgetls.Edge
+	started bool
 }
 
 // New builds the traffic server; Start listens.
