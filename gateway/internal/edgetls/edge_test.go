@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -154,7 +155,12 @@ func serve(t *testing.T, e *Edge) string {
 		t.Fatal(err)
 	}
 	srv := &fasthttp.Server{ReadTimeout: 5 * time.Second, Logger: quiet{}, Handler: func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsTLS() && ctx.TLSConnectionState() != nil {
+		cs := ctx.TLSConnectionState()
+		switch {
+		case cs == nil:
+		case string(ctx.Path()) == "/verified" && len(cs.VerifiedChains) > 0:
+			ctx.SetBodyString("verified")
+		case ctx.IsTLS():
 			ctx.SetBodyString("https")
 		}
 	}}
@@ -276,4 +282,67 @@ func TestCertificatesFromText(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// TestResumedSessionRecheckedAfterCAChange: a client whose CA is removed
+// from client_ca_file cannot carry its earlier verification into a new
+// connection by resuming a TLS session. crypto/tls checks a resumed
+// session's chains against the ClientCAs of the config the handshake gets
+// (the current set's); this test keeps it that way.
+func TestResumedSessionRecheckedAfterCAChange(t *testing.T) {
+	t.Parallel()
+	ca, other := testca.New(t, "ca"), testca.New(t, "other")
+	dir := t.TempDir()
+	certFile, keyFile := ca.Server(t, "a.test").Write(t, dir, "a")
+	caFile := filepath.Join(dir, "ca.pem")
+	testca.WriteFile(t, caFile, ca.PEM)
+	e := newEdge(t, Options{Listen: ":0", Certificates: []Certificate{{certFile, keyFile}},
+		ClientAuth: ClientAuthVerifyIfGiven, ClientCAFile: caFile}, prometheus.NewRegistry())
+	addr := serve(t, e)
+	alice := ca.Client(t, "alice").TLS
+	cfg := &tls.Config{ServerName: "a.test", RootCAs: ca.Pool(), ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &alice, nil }}
+	if resumed, err := resumingRequest(addr, cfg); err != nil || resumed {
+		t.Fatalf("first connection: resumed %v, %v", resumed, err)
+	}
+	if resumed, err := resumingRequest(addr, cfg); err != nil || !resumed {
+		t.Fatalf("second connection: resumed %v, %v (the test needs resumption)", resumed, err)
+	}
+	testca.WriteFile(t, caFile, other.PEM)
+	if !e.Check() {
+		t.Fatal("client CA change not loaded")
+	}
+	before := promtest.ToFloat64(e.m.handshake[ReasonBadClientCert])
+	if resumed, err := resumingRequest(addr, cfg); err == nil {
+		t.Fatalf("a certificate of a removed CA was served (resumed %v)", resumed)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if got := promtest.ToFloat64(e.m.handshake[ReasonBadClientCert]); got != before+1 {
+			return errorf("bad_client_certificate counted %v, want %v", got, before+1)
+		}
+		return nil
+	})
+}
+
+// resumingRequest sends one request on a new connection and reports
+// whether the TLS session was resumed and whether the server verified the
+// client's certificate (an error if not).
+func resumingRequest(addr string, cfg *tls.Config) (bool, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("GET /verified HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")); err != nil {
+		return false, err
+	}
+	body, err := io.ReadAll(bufio.NewReader(c))
+	if err != nil {
+		return false, err
+	}
+	if !strings.HasSuffix(string(body), "verified") {
+		return false, errorf("answer %q", body)
+	}
+	return c.ConnectionState().DidResume, nil
 }
