@@ -122,7 +122,11 @@ func (e *Edge) Check() bool {
 		e.reloadFailed(err, nil)
 		return false
 	}
-	if sameContents(files, e.set.Load().files) || (e.failed != nil && sameContents(files, e.failed)) {
+	if sameContents(files, e.set.Load().files) {
+		e.failed = nil // back to what serves: a later failure is news
+		return false
+	}
+	if e.failed != nil && sameContents(files, e.failed) {
 		return false
 	}
 	set, err := buildSet(&e.opts, e.base, files)

@@ -133,6 +133,19 @@ func TestCheckKeepsServingOnBadFiles(t *testing.T) {
 	if got := promtest.ToFloat64(e.m.reloadErrors); got != 2 {
 		t.Fatalf("reload errors %v, want 2 (one per bad content)", got)
 	}
+	// Back to the serving files, then the key missing again: counted anew.
+	testca.WriteFile(t, certFile, first.files[0])
+	testca.WriteFile(t, keyFile, first.files[1])
+	if e.Check() {
+		t.Fatal("the serving files reloaded")
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	e.Check()
+	if got := promtest.ToFloat64(e.m.reloadErrors); got != 3 {
+		t.Fatalf("reload errors %v, want 3 (a failure after a return to the serving files counts)", got)
+	}
 	next := ca.Server(t, "a.test")
 	next.Write(t, dir, "a")
 	if !e.Check() {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,7 +64,7 @@ func httpsClient(roots *x509.CertPool, serverName string, cert *tls.Certificate,
 // listener presents for serverName, on a new connection.
 func served(t testing.TB, n *node, roots *x509.CertPool, serverName string) (string, error) {
 	t.Helper()
-	c, err := tls.Dial("tcp", n.srv.TLSAddr(), &tls.Config{RootCAs: roots, ServerName: serverName})
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", n.srv.TLSAddr(), &tls.Config{RootCAs: roots, ServerName: serverName})
 	if err != nil {
 		return "", err
 	}
