@@ -21,6 +21,9 @@ const (
 	AuthKeyless = "keyless"
 	AuthAPIKey  = "api_key"
 	AuthJWT     = "jwt"
+	// AuthMTLS authenticates callers by a client certificate the gateway's
+	// TLS listener verified and registered as a key (see Key.Certificate).
+	AuthMTLS = "mtls"
 )
 
 // What an API does when the store (Redis) cannot be reached.
@@ -63,6 +66,8 @@ type Upstream struct {
 	ConnectTimeout Duration `json:"connect_timeout,omitempty" yaml:"connect_timeout,omitempty"`
 	ReadTimeout    Duration `json:"read_timeout,omitempty" yaml:"read_timeout,omitempty"`
 	WriteTimeout   Duration `json:"write_timeout,omitempty" yaml:"write_timeout,omitempty"`
+	// TLS configures connections to https:// targets (see UpstreamTLS).
+	TLS *UpstreamTLS `json:"tls,omitempty" yaml:"tls,omitempty"`
 }
 
 // Auth says how callers of an API authenticate.
@@ -76,6 +81,10 @@ type Auth struct {
 	// JWT configures mode "jwt" (see JWTAuth); with mode "api_key" it makes
 	// the API take an API key or a JWT, whichever the request carries.
 	JWT *JWTAuth `json:"jwt,omitempty" yaml:"jwt,omitempty"`
+	// MTLS, with mode "api_key", also accepts a verified client certificate
+	// registered as a key instead of an API key (mode "mtls" accepts only
+	// certificates).
+	MTLS bool `json:"mtls,omitempty" yaml:"mtls,omitempty"`
 }
 
 // DefaultKeyHeader is the header that carries an API key when Auth.Header
@@ -158,6 +167,10 @@ type Key struct {
 	ExpiresAt *time.Time    `json:"expires_at,omitempty" yaml:"expires_at,omitempty"`
 	Disabled  bool          `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	CreatedAt time.Time     `json:"created_at" yaml:"created_at"`
+	// Certificate, when set, makes this the record of a client certificate
+	// rather than of an API key: Hash is then HashCert of the certificate,
+	// and the record authenticates only TLS clients presenting it.
+	Certificate *KeyCertificate `json:"client_certificate,omitempty" yaml:"client_certificate,omitempty"`
 }
 
 // Expired reports whether the key has expired at now.

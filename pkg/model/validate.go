@@ -109,12 +109,17 @@ func (a *API) Validate() validation.Errors {
 		if a.Auth.JWT == nil {
 			errs.Add("auth.jwt", "required when mode is jwt")
 		}
+	case AuthMTLS:
+		if a.Auth.JWT != nil {
+			errs.Add("auth.jwt", "an mtls API takes only client certificates: remove auth.jwt or use mode api_key")
+		}
 	default:
-		errs.Add("auth.mode", "must be %q, %q or %q", AuthKeyless, AuthAPIKey, AuthJWT)
+		errs.Add("auth.mode", "must be %q, %q, %q or %q", AuthKeyless, AuthAPIKey, AuthJWT, AuthMTLS)
 	}
 	if a.Auth.Header != "" && !validHeaderName(a.Auth.Header) {
 		errs.Add("auth.header", "must be an HTTP header name (RFC 9110 token), got %q", a.Auth.Header)
 	}
+	a.validateTLS(&errs)
 	if a.Auth.JWT != nil {
 		errs.Merge("auth.jwt", a.Auth.JWT.Validate())
 		keyHeader := a.Auth.EffectiveHeader()
@@ -179,6 +184,7 @@ func (k *Key) Validate() validation.Errors {
 	if len(k.Hash) != 64 || strings.Trim(k.Hash, "0123456789abcdef") != "" {
 		errs.Add("hash", "must be the lowercase hex SHA-256 of the key")
 	}
+	k.validateCertificate(&errs)
 	if len(k.Policies) == 0 && len(k.Access) == 0 {
 		errs.Add("policies", "a key needs at least one policy or its own access rights")
 	}

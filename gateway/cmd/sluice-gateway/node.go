@@ -87,7 +87,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		return nil, err
 	}
 	n.server, err = server.New(server.Options{
-		Listen: cfg.Listen, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
+		Listen: cfg.Listen, TLS: cfg.TLS, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
 		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
 		IdleTimeout: cfg.Proxy.ClientIdleTimeout,
 		Forwarding: proxy.Forwarding{

@@ -38,6 +38,10 @@ type Session struct {
 	access   map[string][]right
 	Limits   []SessionLimit
 	Quotas   []SessionQuota
+
+	// Cert: the record is a client certificate's (model.Key.Certificate),
+	// usable only by a TLS client presenting that certificate.
+	Cert bool
 }
 
 type right struct {
@@ -71,6 +75,7 @@ func (q *SessionQuota) AppliesTo(api string) bool { return q.apis == nil || q.ap
 // id, or nil.
 func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
 	s := &Session{KeyID: k.ID, Hash: k.Hash, Policies: k.Policies, Disabled: k.Disabled, access: map[string][]right{}}
+	s.Cert = k.Certificate != nil
 	if k.ExpiresAt != nil {
 		s.expires = *k.ExpiresAt
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicegw/sluice/gateway/internal/edgetls"
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
@@ -26,8 +27,11 @@ type Config struct {
 	// NodeID names the node in usage events and heartbeats; default:
 	// hostname plus a short random suffix.
 	NodeID string `yaml:"node_id"`
-	// Listen is the traffic address (default ":8080").
+	// Listen is the plain HTTP traffic address (default ":8080"); empty
+	// turns plain HTTP off (tls.listen must then be set).
 	Listen string `yaml:"listen"`
+	// TLS is the HTTPS traffic listener (off unless tls.listen is set).
+	TLS edgetls.Options `yaml:"tls"`
 	// OpsListen serves /health, /ready and /metrics (default ":9080").
 	OpsListen string `yaml:"ops_listen"`
 	// AdvertiseAddress is the traffic address the node reports in its
@@ -120,6 +124,7 @@ func defaultRedis() connect.Redis {
 func Default() Config {
 	return Config{
 		Listen:          ":8080",
+		TLS:             edgetls.Options{}.WithDefaults(),
 		OpsListen:       ":9080",
 		ShutdownTimeout: 15 * time.Second,
 		Redis:           defaultRedis(),
@@ -162,14 +167,19 @@ func Vars() []pkgconfig.Var {
 	return pkgconfig.Vars(pkgconfig.Prefix, &c)
 }
 
-// ResolveAdvertiseAddress fills AdvertiseAddress when it is empty: Listen,
-// with the host name when Listen has no host (":8080").
+// ResolveAdvertiseAddress fills AdvertiseAddress when it is empty: Listen
+// (tls.listen when plain HTTP is off), with the host name when it has no
+// host (":8080").
 func (c *Config) ResolveAdvertiseAddress() {
 	if c.AdvertiseAddress != "" {
 		return
 	}
-	c.AdvertiseAddress = c.Listen
-	host, port, err := net.SplitHostPort(c.Listen)
+	listen := c.Listen
+	if listen == "" {
+		listen = c.TLS.Listen
+	}
+	c.AdvertiseAddress = listen
+	host, port, err := net.SplitHostPort(listen)
 	if err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
 		if h, err := os.Hostname(); err == nil && h != "" {
 			c.AdvertiseAddress = net.JoinHostPort(h, port)
@@ -203,11 +213,20 @@ func (c *Config) Validate() validation.Errors {
 	if c.NodeID != "" && !validNodeID(c.NodeID) {
 		errs.Add("node_id", "must be letters, digits, '_' or '-' (it is part of NATS subjects)")
 	}
-	checkAddr(&errs, "listen", c.Listen)
+	switch {
+	case c.Listen != "":
+		checkAddr(&errs, "listen", c.Listen)
+	case !c.TLS.Enabled():
+		errs.Add("listen", "set listen, tls.listen or both: the node needs a traffic listener")
+	}
 	checkAddr(&errs, "ops_listen", c.OpsListen)
 	if c.Listen != "" && c.Listen == c.OpsListen {
 		errs.Add("ops_listen", "must differ from listen")
 	}
+	if c.TLS.Enabled() && (c.TLS.Listen == c.Listen || c.TLS.Listen == c.OpsListen) {
+		errs.Add("tls.listen", "must differ from listen and ops_listen")
+	}
+	errs.Merge("tls", c.TLS.Validate())
 	positive(&errs, "shutdown_timeout", c.ShutdownTimeout)
 	errs.Merge("redis", c.Redis.Validate())
 	errs.Merge("nats", c.NATS.Validate())

@@ -58,6 +58,7 @@ type Upstream struct {
 type target struct {
 	hc        *fasthttp.HostClient
 	host      string // Host header sent upstream
+	scheme    string // the target's: a request read over TLS says "https"
 	base      []byte // path of the target URL in normal form, without trailing "/"
 	downUntil atomic.Int64
 }
@@ -75,6 +76,10 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 		return nil, errors.New("proxy: no upstream targets")
 	}
 	up := &Upstream{cfg: u, opts: opts}
+	if u.TLS != nil {
+		t := *u.TLS
+		up.cfg.TLS = &t
+	}
 	if opts.DownFor <= 0 {
 		opts.DownFor = time.Second
 	}
@@ -84,6 +89,10 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 	up.downFor = opts.DownFor
 	up.cfg.Targets = slices.Clone(u.Targets)
 	connect := pick(u.ConnectTimeout.D(), opts.ConnectTimeout)
+	tlsCfg, err := clientTLS(u.TLS)
+	if err != nil {
+		return nil, err
+	}
 	for _, raw := range u.Targets {
 		tu, err := url.Parse(raw)
 		if err != nil || (tu.Scheme != "http" && tu.Scheme != "https") || tu.Host == "" {
@@ -101,6 +110,7 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 		hc := &fasthttp.HostClient{
 			Addr:                          addr,
 			IsTLS:                         tls,
+			TLSConfig:                     tlsCfg,
 			MaxConns:                      opts.MaxConnsPerHost,
 			ReadTimeout:                   pick(u.ReadTimeout.D(), opts.ReadTimeout),
 			WriteTimeout:                  pick(u.WriteTimeout.D(), opts.WriteTimeout),
@@ -119,7 +129,7 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 			},
 			RetryIfErr: retryStaleConn,
 		}
-		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, base: base})
+		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, scheme: tu.Scheme, base: base})
 	}
 	return up, nil
 }
@@ -158,7 +168,7 @@ func retryStaleConn(req *fasthttp.Request, attempts int, err error) (bool, bool)
 func (u *Upstream) Same(cfg model.Upstream, opts Options) bool {
 	return u.opts == opts && slices.Equal(u.cfg.Targets, cfg.Targets) &&
 		u.cfg.ConnectTimeout == cfg.ConnectTimeout && u.cfg.ReadTimeout == cfg.ReadTimeout &&
-		u.cfg.WriteTimeout == cfg.WriteTimeout
+		u.cfg.WriteTimeout == cfg.WriteTimeout && sameTLS(u.cfg.TLS, cfg.TLS)
 }
 
 // Do forwards req to one target and reads the answer into resp. The path
@@ -208,6 +218,7 @@ func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte)
 		uri.SetPathBytes(path)
 	}
 	uri.SetHost(t.host)
+	uri.SetScheme(t.scheme) // HostClient refuses a scheme other than its own
 	return t.hc.Do(req, resp)
 }
 

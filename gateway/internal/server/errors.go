@@ -97,7 +97,7 @@ func writeError(ctx *fasthttp.RequestCtx, e *Error) {
 func errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var e *Error
-	g, _ := ctx.Conn().(*guardedConn)
+	g, _ := ctx.Conn().(interface{ refusal() *Error }) // guardedConn, plain or TLS
 	switch {
 	case g != nil && g.refusal() != nil:
 		e = g.refusal() // the wire guard stopped the request (wire.go)

@@ -123,7 +123,13 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return nil
 	case model.AuthJWT:
 		err = s.authenticateJWT(ctx, x)
+	case model.AuthMTLS:
+		err = s.authenticateCert(ctx, x)
 	case model.AuthAPIKey:
+		if a.MTLS {
+			err = s.authenticateKeyOrCert(ctx, x)
+			break
+		}
 		if x.api.JWT != nil {
 			err = s.authenticateEither(ctx, x)
 			break
@@ -163,6 +169,9 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	case err != nil:
 		s.warn(err, "api key lookup failed")
 		return ErrStoreDown
+	}
+	if sess.Cert {
+		return ErrInvalidKey // a certificate's record is no key (mtls.go)
 	}
 	switch sess.Usable(x.start) {
 	case auth.ErrExpired:

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluicegw/sluice/gateway/internal/edgetls"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/state"
@@ -33,8 +34,11 @@ type Emitter interface {
 
 // Options configure the traffic listener.
 type Options struct {
-	Listen string
+	Listen string // plain HTTP; empty: no plain listener
 	Node   string
+	// TLS configures the HTTPS listener (TLS.Listen; empty: none). The
+	// two listeners serve the same handler.
+	TLS edgetls.Options
 	// MaxHeaderBytes bounds the request line and headers (431 past it).
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds request bodies (413 past it).
@@ -64,17 +68,26 @@ type Server struct {
 	// cancelled once in-flight requests have drained.
 	base       context.Context
 	cancelBase context.CancelFunc
-	served     chan struct{}
+	served     sync.WaitGroup
 	lastWarn   atomic.Int64
 	// lastTokenLog paces the log of refused tokens apart from warnings, so
 	// a flood of bad tokens hides no store or upstream trouble.
 	lastTokenLog atomic.Int64
+
+	// tlsLn is the HTTPS listener, served with edge's certificates; both
+	// are nil without HTTPS (as ln, above, is nil without plain HTTP).
+	tlsLn   net.Listener
+	edge    *edgetls.Edge
+	started bool
 }
 
 // New builds the traffic server; Start listens.
 func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.Registerer, log zerolog.Logger) (*Server, error) {
 	if opts.MinKeyLength <= 0 || opts.MaxBodyBytes <= 0 || opts.MaxHeaderBytes <= 0 {
 		return nil, errors.New("server: min key length, max body and max header bytes must be positive")
+	}
+	if opts.Listen == "" && !opts.TLS.Enabled() {
+		return nil, errors.New("server: no listener: set listen, tls.listen or both")
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -83,6 +96,11 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	s := &Server{
 		opts: opts, state: st, limiter: lim, usage: em, m: m,
 		log: log.With().Str("component", "gateway.server").Logger(),
+	}
+	if opts.TLS.Enabled() {
+		if s.edge, err = edgetls.New(opts.TLS, reg, log); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	s.pool.New = func() any { return new(exchange) }
 	s.base, s.cancelBase = context.WithCancel(context.Background())
@@ -104,21 +122,46 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	return s, nil
 }
 
-// Start listens on Options.Listen and serves in the background.
+// Start listens on Options.Listen (plain HTTP) and Options.TLS.Listen
+// (HTTPS), each when set, and serves both in the background. The HTTPS
+// listener's certificates are reloaded when their files change.
 func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.opts.Listen)
-	if err != nil {
-		return fmt.Errorf("server: listen %s: %w", s.opts.Listen, err)
-	}
-	s.ln = ln
-	s.served = make(chan struct{})
-	go func() {
-		defer close(s.served)
-		if err := s.srv.Serve(guardedListener{Listener: ln, maxLine: s.opts.MaxHeaderBytes}); err != nil {
-			s.log.Error().Err(err).Msg("traffic listener stopped")
+	if s.opts.Listen != "" {
+		ln, err := net.Listen("tcp", s.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("server: listen %s: %w", s.opts.Listen, err)
 		}
-	}()
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("serving traffic")
+		s.ln = ln
+	}
+	if s.edge != nil {
+		ln, err := net.Listen("tcp", s.opts.TLS.Listen)
+		if err != nil {
+			if s.ln != nil {
+				_ = s.ln.Close()
+				s.ln = nil
+			}
+			return fmt.Errorf("server: listen tls %s: %w", s.opts.TLS.Listen, err)
+		}
+		s.tlsLn = s.edge.NewListener(ln)
+		_ = s.edge.Start(ctx)
+	}
+	s.started = true
+	for _, l := range []struct {
+		ln     net.Listener
+		scheme string
+	}{{s.ln, "http"}, {s.tlsLn, "https"}} {
+		if l.ln == nil {
+			continue
+		}
+		s.served.Add(1)
+		go func(ln net.Listener, scheme string) {
+			defer s.served.Done()
+			if err := s.srv.Serve(guardedListener{Listener: ln, maxLine: s.opts.MaxHeaderBytes}); err != nil {
+				s.log.Error().Err(err).Str("scheme", scheme).Msg("traffic listener stopped")
+			}
+		}(l.ln, l.scheme)
+		s.log.Info().Str("addr", l.ln.Addr().String()).Str("scheme", l.scheme).Msg("serving traffic")
+	}
 	return nil
 }
 
@@ -142,21 +185,40 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	return fasthttp.StatusContinue
 }
 
-// Addr is the address listened on (after Start).
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// Addr is the plain HTTP address listened on (after Start), "" when off.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// TLSAddr is the HTTPS address listened on (after Start), "" when off.
+func (s *Server) TLSAddr() string {
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
+
+// TLS is the HTTPS listener's certificate set (nil without HTTPS).
+func (s *Server) TLS() *edgetls.Edge { return s.edge }
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.cancelBase()
-	if s.ln == nil {
+	if !s.started {
 		return nil
+	}
+	if s.edge != nil {
+		defer func() { _ = s.edge.Shutdown(ctx) }()
 	}
 	err := s.srv.ShutdownWithContext(ctx)
 	if err != nil {
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
-	<-s.served
+	s.served.Wait()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net"
 	"sync/atomic"
 )
@@ -321,5 +322,26 @@ func (l guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardedConn{Conn: c, w: newWire(l.maxLine)}, nil
+	g := &guardedConn{Conn: c, w: newWire(l.maxLine)}
+	if tc, ok := c.(tlsConn); ok {
+		return guardedTLSConn{guardedConn: g, tls: tc}, nil
+	}
+	return g, nil
 }
+
+// tlsConn is what fasthttp looks for to tell a TLS connection
+// (RequestCtx.IsTLS, TLSConnectionState).
+type tlsConn interface {
+	Handshake() error
+	ConnectionState() tls.ConnectionState
+}
+
+// guardedTLSConn is a guardedConn over a TLS connection: the guard reads
+// the decrypted stream, and fasthttp still sees a TLS connection.
+type guardedTLSConn struct {
+	*guardedConn
+	tls tlsConn
+}
+
+func (c guardedTLSConn) Handshake() error                     { return c.tls.Handshake() }
+func (c guardedTLSConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }

@@ -357,6 +357,9 @@ func (s *State) buildAPI(m *model.API, prev *API) (*API, error) {
 		a.Upstream = prev.Upstream
 		return a, jwtErr
 	}
+	if t := m.Upstream.TLS; t != nil && t.InsecureSkipVerify {
+		s.log.Warn().Str("api", m.ID).Msg("upstream.tls.insecure_skip_verify: the upstream's certificate is not verified")
+	}
 	up, err := proxy.New(m.Upstream, s.opts.Proxy)
 	a.Upstream = up
 	return a, errors.Join(err, jwtErr)

@@ -39,6 +39,10 @@ type keyCreate struct {
 	Disabled  bool                `json:"disabled,omitempty"`
 	// Key is a caller-chosen clear value; empty means generate one.
 	Key string `json:"key,omitempty"`
+	// Certificate, a PEM client certificate, makes the key that
+	// certificate's record instead of an API key: it is stored under
+	// model.HashCert of the certificate and no secret is returned.
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // keyUpdate is the body of PUT /v1/keys/{id}: the mutable fields, plus the
@@ -54,6 +58,8 @@ type keyUpdate struct {
 	Quota     *model.Quota        `json:"quota,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
+	// ClientCertificate is read-only, accepted so GET-edit-PUT works.
+	ClientCertificate *model.KeyCertificate `json:"client_certificate,omitempty"`
 }
 
 // keyRotate is the body of POST /v1/keys/{id}/rotate (optional).
@@ -112,16 +118,21 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 		return errs
 	}
 	var errs validation.Errors
-	clear, err := clearKey(&errs, in.Key)
-	if err != nil {
-		return err
-	}
 	if in.ID == "" {
 		in.ID = "key-" + randomHex(8)
 	}
-	k := model.Key{ID: in.ID, Hash: model.HashKey([]byte(clear)), Alias: in.Alias, Policies: in.Policies,
+	k := model.Key{ID: in.ID, Alias: in.Alias, Policies: in.Policies,
 		Access: in.Access, RateLimit: in.RateLimit, Quota: in.Quota, ExpiresAt: in.ExpiresAt,
 		Disabled: in.Disabled, CreatedAt: s.now().UTC().Truncate(time.Second)}
+	var clear string
+	if in.Certificate != "" {
+		certificateKey(&errs, &k, in)
+	} else {
+		if clear, err = clearKey(&errs, in.Key); err != nil {
+			return err
+		}
+		k.Hash = model.HashKey([]byte(clear))
+	}
 	body, err := s.validateKey(r, &errs, &k)
 	if err != nil {
 		return err
@@ -131,9 +142,27 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/keys/"+k.ID)
 	w.Header().Set("ETag", store.ETag(body))
+	if k.Certificate != nil {
+		writeJSON(w, http.StatusCreated, k) // no secret: the client holds its private key
+		return nil
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, withClear{Clear: clear, Key: k})
 	return nil
+}
+
+// certificateKey makes k the record of the PEM client certificate of in.
+func certificateKey(errs *validation.Errors, k *model.Key, in keyCreate) {
+	if in.Key != "" {
+		errs.Add("key", "a key is an API key or a certificate's record: set key or certificate, not both")
+	}
+	hash, kc, err := model.ParseClientCertificate([]byte(in.Certificate))
+	if err != nil {
+		errs.Add("certificate", "%v", err)
+		k.Hash = model.HashCert(nil) // the problem is reported once, as the certificate's
+		return
+	}
+	k.Hash, k.Certificate = hash, kc
 }
 
 func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
@@ -153,6 +182,9 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
 		if in.Hash != "" && in.Hash != cur.Hash {
 			errs.Add("hash", "cannot be changed: rotate the key with POST /v1/keys/%s/rotate", id)
 		}
+		if in.ClientCertificate != nil && (cur.Certificate == nil || in.ClientCertificate.Fingerprint != cur.Certificate.Fingerprint) {
+			errs.Add("client_certificate", "cannot be changed: create a key for the new certificate")
+		}
 		cur.Alias, cur.Policies, cur.Access = in.Alias, in.Policies, in.Access
 		cur.RateLimit, cur.Quota, cur.ExpiresAt, cur.Disabled = in.RateLimit, in.Quota, in.ExpiresAt, in.Disabled
 	}, func(k *model.Key, _ string) any { return k })
@@ -171,6 +203,10 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	var clear string
 	return s.modifyKey(w, r, func(cur *model.Key, errs *validation.Errors) {
+		if cur.Certificate != nil {
+			errs.Add("id", "key %s is a client certificate's record and has no value to rotate: create a key for the new certificate, then delete this one", cur.ID)
+			return
+		}
 		c, err := clearKey(errs, in.Key)
 		if err != nil {
 			errs.Add("key", "%v", err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/model"
@@ -25,6 +26,11 @@ type keyBody struct {
 	ExpiresAt *time.Time          `json:"expires_at,omitempty" yaml:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	Key       string              `json:"key,omitempty" yaml:"key,omitempty"`
+	// Certificate (create only) is a PEM client certificate: the key is
+	// that certificate's record.
+	Certificate string `json:"certificate,omitempty" yaml:"certificate,omitempty"`
+	// ClientCertificate is read back from a certificate's record.
+	ClientCertificate *model.KeyCertificate `json:"client_certificate,omitempty" yaml:"client_certificate,omitempty"`
 }
 
 // keyFlags are the flags that set a key's fields.
@@ -98,17 +104,21 @@ func keysResource() *resource {
 }
 
 func cmdKeysCreate(ctx context.Context, r *run, args []string) error {
-	fs := r.flagSet("keys create", "[-f FILE]", "Create an API key. Its clear value is printed once: store it. Only its SHA-256 hash is kept.")
+	fs := r.flagSet("keys create", "[-f FILE] [--cert FILE]", "Create an API key. Its clear value is printed once: store it. Only its SHA-256 hash is kept. With --cert, the key is a client certificate's record instead (for APIs in auth mode mtls, or with auth.mtls): no secret is made.")
 	file := fs.String("f", "", "file with the key (JSON or YAML; - for stdin); flags override its fields")
 	id := fs.String("id", "", "key id (default: generated)")
 	clear := fs.String("key", "", "use this clear value instead of a generated one (for migration)")
+	certFile := fs.String("cert", "", "PEM client certificate `file`: the key is that certificate's record")
 	var kf keyFlags
 	kf.register(fs)
 	if _, err := r.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
+	if *clear != "" && *certFile != "" {
+		return usageErrorf("keys create: --key and --cert exclude each other")
+	}
 	var b keyBody
-	if *file != "" || !kf.any() {
+	if *file != "" || (!kf.any() && *certFile == "") {
 		data, err := r.readInput(*file)
 		if err != nil {
 			return err
@@ -122,6 +132,13 @@ func cmdKeysCreate(ctx context.Context, r *run, args []string) error {
 	}
 	if *clear != "" {
 		b.Key = *clear
+	}
+	if *certFile != "" {
+		pemText, err := os.ReadFile(*certFile)
+		if err != nil {
+			return usageErrorf("keys create: --cert: %v", err)
+		}
+		b.Certificate = string(pemText)
 	}
 	if err := kf.apply(&b, r.env.Now()); err != nil {
 		return err
@@ -155,6 +172,9 @@ func (r *run) printNewKey(body []byte) error {
 	}
 	if err := r.printObjects(keysResource(), []json.RawMessage{body}, true); err != nil {
 		return err
+	}
+	if k.Clear == "" {
+		return nil // a certificate's record: the client holds its private key
 	}
 	fmt.Fprintf(r.env.Stdout, "\nkey: %s\n", k.Clear)
 	fmt.Fprintln(r.env.Stderr, "The key is shown only once: store it now.")

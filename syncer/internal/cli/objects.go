@@ -65,6 +65,9 @@ func resources() []*resource {
 			row: func(o any) []string {
 				k := o.(*model.Key)
 				hash := k.Hash
+				if c := k.Certificate; c != nil {
+					hash = "cert:" + c.Fingerprint // what openssl x509 -fingerprint -sha256 shows
+				}
 				if len(hash) > 12 {
 					hash = hash[:12]
 				}
