@@ -6,7 +6,9 @@ import (
 
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -109,6 +111,39 @@ func TestHTTPSOnly(t *testing.T) {
 	}
 	if r, _ := mustGet(t, httpsClient(e.ca.Pool(), "a.test", nil, true), httpsURL(n)+"/e/x"); r.status != 200 {
 		t.Fatalf("status %d", r.status)
+	}
+}
+
+// TestHTTPSKeepsTheWireGuard: the guard that refuses framing two parsers
+// could read differently reads the decrypted stream of an HTTPS connection
+// too (wire.go), and fasthttp still sees the connection as TLS.
+func TestHTTPSKeepsTheWireGuard(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	var received atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { received.Add(1) }))
+	t.Cleanup(up.Close)
+	c.put(keyless("e", "/e", up.URL))
+	e := newEdge(t)
+	ac, ak := e.ca.Server(t, "a.test").Write(t, e.dir, "a")
+	n := c.node(withTLS([]edgetls.Certificate{{CertFile: ac, KeyFile: ak}}))
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", n.srv.TLSAddr(),
+		&tls.Config{RootCAs: e.ca.Pool(), ServerName: "a.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// A bare LF ends the request line: refused on the wire, not left hanging.
+	if _, err := io.WriteString(conn, "GET /e/x HTTP/1.1\nHost: a.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(conn) // the connection is closed after the answer
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 400 ") {
+		t.Fatalf("bare LF over HTTPS answered %q, want 400", answer)
+	}
+	if got := received.Load(); got != 0 {
+		t.Fatalf("upstream received %d requests", got)
 	}
 }
 
