@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -224,4 +225,52 @@ func WaitFor(t testing.TB, timeout time.Duration, check func() error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// StartRedisACL starts redis-server as StartRedis does, with the users of
+// the ACL file aclFile (the deployments/ example, as shipped). So that the
+// test can set up and inspect data, the default user is turned on again
+// with every right: the services connect as the file's users.
+func StartRedisACL(t testing.TB, aclFile string) *Redis {
+	t.Helper()
+	body, err := os.ReadFile(aclFile)
+	if err != nil {
+		t.Fatalf("acl file: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "users.acl")
+	var lines []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(l, "user default ") { // one definition per user
+			lines = append(lines, l)
+		}
+	}
+	lines = append(lines, "user default on nopass ~* &* +@all", "")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startRedis(t, func(r *Redis) { r.extra = []string{"--aclfile", path} })
+}
+
+// ACLDenials returns the ACL log's entries (what was refused, to whom), for
+// tests to show why a least-privilege user was refused.
+func (r *Redis) ACLDenials(t testing.TB) []string {
+	t.Helper()
+	c := r.Client(t)
+	entries, err := c.Do(context.Background(), "ACL", "LOG").Slice()
+	if err != nil {
+		t.Fatalf("acl log: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, fmt.Sprint(e))
+	}
+	return out
+}
+
+// ClientAs returns a client of the server authenticated as an ACL user,
+// closed when the test ends.
+func (r *Redis) ClientAs(t testing.TB, user, password string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), Username: user, Password: password})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
