@@ -280,9 +280,9 @@ func TestAuditTrail(t *testing.T) {
 	count := func(q string) int { return len(e.audit(q).Items) }
 	for q, n := range map[string]int{
 		"actor=olivia": 2, "kind=api": 2, "kind=key&id=k1": 2, "id=p1": 1, "actor=nobody": 0,
-		"since=" + url.QueryEscape(all.Items[4].Time.Format(time.RFC3339Nano)): 5,
+		"since=" + url.QueryEscape(all.Items[4].Time.Format(time.RFC3339Nano)):                        5,
 		"until=" + url.QueryEscape(all.Items[4].Time.Add(-time.Millisecond).Format(time.RFC3339Nano)): 0,
-		"since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z": 5,
+		"since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z":                                       5,
 	} {
 		if got := count(q); got != n {
 			t.Errorf("GET /v1/audit?%s: %d entries, want %d", q, got, n)
