@@ -253,6 +253,7 @@ EOF
   $BIN/sluicectl keys list
   $BIN/sluicectl nodes
   $BIN/sluicectl status
+  $BIN/sluicectl audit --follow      # who changed what (anonymous under --insecure-dev)
   $BIN/sluicectl export > sluice.yaml   # then edit and: $BIN/sluicectl apply -f sluice.yaml
 EOF
     fi
@@ -264,7 +265,10 @@ Analytics (token $ANALYTICS_TOKEN; /health, /ready, /metrics need none):
   curl -s -H 'Authorization: Bearer $ANALYTICS_TOKEN' 'http://127.0.0.1:9091/v1/usage/top?by=api'
   metrics: http://127.0.0.1:9091/metrics
 EOF
-    [ -x "$BIN/sluicectl" ] && echo "  SLUICE_ANALYTICS_TOKEN=$ANALYTICS_TOKEN $BIN/sluicectl usage tail"
+    if [ -x "$BIN/sluicectl" ]; then
+      echo "  SLUICE_ANALYTICS_TOKEN=$ANALYTICS_TOKEN $BIN/sluicectl usage --api demo"
+      echo "  $BIN/sluicectl usage tail      # live events from NATS"
+    fi
   fi
   echo "Logs: $LOGS/"
 }
