@@ -98,6 +98,8 @@
   }
 
   function refresh() {
+    // While the form asks for a token, polling would only be refused.
+    if (!document.getElementById("login").hidden) { return Promise.resolve(); }
     var range = "from=-1h";
     return Promise.all([
       get("v1/usage/top?by=api&limit=20&" + range),
