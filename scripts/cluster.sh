@@ -25,6 +25,8 @@ REDIS_ADDR=127.0.0.1:$REDIS_PORT
 NATS_URL=nats://127.0.0.1:$NATS_PORT
 UPSTREAM_ADDR=127.0.0.1:${SLUICE_DEV_UPSTREAM_PORT:-8000}
 DEMO_KEY=sluice-demo-key-0123456789abcdef
+# The analytics worker's token (auth.token) for the local cluster.
+ANALYTICS_TOKEN=${SLUICE_DEV_ANALYTICS_TOKEN:-sluice-dev-analytics-token-0123456789}
 MODE=${1:-}
 STARTED=()
 
@@ -209,7 +211,7 @@ start_cluster() {
   ANALYTICS=0
   if [ -x "$BIN/sluice-analytics" ]; then
     start analytics env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
-      "$BIN/sluice-analytics" --listen 127.0.0.1:9091
+      SLUICE_AUTH_TOKEN="$ANALYTICS_TOKEN" "$BIN/sluice-analytics" --listen 127.0.0.1:9091
     ANALYTICS=1
   else
     warn "$BIN/sluice-analytics is not built: skipping the analytics worker"
@@ -251,13 +253,22 @@ EOF
   $BIN/sluicectl keys list
   $BIN/sluicectl nodes
   $BIN/sluicectl status
+  $BIN/sluicectl audit --follow      # who changed what (anonymous under --insecure-dev)
   $BIN/sluicectl export > sluice.yaml   # then edit and: $BIN/sluicectl apply -f sluice.yaml
 EOF
     fi
   fi
   if [ "$ANALYTICS" = 1 ]; then
-    echo "Dashboard: http://127.0.0.1:9091/    metrics: http://127.0.0.1:9091/metrics"
-    [ -x "$BIN/sluicectl" ] && echo "  $BIN/sluicectl usage tail"
+    cat <<EOF
+Analytics (token $ANALYTICS_TOKEN; /health, /ready, /metrics need none):
+  Dashboard: http://127.0.0.1:9091/#token=$ANALYTICS_TOKEN   (kept in the browser afterwards)
+  curl -s -H 'Authorization: Bearer $ANALYTICS_TOKEN' 'http://127.0.0.1:9091/v1/usage/top?by=api'
+  metrics: http://127.0.0.1:9091/metrics
+EOF
+    if [ -x "$BIN/sluicectl" ]; then
+      echo "  SLUICE_ANALYTICS_TOKEN=$ANALYTICS_TOKEN $BIN/sluicectl usage --api demo"
+      echo "  $BIN/sluicectl usage tail      # live events from NATS"
+    fi
   fi
   echo "Logs: $LOGS/"
 }

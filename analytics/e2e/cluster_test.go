@@ -167,6 +167,7 @@ func (c *cluster) startWorker(name string) *workerProc {
 	w := &workerProc{addr: freeAddr(c.t)}
 	w.proc = startProc(c.t, name, c.bin.analytics, []string{
 		"SLUICE_LISTEN=" + w.addr,
+		"SLUICE_AUTH_TOKEN=" + usageToken,
 		"SLUICE_REDIS_ADDR=" + c.redis.Addr(),
 		"SLUICE_NATS_URL=" + c.nats.URL(),
 		"SLUICE_NATS_ACK_WAIT=2s",
@@ -230,10 +231,14 @@ func (w *workerProc) usage(api, keyHash string) (point, error) {
 	return body.Totals, err
 }
 
+// usageToken is the workers' auth.token.
+const usageToken = "e2e-usage-token-0123456789"
+
 func getJSON(u string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+usageToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

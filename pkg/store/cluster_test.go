@@ -90,4 +90,13 @@ func TestStoreOnRedisCluster(t *testing.T) {
 	if _, err := s.KeyByHash(ctx, k.Hash); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted key: %v, want ErrNotFound", err)
 	}
+	// The audit entry is written by the same script, in the same slot: one
+	// per version, the refused delete none.
+	audit, _, err := s.Audit(ctx, store.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != last+1 || audit[0].Version != last+1 || audit[0].Changes[0].Op != store.OpDelete || audit[0].Actor != store.SystemActor {
+		t.Fatalf("%d audit entries on the cluster, newest %+v; want %d", len(audit), audit[0], last+1)
+	}
 }

@@ -18,6 +18,7 @@ const (
 	KeyIDsKey    = "sluice:{cfg}:keyids"    // HASH: key id -> key hash
 	RoutesKey    = "sluice:{cfg}:routes"    // HASH: route key (model.API.RouteKeys) -> api id
 	APIRoutesKey = "sluice:{cfg}:apiroutes" // HASH: api id -> JSON array of its route keys
+	AuditKey     = "sluice:{cfg}:audit"     // STREAM: one entry per version: actor, changes, ETags before and after
 )
 
 // Object kinds, as named in changes and on NATS.

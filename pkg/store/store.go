@@ -36,14 +36,16 @@ const DefaultChangelogLen = 10000
 type Store struct {
 	rdb          redis.UniversalClient
 	changelogLen int64
+	auditLen     int64
 }
 
-// New returns a Store over rdb keeping changelogLen changes (0: default).
+// New returns a Store over rdb keeping changelogLen changes (0: default)
+// and DefaultAuditLen audit entries (see SetAuditLength).
 func New(rdb redis.UniversalClient, changelogLen int64) *Store {
 	if changelogLen <= 0 {
 		changelogLen = DefaultChangelogLen
 	}
-	return &Store{rdb: rdb, changelogLen: changelogLen}
+	return &Store{rdb: rdb, changelogLen: changelogLen, auditLen: DefaultAuditLen}
 }
 
 // Client returns the underlying Redis client.
@@ -103,10 +105,11 @@ func ETag(body []byte) string {
 }
 
 // applyScript writes all changes or none. KEYS: version, changelog, apis,
-// policies, keys, keyids, routes, apiroutes. ARGV: maxlen, n, then 11
+// policies, keys, keyids, routes, apiroutes, audit. ARGV: maxlen, n, then 11
 // fields per change: kind op id hash oldhash body ifmatch(sha1 hex or "")
 // create("1"/"") refs(JSON ["kind","id",...] or "") routes(JSON array of
-// the API's route keys, for an API put) unused("1"/"").
+// the API's route keys, for an API put) unused("1"/""); then actor and the
+// audit stream's maxlen.
 //
 // A first pass checks every change against the stored state as the changes
 // before it leave it (the overlay tables), writing nothing; the second pass
@@ -235,9 +238,17 @@ for i = 0, n - 1 do
 end
 local v = redis.call('INCR', KEYS[1])
 local log = {}
+local audit = {'version', tostring(v), 'actor', ARGV[3 + n * F], 'n', tostring(n)}
 for i = 0, n - 1 do
   local b = 3 + i * F
   local kind, op, id, hash, old, body = ARGV[b], ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4], ARGV[b+5]
+  local before = current(kind, id)
+  local after = ''
+  if op == 'put' then after = redis.sha1hex(body) end
+  if before then before = redis.sha1hex(before) else before = '' end
+  for _, kv in ipairs({{'kind', kind}, {'op', op}, {'id', id}, {'before', before}, {'after', after}}) do
+    table.insert(audit, kv[1] .. i) table.insert(audit, kv[2])
+  end
   if kind == 'key' then
     local _, prev = current(kind, id)
     if prev and (op == 'delete' or prev ~= hash) then
@@ -285,6 +296,7 @@ for i = 1, #log, 5 do
   table.insert(fields, 'old' .. j) table.insert(fields, log[i+4])
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], v .. '-0', unpack(fields))
+redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[4 + n * F], '*', unpack(audit))
 return v
 `)
 
@@ -292,8 +304,16 @@ return v
 // or nothing. It returns the new version. Besides the sentinels of the
 // single-object rules (ErrNotFound, ErrExists, ErrPrecondition) it returns
 // ErrRouteTaken, ErrDanglingRef and ErrInUse for the cross-object ones,
-// checked inside the same atomic write.
+// checked inside the same atomic write. The audit entry names the actor
+// SystemActor; see ApplyAs.
 func (s *Store) Apply(ctx context.Context, changes ...Change) (int64, error) {
+	return s.ApplyAs(ctx, "", changes...)
+}
+
+// ApplyAs is Apply recording actor (SystemActor when empty) in the audit
+// entry the same script appends (see audit.go): a write and its audit entry
+// are both stored or neither is.
+func (s *Store) ApplyAs(ctx context.Context, actor string, changes ...Change) (int64, error) {
 	if len(changes) == 0 {
 		return 0, errors.New("store: no changes")
 	}
@@ -301,7 +321,11 @@ func (s *Store) Apply(ctx context.Context, changes ...Change) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	keys := []string{VersionKey, ChangelogKey, APIsKey, PoliciesKey, KeysKey, KeyIDsKey, RoutesKey, APIRoutesKey}
+	if actor == "" {
+		actor = SystemActor
+	}
+	args = append(args, actor, s.auditLen)
+	keys := []string{VersionKey, ChangelogKey, APIsKey, PoliciesKey, KeysKey, KeyIDsKey, RoutesKey, APIRoutesKey, AuditKey}
 	for attempt := 0; ; attempt++ {
 		v, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64()
 		if err == nil {

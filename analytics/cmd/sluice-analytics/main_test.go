@@ -42,8 +42,16 @@ func TestCheckConfigRefusesHostileAddresses(t *testing.T) {
 	}
 }
 
+// The defaults plus a token are a valid configuration; without a token
+// (and without auth.disabled) the worker refuses to start.
 func TestCheckConfigAcceptsDefaults(t *testing.T) {
 	var out, errb bytes.Buffer
+	if code := run([]string{"--check-config"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "auth: no token") {
+		t.Fatalf("no token: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	t.Setenv("SLUICE_AUTH_TOKEN", "analytics-token-0123456789")
+	out.Reset()
+	errb.Reset()
 	if code := run([]string{"--check-config"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "configuration ok") {
 		t.Fatalf("defaults: exit %d: %s%s", code, out.String(), errb.String())
 	}

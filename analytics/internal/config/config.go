@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
+	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -24,6 +25,8 @@ type Config struct {
 	UsageStream UsageStream `yaml:"usage_stream"`
 	// Aggregation sets buckets, dedup and retention.
 	Aggregation Aggregation `yaml:"aggregation"`
+	// Auth guards the query API (/v1/...): every request carries a token.
+	Auth Auth `yaml:"auth"`
 	// Log is the logger configuration.
 	Log logging.Config `yaml:"log"`
 }
@@ -79,6 +82,19 @@ type Aggregation struct {
 	DedupTTL time.Duration `yaml:"dedup_ttl"`
 	// CloseInterval is how often a worker looks for minutes to close.
 	CloseInterval time.Duration `yaml:"close_interval"`
+}
+
+// Auth is who may read usage: any token of TokensFile (whatever its role)
+// or Token. Unauthenticated reads need Disabled: true.
+type Auth struct {
+	// TokensFile is a YAML file of named tokens in the format of the
+	// syncer's admin_tokens_file (docs/security.md), re-read when it
+	// changes.
+	TokensFile string `yaml:"tokens_file"`
+	// Token is one more token, named "token".
+	Token string `yaml:"token"`
+	// Disabled serves usage to anyone who can reach the listener.
+	Disabled bool `yaml:"disabled"`
 }
 
 // Default returns the documented defaults.
@@ -145,11 +161,30 @@ func (c *Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		errs.Add("log", "%v", err)
 	}
+	c.Auth.validate(&errs)
 	return errs.Err()
 }
 
 func positive(errs *validation.Errors, field string, d time.Duration) {
 	if d <= 0 {
 		errs.Add(field, "must be a positive duration")
+	}
+}
+
+func (a *Auth) validate(errs *validation.Errors) {
+	switch {
+	case a.Disabled && (a.Token != "" || a.TokensFile != ""):
+		errs.Add("auth.disabled", "is true while auth.token or auth.tokens_file is set: choose one")
+	case !a.Disabled && a.Token == "" && a.TokensFile == "":
+		errs.Add("auth", "no token: set auth.token (SLUICE_AUTH_TOKEN) or auth.tokens_file (SLUICE_AUTH_TOKENS_FILE), "+
+			"or auth.disabled: true to serve usage to anyone who can reach the listener")
+	}
+	if a.Token != "" {
+		tokens.CheckClear(errs, "auth.token", a.Token)
+	}
+	if a.TokensFile != "" {
+		if _, err := tokens.NewSource(tokens.SourceOptions{Path: a.TokensFile}); err != nil {
+			errs.Add("auth.tokens_file", "%v", err)
+		}
 	}
 }

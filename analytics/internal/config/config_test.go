@@ -41,6 +41,11 @@ func TestValidate(t *testing.T) {
 		{"nats list with a bad server", func(c *Config) { c.NATS.URL = "nats://a:4222, tls://b:99999" },
 			[]string{`nats.url: server 2: "tls://b:99999": port 99999 out of range 1-65535`}},
 		{"nats list", func(c *Config) { c.NATS.URL = "nats://a:4222, tls://b:4443,wss://c/nats" }, nil},
+		{"no auth", func(c *Config) { c.Auth.Token = "" }, []string{"auth: no token", "auth.disabled: true"}},
+		{"auth disabled", func(c *Config) { c.Auth = Auth{Disabled: true} }, nil},
+		{"auth disabled with a token", func(c *Config) { c.Auth.Disabled = true }, []string{"auth.disabled: is true while auth.token"}},
+		{"short token", func(c *Config) { c.Auth.Token = "short" }, []string{"auth.token: must have at least 16"}},
+		{"missing tokens file", func(c *Config) { c.Auth.TokensFile = "/nonexistent/tokens.yaml" }, []string{"auth.tokens_file: token file"}},
 		{"redis cluster with a db", func(c *Config) {
 			c.Redis.ClusterAddrs = []string{"10.0.0.1:7000"}
 			c.Redis.DB = 2
@@ -50,6 +55,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := Default()
+			c.Auth.Token = "analytics-token-0123456789"
 			tc.edit(&c)
 			err := c.Validate()
 			if len(tc.wants) == 0 {

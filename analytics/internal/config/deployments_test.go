@@ -14,6 +14,10 @@ func TestDeploymentsConfig(t *testing.T) {
 	if err := pkgconfig.Load(filepath.Join("..", "..", "..", "deployments", "config", "analytics.yaml"), &c); err != nil {
 		t.Fatal(err)
 	}
+	// The token comes from the environment (docker-compose.yml, k8s).
+	if err := pkgconfig.ApplyEnv(pkgconfig.Prefix, []string{"SLUICE_AUTH_TOKEN=deployment-token-0123456789"}, &c); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +33,7 @@ func TestEarlierConfigLoads(t *testing.T) {
 	if err := pkgconfig.Decode([]byte(yaml), &c); err != nil {
 		t.Fatal(err)
 	}
-	if err := pkgconfig.ApplyEnv(pkgconfig.Prefix, []string{"SLUICE_REDIS_TLS_ENABLED=true", "SLUICE_NATS_TOKEN=t"}, &c); err != nil {
+	if err := pkgconfig.ApplyEnv(pkgconfig.Prefix, []string{"SLUICE_REDIS_TLS_ENABLED=true", "SLUICE_NATS_TOKEN=t", "SLUICE_AUTH_DISABLED=true"}, &c); err != nil {
 		t.Fatal(err)
 	}
 	if c.Redis.Addr != "10.0.0.1:6379" || c.Redis.Password != "p" || c.Redis.DB != 2 || c.Redis.Timeout.String() != "3s" ||

@@ -25,9 +25,15 @@ import (
 
 const chromium = "/usr/bin/chromium"
 
+// dashToken is the worker's auth.token.
+const dashToken = "dashboard-token-0123456789"
+
 // TestDashboardInChromium loads the dashboard in headless Chromium after
 // sending known requests and checks the page shows their counts; it keeps a
-// screenshot (copied to $SLUICE_ARTIFACTS_DIR when set).
+// screenshot (copied to $SLUICE_ARTIFACTS_DIR when set). The worker needs a
+// token: the page is first loaded without one (it asks for it and shows no
+// data), then with a #token= link, which it keeps in localStorage for the
+// screenshot's load.
 func TestDashboardInChromium(t *testing.T) {
 	t.Parallel()
 	if _, err := os.Stat(chromium); err != nil {
@@ -42,6 +48,7 @@ func TestDashboardInChromium(t *testing.T) {
 	cfg.Redis.Addr, cfg.NATS.URL = rd.Addr(), ns.URL()
 	cfg.NATS.FetchWait = 100 * time.Millisecond
 	cfg.Log.Level = "warn"
+	cfg.Auth.Token = dashToken
 	svc := service.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -66,18 +73,32 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	base := "http://" + svc.Addr() + "/"
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		resp, err := http.Get(base + "v1/usage/totals?api=users")
+		req, _ := http.NewRequest("GET", base+"v1/usage/totals?api=users", nil)
+		req.Header.Set("Authorization", "Bearer "+dashToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("totals: %d", resp.StatusCode)
+		}
 		return nil
 	})
+
+	// Without a token: the form asks for one and no data is shown.
+	bare, err := runChromium(t, t.TempDir(), "--dump-dom", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(bare, `<form id="login">`) || strings.Contains(bare, "<tr><td>orders</td>") {
+		t.Fatalf("page without a token does not ask for one, or shows data:\n%s", bare)
+	}
 
 	dir := t.TempDir()
 	var dom string
 	testutil.WaitFor(t, 60*time.Second, func() error {
-		out, err := runChromium(t, dir, "--dump-dom", base)
+		out, err := runChromium(t, dir, "--dump-dom", base+"#token="+dashToken)
 		if err != nil {
 			return err
 		}
@@ -93,6 +114,9 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		if strings.Count(dom, "uplot") < 3 {
 			return fmt.Errorf("charts not drawn")
+		}
+		if strings.Contains(dom, dashToken) {
+			return fmt.Errorf("the token is still in the page")
 		}
 		return nil
 	})

@@ -2,7 +2,6 @@ package service
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
 )
 
@@ -21,7 +20,7 @@ func TestBadParamsAnswer400NamingTheParameter(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			t.Parallel()
-			resp, err := http.Get("http://" + addr + tc.path)
+			resp, err := get("http://" + addr + tc.path)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,7 +54,21 @@ func (e *env) config() config.Config {
 	c.Aggregation.DedupTTL = time.Hour
 	c.Aggregation.CloseInterval = 50 * time.Millisecond
 	c.Log.Level = "warn"
+	c.Auth.Token = testToken
 	return c
+}
+
+// testToken is the workers' auth.token in these tests.
+const testToken = "analytics-test-token-0123456789"
+
+// get sends GET with the token.
+func get(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	return http.DefaultClient.Do(req)
 }
 
 func (e *env) start(t *testing.T, cfg config.Config, opts ...Option) *Service {
@@ -146,7 +160,7 @@ func gen(k, perBatch int, at time.Time) ([]batch, expected) {
 }
 
 func getJSON(addr, path string, v any) error {
-	resp, err := http.Get("http://" + addr + path)
+	resp, err := get("http://" + addr + path)
 	if err != nil {
 		return err
 	}

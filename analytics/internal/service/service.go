@@ -26,6 +26,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/bus"
 	pkgstore "github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tokens"
 )
 
 // Service is a running analytics worker.
@@ -39,6 +40,8 @@ type Service struct {
 	srv    *http.Server
 	ln     net.Listener
 	now    func() time.Time
+	tokens *tokens.Source // nil: auth.disabled
+	denied prometheus.Counter
 }
 
 // Option changes a Service built by New.
@@ -89,8 +92,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.worker.Start(ctx); err != nil {
 		return err
 	}
+	if err := s.startAuth(); err != nil {
+		return err
+	}
+	api := http.NewServeMux()
+	query.New(s.log, st, s.now).Register(api)
 	mux := http.NewServeMux()
-	query.New(s.log, st, s.now).Register(mux)
+	mux.Handle("/v1/", s.requireToken(api))
 	dashboard.Register(mux)
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /ready", s.ready)
@@ -146,6 +154,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.srv != nil {
 		errs = append(errs, s.srv.Shutdown(ctx))
+	}
+	if s.tokens != nil {
+		errs = append(errs, s.tokens.Close(ctx))
 	}
 	if s.worker != nil {
 		errs = append(errs, s.worker.Shutdown(ctx))

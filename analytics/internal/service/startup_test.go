@@ -3,7 +3,6 @@ package service
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ func TestStartsBeforeRedisAndNATS(t *testing.T) {
 	e.nats.Stop()
 	svc := e.start(t, e.config())
 	get := func(path string) (int, string, error) {
-		resp, err := http.Get("http://" + svc.Addr() + path)
+		resp, err := get("http://" + svc.Addr() + path)
 		if err != nil {
 			return 0, "", err
 		}

@@ -22,6 +22,7 @@ import (
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/syncer/internal/api"
 	"github.com/sluicegw/sluice/syncer/internal/config"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
@@ -78,9 +79,14 @@ func loadConfig(f flags) (config.Config, error) {
 		cfg.Listen = f.listen
 	}
 	errs := cfg.Validate()
-	if cfg.AdminToken == "" && !(f.insecureDev && cfg.Loopback()) {
-		errs.Add("admin_token", "no admin token: set admin_token or SLUICE_ADMIN_TOKEN; "+
+	if cfg.AdminToken == "" && cfg.AdminTokensFile == "" && !(f.insecureDev && cfg.Loopback()) {
+		errs.Add("admin_token", "no admin token: set admin_token (SLUICE_ADMIN_TOKEN) or admin_tokens_file (SLUICE_ADMIN_TOKENS_FILE); "+
 			"running without one needs --insecure-dev and a loopback listen address such as 127.0.0.1:9090 (listen is %q)", cfg.Listen)
+	}
+	if cfg.AdminTokensFile != "" {
+		if _, err := tokens.NewSource(tokens.SourceOptions{Path: cfg.AdminTokensFile}); err != nil {
+			errs.Add("admin_tokens_file", "%v", err)
+		}
 	}
 	if err := errs.Err(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration: %w", err)
@@ -106,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	log := logging.New(cfg.Log, stderr, "syncer")
-	if cfg.AdminToken == "" {
+	if cfg.AdminToken == "" && cfg.AdminTokensFile == "" {
 		log.Warn().Msg("admin API has no token (--insecure-dev): anyone on this machine can change the configuration")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -136,10 +142,20 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Options{Store: store.New(rdb, cfg.ChangelogLength), Announcer: pub, Nodes: nodeReg,
-		NATS: nc, AdminToken: cfg.AdminToken, Log: log, Registry: reg})
+	toks, err := adminTokens(cfg, log, reg)
 	if err != nil {
 		return err
+	}
+	st := store.New(rdb, cfg.ChangelogLength)
+	st.SetAuditLength(cfg.AuditLength)
+	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nodeReg,
+		NATS: nc, Tokens: toks, Log: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+	if toks != nil {
+		toks.Start()
+		defer func() { _ = toks.Close(context.Background()) }()
 	}
 	if err := nodeReg.Start(ctx); err != nil {
 		return err
@@ -155,4 +171,24 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	_ = nodeReg.Shutdown(sctx)
 	_ = nc.Drain()
 	return err
+}
+
+// adminTokens returns the admin API's tokens: admin_token as an admin named
+// api.AdminTokenName, then the file's, re-read when it changes. Nil: no
+// token at all (--insecure-dev).
+func adminTokens(cfg config.Config, log zerolog.Logger, reg prometheus.Registerer) (*tokens.Source, error) {
+	if cfg.AdminToken == "" && cfg.AdminTokensFile == "" {
+		return nil, nil
+	}
+	var static []tokens.Token
+	if cfg.AdminToken != "" {
+		static = append(static, tokens.New(api.AdminTokenName, tokens.Admin, cfg.AdminToken))
+	}
+	src, err := tokens.NewSource(tokens.SourceOptions{Path: cfg.AdminTokensFile, Static: static,
+		Log: log.With().Str("component", "syncer.tokens").Logger(), Registry: reg})
+	if err != nil {
+		return nil, fmt.Errorf("admin_tokens_file: %w", err)
+	}
+	log.Info().Strs("tokens", src.Current().Names()).Msg("admin tokens loaded")
+	return src, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -30,6 +32,37 @@ func TestAdminTokenRule(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A tokens file alone satisfies the token rule; a bad one is refused by
+// --check-config with its field paths, and never with a token in the message.
+func TestAdminTokensFile(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	const tok = "operator-token-0123456789"
+	if err := os.WriteFile(good, []byte("tokens:\n  - {name: ci, role: operator, token: "+tok+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("tokens:\n  - {name: ci, role: root, token: "+tok+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_ADMIN_TOKEN", "")
+	t.Setenv("SLUICE_ADMIN_TOKENS_FILE", good)
+	var out bytes.Buffer
+	if err := run([]string{"--listen", ":9090", "--check-config"}, &out, &out); err != nil {
+		t.Fatalf("tokens file alone: %v", err)
+	}
+	for _, path := range []string{bad, filepath.Join(dir, "missing.yaml")} {
+		t.Setenv("SLUICE_ADMIN_TOKENS_FILE", path)
+		err := run([]string{"--listen", ":9090", "--check-config"}, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "admin_tokens_file") || strings.Contains(err.Error(), tok) {
+			t.Errorf("%s: error %v, want one naming admin_tokens_file without the token", filepath.Base(path), err)
+		}
+	}
+	t.Setenv("SLUICE_ADMIN_TOKENS_FILE", bad)
+	if err := run([]string{"--listen", ":9090", "--check-config"}, &out, &out); err == nil || !strings.Contains(err.Error(), "tokens[0].role") {
+		t.Errorf("bad role: %v", err)
 	}
 }
 

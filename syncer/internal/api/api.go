@@ -14,8 +14,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -31,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
 )
 
@@ -52,8 +51,12 @@ type Options struct {
 	Nodes     *nodes.Registry
 	// NATS is checked by /ready.
 	NATS *nats.Conn
-	// AdminToken is required on every /v1 route; empty disables the check
-	// (only allowed by main on loopback with --insecure-dev).
+	// Tokens are the named tokens and their roles (see roles.go); when nil,
+	// AdminToken alone is accepted, as an admin named AdminTokenName.
+	Tokens *tokens.Source
+	// AdminToken is an admin token; with no Tokens and no AdminToken every
+	// /v1 route is open (only allowed by main on loopback with
+	// --insecure-dev).
 	AdminToken string
 	Log        zerolog.Logger
 	// Registry registers the API's metrics and is served at /metrics.
@@ -69,24 +72,39 @@ type Server struct {
 	requests *prometheus.CounterVec
 	http     *http.Server
 	now      func() time.Time
-	tokenSum [sha256.Size]byte // of opts.AdminToken
+	tokens   *tokens.Source // nil: no authentication (--insecure-dev)
+	denied   *prometheus.CounterVec
 }
 
 type route struct {
 	method, path string
 	public       bool
-	handle       func(w http.ResponseWriter, r *http.Request) error
+	// allow is the roles that may call the route (admin always may).
+	allow  roles
+	handle func(w http.ResponseWriter, r *http.Request) error
 }
 
 // New builds the admin API.
 func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Log.With().Str("component", "syncer.api").Logger(),
-		mux: http.NewServeMux(), now: time.Now, tokenSum: sha256.Sum256([]byte(opts.AdminToken))}
+		mux: http.NewServeMux(), now: time.Now, tokens: opts.Tokens}
+	if s.tokens == nil && opts.AdminToken != "" {
+		src, err := tokens.NewSource(tokens.SourceOptions{Static: []tokens.Token{tokens.New(AdminTokenName, tokens.Admin, opts.AdminToken)}})
+		if err != nil {
+			return nil, err
+		}
+		s.tokens = src
+	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_admin_requests_total", Help: "Admin API requests by route and status code.",
 	}, []string{"route", "code"})
-	if err := opts.Registry.Register(s.requests); err != nil {
-		return nil, fmt.Errorf("api: metrics: %w", err)
+	s.denied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_admin_auth_denied_total", Help: "Admin API requests refused: reason unauthenticated (401) or forbidden (403, the token's role may not call the route).",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{s.requests, s.denied} {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("api: metrics: %w", err)
+		}
 	}
 	s.routes = s.table()
 	for _, rt := range s.routes {
@@ -101,29 +119,30 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/health", public: true, handle: s.health},
 		{method: "GET", path: "/ready", public: true, handle: s.ready},
 		{method: "GET", path: "/metrics", public: true, handle: s.metrics},
-		{method: "GET", path: "/v1/openapi.json", handle: s.openapi},
+		{method: "GET", path: "/v1/openapi.json", allow: anyRole, handle: s.openapi},
 
-		{method: "POST", path: "/v1/apis", handle: s.createAPI},
-		{method: "GET", path: "/v1/apis", handle: s.listAPIs},
-		{method: "GET", path: "/v1/apis/{id}", handle: s.getAPI},
-		{method: "PUT", path: "/v1/apis/{id}", handle: s.putAPI},
-		{method: "DELETE", path: "/v1/apis/{id}", handle: s.deleteAPI},
+		{method: "POST", path: "/v1/apis", allow: configWrite, handle: s.createAPI},
+		{method: "GET", path: "/v1/apis", allow: configRead, handle: s.listAPIs},
+		{method: "GET", path: "/v1/apis/{id}", allow: configRead, handle: s.getAPI},
+		{method: "PUT", path: "/v1/apis/{id}", allow: configWrite, handle: s.putAPI},
+		{method: "DELETE", path: "/v1/apis/{id}", allow: configWrite, handle: s.deleteAPI},
 
-		{method: "POST", path: "/v1/policies", handle: s.createPolicy},
-		{method: "GET", path: "/v1/policies", handle: s.listPolicies},
-		{method: "GET", path: "/v1/policies/{id}", handle: s.getPolicy},
-		{method: "PUT", path: "/v1/policies/{id}", handle: s.putPolicy},
-		{method: "DELETE", path: "/v1/policies/{id}", handle: s.deletePolicy},
+		{method: "POST", path: "/v1/policies", allow: configWrite, handle: s.createPolicy},
+		{method: "GET", path: "/v1/policies", allow: configRead, handle: s.listPolicies},
+		{method: "GET", path: "/v1/policies/{id}", allow: configRead, handle: s.getPolicy},
+		{method: "PUT", path: "/v1/policies/{id}", allow: configWrite, handle: s.putPolicy},
+		{method: "DELETE", path: "/v1/policies/{id}", allow: configWrite, handle: s.deletePolicy},
 
-		{method: "POST", path: "/v1/keys", handle: s.createKey},
-		{method: "GET", path: "/v1/keys", handle: s.listKeys},
-		{method: "GET", path: "/v1/keys/{id}", handle: s.getKey},
-		{method: "PUT", path: "/v1/keys/{id}", handle: s.putKey},
-		{method: "DELETE", path: "/v1/keys/{id}", handle: s.deleteKey},
-		{method: "POST", path: "/v1/keys/{id}/rotate", handle: s.rotateKey},
+		{method: "POST", path: "/v1/keys", allow: keyIssue, handle: s.createKey},
+		{method: "GET", path: "/v1/keys", allow: keyRead, handle: s.listKeys},
+		{method: "GET", path: "/v1/keys/{id}", allow: keyRead, handle: s.getKey},
+		{method: "PUT", path: "/v1/keys/{id}", allow: keyEdit, handle: s.putKey},
+		{method: "DELETE", path: "/v1/keys/{id}", allow: keyRevoke, handle: s.deleteKey},
+		{method: "POST", path: "/v1/keys/{id}/rotate", allow: keyIssue, handle: s.rotateKey},
 
-		{method: "GET", path: "/v1/nodes", handle: s.listNodes},
-		{method: "GET", path: "/v1/status", handle: s.status},
+		{method: "GET", path: "/v1/nodes", allow: configRead, handle: s.listNodes},
+		{method: "GET", path: "/v1/status", allow: configRead, handle: s.status},
+		{method: "GET", path: "/v1/audit", allow: auditRead, handle: s.audit},
 	}
 }
 
@@ -202,9 +221,12 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			s.requests.WithLabelValues(label, strconv.Itoa(sw.code)).Inc()
 		}()
-		if !rt.public && !s.authorized(r) {
-			writeError(sw, errorf(http.StatusUnauthorized, codeUnauthorized, "missing or wrong admin token: send Authorization: Bearer <token>"))
-			return
+		if !rt.public {
+			var e *Error
+			if r, e = s.authorize(r, rt); e != nil {
+				writeError(sw, e)
+				return
+			}
 		}
 		r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
 		if err := rt.handle(sw, r); err != nil {
@@ -215,41 +237,6 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeError(sw, e)
 		}
 	})
-}
-
-// authorized reports whether r carries the admin token in its one
-// Authorization header. The SHA-256 digests of the presented and the
-// configured token are compared with subtle.ConstantTimeCompare: both are
-// 32 bytes, so the time taken depends on neither the token's content nor
-// its length.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.opts.AdminToken == "" {
-		return true
-	}
-	values := r.Header.Values("Authorization")
-	if len(values) != 1 {
-		return false
-	}
-	tok, ok := bearerToken(values[0])
-	sum := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1 && ok
-}
-
-// bearerToken returns the credentials of an Authorization header value of
-// the Bearer scheme: the scheme in any case (RFC 9110 section 11.1), one or
-// more spaces or tabs, then the token; whitespace after it is ignored.
-func bearerToken(h string) (string, bool) {
-	const scheme = "bearer"
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return "", false
-	}
-	rest := h[len(scheme):]
-	tok := strings.TrimLeft(rest, " \t")
-	if len(tok) == len(rest) {
-		return "", false
-	}
-	tok = strings.TrimRight(tok, " \t")
-	return tok, tok != ""
 }
 
 // unmatched answers a path no route has (404) or a known path with another

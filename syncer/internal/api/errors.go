@@ -14,6 +14,7 @@ import (
 const (
 	codeInvalid      = "invalid_request"
 	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
 	codeNotFound     = "not_found"
 	codeMethod       = "method_not_allowed"
 	codeConflict     = "conflict"

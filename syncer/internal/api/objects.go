@@ -134,10 +134,10 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// apply writes changes, announces the new version and sets the
-// Sluice-Config-Version header.
+// apply writes changes with their audit entry naming the request's token,
+// announces the new version and sets the Sluice-Config-Version header.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, changes ...store.Change) error {
-	v, err := s.opts.Store.Apply(r.Context(), changes...)
+	v, err := s.opts.Store.ApplyAs(r.Context(), actor(r.Context()), changes...)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) && changes[0].IfMatch != "" {
 			return errorf(http.StatusPreconditionFailed, codePrecondition, "%v (If-Match given but the object does not exist)", err)

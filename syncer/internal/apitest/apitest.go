@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
+	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/syncer/internal/api"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
 	"github.com/sluicegw/sluice/syncer/internal/publish"
@@ -33,6 +34,17 @@ type Syncer struct {
 // is stopped when the test ends.
 func Start(t testing.TB, r *testutil.Redis, n *testutil.NATS, token string, nodeTTL time.Duration) *Syncer {
 	t.Helper()
+	return start(t, r, n, api.Options{AdminToken: token}, nodeTTL)
+}
+
+// StartTokens is Start with the named tokens of src (see pkg/tokens).
+func StartTokens(t testing.TB, r *testutil.Redis, n *testutil.NATS, src *tokens.Source, nodeTTL time.Duration) *Syncer {
+	t.Helper()
+	return start(t, r, n, api.Options{Tokens: src}, nodeTTL)
+}
+
+func start(t testing.TB, r *testutil.Redis, n *testutil.NATS, opts api.Options, nodeTTL time.Duration) *Syncer {
+	t.Helper()
 	st := store.New(r.Client(t), 0)
 	nc := n.Conn(t)
 	reg := prometheus.NewRegistry()
@@ -49,7 +61,8 @@ func Start(t testing.TB, r *testutil.Redis, n *testutil.NATS, token string, node
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nr.Shutdown(context.Background()) })
-	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nr, NATS: nc, AdminToken: token, Log: log, Registry: reg})
+	opts.Store, opts.Announcer, opts.Nodes, opts.NATS, opts.Log, opts.Registry = st, pub, nr, nc, log, reg
+	srv, err := api.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

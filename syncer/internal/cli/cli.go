@@ -96,6 +96,7 @@ func commands() []command {
 		command{name: "export", summary: "write stored APIs and policies in the declarative format", run: cmdExport},
 		command{name: "usage", summary: "show usage per minute, hour or day and the top consumers (analytics API)", run: cmdUsage},
 		command{name: "usage tail", summary: "print live usage events from NATS", run: cmdUsageTail},
+		command{name: "audit", summary: "show who changed what and when (the audit trail); --follow to keep watching", run: cmdAudit},
 	)
 	return cmds
 }

@@ -45,7 +45,7 @@ type point struct {
 func cmdUsage(ctx context.Context, r *run, args []string) error {
 	fs := r.flagSet("usage", "", "Show requests per step (counts by status class, limited, bytes, latency percentiles) from the analytics query API (GET /v1/usage), then the top consumers over the same range (GET /v1/usage/top).")
 	fs.StringVar(&r.g.analytics, "analytics", r.g.analytics, "analytics query API address (env SLUICE_ANALYTICS_URL)")
-	token := fs.String("analytics-token", r.env.Getenv("SLUICE_ANALYTICS_TOKEN"), "bearer token of the analytics API, if it requires one (env SLUICE_ANALYTICS_TOKEN)")
+	token := fs.String("analytics-token", r.env.Getenv("SLUICE_ANALYTICS_TOKEN"), "bearer token of the analytics API; needed unless the worker runs with auth.disabled (env SLUICE_ANALYTICS_TOKEN)")
 	api := fs.String("api", "", "only this API id")
 	key := fs.String("key", "", "only this key hash")
 	from := fs.String("from", "", "start: RFC 3339, Unix seconds or a duration before now like -1h (default: one hour before --to)")

@@ -5,13 +5,12 @@ package config
 
 import (
 	"net"
-	"strings"
 	"time"
-	"unicode"
 
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
+	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -21,12 +20,19 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AdminToken is the bearer token every /v1 request must carry. Empty is
 	// refused unless the syncer listens on loopback with --insecure-dev.
-	AdminToken string        `yaml:"admin_token"`
-	Redis      connect.Redis `yaml:"redis"`
-	NATS       connect.NATS  `yaml:"nats"`
+	// It is an admin token named "admin-token" in the audit trail.
+	AdminToken string `yaml:"admin_token"`
+	// AdminTokensFile is a YAML file of named tokens with roles (admin,
+	// operator, issuer, viewer; docs/security.md), re-read when it changes.
+	AdminTokensFile string        `yaml:"admin_tokens_file"`
+	Redis           connect.Redis `yaml:"redis"`
+	NATS            connect.NATS  `yaml:"nats"`
 	// ChangelogLength is how many versions the changelog keeps (default
 	// 10000); a node further behind reloads the full snapshot.
 	ChangelogLength int64 `yaml:"changelog_length"`
+	// AuditLength is how many audit entries (one per version) are kept,
+	// approximately (default 100000).
+	AuditLength int64 `yaml:"audit_length"`
 	// NodeTTL is how long a node counts as live after its last heartbeat
 	// (default 6s: three 2s gateway heartbeat intervals).
 	NodeTTL time.Duration  `yaml:"node_ttl"`
@@ -40,6 +46,7 @@ func Default() Config {
 		Redis:           connect.DefaultRedis(),
 		NATS:            connect.DefaultNATS(),
 		ChangelogLength: 10000,
+		AuditLength:     100000,
 		NodeTTL:         6 * time.Second,
 		Log:             logging.Default(),
 	}
@@ -69,6 +76,9 @@ func (c *Config) Validate() validation.Errors {
 	if c.ChangelogLength < 100 {
 		errs.Add("changelog_length", "must be at least 100")
 	}
+	if c.AuditLength < 100 {
+		errs.Add("audit_length", "must be at least 100")
+	}
 	if c.NodeTTL < 100*time.Millisecond {
 		errs.Add("node_ttl", "must be at least 100ms")
 	}
@@ -80,27 +90,13 @@ func (c *Config) Validate() validation.Errors {
 
 // MinAdminTokenChars is the fewest non-whitespace characters an admin
 // token has.
-const MinAdminTokenChars = 16
+const MinAdminTokenChars = tokens.MinChars
 
 // checkAdminToken refuses a token that is short once whitespace is left
-// out, has whitespace around it (a copy-paste accident the Authorization
-// header would not carry) or holds control characters.
+// out, has whitespace around it or holds control characters (the rule of
+// every token, pkg/tokens.CheckClear).
 func checkAdminToken(errs *validation.Errors, tok string) {
-	n := 0
-	for _, r := range tok {
-		if !unicode.IsSpace(r) {
-			n++
-		}
-	}
-	if n < MinAdminTokenChars {
-		errs.Add("admin_token", "must have at least %d non-whitespace characters, has %d", MinAdminTokenChars, n)
-	}
-	if strings.TrimSpace(tok) != tok {
-		errs.Add("admin_token", "must not start or end with whitespace")
-	}
-	if strings.IndexFunc(tok, unicode.IsControl) >= 0 {
-		errs.Add("admin_token", "must not contain control characters (tab, newline, NUL, ...)")
-	}
+	tokens.CheckClear(errs, "admin_token", tok)
 }
 
 // Loopback reports whether the listen address binds only to loopback.

@@ -26,10 +26,11 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	c.Redis.Addr = ""
 	c.NATS.URL = "::"
 	c.ChangelogLength = 1
+	c.AuditLength = 10
 	c.NodeTTL = 0
 	c.Log.Level = "loud"
 	errs := c.Validate()
-	want := []string{"listen", "admin_token", "redis.addr", "nats.url", "changelog_length", "node_ttl", "log"}
+	want := []string{"listen", "admin_token", "redis.addr", "nats.url", "changelog_length", "audit_length", "node_ttl", "log"}
 	got := map[string]bool{}
 	for _, p := range errs {
 		got[p.Field] = true

@@ -2,10 +2,35 @@
 (function () {
   "use strict";
   var POLL_MS = 5000;
+  var TOKEN_KEY = "sluice.analytics.token";
   var charts = {};
 
+  // The token: asked for once (the form, or a #token=... link, which is
+  // taken out of the address bar at once) and kept in localStorage. It is
+  // sent as Authorization: Bearer on every query; a 401 forgets it and
+  // asks again. Without one, queries go out bare (auth.disabled).
+  function token() {
+    var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      localStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return localStorage.getItem(TOKEN_KEY) || "";
+  }
+
+  function askToken(why) {
+    document.getElementById("login-why").textContent = why;
+    document.getElementById("login").hidden = false;
+    document.getElementById("token").focus();
+  }
+
+  function Unauthorized() { this.message = "token missing or refused"; }
+
   function get(url) {
-    return fetch(url, { cache: "no-store" }).then(function (r) {
+    var t = token(), headers = {};
+    if (t) { headers.Authorization = "Bearer " + t; }
+    return fetch(url, { cache: "no-store", headers: headers }).then(function (r) {
+      if (r.status === 401) { throw new Unauthorized(); }
       if (!r.ok) { throw new Error(url + ": HTTP " + r.status); }
       return r.json();
     });
@@ -73,6 +98,8 @@
   }
 
   function refresh() {
+    // While the form asks for a token, polling would only be refused.
+    if (!document.getElementById("login").hidden) { return Promise.resolve(); }
     var range = "from=-1h";
     return Promise.all([
       get("v1/usage/top?by=api&limit=20&" + range),
@@ -91,9 +118,28 @@
     }).then(function () {
       document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
     }).catch(function (e) {
+      if (e instanceof Unauthorized) {
+        var had = token() !== "";
+        localStorage.removeItem(TOKEN_KEY);
+        askToken(had ? "The stored token was refused: enter a valid one." :
+          "This dashboard needs a token (the analytics worker's auth.token or one of its auth.tokens_file).");
+      }
       document.getElementById("status").textContent = "error: " + e.message;
     });
   }
+
+  document.getElementById("login").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    localStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
+    document.getElementById("token").value = "";
+    document.getElementById("login").hidden = true;
+    refresh();
+  });
+  document.getElementById("forget").addEventListener("click", function (ev) {
+    ev.preventDefault();
+    localStorage.removeItem(TOKEN_KEY);
+    askToken("Token forgotten.");
+  });
 
   refresh();
   setInterval(refresh, POLL_MS);
