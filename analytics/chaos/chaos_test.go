@@ -127,6 +127,7 @@ func (tp *topology) waitDrained(t *testing.T) {
 type snapshot struct {
 	published map[string]float64 // by gateway
 	dropped   float64
+	retried   float64 // publish errors: batches sent again
 	counted   int64
 }
 
@@ -142,7 +143,11 @@ func (tp *topology) snapshot(t *testing.T) snapshot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.published[g.name], s.dropped = p, s.dropped+d
+		e, err := metric(g.ops, "sluice_usage_publish_errors_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.published[g.name], s.dropped, s.retried = p, s.dropped+d, s.retried+e
 	}
 	w, err := tp.liveWorker()
 	if err != nil {

@@ -163,7 +163,7 @@ func (tp *topology) commonEnv() []string {
 	}
 }
 
-// startGateway starts a gateway node. A Redis call has 300ms before the
+// startGateway starts a gateway node. A Redis call has 500ms before the
 // API's on_store_error decides; usage batches flush every 20ms and a batch
 // not acknowledged in 1s is sent again.
 func (tp *topology) startGateway(name string) *gatewayProc {
@@ -176,8 +176,8 @@ func (tp *topology) startGateway(name string) *gatewayProc {
 		"SLUICE_USAGE_FLUSH_INTERVAL=20ms",
 		"SLUICE_USAGE_BATCH_SIZE=100",
 		"SLUICE_USAGE_ACK_TIMEOUT=1s",
-		"SLUICE_AUTH_LOOKUP_TIMEOUT=300ms",
-		"SLUICE_LIMITS_TIMEOUT=300ms",
+		"SLUICE_AUTH_LOOKUP_TIMEOUT=500ms",
+		"SLUICE_LIMITS_TIMEOUT=500ms",
 		"SLUICE_SYNC_CHECK_INTERVAL=1s",
 		"SLUICE_SHUTDOWN_TIMEOUT=5s",
 	))
