@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
 )
 
 // fault is one scenario: inject starts the fault, heal ends it. Both run

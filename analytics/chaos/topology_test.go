@@ -70,7 +70,7 @@ func startTopology(t *testing.T, bin binaries) *topology {
 	t.Helper()
 	tp := &topology{t: t, bin: bin}
 	tp.nats = startNATSCluster(t, bin.nats)
-	tp.redis = testutil.StartRedisClusterReplicas(t, 1, 2*time.Second)
+	tp.redis = testutil.StartRedisClusterReplicas(t, 1, 5*time.Second)
 	tp.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	}))
