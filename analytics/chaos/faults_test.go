@@ -26,10 +26,10 @@ func faults(tm timing) []fault {
 // --- NATS: kill -9 the usage stream's leader, then restart it.
 
 func killStreamLeader(t *testing.T, tp *topology, st *faultState) {
-	leader, err := tp.nats.streamLeader()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A replica may lag a moment under load: wait for all to be current,
+	// so the kill leaves a full quorum behind.
+	var leader *natsNode
+	testutil.WaitFor(t, 20*time.Second, func() (err error) { leader, err = tp.nats.streamLeader(); return err })
 	st.natsVictim = leader
 	leader.kill()
 	st.note("killed %s, the leader of %s (SIGKILL)", leader.Name, usageStream)
