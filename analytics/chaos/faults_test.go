@@ -207,3 +207,39 @@ func checkWorkerBack(t *testing.T, tp *topology, st *faultState, r *result) {
 	redelivered := int64(info.Delivered.Consumer) - int64(info.Delivered.Stream) - st.before.(int64)
 	st.note("%d deliveries were redeliveries (batches the killed worker held)", redelivered)
 }
+
+// --- Slow link: the last gateway's link to Redis gets slowDelay each way.
+
+// slowDelay is longer than the gateways' 500ms store deadline.
+const slowDelay = 700 * time.Millisecond
+
+var slowLinkFault = fault{name: "redis-slow-link", victimGateway: -1, inject: slowLink, heal: fastLink, check: checkSlowLink}
+
+func slowLink(t *testing.T, tp *topology, st *faultState) {
+	tp.proxy.SetDelay(slowDelay)
+	st.note("%v added each way between %s and Redis for %v", slowDelay, tp.gateways[2].name, st.tm.fault)
+	hold(st.tm.fault)
+}
+
+func fastLink(t *testing.T, tp *topology, st *faultState) { tp.proxy.SetDelay(0) }
+
+// checkSlowLink: the slow gateway's fail-closed API answered 503, no
+// other gateway's did, and the slow gateway answered within its deadline
+// (plus a second of scheduling slack on a loaded machine) instead of
+// waiting for the link.
+func checkSlowLink(t *testing.T, tp *topology, st *faultState, r *result) {
+	if r.unavailableVia[2] == 0 {
+		t.Errorf("no 503 from %s on the fail-closed API while its Redis link was slow: the fault or the guard is absent", tp.gateways[2].name)
+	}
+	for gw, n := range r.unavailableVia {
+		if gw != 2 {
+			t.Errorf("%s answered %d 503s though its link to Redis was fast", tp.gateways[gw].name, n)
+		}
+	}
+	for gw := range tp.gateways {
+		st.note("%s: slowest answer during the fault %v", tp.gateways[gw].name, r.slowest[gw].Round(time.Millisecond))
+	}
+	if d := r.slowest[2]; d > 500*time.Millisecond+time.Second {
+		t.Errorf("%s took %v to answer with a 500ms store deadline", tp.gateways[2].name, d)
+	}
+}

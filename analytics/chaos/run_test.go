@@ -50,6 +50,8 @@ type result struct {
 	held                                      time.Duration
 	requests, ok, limited, unavailable, other int
 	noAnswer, unauthorized                    int
+	unavailableVia                            map[int]int           // 503s by gateway index
+	slowest                                   map[int]time.Duration // longest answer during the fault, by gateway
 	disruption, recovery                      time.Duration
 	published                                 int64 // -1: not known (a gateway's counter died with it)
 	answered, counted, lost, double           int64
@@ -81,7 +83,8 @@ func runFault(t *testing.T, tp *topology, tm timing, f fault) *result {
 	<-done
 	end := time.Now()
 
-	r := &result{name: f.name, held: st.t1.Sub(st.t0), published: -1}
+	r := &result{name: f.name, held: st.t1.Sub(st.t0), published: -1,
+		unavailableVia: map[int]int{}, slowest: map[int]time.Duration{}}
 	records := l.result()
 	r.tally(t, records, f, st, end)
 	if l.skipped.Load() > 0 {
@@ -160,6 +163,7 @@ func (r *result) tally(t *testing.T, records []record, f fault, st *faultState, 
 			r.limited++
 		case rec.status == http.StatusServiceUnavailable:
 			r.unavailable++
+			r.unavailableVia[rec.gw]++
 		case rec.status == http.StatusUnauthorized || rec.status == http.StatusForbidden:
 			r.unauthorized++
 		default:
@@ -167,6 +171,9 @@ func (r *result) tally(t *testing.T, records []record, f fault, st *faultState, 
 		}
 		if rec.status != 0 {
 			r.answered++
+			if !rec.start.Before(st.t0) && rec.start.Before(st.t1) {
+				r.slowest[rec.gw] = max(r.slowest[rec.gw], rec.end.Sub(rec.start))
+			}
 		}
 		if !normal(rec) {
 			if rec.end.After(lastAbnormal) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -43,7 +45,9 @@ type topology struct {
 	t         *testing.T
 	bin       binaries
 	nats      *natsCluster
-	redis     *testutil.RedisCluster
+	redis     *testutil.RedisCluster // nil in the slow-link topology
+	single    *testutil.Redis        // the slow-link topology's one Redis
+	proxy     *delayProxy            // between the last gateway and single
 	upstream  *httptest.Server
 	closedAPI string // its counters share the open API's primary
 	gateways  []*gatewayProc
@@ -66,11 +70,20 @@ type workerProc struct {
 	addr string
 }
 
-func startTopology(t *testing.T, bin binaries) *topology {
+// startTopology starts the suite's cluster. With slowLink the Redis is one
+// redis-server, and the last gateway reaches it through a delay proxy (a
+// cluster client learns the nodes' own addresses from the cluster, so it
+// would go around a proxy).
+func startTopology(t *testing.T, bin binaries, slowLink bool) *topology {
 	t.Helper()
 	tp := &topology{t: t, bin: bin}
 	tp.nats = startNATSCluster(t, bin.nats)
-	tp.redis = testutil.StartRedisClusterReplicas(t, 1, 5*time.Second)
+	if slowLink {
+		tp.single = testutil.StartRedis(t)
+		tp.proxy = startDelayProxy(t, tp.single.Addr())
+	} else {
+		tp.redis = testutil.StartRedisClusterReplicas(t, 1, 5*time.Second)
+	}
 	tp.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	}))
@@ -86,7 +99,11 @@ func startTopology(t *testing.T, bin binaries) *topology {
 		tp.syncers = append(tp.syncers, tp.startSyncer("chaos-sy"+strconv.Itoa(i+1)))
 	}
 	for i := range 3 {
-		tp.gateways = append(tp.gateways, tp.startGateway("chaos-gw"+strconv.Itoa(i+1)))
+		var env []string
+		if tp.proxy != nil && i == 2 {
+			env = []string{"SLUICE_REDIS_ADDR=" + tp.proxy.Addr()}
+		}
+		tp.gateways = append(tp.gateways, tp.startGateway("chaos-gw"+strconv.Itoa(i+1), env...))
 	}
 	return tp
 }
@@ -97,9 +114,14 @@ func startTopology(t *testing.T, bin binaries) *topology {
 func (tp *topology) seed() {
 	t := tp.t
 	t.Helper()
-	rdb := tp.redis.Client(t)
-	target := tp.redis.NodeFor(t, store.CounterPrefix(openAPI))
+	var rdb goredis.UniversalClient
+	if tp.redis == nil {
+		rdb, tp.closedAPI = tp.single.Client(t), "chaos-closed-0"
+	} else {
+		rdb = tp.redis.Client(t)
+	}
 	for i := 0; tp.closedAPI == ""; i++ {
+		target := tp.redis.NodeFor(t, store.CounterPrefix(openAPI))
 		if i == 1000 {
 			t.Fatal("no closed API id found whose counters share the open API's primary")
 		}
@@ -155,8 +177,12 @@ func (tp *topology) seed() {
 
 // commonEnv configures every service for the topology's Redis and NATS.
 func (tp *topology) commonEnv() []string {
+	redis := "SLUICE_REDIS_ADDR=" + tp.single.Addr()
+	if tp.redis != nil {
+		redis = "SLUICE_REDIS_CLUSTER_ADDRS=" + strings.Join(tp.redis.Addrs(), ",")
+	}
 	return []string{
-		"SLUICE_REDIS_CLUSTER_ADDRS=" + strings.Join(tp.redis.Addrs(), ","),
+		redis,
 		"SLUICE_NATS_URL=" + tp.nats.URL(),
 		"SLUICE_LOG_FORMAT=json",
 		"SLUICE_LOG_LEVEL=info",
@@ -166,10 +192,10 @@ func (tp *topology) commonEnv() []string {
 // startGateway starts a gateway node. A Redis call has 500ms before the
 // API's on_store_error decides; usage batches flush every 20ms and a batch
 // not acknowledged in 1s is sent again.
-func (tp *topology) startGateway(name string) *gatewayProc {
+func (tp *topology) startGateway(name string, extra ...string) *gatewayProc {
 	tp.t.Helper()
 	g := &gatewayProc{addr: freeAddr(tp.t), ops: freeAddr(tp.t)}
-	g.proc = startProc(tp.t, name, tp.bin.gateway, append(tp.commonEnv(),
+	g.proc = startProc(tp.t, name, tp.bin.gateway, append(append(tp.commonEnv(), extra...),
 		"SLUICE_NODE_ID="+name,
 		"SLUICE_LISTEN="+g.addr,
 		"SLUICE_OPS_LISTEN="+g.ops,
