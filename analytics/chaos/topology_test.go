@@ -177,9 +177,11 @@ func (tp *topology) seed() {
 
 // commonEnv configures every service for the topology's Redis and NATS.
 func (tp *topology) commonEnv() []string {
-	redis := "SLUICE_REDIS_ADDR=" + tp.single.Addr()
+	var redis string
 	if tp.redis != nil {
 		redis = "SLUICE_REDIS_CLUSTER_ADDRS=" + strings.Join(tp.redis.Addrs(), ",")
+	} else {
+		redis = "SLUICE_REDIS_ADDR=" + tp.single.Addr()
 	}
 	return []string{
 		redis,
