@@ -36,19 +36,25 @@ func suiteTiming() timing {
 // invariants; a table of every fault is printed at the end and appended to
 // $CHAOS_REPORT when set.
 func TestChaos(t *testing.T) {
-	runSuite(t, false, faults(suiteTiming()))
+	runSuite(t, redisCluster, faults(suiteTiming()))
 }
 
 // TestChaosSlowLink runs the slow-link fault on its own topology: one
 // Redis, the last gateway reaching it through a delay proxy.
 func TestChaosSlowLink(t *testing.T) {
-	runSuite(t, true, []fault{slowLinkFault})
+	runSuite(t, redisSlowLink, []fault{slowLinkFault})
 }
 
-func runSuite(t *testing.T, slowLink bool, list []fault) {
+// TestChaosSentinel runs a primary kill on the Sentinel topology: a
+// primary, a replica and 3 sentinels.
+func TestChaosSentinel(t *testing.T) {
+	runSuite(t, redisSentinel, []fault{sentinelKillFault})
+}
+
+func runSuite(t *testing.T, mode redisMode, list []fault) {
 	tm := suiteTiming()
 	bin := buildBinaries(t, t.TempDir())
-	tp := startTopology(t, bin, slowLink)
+	tp := startTopology(t, bin, mode)
 	var rows []*result
 	t.Cleanup(func() {
 		table := renderTable(rows)

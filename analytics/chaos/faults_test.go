@@ -243,3 +243,52 @@ func checkSlowLink(t *testing.T, tp *topology, st *faultState, r *result) {
 		t.Errorf("%s took %v to answer with a 500ms store deadline", tp.gateways[2].name, d)
 	}
 }
+
+// --- Sentinel: kill -9 the primary; the sentinels promote the replica;
+// the old primary comes back and is made a replica.
+
+var sentinelKillFault = fault{name: "sentinel-primary-kill", victimGateway: -1, inject: killSentinelPrimary, heal: restartSentinelPrimary, check: checkSentinelFailover}
+
+func killSentinelPrimary(t *testing.T, tp *topology, st *faultState) {
+	s := tp.sentinel
+	s.Primary.Kill()
+	st.note("killed Redis primary %s (SIGKILL)", s.Primary.Addr())
+	start := time.Now()
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		addr, err := s.PrimaryAddr(t.Context(), t)
+		if err != nil {
+			return err
+		}
+		if addr != s.Replica.Addr() {
+			return fmt.Errorf("the sentinels still name %s", addr)
+		}
+		return nil
+	})
+	st.note("the sentinels promoted %s %v after the kill", s.Replica.Addr(), time.Since(start).Round(10*time.Millisecond))
+	hold(max(0, st.tm.fault-time.Since(start)))
+}
+
+func restartSentinelPrimary(t *testing.T, tp *topology, st *faultState) {
+	tp.sentinel.Primary.Start()
+}
+
+func checkSentinelFailover(t *testing.T, tp *topology, st *faultState, r *result) {
+	s := tp.sentinel
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		role, err := s.Primary.Role(t.Context())
+		if err != nil {
+			return err
+		}
+		if role != "slave" {
+			return fmt.Errorf("the old primary is a %s", role)
+		}
+		return nil
+	})
+	if r.unavailable == 0 {
+		t.Errorf("no 503 on the fail-closed API while the primary was down: the fault or the guard is absent")
+	}
+	over := r.maxDuring - (hammerRate + hammerBurst)
+	st.note("over-admission of the hammered key: %d requests above %d in its worst second", max(0, over), hammerRate+hammerBurst)
+	// Swap the roles so a further run starts from a primary again.
+	s.Primary, s.Replica = s.Replica, s.Primary
+}

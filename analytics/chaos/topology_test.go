@@ -47,6 +47,7 @@ type topology struct {
 	nats      *natsCluster
 	redis     *testutil.RedisCluster // nil in the slow-link topology
 	single    *testutil.Redis        // the slow-link topology's one Redis
+	sentinel  *testutil.Sentinel     // the Sentinel topology's Redis
 	proxy     *delayProxy            // between the last gateway and single
 	upstream  *httptest.Server
 	closedAPI string // its counters share the open API's primary
@@ -70,18 +71,32 @@ type workerProc struct {
 	addr string
 }
 
-// startTopology starts the suite's cluster. With slowLink the Redis is one
-// redis-server, and the last gateway reaches it through a delay proxy (a
-// cluster client learns the nodes' own addresses from the cluster, so it
-// would go around a proxy).
-func startTopology(t *testing.T, bin binaries, slowLink bool) *topology {
+// redisMode is the Redis a topology runs.
+type redisMode int
+
+const (
+	// redisCluster: 3 primaries with a replica each.
+	redisCluster redisMode = iota
+	// redisSlowLink: one redis-server; the last gateway reaches it through
+	// a delay proxy (a cluster client learns the nodes' own addresses from
+	// the cluster, so it would go around a proxy).
+	redisSlowLink
+	// redisSentinel: a primary, a replica and 3 sentinels.
+	redisSentinel
+)
+
+// startTopology starts the suite's cluster with the Redis of mode.
+func startTopology(t *testing.T, bin binaries, mode redisMode) *topology {
 	t.Helper()
 	tp := &topology{t: t, bin: bin}
 	tp.nats = startNATSCluster(t, bin.nats)
-	if slowLink {
+	switch mode {
+	case redisSlowLink:
 		tp.single = testutil.StartRedis(t)
 		tp.proxy = startDelayProxy(t, tp.single.Addr())
-	} else {
+	case redisSentinel:
+		tp.sentinel = testutil.StartSentinels(t, 3)
+	default:
 		tp.redis = testutil.StartRedisClusterReplicas(t, 1, 5*time.Second)
 	}
 	tp.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -115,9 +130,14 @@ func (tp *topology) seed() {
 	t := tp.t
 	t.Helper()
 	var rdb goredis.UniversalClient
-	if tp.redis == nil {
+	switch {
+	case tp.single != nil:
 		rdb, tp.closedAPI = tp.single.Client(t), "chaos-closed-0"
-	} else {
+	case tp.sentinel != nil:
+		fc := goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: tp.sentinel.Master, SentinelAddrs: tp.sentinel.Addrs()})
+		t.Cleanup(func() { _ = fc.Close() })
+		rdb, tp.closedAPI = fc, "chaos-closed-0"
+	default:
 		rdb = tp.redis.Client(t)
 	}
 	for i := 0; tp.closedAPI == ""; i++ {
@@ -177,18 +197,21 @@ func (tp *topology) seed() {
 
 // commonEnv configures every service for the topology's Redis and NATS.
 func (tp *topology) commonEnv() []string {
-	var redis string
-	if tp.redis != nil {
-		redis = "SLUICE_REDIS_CLUSTER_ADDRS=" + strings.Join(tp.redis.Addrs(), ",")
-	} else {
-		redis = "SLUICE_REDIS_ADDR=" + tp.single.Addr()
+	var redis []string
+	switch {
+	case tp.redis != nil:
+		redis = []string{"SLUICE_REDIS_CLUSTER_ADDRS=" + strings.Join(tp.redis.Addrs(), ",")}
+	case tp.sentinel != nil:
+		redis = []string{"SLUICE_REDIS_SENTINEL_MASTER=" + tp.sentinel.Master,
+			"SLUICE_REDIS_SENTINEL_ADDRS=" + strings.Join(tp.sentinel.Addrs(), ",")}
+	default:
+		redis = []string{"SLUICE_REDIS_ADDR=" + tp.single.Addr()}
 	}
-	return []string{
-		redis,
-		"SLUICE_NATS_URL=" + tp.nats.URL(),
+	return append(redis,
+		"SLUICE_NATS_URL="+tp.nats.URL(),
 		"SLUICE_LOG_FORMAT=json",
 		"SLUICE_LOG_LEVEL=info",
-	}
+	)
 }
 
 // startGateway starts a gateway node. A Redis call has 500ms before the
