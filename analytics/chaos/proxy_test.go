@@ -3,7 +3,6 @@
 package chaos
 
 import (
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -97,9 +96,8 @@ func (p *delayProxy) pipe(dst, src net.Conn) {
 	}
 	_ = src.Close()
 	_ = dst.Close()
-	for range q { // let the reader end
+	for range q { // the reader ends now that src is closed
 	}
-	_, _ = io.Copy(io.Discard, src)
 }
 
 func (p *delayProxy) close() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,6 +72,9 @@ type workerProc struct {
 	addr string
 }
 
+// redisClusterConf is the configuration every Redis Cluster node starts from.
+const redisClusterConf = "../../deployments/redis-cluster/redis.conf"
+
 // redisMode is the Redis a topology runs.
 type redisMode int
 
@@ -97,7 +101,13 @@ func startTopology(t *testing.T, bin binaries, mode redisMode) *topology {
 	case redisSentinel:
 		tp.sentinel = testutil.StartSentinels(t, 3)
 	default:
-		tp.redis = testutil.StartRedisClusterReplicas(t, 1, 5*time.Second)
+		// Every node runs the deployment's redis.conf (its
+		// cluster-node-timeout, 5s, included).
+		conf, err := filepath.Abs(redisClusterConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.redis = testutil.StartRedisClusterConf(t, 1, conf, 0)
 	}
 	tp.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")

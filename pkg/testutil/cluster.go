@@ -22,6 +22,7 @@ const clusterSize = 3
 type RedisCluster struct {
 	nodes       []*clusterNode
 	nodeTimeout time.Duration // cluster-node-timeout of StartRedisClusterReplicas
+	conf        string        // configuration file of StartRedisClusterConf
 }
 
 type clusterNode struct {

@@ -24,13 +24,23 @@ import (
 // skipped when redis-cli is not installed.
 func StartRedisClusterReplicas(t testing.TB, replicas int, nodeTimeout time.Duration) *RedisCluster {
 	t.Helper()
+	return StartRedisClusterConf(t, replicas, "", nodeTimeout)
+}
+
+// StartRedisClusterConf is StartRedisClusterReplicas with every node
+// started from the configuration file conf (a deployment's redis.conf)
+// first: the helper's own settings (port, cluster bus port, bind address,
+// folders, no RDB snapshots, protected mode off) override the file's, and
+// so does nodeTimeout unless it is 0.
+func StartRedisClusterConf(t testing.TB, replicas int, conf string, nodeTimeout time.Duration) *RedisCluster {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found on PATH: install it (apt-get install -y redis-server)")
 	}
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Skip("redis-cli not found on PATH (it creates the cluster): install redis-tools")
 	}
-	c := &RedisCluster{nodeTimeout: nodeTimeout}
+	c := &RedisCluster{nodeTimeout: nodeTimeout, conf: conf}
 	t.Cleanup(c.kill)
 	for i := 0; i < clusterSize*(1+replicas); i++ {
 		n := &clusterNode{dir: t.TempDir()}
@@ -68,11 +78,18 @@ func StartRedisClusterReplicas(t testing.TB, replicas int, nodeTimeout time.Dura
 }
 
 func (c *RedisCluster) startNode(n *clusterNode) error {
-	cmd, done, err := spawnRedis(n.dir, n.port,
-		"--cluster-port", strconv.Itoa(n.busPort), "--cluster-enabled", "yes",
-		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
-		"--cluster-node-timeout", strconv.FormatInt(c.nodeTimeout.Milliseconds(), 10),
-		"--appendonly", "no")
+	var lead []string
+	extra := []string{"--cluster-port", strconv.Itoa(n.busPort), "--cluster-enabled", "yes",
+		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf")}
+	if c.nodeTimeout > 0 {
+		extra = append(extra, "--cluster-node-timeout", strconv.FormatInt(c.nodeTimeout.Milliseconds(), 10))
+	}
+	if c.conf != "" {
+		lead = []string{c.conf}
+	} else {
+		extra = append(extra, "--appendonly", "no")
+	}
+	cmd, done, err := spawn(n.dir, n.port, lead, extra...)
 	if err != nil {
 		return err
 	}
