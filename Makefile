@@ -49,6 +49,14 @@ test: deps ## Run the whole test suite (race detector on) in every module
 e2e: deps ## Run the end-to-end usage pipeline test (real gateway and analytics binaries)
 	cd analytics && go test $(GOTEST_FLAGS) -run 'TestUsagePipelineEndToEnd' -v ./e2e/
 
+# SHORT=1 holds each fault a few seconds (CI); without it the suite takes
+# several minutes. The table is also written to .run/chaos-report.txt.
+.PHONY: chaos
+chaos: deps ## Run the chaos suite: real binaries, NATS and Redis clusters, one fault at a time under load (SHORT=1: short)
+	rm -f $(RUN_DIR)/chaos-report.txt
+	cd analytics && CHAOS_SHORT=$(SHORT) CHAOS_REPORT=$(CURDIR)/$(RUN_DIR)/chaos-report.txt \
+		go test -tags chaos -count=1 -timeout $(if $(SHORT),8m,30m) -v -run 'TestChaos' ./chaos/
+
 .PHONY: bench
 bench: deps build ## Load-test the gateway against a bare proxy hop and print a report
 	@scripts/bench.sh

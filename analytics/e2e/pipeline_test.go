@@ -50,10 +50,13 @@ func TestUsagePipelineEndToEnd(t *testing.T) {
 		name  string
 		rate  int // requests per second, all senders together
 		chaos func(*cluster, *load)
+		// redelivered: the scenario must make a worker meet a batch
+		// already recorded (sluice_analytics_duplicates_total > 0).
+		redelivered bool
 	}{
 		{name: "two_gateways_two_workers", rate: 1000},
 		{name: "worker_killed_and_nats_restarted", rate: 400, chaos: (*cluster).crashAndRestart},
-		{name: "worker_frozen_past_ack_wait", rate: 300, chaos: (*cluster).freeze},
+		{name: "worker_frozen_past_ack_wait", rate: 300, chaos: (*cluster).freeze, redelivered: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +81,9 @@ func TestUsagePipelineEndToEnd(t *testing.T) {
 			}
 			want := l.result(t)
 			c.checkUsage(want)
+			if tc.redelivered {
+				c.checkDuplicatesSkipped()
+			}
 		})
 	}
 }
@@ -131,6 +137,28 @@ func (c *cluster) freeze(l *load) {
 		}
 	}
 	c.t.Logf("%d freezes left batches for JetStream to redeliver", held)
+	if held == 0 {
+		c.t.Fatal("no frozen worker held a batch past ack_wait: JetStream redelivered nothing, so the scenario proves nothing")
+	}
+}
+
+// checkDuplicatesSkipped fails unless some worker skipped events of a
+// batch already recorded: the redelivered batches really reached the
+// aggregation twice, and the totals (checked before) stayed exact.
+func (c *cluster) checkDuplicatesSkipped() {
+	c.t.Helper()
+	var dup float64
+	for _, w := range c.workers {
+		n, err := metric(w.addr, "sluice_analytics_duplicates_total")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		dup += n
+	}
+	if dup == 0 {
+		c.t.Fatal("no worker skipped a duplicate: no redelivered batch reached the aggregation twice")
+	}
+	c.t.Logf("%v duplicate events skipped by the workers", dup)
 }
 
 // freezeOnce freezes w until JetStream redelivers a batch, or 3s (ack_wait

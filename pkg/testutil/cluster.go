@@ -20,7 +20,9 @@ const clusterSize = 3
 // RedisCluster is a Redis Cluster of three primaries, each a redis-server
 // process owned by one test (or package).
 type RedisCluster struct {
-	nodes []*clusterNode
+	nodes       []*clusterNode
+	nodeTimeout time.Duration // cluster-node-timeout of StartRedisClusterReplicas
+	conf        string        // configuration file of StartRedisClusterConf
 }
 
 type clusterNode struct {

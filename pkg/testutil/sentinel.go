@@ -19,6 +19,7 @@ type Sentinel struct {
 	Master           string
 	Primary, Replica *Redis
 	addr             string
+	more             []string // further sentinels (StartSentinels)
 }
 
 // StartSentinel starts a primary, a replica of it and a sentinel (quorum
@@ -76,7 +77,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 }
 
 // Addrs are the sentinels' host:port.
-func (s *Sentinel) Addrs() []string { return []string{s.addr} }
+func (s *Sentinel) Addrs() []string { return append([]string{s.addr}, s.more...) }
 
 // Client returns a client of the sentinel itself, closed when the test ends.
 func (s *Sentinel) Client(t testing.TB) *redis.SentinelClient {

@@ -1,0 +1,78 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// metric sums the samples of the Prometheus metric name at addr/metrics.
+func metric(addr, name string) (float64, error) {
+	data, err := get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	found := false
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
+		}
+		sum, found = sum+v, true
+	}
+	if !found {
+		return 0, fmt.Errorf("metric %s not served by %s", name, addr)
+	}
+	return sum, nil
+}
+
+// counted is the requests of api the analytics query API reports.
+func (w *workerProc) counted(api string) (int64, error) {
+	data, err := get("http://" + w.addr + "/v1/usage/totals?api=" + url.QueryEscape(api))
+	if err != nil {
+		return 0, err
+	}
+	var body struct {
+		Requests int64 `json:"requests"`
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
+		return 0, fmt.Errorf("usage totals of %s: %w", api, err)
+	}
+	return body.Requests, nil
+}
+
+func get(u string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, data)
+	}
+	return data, nil
+}
