@@ -56,7 +56,12 @@ type Upstream struct {
 }
 
 type target struct {
-	hc        *fasthttp.HostClient
+	hc *fasthttp.HostClient
+	// shc streams response bodies (DoStream); idle until an API streams.
+	shc       *fasthttp.HostClient
+	addr      string // host:port dialled
+	tls       bool
+	connect   time.Duration
 	host      string // Host header sent upstream
 	base      []byte // path of the target URL in normal form, without trailing "/"
 	downUntil atomic.Int64
@@ -98,30 +103,51 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 		if tu.Port() == "" {
 			addr = net.JoinHostPort(tu.Hostname(), map[bool]string{true: "443", false: "80"}[tls])
 		}
-		hc := &fasthttp.HostClient{
-			Addr:                          addr,
-			IsTLS:                         tls,
-			MaxConns:                      opts.MaxConnsPerHost,
-			ReadTimeout:                   pick(u.ReadTimeout.D(), opts.ReadTimeout),
-			WriteTimeout:                  pick(u.WriteTimeout.D(), opts.WriteTimeout),
-			MaxResponseBodySize:           opts.MaxResponseBodySize,
-			NoDefaultUserAgentHeader:      true,
-			DisableHeaderNamesNormalizing: true,
-			MaxIdleConnDuration:           30 * time.Second,
-			// The path is sent as reqpath escaped it, byte for byte.
-			DisablePathNormalizing: true,
-			Dial: func(addr string) (net.Conn, error) {
-				c, err := fasthttp.DialTimeout(addr, connect)
-				if err != nil {
-					return nil, &dialError{err}
-				}
-				return c, nil
-			},
-			RetryIfErr: retryStaleConn,
-		}
-		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, base: base})
+		hc := hostClient(addr, tls, u, opts, connect, false)
+		shc := hostClient(addr, tls, u, opts, connect, true)
+		up.targets = append(up.targets, &target{hc: hc, shc: shc, host: tu.Host, base: base, tls: tls, addr: addr, connect: connect})
 	}
 	return up, nil
+}
+
+// hostClient builds the client of one target. A streaming client hands
+// response bodies over unread (Response.BodyStream) on connections that
+// DoStream's caller can reach (StreamConn) to bound each read; it has no
+// response body bound of its own: the caller counts.
+func hostClient(addr string, tls bool, u model.Upstream, opts Options, connect time.Duration, stream bool) *fasthttp.HostClient {
+	hc := &fasthttp.HostClient{
+		Addr:                          addr,
+		IsTLS:                         tls,
+		MaxConns:                      opts.MaxConnsPerHost,
+		ReadTimeout:                   pick(u.ReadTimeout.D(), opts.ReadTimeout),
+		WriteTimeout:                  pick(u.WriteTimeout.D(), opts.WriteTimeout),
+		MaxResponseBodySize:           opts.MaxResponseBodySize,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		MaxIdleConnDuration:           30 * time.Second,
+		// The path is sent as reqpath escaped it, byte for byte.
+		DisablePathNormalizing: true,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, connect)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return c, nil
+		},
+		RetryIfErr: retryStaleConn,
+	}
+	if stream {
+		hc.StreamResponseBody = true
+		hc.MaxResponseBodySize = 0
+		hc.Dial = func(addr string) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, connect)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return newStreamConn(c), nil
+		}
+	}
+	return hc
 }
 
 // targetBase is the path of a target URL in the normal form of request
@@ -169,6 +195,10 @@ func (u *Upstream) Same(cfg model.Upstream, opts Options) bool {
 // one is tried; down targets are skipped while others are up. It returns
 // ErrUpstreamDown or ErrUpstreamTimeout wrapping the cause.
 func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqpath.Path, from int) error {
+	return u.roundTrip(req, resp, path, from, false)
+}
+
+func (u *Upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, path *reqpath.Path, from int, stream bool) error {
 	n := len(u.targets)
 	start := int(u.next.Add(1) % uint64(n))
 	now := time.Now().UnixNano()
@@ -183,7 +213,7 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqp
 				continue
 			}
 			tried++
-			err := t.do(req, resp, path.EscapedRest(from))
+			err := t.do(req, resp, path.EscapedRest(from), stream)
 			if err == nil {
 				return nil
 			}
@@ -198,7 +228,17 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqp
 	return classify(lastErr)
 }
 
-func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte) error {
+func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte, stream bool) error {
+	t.setURI(req, path)
+	if stream {
+		return t.shc.Do(req, resp)
+	}
+	return t.hc.Do(req, resp)
+}
+
+// setURI points req at the target: its host, and its base path joined with
+// path.
+func (t *target) setURI(req *fasthttp.Request, path []byte) {
 	uri := req.URI()
 	if len(t.base) > 0 {
 		var buf [512]byte
@@ -208,7 +248,6 @@ func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte)
 		uri.SetPathBytes(path)
 	}
 	uri.SetHost(t.host)
-	return t.hc.Do(req, resp)
 }
 
 func classify(err error) error {
@@ -223,5 +262,6 @@ func classify(err error) error {
 func (u *Upstream) Close() {
 	for _, t := range u.targets {
 		t.hc.CloseIdleConnections()
+		t.shc.CloseIdleConnections()
 	}
 }

@@ -47,6 +47,11 @@ type Options struct {
 	// Forwarding sets the headers that tell upstreams about the client
 	// (the zero value is the default).
 	Forwarding proxy.Forwarding
+	// UpgradeIdleTimeout closes an upgraded (WebSocket) connection when no
+	// byte crossed it either way for this long; UpgradeMaxLifetime closes
+	// it at this age (defaults DefaultUpgradeIdleTimeout,
+	// DefaultUpgradeMaxLifetime).
+	UpgradeIdleTimeout, UpgradeMaxLifetime time.Duration
 }
 
 // Server is the traffic listener of a node.
@@ -60,6 +65,8 @@ type Server struct {
 	srv     *fasthttp.Server
 	ln      net.Listener
 	pool    sync.Pool // *exchange
+	streams streamSet // live streamed responses (stream.go)
+	tunnels tunnelSet // live upgraded connections (upgrade.go)
 	// base is the parent context of store calls made for requests; it is
 	// cancelled once in-flight requests have drained.
 	base       context.Context
@@ -83,6 +90,16 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	s := &Server{
 		opts: opts, state: st, limiter: lim, usage: em, m: m,
 		log: log.With().Str("component", "gateway.server").Logger(),
+	}
+	if s.opts.UpgradeIdleTimeout <= 0 {
+		s.opts.UpgradeIdleTimeout = DefaultUpgradeIdleTimeout
+	}
+	if s.opts.UpgradeMaxLifetime <= 0 {
+		s.opts.UpgradeMaxLifetime = DefaultUpgradeMaxLifetime
+	}
+	s.tunnels.gauge = m.flow.upgraded
+	if st != nil {
+		st.OnKeysEvicted(s.keysEvicted)
 	}
 	s.pool.New = func() any { return new(exchange) }
 	s.base, s.cancelBase = context.WithCancel(context.Background())
@@ -152,8 +169,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
 	}
+	terr := s.tunnels.shutdown(ctx) // hijacked: the server does not track them
 	err := s.srv.ShutdownWithContext(ctx)
+	if err == nil {
+		err = terr
+	}
 	if err != nil {
+		s.streams.cutAll() // streams still running at the deadline end now
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
 	<-s.served
