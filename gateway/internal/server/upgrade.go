@@ -47,8 +47,9 @@ func isUpgrade(ctx *fasthttp.RequestCtx) bool {
 // client as is, and the connection is closed.
 func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	h := &ctx.Request.Header
+	cl := h.ContentLength() // -2: no body, -1: chunked
 	if !x.api.AllowsUpgrade(h.PeekBytes(strUpgrade)) || !h.IsGet() || !h.ConnectionUpgrade() ||
-		h.ContentLength() != 0 || len(ctx.Request.Body()) > 0 {
+		cl > 0 || cl == -1 || len(ctx.Request.Body()) > 0 {
 		ctx.SetConnectionClose()
 		return ErrUpgradeRefused
 	}
@@ -112,8 +113,8 @@ type tunnel struct {
 	key      string // hex key hash; "" for keyless and token callers
 
 	mu      sync.Mutex
-	client  net.Conn
-	outcome string // set once, by the first end
+	client  net.Conn // the client's connection itself, to close it
+	outcome string   // set once, by the first end
 	last    atomic.Int64
 }
 
@@ -130,6 +131,9 @@ func (t *tunnel) run(c net.Conn) {
 	}()
 	t.mu.Lock()
 	t.client = c
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		t.client = u.UnsafeConn() // fasthttp's wrapper does not close
+	}
 	ended := t.outcome != ""
 	t.mu.Unlock()
 	if ended {
