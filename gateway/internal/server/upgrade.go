@@ -93,6 +93,13 @@ func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		ctx.Response.Reset()
 		return ErrShuttingDown
 	}
+	// fasthttp runs t.run only once the 101 is written; if that fails, no
+	// one would: the watchdog ends the tunnel then.
+	wait := s.opts.WriteTimeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	t.watchdog = time.AfterFunc(wait+time.Second, t.abandon)
 	if x.dec.HasLimit {
 		x.dec.WriteHeaders(&ctx.Response.Header)
 	}
@@ -112,7 +119,10 @@ type tunnel struct {
 	rest     string // path relative to the listen path, for the recheck
 	key      string // hex key hash; "" for keyless and token callers
 
+	watchdog *time.Timer
+
 	mu      sync.Mutex
+	started bool
 	client  net.Conn // the client's connection itself, to close it
 	outcome string   // set once, by the first end
 	last    atomic.Int64
@@ -121,6 +131,7 @@ type tunnel struct {
 // run splices the hijacked client connection c to the upstream; fasthttp
 // closes c when run returns.
 func (t *tunnel) run(c net.Conn) {
+	t.watchdog.Stop()
 	m := t.s.m.flow
 	defer func() {
 		t.mu.Lock()
@@ -130,6 +141,7 @@ func (t *tunnel) run(c net.Conn) {
 		t.s.tunnels.remove(t)
 	}()
 	t.mu.Lock()
+	t.started = true
 	t.client = c
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		t.client = u.UnsafeConn() // fasthttp's wrapper does not close
@@ -151,6 +163,20 @@ func (t *tunnel) run(c net.Conn) {
 	t.pipe(c, t.upReader, t.upstream, m.tunnelBytes.WithLabelValues("downstream"))
 	<-done
 	t.end("closed")
+}
+
+// abandon ends a tunnel whose run never started (the 101 could not be
+// written to the client).
+func (t *tunnel) abandon() {
+	t.mu.Lock()
+	started := t.started
+	t.mu.Unlock()
+	if started {
+		return
+	}
+	t.end("closed")
+	t.s.m.flow.upgrades.WithLabelValues("closed").Inc()
+	t.s.tunnels.remove(t)
 }
 
 // pipe copies src (read from srcConn) to dst until either fails, then ends
