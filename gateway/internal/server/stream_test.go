@@ -374,3 +374,34 @@ func TestStreamResponseBound(t *testing.T) {
 		return errors.New("no event yet")
 	})
 }
+
+// TestSlowBodyClient: a client sending its request body too slowly is cut
+// by the server's read timeout (408, connection closed); the upstream
+// never sees the request.
+func TestSlowBodyClient(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	t.Cleanup(up.Close)
+	c := newCluster(t)
+	c.put(streamingAPI("sse", "/sse/", up.URL, sse))
+	n := c.node(func(o *Options) { o.ReadTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", n.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /sse/upload HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\nonly part of it")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Fatalf("status %d, close %v: want 408 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	if reached.Load() != 0 {
+		t.Fatal("the upstream saw a request whose body never arrived")
+	}
+}
