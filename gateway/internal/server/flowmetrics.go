@@ -29,7 +29,7 @@ func newFlowMetrics(reg prometheus.Registerer) (*flowMetrics, error) {
 			Help: "Upgraded (WebSocket) connections open now.",
 		}),
 		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upgraded_connections_total",
+			Name: "sluice_upgrades_total",
 			Help: "Upgraded connections, by how they ended: closed, idle, lifetime, revoked, shutdown.",
 		}, []string{"outcome"}),
 		tunnelBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
