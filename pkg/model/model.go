@@ -56,6 +56,12 @@ type API struct {
 	OnStoreError string `json:"on_store_error,omitempty" yaml:"on_store_error,omitempty"`
 	// MaxBodyBytes bounds request bodies; 0 means the gateway's default.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" yaml:"max_body_bytes,omitempty"`
+	// Streaming, when set, forwards the responses it selects as they
+	// arrive (see Streaming); nil: every response is read whole first.
+	Streaming *Streaming `json:"streaming,omitempty" yaml:"streaming,omitempty"`
+	// Upgrades are the protocols a request may switch to ("websocket");
+	// empty: every Upgrade request is refused.
+	Upgrades []string `json:"upgrades,omitempty" yaml:"upgrades,omitempty"`
 }
 
 // Upstream is where an API's requests go.

@@ -148,6 +148,10 @@ func (a *API) Validate() validation.Errors {
 	if a.MaxBodyBytes < 0 {
 		errs.Add("max_body_bytes", "must not be negative")
 	}
+	if a.Streaming != nil {
+		errs.Merge("streaming", a.Streaming.Validate())
+	}
+	validateUpgrades(&errs, a.Upgrades)
 	return errs
 }
 

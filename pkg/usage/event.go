@@ -45,6 +45,10 @@ type Event struct {
 	BytesIn  int64  `json:"in"`       // request body bytes
 	BytesOut int64  `json:"out"`      // response body bytes
 	Limited  string `json:"limited"`  // "" or why it was refused: "rate", "quota"
+	// Duration is the microseconds from request read to the last response
+	// byte, set (non-zero) only for streamed responses and upgraded
+	// connections, whose Latency is the time to the first byte.
+	Duration int64 `json:"dur_us,omitempty"`
 }
 
 // Timestamp returns the event time.
@@ -78,6 +82,10 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendInt(dst, e.BytesOut, 10)
 	dst = append(dst, `,"limited":`...)
 	dst = appendString(dst, e.Limited)
+	if e.Duration != 0 {
+		dst = append(dst, `,"dur_us":`...)
+		dst = strconv.AppendInt(dst, e.Duration, 10)
+	}
 	return append(dst, "}\n"...)
 }
 

@@ -22,6 +22,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	tests := map[string]Event{
 		"full":    sample(),
 		"empty":   {ID: "x"},
+		"stream":  {ID: "s", Status: 200, Latency: 900, BytesOut: 1 << 30, Duration: 2_500_000},
 		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>"},
 	}
 	for name, e := range tests {
@@ -92,4 +93,17 @@ func FuzzDecodeBatch(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// An event without a duration encodes exactly as before the field existed.
+func TestAppendJSONOmitsZeroDuration(t *testing.T) {
+	t.Parallel()
+	e := sample()
+	if line := string(AppendJSON(nil, &e)); strings.Contains(line, "dur_us") {
+		t.Fatalf("dur_us written for a zero duration: %s", line)
+	}
+	e.Duration = 7
+	if line := string(AppendJSON(nil, &e)); !strings.HasSuffix(line, `"limited":"rate","dur_us":7}`+"\n") {
+		t.Fatalf("dur_us not appended last: %s", line)
+	}
 }

@@ -89,7 +89,8 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n.server, err = server.New(server.Options{
 		Listen: cfg.Listen, TLS: cfg.TLS, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
 		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
-		IdleTimeout: cfg.Proxy.ClientIdleTimeout,
+		IdleTimeout:        cfg.Proxy.ClientIdleTimeout,
+		UpgradeIdleTimeout: cfg.Proxy.UpgradeIdleTimeout, UpgradeMaxLifetime: cfg.Proxy.UpgradeMaxLifetime,
 		Forwarding: proxy.Forwarding{
 			MaxForwardedFor: cfg.Proxy.MaxForwardedForBytes,
 			ClientHeaders:   proxy.ClientHeaders(cfg.Proxy.ClientForwardingHeaders),

@@ -87,6 +87,11 @@ type Proxy struct {
 	// sets X-Real-IP to the client address; "pass" forwards them unchanged,
 	// for a gateway that only ever hears from a proxy that sets them.
 	ClientForwardingHeaders string `yaml:"client_forwarding_headers"`
+	// UpgradeIdleTimeout closes an upgraded (WebSocket) connection when no
+	// byte crossed it either way for this long (default 5m);
+	// UpgradeMaxLifetime closes it at this age (default 24h).
+	UpgradeIdleTimeout time.Duration `yaml:"upgrade_idle_timeout"`
+	UpgradeMaxLifetime time.Duration `yaml:"upgrade_max_lifetime"`
 }
 
 // Auth tunes API key authentication.
@@ -137,6 +142,7 @@ func Default() Config {
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxConnsPerHost: 1024,
 			ClientIdleTimeout: 60 * time.Second, MaxForwardedForBytes: proxy.DefaultMaxForwardedFor,
 			ClientForwardingHeaders: string(proxy.StripClientHeaders),
+			UpgradeIdleTimeout:      5 * time.Minute, UpgradeMaxLifetime: 24 * time.Hour,
 		},
 		Auth: Auth{
 			MinKeyLength: 16, SessionCacheSize: 100000, SessionTTL: 30 * time.Second,
@@ -244,6 +250,8 @@ func (c *Config) Validate() validation.Errors {
 	positive(&errs, "proxy.read_timeout", c.Proxy.ReadTimeout)
 	positive(&errs, "proxy.write_timeout", c.Proxy.WriteTimeout)
 	positive(&errs, "proxy.client_idle_timeout", c.Proxy.ClientIdleTimeout)
+	positive(&errs, "proxy.upgrade_idle_timeout", c.Proxy.UpgradeIdleTimeout)
+	positive(&errs, "proxy.upgrade_max_lifetime", c.Proxy.UpgradeMaxLifetime)
 	if c.Proxy.MaxConnsPerHost <= 0 {
 		errs.Add("proxy.max_conns_per_host", "must be positive")
 	}

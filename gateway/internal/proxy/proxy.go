@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"bytes"
+	cryptotls "crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +57,13 @@ type Upstream struct {
 }
 
 type target struct {
-	hc        *fasthttp.HostClient
+	hc *fasthttp.HostClient
+	// shc streams response bodies (DoStream); idle until an API streams.
+	shc       *fasthttp.HostClient
+	addr      string // host:port dialled
+	tls       bool
+	tlsCfg    *cryptotls.Config // nil: crypto/tls defaults
+	connect   time.Duration
 	host      string // Host header sent upstream
 	scheme    string // the target's: a request read over TLS says "https"
 	base      []byte // path of the target URL in normal form, without trailing "/"
@@ -107,31 +114,53 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 		if tu.Port() == "" {
 			addr = net.JoinHostPort(tu.Hostname(), map[bool]string{true: "443", false: "80"}[tls])
 		}
-		hc := &fasthttp.HostClient{
-			Addr:                          addr,
-			IsTLS:                         tls,
-			TLSConfig:                     tlsCfg,
-			MaxConns:                      opts.MaxConnsPerHost,
-			ReadTimeout:                   pick(u.ReadTimeout.D(), opts.ReadTimeout),
-			WriteTimeout:                  pick(u.WriteTimeout.D(), opts.WriteTimeout),
-			MaxResponseBodySize:           opts.MaxResponseBodySize,
-			NoDefaultUserAgentHeader:      true,
-			DisableHeaderNamesNormalizing: true,
-			MaxIdleConnDuration:           30 * time.Second,
-			// The path is sent as reqpath escaped it, byte for byte.
-			DisablePathNormalizing: true,
-			Dial: func(addr string) (net.Conn, error) {
-				c, err := fasthttp.DialTimeout(addr, connect)
-				if err != nil {
-					return nil, &dialError{err}
-				}
-				return c, nil
-			},
-			RetryIfErr: retryStaleConn,
-		}
-		up.targets = append(up.targets, &target{hc: hc, host: tu.Host, scheme: tu.Scheme, base: base})
+		hc := hostClient(addr, tls, tlsCfg, u, opts, connect, false)
+		shc := hostClient(addr, tls, tlsCfg, u, opts, connect, true)
+		up.targets = append(up.targets, &target{hc: hc, shc: shc, host: tu.Host, scheme: tu.Scheme, base: base,
+			tls: tls, tlsCfg: tlsCfg, addr: addr, connect: connect})
 	}
 	return up, nil
+}
+
+// hostClient builds the client of one target. A streaming client hands
+// response bodies over unread (Response.BodyStream) on connections that
+// DoStream's caller can reach (StreamConn) to bound each read; it has no
+// response body bound of its own: the caller counts.
+func hostClient(addr string, tls bool, tlsCfg *cryptotls.Config, u model.Upstream, opts Options, connect time.Duration, stream bool) *fasthttp.HostClient {
+	hc := &fasthttp.HostClient{
+		Addr:                          addr,
+		IsTLS:                         tls,
+		TLSConfig:                     tlsCfg,
+		MaxConns:                      opts.MaxConnsPerHost,
+		ReadTimeout:                   pick(u.ReadTimeout.D(), opts.ReadTimeout),
+		WriteTimeout:                  pick(u.WriteTimeout.D(), opts.WriteTimeout),
+		MaxResponseBodySize:           opts.MaxResponseBodySize,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		MaxIdleConnDuration:           30 * time.Second,
+		// The path is sent as reqpath escaped it, byte for byte.
+		DisablePathNormalizing: true,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, connect)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return c, nil
+		},
+		RetryIfErr: retryStaleConn,
+	}
+	if stream {
+		hc.StreamResponseBody = true
+		hc.MaxResponseBodySize = 0
+		hc.Dial = func(addr string) (net.Conn, error) {
+			c, err := fasthttp.DialTimeout(addr, connect)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return newStreamConn(c), nil
+		}
+	}
+	return hc
 }
 
 // targetBase is the path of a target URL in the normal form of request
@@ -179,6 +208,10 @@ func (u *Upstream) Same(cfg model.Upstream, opts Options) bool {
 // one is tried; down targets are skipped while others are up. It returns
 // ErrUpstreamDown or ErrUpstreamTimeout wrapping the cause.
 func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqpath.Path, from int) error {
+	return u.roundTrip(req, resp, path, from, false)
+}
+
+func (u *Upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, path *reqpath.Path, from int, stream bool) error {
 	n := len(u.targets)
 	start := int(u.next.Add(1) % uint64(n))
 	now := time.Now().UnixNano()
@@ -193,7 +226,7 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqp
 				continue
 			}
 			tried++
-			err := t.do(req, resp, path.EscapedRest(from))
+			err := t.do(req, resp, path.EscapedRest(from), stream)
 			if err == nil {
 				return nil
 			}
@@ -208,7 +241,17 @@ func (u *Upstream) Do(req *fasthttp.Request, resp *fasthttp.Response, path *reqp
 	return classify(lastErr)
 }
 
-func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte) error {
+func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte, stream bool) error {
+	t.setURI(req, path)
+	if stream {
+		return t.shc.Do(req, resp)
+	}
+	return t.hc.Do(req, resp)
+}
+
+// setURI points req at the target: its host, and its base path joined with
+// path.
+func (t *target) setURI(req *fasthttp.Request, path []byte) {
 	uri := req.URI()
 	if len(t.base) > 0 {
 		var buf [512]byte
@@ -219,7 +262,6 @@ func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, path []byte)
 	}
 	uri.SetHost(t.host)
 	uri.SetScheme(t.scheme) // HostClient refuses a scheme other than its own
-	return t.hc.Do(req, resp)
 }
 
 func classify(err error) error {
@@ -234,5 +276,6 @@ func classify(err error) error {
 func (u *Upstream) Close() {
 	for _, t := range u.targets {
 		t.hc.CloseIdleConnections()
+		t.shc.CloseIdleConnections()
 	}
 }

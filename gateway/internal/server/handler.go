@@ -39,11 +39,14 @@ type exchange struct {
 	// claims of a verified token, set upstream by forward after the
 	// hop-by-hop strip.
 	claims *jwtauth.Result
+
+	// stream is the body of a streamed response (stream.go).
+	stream *stream
 }
 
 func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
-	x.claims = nil
+	x.claims, x.stream = nil, nil
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
@@ -73,8 +76,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		writeError(ctx, err)
 	}
+	if x.stream.handOff() {
+		return // the response streams: its stream records x when it ends
+	}
 	s.record(ctx, x)
-	x.snap, x.api, x.route, x.endpoint, x.sess = nil, nil, nil, nil, nil
+	s.release(x)
+}
+
+func (s *Server) release(x *exchange) {
+	x.snap, x.api, x.route, x.endpoint, x.sess, x.stream = nil, nil, nil, nil, nil, nil
 	s.pool.Put(x)
 }
 
@@ -249,6 +259,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.api.Upstream == nil {
 		return ErrUpstreamDown
 	}
+	if isUpgrade(ctx) {
+		return s.forwardUpgrade(ctx, x) // upgrade.go
+	}
 	closeConn := ctx.Request.Header.ConnectionClose()
 	if err := s.forwardHeaders(ctx, x); err != nil {
 		return err
@@ -257,13 +270,12 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.api.StripListenPath {
 		from = len(x.route.Prefix)
 	}
-	if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from); err != nil {
-		s.warn(err, "upstream request failed")
-		ctx.Response.Reset()
-		if errors.Is(err, proxy.ErrUpstreamTimeout) {
-			return ErrUpstreamTimeout
+	if x.api.Streaming != nil {
+		if err := s.forwardStream(ctx, x, from); err != nil {
+			return err
 		}
-		return ErrUpstreamDown
+	} else if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from); err != nil {
+		return s.upstreamError(ctx, err)
 	}
 	if err := proxy.StripResponse(&ctx.Response); err != nil {
 		s.warn(err, "upstream response refused")
@@ -284,6 +296,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 	status := ctx.Response.StatusCode()
 	lat := time.Since(x.start)
+	if x.streamed() {
+		status, lat = x.stream.outcome()
+	}
 	id := "none"
 	if x.api != nil {
 		id = x.api.ID
@@ -302,7 +317,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		Status:   status,
 		Latency:  lat.Microseconds(),
 		BytesIn:  int64(len(ctx.Request.Body())),
-		BytesOut: int64(len(ctx.Response.Body())),
+		BytesOut: bytesOut(ctx, x),
 		Limited:  x.limited,
 	}
 	if x.sess != nil {
@@ -310,6 +325,9 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	if x.endpoint != nil {
 		e.Endpoint = x.endpoint.Pattern.String()
+	}
+	if x.streamed() {
+		x.stream.fill(e)
 	}
 	s.usage.Emit(e)
 }

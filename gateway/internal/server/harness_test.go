@@ -38,6 +38,8 @@ type cluster struct {
 	storeTimeout time.Duration
 	// jwt are the nodes' JWT provider options (FetchTimeout 2s when unset).
 	jwt jwtauth.Options
+	// maxResponse bounds upstream response bodies (0: unbounded).
+	maxResponse int
 }
 
 func newCluster(t testing.TB) *cluster {
@@ -124,7 +126,7 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 	s, err := state.New(st, state.Options{
 		JWT:     jp,
 		MaxBody: 1 << 16,
-		Proxy:   proxy.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConnsPerHost: 64},
+		Proxy:   proxy.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConnsPerHost: 64, MaxResponseBodySize: c.maxResponse},
 		Auth:    auth.Options{CacheSize: 1000, TTL: time.Minute, NegativeCacheSize: 1000, NegativeTTL: time.Second, LookupTimeout: c.storeTimeout},
 	}, log)
 	if err != nil {

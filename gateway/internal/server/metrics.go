@@ -13,6 +13,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	perAPI   sync.Map // api id -> *apiMetrics
+	flow     *flowMetrics
 }
 
 type apiMetrics struct {
@@ -39,7 +40,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	return m, nil
+	var err error
+	m.flow, err = newFlowMetrics(reg)
+	return m, err
 }
 
 // forAPI returns the metric handles of an API without allocating once seen.

@@ -51,6 +51,11 @@ type Options struct {
 	// Forwarding sets the headers that tell upstreams about the client
 	// (the zero value is the default).
 	Forwarding proxy.Forwarding
+	// UpgradeIdleTimeout closes an upgraded (WebSocket) connection when no
+	// byte crossed it either way for this long; UpgradeMaxLifetime closes
+	// it at this age (defaults DefaultUpgradeIdleTimeout,
+	// DefaultUpgradeMaxLifetime).
+	UpgradeIdleTimeout, UpgradeMaxLifetime time.Duration
 }
 
 // Server is the traffic listener of a node.
@@ -64,6 +69,8 @@ type Server struct {
 	srv     *fasthttp.Server
 	ln      net.Listener
 	pool    sync.Pool // *exchange
+	streams streamSet // live streamed responses (stream.go)
+	tunnels tunnelSet // live upgraded connections (upgrade.go)
 	// base is the parent context of store calls made for requests; it is
 	// cancelled once in-flight requests have drained.
 	base       context.Context
@@ -101,6 +108,16 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 		if s.edge, err = edgetls.New(opts.TLS, reg, log); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
+	}
+	if s.opts.UpgradeIdleTimeout <= 0 {
+		s.opts.UpgradeIdleTimeout = DefaultUpgradeIdleTimeout
+	}
+	if s.opts.UpgradeMaxLifetime <= 0 {
+		s.opts.UpgradeMaxLifetime = DefaultUpgradeMaxLifetime
+	}
+	s.tunnels.gauge = m.flow.upgraded
+	if st != nil {
+		st.OnKeysEvicted(s.keysEvicted)
 	}
 	s.pool.New = func() any { return new(exchange) }
 	s.base, s.cancelBase = context.WithCancel(context.Background())
@@ -214,8 +231,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.edge != nil {
 		defer func() { _ = s.edge.Shutdown(ctx) }()
 	}
+	terr := s.tunnels.shutdown(ctx) // hijacked: the server does not track them
 	err := s.srv.ShutdownWithContext(ctx)
+	if err == nil {
+		err = terr
+	}
 	if err != nil {
+		s.streams.cutAll() // streams still running at the deadline end now
 		return fmt.Errorf("server: shutdown: %w", err)
 	}
 	s.served.Wait()

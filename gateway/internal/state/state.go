@@ -94,6 +94,9 @@ type State struct {
 	mu       sync.Mutex // serializes Reload and Apply
 	stop     context.CancelFunc
 	done     chan struct{}
+
+	// keysEvicted, when set, hears the key hashes evict forgot.
+	keysEvicted atomic.Pointer[func(hashes []string)]
 }
 
 // New returns an empty state; Start (or Reload) loads it.
@@ -273,7 +276,16 @@ func (s *State) evict(v store.Version) {
 		}
 	}
 	s.sessions.Evict(keyHashes...)
+	if f := s.keysEvicted.Load(); f != nil && len(keyHashes) > 0 {
+		(*f)(keyHashes)
+	}
 }
+
+// OnKeysEvicted sets f to hear the hashes of the keys whose sessions a
+// version evicts (Apply, Revoke), after their eviction. f runs on the
+// caller of Apply or Revoke: it must not block (the traffic server uses it
+// to check its upgraded connections again, in the background).
+func (s *State) OnKeysEvicted(f func(hashes []string)) { s.keysEvicted.Store(&f) }
 
 func maps(m map[string]*model.Policy) map[string]*model.Policy {
 	out := make(map[string]*model.Policy, len(m))
