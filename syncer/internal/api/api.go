@@ -76,6 +76,8 @@ type route struct {
 	method, path string
 	public       bool
 	handle       func(w http.ResponseWriter, r *http.Request) error
+	// bodyLimit, when set, replaces maxBody.
+	bodyLimit int64
 }
 
 // New builds the admin API.
@@ -102,6 +104,8 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/ready", public: true, handle: s.ready},
 		{method: "GET", path: "/metrics", public: true, handle: s.metrics},
 		{method: "GET", path: "/v1/openapi.json", handle: s.openapi},
+		{method: "GET", path: "/v1/version", public: true, handle: s.version},
+		{method: "POST", path: "/v1/apply", handle: s.applyConfig, bodyLimit: maxApplyBody},
 
 		{method: "POST", path: "/v1/apis", handle: s.createAPI},
 		{method: "GET", path: "/v1/apis", handle: s.listAPIs},
@@ -206,7 +210,11 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeError(sw, errorf(http.StatusUnauthorized, codeUnauthorized, "missing or wrong admin token: send Authorization: Bearer <token>"))
 			return
 		}
-		r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
+		limit := int64(maxBody)
+		if rt.bodyLimit > 0 {
+			limit = rt.bodyLimit
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		if err := rt.handle(sw, r); err != nil {
 			e := toError(err)
 			if e.Status >= 500 {
