@@ -3,10 +3,11 @@
 // configuration (apply, diff, export) and of usage analytics (the
 // analytics query API and live usage events on NATS).
 //
-// Flags are parsed with the standard library's flag package and may come
-// before or after positional arguments. Exit codes: 0 success, 1 an error
-// (API errors print their code, message and every field problem), 2 bad
-// usage.
+// The command tree is built with spf13/cobra (help, shell completion).
+// Exit codes: 0 success, 1 an error (API errors print their code, message
+// and every field problem), 2 bad usage (unknown command or flag anywhere
+// on the line, wrong arguments); diff exits 2 when the stored state
+// differs from the files.
 package cli
 
 import (
@@ -17,9 +18,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // Defaults of the global flags.
@@ -36,6 +38,9 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Getenv reads environment variables (SLUICE_ADDR, ...).
 	Getenv func(string) string
+	// LookupEnv reads environment variables telling unset from empty
+	// (default: Getenv, empty meaning unset).
+	LookupEnv func(string) (string, bool)
 	// HTTPClient is used for every HTTP request (default: 30s timeout).
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
@@ -44,7 +49,7 @@ type Env struct {
 
 // OSEnv returns the Env of the process.
 func OSEnv() Env {
-	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}
 }
 
 // Exit codes.
@@ -52,6 +57,8 @@ const (
 	ExitOK    = 0
 	ExitError = 1
 	ExitUsage = 2
+	// ExitDiff is diff's answer when the stored state differs.
+	ExitDiff = 2
 )
 
 // usageError is a mistake in the command line.
@@ -63,19 +70,29 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// globals are the flags every command accepts.
+// errDrift is diff's result when there are differences: exit 2, nothing
+// more printed.
+var errDrift = errors.New("differences found")
+
+// globals are the flags every command accepts. Empty means not given:
+// connection() falls back to the environment, then the context, then the
+// defaults.
 type globals struct {
-	addr, token, output string
-	analytics, nats     string
+	addr, token, tokenFile, output, context string
+	analytics, nats                         string
+	showSecrets                             bool
 }
 
 // run is one invocation: its environment and global flags.
 type run struct {
 	env Env
 	g   globals
+	// conn caches connection().
+	conn *connection
 }
 
-// command is a leaf command.
+// command is a leaf command parsing its own flags with the standard
+// flag package (r.flagSet, r.parse); the cobra tree runs it as it is.
 type command struct {
 	name    string // e.g. "apis list"
 	args    string // positional arguments, for the usage line
@@ -91,9 +108,6 @@ func commands() []command {
 	cmds = append(cmds,
 		command{name: "nodes", summary: "list gateway nodes, their version and applied config version", run: cmdNodes},
 		command{name: "status", summary: "show the config version and whether every live node has converged", run: cmdStatus},
-		command{name: "apply", summary: "make stored APIs and policies match a file (prints the plan first)", run: cmdApply},
-		command{name: "diff", summary: "print what apply would change", run: cmdDiff},
-		command{name: "export", summary: "write stored APIs and policies in the declarative format", run: cmdExport},
 		command{name: "usage", summary: "show usage per minute, hour or day and the top consumers (analytics API)", run: cmdUsage},
 		command{name: "usage tail", summary: "print live usage events from NATS", run: cmdUsageTail},
 	)
@@ -106,6 +120,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
+	if env.LookupEnv == nil {
+		get := env.Getenv
+		env.LookupEnv = func(k string) (string, bool) { v := get(k); return v, v != "" }
+	}
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
@@ -116,14 +134,16 @@ func Run(ctx context.Context, args []string, env Env) int {
 		env.Now = time.Now
 	}
 	r := &run{env: env, g: globals{
-		addr:      envOr(env, "SLUICE_ADDR", DefaultAddr),
-		token:     env.Getenv("SLUICE_ADMIN_TOKEN"),
 		output:    "table",
 		analytics: envOr(env, "SLUICE_ANALYTICS_URL", DefaultAnalytics),
 		nats:      envOr(env, "SLUICE_NATS_URL", DefaultNATS),
 	}}
-	err := r.dispatch(ctx, args)
-	return r.report(err)
+	root := r.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	return r.report(root.ExecuteContext(ctx))
 }
 
 func envOr(env Env, name, def string) string {
@@ -133,54 +153,123 @@ func envOr(env Env, name, def string) string {
 	return def
 }
 
-// dispatch finds the command named by the leading words of args.
-func (r *run) dispatch(ctx context.Context, args []string) error {
-	root := r.flagSet("sluicectl", "", "")
-	root.Usage = func() { r.rootUsage(r.env.Stdout) }
-	if err := root.Parse(args); err != nil {
-		return err
+const rootLong = `sluicectl manages a Sluice gateway cluster through the syncer's admin API.
+
+Connection settings come from the flags, then the environment
+(SLUICE_ADDR, SLUICE_ADMIN_TOKEN, SLUICE_ADMIN_TOKEN_FILE, SLUICE_CA_FILE,
+SLUICE_CONTEXT), then the current context of the config file
+($XDG_CONFIG_HOME/sluice/config.yaml, else ~/.config/sluice/config.yaml).
+Before its first request sluicectl checks that the address answers as a
+Sluice syncer (GET /v1/version).
+
+Exit codes: 0 success, 1 error, 2 bad usage (unknown command or flag,
+wrong arguments); diff exits 2 when there are differences.`
+
+// rootCommand builds the command tree.
+func (r *run) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sluicectl",
+		Short:         "Manage a Sluice gateway cluster",
+		Long:          rootLong,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(r.env.Stderr)
+			_ = cmd.Usage()
+			return usageErrorf("no command given")
+		},
 	}
-	args = root.Args()
-	if len(args) == 0 {
-		r.rootUsage(r.env.Stderr)
-		return usageErrorf("no command given")
+	pf := root.PersistentFlags()
+	pf.StringVar(&r.g.addr, "addr", "", "admin API address (env SLUICE_ADDR; default "+DefaultAddr+")")
+	pf.StringVar(&r.g.token, "token", "", "admin token (env SLUICE_ADMIN_TOKEN)")
+	pf.StringVar(&r.g.tokenFile, "token-file", "", "file holding the admin token (env SLUICE_ADMIN_TOKEN_FILE)")
+	pf.StringVarP(&r.g.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVar(&r.g.context, "context", "", "context of the config file to use (env SLUICE_CONTEXT)")
+	pf.BoolVar(&r.g.showSecrets, "show-secrets", false, "print secret values (JWT HMAC secrets) in clear instead of masked")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return r.checkOutput()
 	}
-	if args[0] == "help" {
-		r.rootUsage(r.env.Stdout)
+	root.CompletionOptions.HiddenDefaultCmd = false
+	r.addLegacy(root, commands())
+	root.AddCommand(r.applyCommand(), r.diffCommand(), r.exportCommand(), r.versionCommand(), r.configCommand())
+	return root
+}
+
+// checkOutput refuses an unknown output format.
+func (r *run) checkOutput() error {
+	switch r.g.output {
+	case "table", "json", "yaml":
 		return nil
 	}
-	cmds := commands()
-	// The longest command name matching the leading words wins
-	// ("usage tail" over "usage").
-	best, words := -1, 0
-	for i, c := range cmds {
-		parts := strings.Fields(c.name)
-		if len(parts) <= len(args) && len(parts) > words && strings.Join(args[:len(parts)], " ") == c.name {
-			best, words = i, len(parts)
+	return usageErrorf("output format %q: use table, json or yaml", r.g.output)
+}
+
+// addLegacy adds the commands that parse their own flags, creating the
+// groups ("apis", "keys") their names imply.
+func (r *run) addLegacy(root *cobra.Command, cmds []command) {
+	for _, c := range cmds {
+		parent := root
+		words := strings.Fields(c.name)
+		for _, w := range words[:len(words)-1] {
+			parent = r.group(parent, w)
+		}
+		leaf := words[len(words)-1]
+		if existing := find(parent, leaf); existing != nil {
+			// A group that is a command too ("usage" and "usage tail").
+			existing.Short, existing.RunE, existing.DisableFlagParsing = c.summary, r.legacyRun(c), true
+			existing.Args = cobra.ArbitraryArgs
+			continue
+		}
+		use := leaf
+		if c.args != "" {
+			use += " " + c.args
+		}
+		parent.AddCommand(&cobra.Command{Use: use, Short: c.summary, DisableFlagParsing: true, RunE: r.legacyRun(c)})
+	}
+}
+
+func (r *run) legacyRun(c command) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return c.run(cmd.Context(), r, args)
+	}
+}
+
+func find(parent *cobra.Command, name string) *cobra.Command {
+	for _, c := range parent.Commands() {
+		if c.Name() == name {
+			return c
 		}
 	}
-	if best < 0 {
-		var verbs []string
-		for _, c := range cmds {
-			if strings.HasPrefix(c.name, args[0]+" ") {
-				verbs = append(verbs, strings.TrimPrefix(c.name, args[0]+" "))
-			}
-		}
-		if len(verbs) > 0 {
-			if len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
-				r.groupUsage(r.env.Stdout, args[0], cmds)
-				return nil
-			}
-			r.groupUsage(r.env.Stderr, args[0], cmds)
-			if len(args) == 1 {
-				return usageErrorf("%s: missing subcommand (%s)", args[0], strings.Join(verbs, ", "))
-			}
-			return usageErrorf("%s: unknown subcommand %q (%s)", args[0], args[1], strings.Join(verbs, ", "))
-		}
-		return usageErrorf("unknown command %q; run 'sluicectl help'", args[0])
+	return nil
+}
+
+// group returns the group command name under parent, creating it. A group
+// run without a known subcommand is a usage error.
+func (r *run) group(parent *cobra.Command, name string) *cobra.Command {
+	if g := find(parent, name); g != nil {
+		return g
 	}
-	c := cmds[best]
-	return c.run(ctx, r, args[words:])
+	g := &cobra.Command{Use: name + " <subcommand>", Short: "manage " + name, Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var verbs []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					verbs = append(verbs, c.Name())
+				}
+			}
+			cmd.SetOut(r.env.Stderr)
+			_ = cmd.Usage()
+			if len(args) == 0 {
+				return usageErrorf("%s: missing subcommand (%s)", cmd.Name(), strings.Join(verbs, ", "))
+			}
+			return usageErrorf("%s: unknown subcommand %q (%s)", cmd.Name(), args[0], strings.Join(verbs, ", "))
+		}}
+	parent.AddCommand(g)
+	return g
 }
 
 // report prints err and returns the exit code.
@@ -192,8 +281,14 @@ func (r *run) report(err error) int {
 		return ExitOK
 	case errors.Is(err, flag.ErrHelp):
 		return ExitOK
+	case errors.Is(err, errDrift):
+		return ExitDiff
 	case errors.As(err, &ue):
 		fmt.Fprintf(r.env.Stderr, "sluicectl: %s\n", ue.msg)
+		return ExitUsage
+	case strings.HasPrefix(err.Error(), "unknown command "), strings.HasPrefix(err.Error(), "accepts "):
+		// cobra's own argument errors.
+		fmt.Fprintf(r.env.Stderr, "sluicectl: %v; run 'sluicectl --help'\n", err)
 		return ExitUsage
 	case errors.As(err, &ae):
 		// err may wrap the API error with what was being done.
@@ -213,13 +308,16 @@ func (r *run) report(err error) int {
 	return ExitError
 }
 
-// flagSet returns a FlagSet for a command with the global flags on it, so
-// they may be given anywhere on the line.
+// flagSet returns a FlagSet for a command parsing its own flags, with the
+// global flags on it, so they may be given anywhere on the line.
 func (r *run) flagSet(name, args, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&r.g.addr, "addr", r.g.addr, "admin API address (env SLUICE_ADDR)")
+	fs.StringVar(&r.g.addr, "addr", r.g.addr, "admin API address (env SLUICE_ADDR; default "+DefaultAddr+")")
 	fs.StringVar(&r.g.token, "token", r.g.token, "admin token (env SLUICE_ADMIN_TOKEN)")
+	fs.StringVar(&r.g.tokenFile, "token-file", r.g.tokenFile, "file holding the admin token (env SLUICE_ADMIN_TOKEN_FILE)")
+	fs.StringVar(&r.g.context, "context", r.g.context, "context of the config file to use (env SLUICE_CONTEXT)")
+	fs.BoolVar(&r.g.showSecrets, "show-secrets", r.g.showSecrets, "print secret values (JWT HMAC secrets) in clear instead of masked")
 	fs.StringVar(&r.g.output, "o", r.g.output, "output format: table, json or yaml")
 	fs.StringVar(&r.g.output, "output", r.g.output, "output format: table, json or yaml")
 	fs.Usage = func() {
@@ -238,13 +336,12 @@ func (r *run) flagSet(name, args, summary string) *flag.FlagSet {
 
 // parse parses flags and positional arguments in any order ("--" ends the
 // flags) and checks the number of positional arguments is in [min, max]
-// (max < 0: any).
+// (max < 0: any). On -h or --help the flag package has printed the usage.
 func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
 				return nil, err
 			}
 			return nil, usageErrorf("%s: %v (see sluicectl %s --help)", fs.Name(), err, fs.Name())
@@ -259,10 +356,8 @@ func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	switch r.g.output {
-	case "table", "json", "yaml":
-	default:
-		return nil, usageErrorf("%s: output format %q: use table, json or yaml", fs.Name(), r.g.output)
+	if err := r.checkOutput(); err != nil {
+		return nil, usageErrorf("%s: %v", fs.Name(), err)
 	}
 	if len(pos) < min || (max >= 0 && len(pos) > max) {
 		want := fmt.Sprintf("%d", min)
@@ -277,38 +372,17 @@ func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 	return pos, nil
 }
 
+// admin returns a client of the admin API that checks, before its first
+// request, that the address answers as a Sluice syncer.
 func (r *run) admin() (*client, error) {
-	return newClient(r.g.addr, r.g.token, r.env.HTTPClient)
-}
-
-func (r *run) rootUsage(w io.Writer) {
-	fmt.Fprint(w, `sluicectl manages a Sluice gateway cluster through the syncer's admin API.
-
-Usage: sluicectl [--addr URL] [--token TOKEN] [-o table|json|yaml] <command> [flags] [args]
-
-Commands:
-`)
-	cmds := commands()
-	sort.SliceStable(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
-	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
+	conn, err := r.connection()
+	if err != nil {
+		return nil, err
 	}
-	fmt.Fprint(w, `
-Global flags (anywhere on the line):
-  --addr URL     admin API address (env SLUICE_ADDR, default `+DefaultAddr+`)
-  --token TOKEN  admin token (env SLUICE_ADMIN_TOKEN)
-  -o FORMAT      output format: table (default), json or yaml
-
-Run 'sluicectl <command> --help' for a command's flags.
-Exit codes: 0 success, 1 error, 2 bad usage.
-`)
-}
-
-func (r *run) groupUsage(w io.Writer, group string, cmds []command) {
-	fmt.Fprintf(w, "Usage: sluicectl %s <subcommand> [flags] [args]\n\nSubcommands:\n", group)
-	for _, c := range cmds {
-		if strings.HasPrefix(c.name, group+" ") {
-			fmt.Fprintf(w, "  %-22s %s\n", strings.TrimPrefix(c.name, group+" ")+" "+c.args, c.summary)
-		}
+	c, err := newClient(conn.addr, conn.token, conn.http)
+	if err != nil {
+		return nil, err
 	}
+	c.identify = true
+	return c, nil
 }

@@ -38,20 +38,31 @@ type result struct {
 // test token and stdin.
 func sluicectl(t *testing.T, addr, stdin string, args ...string) result {
 	t.Helper()
+	return runCLI(t, stdin, map[string]string{"SLUICE_ADDR": addr, "SLUICE_ADMIN_TOKEN": testToken}, args...)
+}
+
+// sluicectlEnv runs the CLI against addr (when not empty) with the test
+// token and more environment variables (an empty value unsets one).
+func sluicectlEnv(t *testing.T, addr string, vars map[string]string, args ...string) result {
+	t.Helper()
+	env := map[string]string{"SLUICE_ADMIN_TOKEN": testToken}
+	if addr != "" {
+		env["SLUICE_ADDR"] = addr
+	}
+	for k, v := range vars {
+		env[k] = v
+	}
+	return runCLI(t, "", env, args...)
+}
+
+func runCLI(t *testing.T, stdin string, vars map[string]string, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	env := Env{
 		Stdin:  strings.NewReader(stdin),
 		Stdout: &out, Stderr: &errOut,
-		Getenv: func(k string) string {
-			switch k {
-			case "SLUICE_ADDR":
-				return addr
-			case "SLUICE_ADMIN_TOKEN":
-				return testToken
-			}
-			return ""
-		},
-		Now: func() time.Time { return time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) },
+		Getenv: func(k string) string { return vars[k] },
+		Now:    func() time.Time { return time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) },
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

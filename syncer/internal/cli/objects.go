@@ -102,6 +102,11 @@ func (res *resource) commands() []command {
 // print writes objects (raw JSON from the API) in the chosen format.
 func (r *run) printObjects(res *resource, raws []json.RawMessage, single bool) error {
 	w := r.env.Stdout
+	if !r.g.showSecrets {
+		for i := range raws {
+			raws[i] = maskJSON(raws[i])
+		}
+	}
 	if r.g.output == "json" {
 		if single && len(raws) == 1 {
 			return printJSON(w, raws[0])
