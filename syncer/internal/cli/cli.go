@@ -140,9 +140,6 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}}
 	root := r.rootCommand()
 	root.SetArgs(args)
-	root.SetIn(env.Stdin)
-	root.SetOut(env.Stdout)
-	root.SetErr(env.Stderr)
 	return r.report(root.ExecuteContext(ctx))
 }
 
@@ -193,9 +190,13 @@ func (r *run) rootCommand() *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return r.checkOutput()
 	}
-	root.CompletionOptions.HiddenDefaultCmd = false
 	r.addLegacy(root, commands())
 	root.AddCommand(r.applyCommand(), r.diffCommand(), r.exportCommand(), r.versionCommand(), r.configCommand())
+	// The completion commands take the output writer when they are made.
+	root.SetIn(r.env.Stdin)
+	root.SetOut(r.env.Stdout)
+	root.SetErr(r.env.Stderr)
+	root.InitDefaultCompletionCmd()
 	return root
 }
 

@@ -8,6 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicegw/sluice/pkg/bus"
 )
 
 // A server that answers 200 to everything is not taken for a syncer: the
@@ -85,7 +90,7 @@ func TestCompletion(t *testing.T) {
 	for shell, want := range map[string]string{"bash": "__start_sluicectl", "zsh": "#compdef sluicectl", "fish": "complete -c sluicectl", "powershell": "Register-ArgumentCompleter"} {
 		out := must(t, "", "", "completion", shell)
 		if !strings.Contains(out, want) {
-			t.Errorf("completion %s lacks %q", shell, want)
+			t.Errorf("completion %s lacks %q: %.300s", shell, want, out)
 		}
 	}
 	// The completion of the first word offers the commands.
@@ -266,5 +271,71 @@ func TestExportFormatByExtension(t *testing.T) {
 	}
 	if out := must(t, s.URL, "", "export", "-o", "json"); !json.Valid([]byte(out)) {
 		t.Errorf("export -o json is not JSON")
+	}
+}
+
+// get shows the ETag; update takes it back from the document or from
+// --if-match, and delete from --if-match: a stale one is refused.
+func TestETagsVisibleAndUsed(t *testing.T) {
+	t.Parallel()
+	s := startSyncer(t)
+	must(t, s.URL, "", "apply", "-f", "testdata/sluice.yaml")
+	_, etag, err := s.Store.GetRaw(t.Context(), "api", "catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := must(t, s.URL, "", "apis", "get", "catalog"); !strings.Contains(out, "ETag: "+etag+"\n") {
+		t.Errorf("get lacks the ETag:\n%s", out)
+	}
+	doc := must(t, s.URL, "", "apis", "get", "catalog", "-o", "json")
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(doc), &obj); err != nil || obj["etag"] != etag {
+		t.Fatalf("get -o json: etag %v, %v", obj["etag"], err)
+	}
+	if y := must(t, s.URL, "", "apis", "get", "catalog", "-o", "yaml"); !strings.Contains(y, "etag: '"+etag+"'") {
+		t.Errorf("get -o yaml lacks the etag:\n%s", y)
+	}
+	// Someone changes the API after the read: the update of the read
+	// document is refused.
+	must(t, s.URL, "", "apis", "update", "catalog", "-f", writeFile(t, "c.yaml", "listen_path: /catalog/\nname: theirs\nupstream: {targets: ['http://127.0.0.1:8003']}\nauth: {mode: keyless}\n"))
+	edited := strings.Replace(doc, `"listen_path": "/catalog/"`, `"listen_path": "/catalog/", "name": "mine"`, 1)
+	r := sluicectl(t, s.URL, edited, "apis", "update", "catalog")
+	if r.code != ExitError || !strings.Contains(r.stderr, "precondition_failed") {
+		t.Errorf("update of a stale document: exit %d %s", r.code, r.stderr)
+	}
+	must(t, s.URL, "", "policies", "delete", "gold", "free")
+	if r := sluicectl(t, s.URL, "", "apis", "delete", "catalog", "--if-match", etag); r.code != ExitError || !strings.Contains(r.stderr, "precondition_failed") {
+		t.Errorf("delete with a stale --if-match: exit %d %s", r.code, r.stderr)
+	}
+	_, cur, _ := s.Store.GetRaw(t.Context(), "api", "catalog")
+	if r := sluicectl(t, s.URL, edited, "apis", "update", "catalog", "--if-match", cur); r.code != 0 {
+		t.Errorf("update with the current --if-match: exit %d %s", r.code, r.stderr)
+	}
+	_, cur, _ = s.Store.GetRaw(t.Context(), "api", "catalog")
+	if r := sluicectl(t, s.URL, "", "apis", "delete", "catalog", "--if-match", cur); r.code != 0 {
+		t.Errorf("delete with the current --if-match: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// nodes -o yaml shows every field -o json does.
+func TestNodesYAMLMatchesJSON(t *testing.T) {
+	t.Parallel()
+	s := startSyncer(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	s.Nodes.Observe(bus.Heartbeat{ID: "gw-1", Address: "10.0.0.1:8080", Version: "1.2.3", ConfigVersion: 7, StartedAt: now.Add(-time.Hour), SentAt: now})
+	var fromJSON, fromYAML []map[string]any
+	if err := json.Unmarshal([]byte(must(t, s.URL, "", "nodes", "-o", "json")), &fromJSON); err != nil || len(fromJSON) != 1 {
+		t.Fatalf("nodes -o json: %v %v", fromJSON, err)
+	}
+	if err := yaml.Unmarshal([]byte(must(t, s.URL, "", "nodes", "-o", "yaml")), &fromYAML); err != nil || len(fromYAML) != 1 {
+		t.Fatalf("nodes -o yaml: %v %v", fromYAML, err)
+	}
+	for k := range fromJSON[0] {
+		if _, ok := fromYAML[0][k]; !ok {
+			t.Errorf("nodes -o yaml lacks %s", k)
+		}
+	}
+	if _, ok := fromYAML[0]["started_at"]; !ok {
+		t.Errorf("started_at missing: %v", fromYAML[0])
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/syncer/internal/apitest"
+	"github.com/sluicegw/sluice/syncer/internal/nodes"
 )
 
 const testToken = "test-admin-token"
@@ -19,13 +20,14 @@ type syncer struct {
 	URL   string
 	Store *store.Store
 	NATS  *testutil.NATS
+	Nodes *nodes.Registry
 }
 
 func startSyncer(t *testing.T) *syncer {
 	t.Helper()
 	nt := testutil.StartNATS(t)
 	s := apitest.Start(t, testutil.StartRedis(t), nt, testToken, 10*time.Second)
-	return &syncer{URL: s.URL, Store: s.Store, NATS: nt}
+	return &syncer{URL: s.URL, Store: s.Store, NATS: nt, Nodes: s.Nodes}
 }
 
 // result is the outcome of one sluicectl run.
