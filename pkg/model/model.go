@@ -53,6 +53,9 @@ type API struct {
 	OnStoreError string `json:"on_store_error,omitempty" yaml:"on_store_error,omitempty"`
 	// MaxBodyBytes bounds request bodies; 0 means the gateway's default.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" yaml:"max_body_bytes,omitempty"`
+	// Tags label the API for partial ownership: a declarative apply can
+	// select the objects of one tag (ValidTag).
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 }
 
 // Upstream is where an API's requests go.
@@ -133,6 +136,8 @@ type Policy struct {
 	Access    []AccessRight `json:"access" yaml:"access"`
 	RateLimit *Limit        `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Quota     *Quota        `json:"quota,omitempty" yaml:"quota,omitempty"`
+	// Tags label the policy, as API.Tags.
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 }
 
 // AccessRight grants an API, optionally narrowed to methods and paths.

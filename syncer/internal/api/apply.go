@@ -35,6 +35,10 @@ type applyRequest struct {
 	// IfMatch maps "kind/id" (api/orders, policy/gold) to the ETag the
 	// stored object must have.
 	IfMatch map[string]string `json:"if_match,omitempty"`
+	// SelectTag limits the apply to the objects carrying this tag: every
+	// object of the request must carry it, and only stored objects
+	// carrying it are updated or pruned.
+	SelectTag string `json:"select_tag,omitempty"`
 }
 
 // applyResponse is the answer of POST /v1/apply.
@@ -109,15 +113,31 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		return errs
 	}
 	want := &declarative.File{APIs: req.APIs, Policies: req.Policies}
-	if errs := want.Validate(); len(errs) > 0 {
-		return errs
-	}
 	st, err := s.readState(r)
 	if err != nil {
 		return err
 	}
-	if errs := want.CheckAgainst(&st.file, req.Prune); len(errs) > 0 {
+	var outside *declarative.File
+	if req.SelectTag != "" {
+		var errs validation.Errors
+		if outside, errs = selectTag(want, &st.file, req.SelectTag); len(errs) > 0 {
+			return errs
+		}
+	}
+	if errs := want.Validate(); len(errs) > 0 {
 		return errs
+	}
+	checkCur, checkPrune := &st.file, req.Prune
+	if outside != nil && req.Prune {
+		// Prune removes only selected objects: the others are kept.
+		checkCur, checkPrune = outside, false
+	}
+	if errs := want.CheckAgainst(checkCur, checkPrune); len(errs) > 0 {
+		return errs
+	}
+	if outside != nil {
+		want.APIs = append(want.APIs, outside.APIs...)
+		want.Policies = append(want.Policies, outside.Policies...)
 	}
 	if err := st.preconditions(&req); err != nil {
 		return err
@@ -221,6 +241,55 @@ func (st *state) changes(plan *declarative.Plan) ([]store.Change, error) {
 			return nil, fmt.Errorf("apply: encode %s %s: %w", a.Kind, a.ID, err)
 		}
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+// selectTag checks that every desired object carries tag and that none
+// takes the id of a stored object without it, and returns the stored
+// objects without the tag: outside the selection, they are neither updated
+// nor pruned.
+func selectTag(want, cur *declarative.File, tag string) (*declarative.File, validation.Errors) {
+	var errs validation.Errors
+	if !model.ValidTag(tag) {
+		errs.Add("select_tag", "%.70q is not a tag", tag)
+		return nil, errs
+	}
+	curAPIs := map[string][]string{}
+	for _, a := range cur.APIs {
+		curAPIs[a.ID] = a.Tags
+	}
+	curPols := map[string][]string{}
+	for _, p := range cur.Policies {
+		curPols[p.ID] = p.Tags
+	}
+	check := func(field, kind, id string, tags []string, stored map[string][]string) {
+		if !model.HasTag(tags, tag) {
+			errs.Add(field+".tags", "lacks the selected tag %q", tag)
+		}
+		if have, ok := stored[id]; ok && !model.HasTag(have, tag) {
+			errs.Add(field+".id", "%s %s is stored without tag %q: it is outside the selection", kind, id, tag)
+		}
+	}
+	for i, a := range want.APIs {
+		check(validation.Index("apis", i), "api", a.ID, a.Tags, curAPIs)
+	}
+	for i, p := range want.Policies {
+		check(validation.Index("policies", i), "policy", p.ID, p.Tags, curPols)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	out := &declarative.File{}
+	for _, a := range cur.APIs {
+		if !model.HasTag(a.Tags, tag) {
+			out.APIs = append(out.APIs, a)
+		}
+	}
+	for _, p := range cur.Policies {
+		if !model.HasTag(p.Tags, tag) {
+			out.Policies = append(out.Policies, p)
+		}
 	}
 	return out, nil
 }

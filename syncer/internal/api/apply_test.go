@@ -165,3 +165,41 @@ func TestApplyRefusesAConcurrentChange(t *testing.T) {
 		t.Skip("no apply raced with a concurrent write in the time given")
 	}
 }
+
+func taggedAPI(id, listen, tag string) string {
+	return strings.Replace(apiJSON(id, listen), `"id":`, `"tags":["`+tag+`"],"id":`, 1)
+}
+
+// TestApplySelectTag: with select_tag the apply plans and prunes only the
+// objects of that tag; the others stay as they are.
+func TestApplySelectTag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.must(200, "POST", "/v1/apply", applyBody(false, false, []string{taggedAPI("a1", "/a1/", "team-a"), taggedAPI("a2", "/a2/", "team-a"), taggedAPI("b1", "/b1/", "team-b"), apiJSON("free", "/free/")}, nil))
+	// team-a now wants only a1, moved; prune removes a2 and nothing else.
+	res := decodeApply(t, e.must(200, "POST", "/v1/apply", applyBody(true, false, []string{taggedAPI("a1", "/a1-new/", "team-a")}, nil, `"select_tag":"team-a"`)))
+	if len(res.Plan.Actions) != 2 || res.Plan.Actions[0].Op != "update" || res.Plan.Actions[1].Op != "delete" || res.Plan.Actions[1].ID != "a2" {
+		t.Fatalf("plan: %+v", res.Plan)
+	}
+	e.must(200, "GET", "/v1/apis/b1", "")
+	e.must(200, "GET", "/v1/apis/free", "")
+	e.must(404, "GET", "/v1/apis/a2", "")
+	v := e.version()
+	for name, tc := range map[string]struct {
+		body   string
+		fields []string
+	}{
+		"object without the tag":        {applyBody(false, false, []string{apiJSON("x", "/x/")}, nil, `"select_tag":"team-a"`), []string{"apis[0].tags"}},
+		"id of another team's object":   {applyBody(false, false, []string{taggedAPI("b1", "/b1/", "team-a")}, nil, `"select_tag":"team-a"`), []string{"apis[0].id"}},
+		"clash with another team's path": {applyBody(false, false, []string{taggedAPI("a3", "/b1/", "team-a")}, nil, `"select_tag":"team-a"`), []string{"apis[0].listen_path"}},
+		"bad tag":                        {applyBody(false, false, nil, nil, `"select_tag":"Team A"`), []string{"select_tag"}},
+	} {
+		r := e.must(400, "POST", "/v1/apply", tc.body)
+		if got := r.fields(t); strings.Join(got, " ") != strings.Join(tc.fields, " ") {
+			t.Errorf("%s: fields %v, want %v: %s", name, got, tc.fields, r.body)
+		}
+	}
+	if e.version() != v {
+		t.Fatalf("refused selections wrote")
+	}
+}

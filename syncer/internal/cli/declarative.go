@@ -205,8 +205,9 @@ func (in *inputs) refused(problems validation.Errors) error {
 type applyRequest struct {
 	APIs     []model.API    `json:"apis"`
 	Policies []model.Policy `json:"policies"`
-	Prune    bool           `json:"prune,omitempty"`
-	DryRun   bool           `json:"dry_run,omitempty"`
+	Prune     bool           `json:"prune,omitempty"`
+	DryRun    bool           `json:"dry_run,omitempty"`
+	SelectTag string         `json:"select_tag,omitempty"`
 }
 
 // applyResult is its answer.
@@ -219,12 +220,12 @@ type applyResult struct {
 
 // send asks the syncer to plan (dry run) or apply the inputs. Problems the
 // syncer finds are reported at the file and line of their field.
-func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool) (*applyResult, error) {
+func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag string) (*applyResult, error) {
 	c, err := r.admin()
 	if err != nil {
 		return nil, err
 	}
-	req := applyRequest{APIs: in.file.APIs, Policies: in.file.Policies, Prune: prune, DryRun: dryRun}
+	req := applyRequest{APIs: in.file.APIs, Policies: in.file.Policies, Prune: prune, DryRun: dryRun, SelectTag: tag}
 	if req.APIs == nil {
 		req.APIs = []model.API{}
 	}
@@ -259,6 +260,7 @@ func truncate(b []byte) string {
 func (r *run) applyCommand() *cobra.Command {
 	var files []string
 	var prune, dryRun bool
+	var tag string
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR [-f ...]",
 		Short: "make stored APIs and policies match the files, all or nothing",
@@ -275,7 +277,7 @@ Values written ${env:NAME} are read from the environment.`,
 			if err != nil {
 				return err
 			}
-			res, err := r.send(cmd.Context(), in, prune, dryRun)
+			res, err := r.send(cmd.Context(), in, prune, dryRun, tag)
 			if err != nil {
 				return err
 			}
@@ -295,12 +297,14 @@ Values written ${env:NAME} are read from the environment.`,
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
 	cmd.Flags().BoolVar(&prune, "prune", false, "delete stored APIs and policies that are not in the files")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "ask the syncer for the plan and write nothing")
+	cmd.Flags().StringVar(&tag, "select-tag", "", "manage only objects with this tag: every object of the files must carry it; stored objects without it are left alone (also by --prune)")
 	return cmd
 }
 
 func (r *run) diffCommand() *cobra.Command {
 	var files []string
 	var prune, asJSON bool
+	var tag string
 	cmd := &cobra.Command{
 		Use:   "diff -f FILE|DIR [-f ...]",
 		Short: "print what apply would change; exit 2 when there are differences",
@@ -316,7 +320,7 @@ differences, 1 an error.`,
 			if err != nil {
 				return err
 			}
-			res, err := r.send(cmd.Context(), in, prune, true)
+			res, err := r.send(cmd.Context(), in, prune, true, tag)
 			if err != nil {
 				return err
 			}
@@ -337,6 +341,7 @@ differences, 1 an error.`,
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
 	cmd.Flags().BoolVar(&prune, "prune", false, "plan to delete stored APIs and policies that are not in the files")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (same as -o json)")
+	cmd.Flags().StringVar(&tag, "select-tag", "", "compare only objects with this tag (as apply --select-tag)")
 	return cmd
 }
 

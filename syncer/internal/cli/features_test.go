@@ -339,3 +339,26 @@ func TestNodesYAMLMatchesJSON(t *testing.T) {
 		t.Errorf("started_at missing: %v", fromYAML[0])
 	}
 }
+
+// apply --select-tag manages one team's objects and leaves the others.
+func TestSelectTag(t *testing.T) {
+	t.Parallel()
+	s := startSyncer(t)
+	api := func(id, tag string) string {
+		return "  - id: " + id + "\n    tags: [" + tag + "]\n    listen_path: /" + id + "/\n    upstream: {targets: ['http://127.0.0.1:1']}\n    auth: {mode: keyless}\n"
+	}
+	must(t, s.URL, "", "apply", "-f", writeFile(t, "all.yaml", "apis:\n"+api("a1", "team-a")+api("a2", "team-a")+api("b1", "team-b")))
+	teamA := writeFile(t, "a.yaml", "apis:\n"+api("a1", "team-a"))
+	r := sluicectl(t, s.URL, "", "diff", "-f", teamA, "--prune", "--select-tag", "team-a")
+	if r.code != ExitDiff || r.stdout != "- delete api a2\nplan: 0 to create, 0 to update, 1 to delete\n" {
+		t.Errorf("diff --select-tag: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	must(t, s.URL, "", "apply", "-f", teamA, "--prune", "--select-tag", "team-a")
+	if out := must(t, s.URL, "", "apis", "list"); !strings.Contains(out, "b1") || strings.Contains(out, "a2") {
+		t.Errorf("after the team-a apply:\n%s", out)
+	}
+	r = sluicectl(t, s.URL, "", "apply", "-f", writeFile(t, "bad.yaml", "apis:\n"+api("b1", "team-a")), "--select-tag", "team-a")
+	if r.code != ExitError || !strings.Contains(r.stderr, "bad.yaml:2: apis[0].id: api b1 is stored without tag \"team-a\"") {
+		t.Errorf("taking another team's id: exit %d\n%s", r.code, r.stderr)
+	}
+}
