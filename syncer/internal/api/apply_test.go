@@ -189,8 +189,8 @@ func TestApplySelectTag(t *testing.T) {
 		body   string
 		fields []string
 	}{
-		"object without the tag":        {applyBody(false, false, []string{apiJSON("x", "/x/")}, nil, `"select_tag":"team-a"`), []string{"apis[0].tags"}},
-		"id of another team's object":   {applyBody(false, false, []string{taggedAPI("b1", "/b1/", "team-a")}, nil, `"select_tag":"team-a"`), []string{"apis[0].id"}},
+		"object without the tag":         {applyBody(false, false, []string{apiJSON("x", "/x/")}, nil, `"select_tag":"team-a"`), []string{"apis[0].tags"}},
+		"id of another team's object":    {applyBody(false, false, []string{taggedAPI("b1", "/b1/", "team-a")}, nil, `"select_tag":"team-a"`), []string{"apis[0].id"}},
 		"clash with another team's path": {applyBody(false, false, []string{taggedAPI("a3", "/b1/", "team-a")}, nil, `"select_tag":"team-a"`), []string{"apis[0].listen_path"}},
 		"bad tag":                        {applyBody(false, false, nil, nil, `"select_tag":"Team A"`), []string{"select_tag"}},
 	} {

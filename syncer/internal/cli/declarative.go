@@ -203,8 +203,8 @@ func (in *inputs) refused(problems validation.Errors) error {
 
 // applyRequest is the body of POST /v1/apply.
 type applyRequest struct {
-	APIs     []model.API    `json:"apis"`
-	Policies []model.Policy `json:"policies"`
+	APIs      []model.API    `json:"apis"`
+	Policies  []model.Policy `json:"policies"`
 	Prune     bool           `json:"prune,omitempty"`
 	DryRun    bool           `json:"dry_run,omitempty"`
 	SelectTag string         `json:"select_tag,omitempty"`
