@@ -245,9 +245,18 @@ func (k *Key) Validate() validation.Errors {
 // ListenPathClashes returns a problem for every pair of APIs that share a
 // host (or both answer any host) and the same listen path.
 func ListenPathClashes(apis []API) validation.Errors {
+	_, errs := ListenPathClashesAt(apis)
+	return errs
+}
+
+// ListenPathClashesAt is ListenPathClashes also returning, for each
+// problem, the index in apis of the API it was found at (the later of the
+// two): one pass, however many APIs.
+func ListenPathClashesAt(apis []API) ([]int, validation.Errors) {
 	var errs validation.Errors
+	var at []int
 	seen := map[string]string{}
-	for _, a := range apis {
+	for i, a := range apis {
 		hosts := a.Hosts
 		if len(hosts) == 0 {
 			hosts = []string{""}
@@ -257,10 +266,11 @@ func ListenPathClashes(apis []API) validation.Errors {
 			k := strings.ToLower(h) + " " + lp
 			if other, ok := seen[k]; ok && other != a.ID {
 				errs.Add("listen_path", "API %q and API %q both listen on host %q path %q", other, a.ID, h, a.ListenPath)
+				at = append(at, i)
 				continue
 			}
 			seen[k] = a.ID
 		}
 	}
-	return errs
+	return at, errs
 }

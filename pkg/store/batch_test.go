@@ -18,6 +18,11 @@ import (
 // holding the policies: one declarative apply's worth of changes.
 func batch(t *testing.T, n int) []store.Change {
 	t.Helper()
+	return batchOf(t, n, 2*n)
+}
+
+// batchOf returns n API puts, n policy puts and keys key puts.
+func batchOf(t testing.TB, n, keys int) []store.Change {
 	var out []store.Change
 	for i := 0; i < n; i++ {
 		a := model.API{ID: fmt.Sprintf("api-%04d", i), ListenPath: fmt.Sprintf("/a%04d/", i),
@@ -30,7 +35,7 @@ func batch(t *testing.T, n int) []store.Change {
 		body, _ := json.Marshal(&p)
 		out = append(out, store.Change{Kind: store.KindPolicy, Op: store.OpPut, ID: p.ID, Body: body, Create: true, Refs: store.PolicyRefs(&p)})
 	}
-	for i := 0; i < 2*n; i++ {
+	for i := 0; i < keys; i++ {
 		k := model.Key{ID: fmt.Sprintf("key-%05d", i), Hash: model.HashKey([]byte(fmt.Sprintf("batch-key-value-%05d", i))),
 			Policies: []string{fmt.Sprintf("pol-%04d", i%n)}}
 		body, _ := json.Marshal(&k)
@@ -92,4 +97,26 @@ func TestApplyLargeBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkApplyBatch12000 measures one store.Apply of 1,000 APIs, 1,000
+// policies and 10,000 keys (each key holding a policy) into an empty
+// store: the atomic write a whole configuration costs.
+func BenchmarkApplyBatch12000(b *testing.B) {
+	ctx := context.Background()
+	rdb := testutil.StartRedis(b).Client(b)
+	s := store.New(rdb, 0)
+	changes := batchOf(b, 1000, 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := rdb.FlushDB(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := s.Apply(ctx, changes...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/apply")
 }

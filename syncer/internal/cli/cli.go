@@ -337,12 +337,18 @@ func (r *run) flagSet(name, args, summary string) *flag.FlagSet {
 
 // parse parses flags and positional arguments in any order ("--" ends the
 // flags) and checks the number of positional arguments is in [min, max]
-// (max < 0: any). On -h or --help the flag package has printed the usage.
+// (max < 0: any). On -h or --help it prints the usage and returns
+// flag.ErrHelp.
 func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
+	// The flag package calls Usage on -h and on every error: print the
+	// usage for -h only, once.
+	usage := fs.Usage
+	fs.Usage = func() {}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				usage()
 				return nil, err
 			}
 			return nil, usageErrorf("%s: %v (see sluicectl %s --help)", fs.Name(), err, fs.Name())

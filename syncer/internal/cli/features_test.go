@@ -362,3 +362,12 @@ func TestSelectTag(t *testing.T) {
 		t.Errorf("taking another team's id: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// A usage error prints the message alone on stderr, not the help.
+func TestUsageErrorPrintsNoHelp(t *testing.T) {
+	t.Parallel()
+	r := sluicectl(t, "http://127.0.0.1:1", "", "apis", "list", "--bogus")
+	if r.code != ExitUsage || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
