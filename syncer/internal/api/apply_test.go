@@ -203,3 +203,10 @@ func TestApplySelectTag(t *testing.T) {
 		t.Fatalf("refused selections wrote")
 	}
 }
+
+func FuzzApply(f *testing.F) {
+	fuzzWrite(f, "POST", "/v1/apply", applyBody(false, true, []string{apiJSON("a", "/a/")}, []string{policyJSON("p", "a")}),
+		applyBody(true, true, nil, nil), applyBody(false, true, []string{apiJSON("fz", "/fz/")}, nil, `"select_tag":"t"`),
+		`{"apis":[{"id":"x"}],"if_match":{"api/fz":"\"00\"","nope":""},"expect_version":-1,"dry_run":true}`,
+		`{"apis":null,"policies":[null],"dry_run":true}`, `{"select_tag":"","prune":"yes"}`, `[]`)
+}
