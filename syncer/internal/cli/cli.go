@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Defaults of the global flags.
@@ -89,6 +90,8 @@ type run struct {
 	g   globals
 	// conn caches connection().
 	conn *connection
+	// usages holds the help text of each self-parsing command's flags.
+	usages map[*pflag.FlagSet]string
 }
 
 // command is a leaf command parsing its own flags with the standard
@@ -280,7 +283,7 @@ func (r *run) report(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, pflag.ErrHelp):
 		return ExitOK
 	case errors.Is(err, errDrift):
 		return ExitDiff
@@ -309,60 +312,57 @@ func (r *run) report(err error) int {
 	return ExitError
 }
 
-// flagSet returns a FlagSet for a command parsing its own flags, with the
-// global flags on it, so they may be given anywhere on the line.
-func (r *run) flagSet(name, args, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// flagSet returns the flag set of a command that parses its own flags
+// (pflag, GNU style like the rest of the tree), with the global flags on
+// it, so they may be given anywhere on the line.
+func (r *run) flagSet(name, args, summary string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&r.g.addr, "addr", r.g.addr, "admin API address (env SLUICE_ADDR; default "+DefaultAddr+")")
 	fs.StringVar(&r.g.token, "token", r.g.token, "admin token (env SLUICE_ADMIN_TOKEN)")
 	fs.StringVar(&r.g.tokenFile, "token-file", r.g.tokenFile, "file holding the admin token (env SLUICE_ADMIN_TOKEN_FILE)")
 	fs.StringVar(&r.g.context, "context", r.g.context, "context of the config file to use (env SLUICE_CONTEXT)")
 	fs.BoolVar(&r.g.showSecrets, "show-secrets", r.g.showSecrets, "print secret values (JWT HMAC secrets) in clear instead of masked")
-	fs.StringVar(&r.g.output, "o", r.g.output, "output format: table, json or yaml")
-	fs.StringVar(&r.g.output, "output", r.g.output, "output format: table, json or yaml")
-	fs.Usage = func() {
-		w := r.env.Stdout
-		fmt.Fprintf(w, "Usage: sluicectl %s [flags]", name)
-		if args != "" {
-			fmt.Fprintf(w, " %s", args)
-		}
-		fmt.Fprintf(w, "\n\n%s\n\nFlags:\n", summary)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+	fs.StringVarP(&r.g.output, "output", "o", r.g.output, "output format: table, json or yaml")
+	if r.usages == nil {
+		r.usages = map[*pflag.FlagSet]string{}
 	}
+	use := name
+	if args != "" {
+		use += " " + args
+	}
+	r.usages[fs] = fmt.Sprintf("%s\n\nUsage:\n  sluicectl %s [flags]\n\nFlags:\n", summary, use)
 	return fs
 }
+
+// shortNames gives the one-letter flags commands define by name alone
+// their long name, so -f and --filename both work.
+var shortNames = map[string]string{"f": "filename"}
 
 // parse parses flags and positional arguments in any order ("--" ends the
 // flags) and checks the number of positional arguments is in [min, max]
 // (max < 0: any). On -h or --help it prints the usage and returns
-// flag.ErrHelp.
-func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
-	// The flag package calls Usage on -h and on every error: print the
-	// usage for -h only, once.
-	usage := fs.Usage
-	fs.Usage = func() {}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				usage()
-				return nil, err
-			}
-			return nil, usageErrorf("%s: %v (see sluicectl %s --help)", fs.Name(), err, fs.Name())
+// pflag.ErrHelp.
+func (r *run) parse(fs *pflag.FlagSet, args []string, min, max int) ([]string, error) {
+	named := pflag.NewFlagSet(fs.Name(), pflag.ContinueOnError)
+	named.SetOutput(io.Discard)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if long, ok := shortNames[f.Name]; ok && f.Shorthand == "" {
+			c := *f
+			c.Name, c.Shorthand = long, f.Name
+			f = &c
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
+		named.AddFlag(f)
+	})
+	named.Usage = func() {}
+	if err := named.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(r.env.Stdout, r.usages[fs]+named.FlagUsages())
+			return nil, err
 		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		return nil, usageErrorf("%s: %v (see sluicectl %s --help)", fs.Name(), err, fs.Name())
 	}
+	pos := named.Args()
 	if err := r.checkOutput(); err != nil {
 		return nil, usageErrorf("%s: %v", fs.Name(), err)
 	}

@@ -34,7 +34,7 @@ func TestUsageErrors(t *testing.T) {
 		{"get without id", []string{"apis", "get"}, "apis get: expected 1 argument(s), got 0"},
 		{"get with two ids", []string{"policies", "get", "a", "b"}, "expected 1 argument(s), got 2"},
 		{"delete without id", []string{"keys", "delete"}, "expected at least 1 argument(s)"},
-		{"unknown flag", []string{"apis", "list", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"unknown flag", []string{"apis", "list", "--bogus"}, "unknown flag: --bogus"},
 		{"bad output format", []string{"-o", "xml", "apis", "list"}, `output format "xml"`},
 		{"bad output format after", []string{"nodes", "-o", "csv"}, `output format "csv"`},
 		{"bad address", []string{"--addr", "127.0.0.1:9090", "apis", "list"}, "must be an http:// or https:// URL"},

@@ -373,6 +373,9 @@ type stringList struct {
 
 func (s *stringList) String() string { return strings.Join(s.vals, ",") }
 
+// Type names the value in the help.
+func (s *stringList) Type() string { return "strings" }
+
 func (s *stringList) Set(v string) error {
 	s.set = true
 	for _, p := range strings.Split(v, ",") {
