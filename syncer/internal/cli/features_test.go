@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicegw/sluice/pkg/bus"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // A server that answers 200 to everything is not taken for a syncer: the
@@ -369,5 +371,44 @@ func TestUsageErrorPrintsNoHelp(t *testing.T) {
 	r := sluicectl(t, "http://127.0.0.1:1", "", "apis", "list", "--bogus")
 	if r.code != ExitUsage || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A context's ca_file is trusted for an https:// syncer; without it the
+// certificate is refused.
+func TestContextCAFile(t *testing.T) {
+	t.Parallel()
+	s := startSyncer(t)
+	ca := testutil.NewCA(t)
+	pair := ca.Server(t, "localhost")
+	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(s.API)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	home := t.TempDir()
+	cfg := "current-context: tls\ncontexts:\n  - name: tls\n    addr: " + srv.URL + "\n    token: " + testToken + "\n    ca_file: " + ca.File + "\n  - name: no-ca\n    addr: " + srv.URL + "\n    token: " + testToken + "\n"
+	if err := os.MkdirAll(filepath.Join(home, "sluice"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "sluice", "config.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"XDG_CONFIG_HOME": home, "SLUICE_ADDR": "", "SLUICE_ADMIN_TOKEN": ""}
+	if r := sluicectlEnv(t, "", env, "status"); r.code != 0 {
+		t.Errorf("status over TLS with the context's CA: exit %d %s", r.code, r.stderr)
+	}
+	if r := sluicectlEnv(t, "", env, "--context", "no-ca", "status"); r.code != ExitError || !strings.Contains(r.stderr, "certificate") {
+		t.Errorf("status over TLS without the CA: exit %d %s", r.code, r.stderr)
+	}
+	// Unknown fields in the config file are refused.
+	if err := os.WriteFile(filepath.Join(home, "sluice", "config.yaml"), []byte("contexts:\n  - name: x\n    adress: y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := sluicectlEnv(t, "", env, "status"); r.code != ExitError || !strings.Contains(r.stderr, "adress") {
+		t.Errorf("config with an unknown field: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"net/http"
 	"context"
 	"strings"
 	"testing"
@@ -21,13 +22,14 @@ type syncer struct {
 	Store *store.Store
 	NATS  *testutil.NATS
 	Nodes *nodes.Registry
+	API   http.Handler
 }
 
 func startSyncer(t *testing.T) *syncer {
 	t.Helper()
 	nt := testutil.StartNATS(t)
 	s := apitest.Start(t, testutil.StartRedis(t), nt, testToken, 10*time.Second)
-	return &syncer{URL: s.URL, Store: s.Store, NATS: nt, Nodes: s.Nodes}
+	return &syncer{URL: s.URL, Store: s.Store, NATS: nt, Nodes: s.Nodes, API: s.API.Handler()}
 }
 
 // result is the outcome of one sluicectl run.
