@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"net/http"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
