@@ -62,6 +62,9 @@ type API struct {
 	// Upgrades are the protocols a request may switch to ("websocket");
 	// empty: every Upgrade request is refused.
 	Upgrades []string `json:"upgrades,omitempty" yaml:"upgrades,omitempty"`
+	// Tags label the API for partial ownership: a declarative apply can
+	// select the objects of one tag (ValidTag).
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 }
 
 // Upstream is where an API's requests go.
@@ -148,6 +151,8 @@ type Policy struct {
 	Access    []AccessRight `json:"access" yaml:"access"`
 	RateLimit *Limit        `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Quota     *Quota        `json:"quota,omitempty" yaml:"quota,omitempty"`
+	// Tags label the policy, as API.Tags.
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 }
 
 // AccessRight grants an API, optionally narrowed to methods and paths.

@@ -25,6 +25,51 @@ func checkID(errs *validation.Errors, field, id string) {
 	}
 }
 
+// MaxTags bounds the tags of one object.
+const MaxTags = 32
+
+// ValidTag reports whether t is a tag: 1-63 lower-case letters, digits,
+// '-', '_' or '.', starting with a letter or digit.
+func ValidTag(t string) bool {
+	if len(t) == 0 || len(t) > 63 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '-' && c != '_' && c != '.')) {
+			return false
+		}
+	}
+	return true
+}
+
+// HasTag reports whether tags holds t.
+func HasTag(tags []string, t string) bool {
+	for _, x := range tags {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func checkTags(errs *validation.Errors, field string, tags []string) {
+	if len(tags) > MaxTags {
+		errs.Add(field, "at most %d tags, got %d", MaxTags, len(tags))
+	}
+	seen := map[string]bool{}
+	for i, t := range tags {
+		switch {
+		case !ValidTag(t):
+			errs.Add(validation.Index(field, i), "%.70q is not a tag: 1-63 lower-case letters, digits, '-', '_' or '.', starting with a letter or digit", t)
+		case seen[t]:
+			errs.Add(validation.Index(field, i), "duplicate tag %q", t)
+		}
+		seen[t] = true
+	}
+}
+
 func checkMethods(errs *validation.Errors, field string, methods []string) {
 	for i, m := range methods {
 		if !knownMethods[m] {
@@ -76,6 +121,7 @@ func (q *Quota) Validate() validation.Errors {
 func (a *API) Validate() validation.Errors {
 	var errs validation.Errors
 	checkID(&errs, "id", a.ID)
+	checkTags(&errs, "tags", a.Tags)
 	for i, h := range a.Hosts {
 		if h == "" || strings.ContainsAny(h, "/ ") {
 			errs.Add(validation.Index("hosts", i), "must be a host name, optionally with :port")
@@ -171,6 +217,7 @@ func validateAccess(errs *validation.Errors, field string, access []AccessRight)
 func (p *Policy) Validate() validation.Errors {
 	var errs validation.Errors
 	checkID(&errs, "id", p.ID)
+	checkTags(&errs, "tags", p.Tags)
 	validateAccess(&errs, "access", p.Access)
 	if p.RateLimit != nil {
 		errs.Merge("rate_limit", p.RateLimit.Validate())
@@ -208,9 +255,18 @@ func (k *Key) Validate() validation.Errors {
 // ListenPathClashes returns a problem for every pair of APIs that share a
 // host (or both answer any host) and the same listen path.
 func ListenPathClashes(apis []API) validation.Errors {
+	_, errs := ListenPathClashesAt(apis)
+	return errs
+}
+
+// ListenPathClashesAt is ListenPathClashes also returning, for each
+// problem, the index in apis of the API it was found at (the later of the
+// two): one pass, however many APIs.
+func ListenPathClashesAt(apis []API) ([]int, validation.Errors) {
 	var errs validation.Errors
+	var at []int
 	seen := map[string]string{}
-	for _, a := range apis {
+	for i, a := range apis {
 		hosts := a.Hosts
 		if len(hosts) == 0 {
 			hosts = []string{""}
@@ -220,10 +276,11 @@ func ListenPathClashes(apis []API) validation.Errors {
 			k := strings.ToLower(h) + " " + lp
 			if other, ok := seen[k]; ok && other != a.ID {
 				errs.Add("listen_path", "API %q and API %q both listen on host %q path %q", other, a.ID, h, a.ListenPath)
+				at = append(at, i)
 				continue
 			}
 			seen[k] = a.ID
 		}
 	}
-	return errs
+	return at, errs
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -176,6 +177,14 @@ func parseAudit(m redis.XMessage) AuditEntry {
 	e.Version, _ = strconv.ParseInt(str("version"), 10, 64)
 	n, _ := strconv.Atoi(str("n"))
 	e.Changes = make([]AuditChange, 0, n)
+	if packed := str("changes"); packed != "" { // a large batch (see applyScript)
+		var cs [][5]string
+		_ = json.Unmarshal([]byte(packed), &cs)
+		for _, c := range cs {
+			e.Changes = append(e.Changes, AuditChange{Kind: c[0], Op: c[1], ID: c[2], ETagBefore: etag(c[3]), ETagAfter: etag(c[4])})
+		}
+		return e
+	}
 	for i := 0; i < n; i++ {
 		j := strconv.Itoa(i)
 		e.Changes = append(e.Changes, AuditChange{Kind: str("kind" + j), ID: str("id" + j), Op: str("op" + j),

@@ -208,3 +208,30 @@ func within(es []store.AuditEntry, from, to time.Time) []int64 {
 	}
 	return out
 }
+
+// A batch too large for one argument per field (a Lua call takes at most
+// 8000) is audited whole, as one packed entry: the write succeeds and its
+// audit entry names every change.
+func TestAuditOfALargeBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, 0)
+	const n = 2000
+	changes := make([]store.Change, n)
+	for i := range changes {
+		id := fmt.Sprintf("p%d", i)
+		changes[i] = policyChange(id, `{"id":"`+id+`"}`, "")
+	}
+	v, err := s.ApplyAs(ctx, "ci", changes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := s.Audit(ctx, store.AuditQuery{Limit: 1})
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("audit: %v %v", entries, err)
+	}
+	e := entries[0]
+	if e.Version != v || e.Actor != "ci" || len(e.Changes) != n || e.Changes[n-1].ID != "p1999" || e.Changes[0].ETagAfter == "" {
+		t.Fatalf("entry: version %d actor %q, %d changes", e.Version, e.Actor, len(e.Changes))
+	}
+}

@@ -111,6 +111,10 @@ func ETag(body []byte) string {
 // the API's route keys, for an API put) unused("1"/""); then actor and the
 // audit stream's maxlen.
 //
+// The changelog entry holds n and kindI, opI, idI, hashI, oldI per change;
+// a batch of more than 700 changes holds n and changes, a JSON array of
+// [kind, op, id, hash, old] (a Lua call takes at most 8000 arguments).
+//
 // A first pass checks every change against the stored state as the changes
 // before it leave it (the overlay tables), writing nothing; the second pass
 // writes. The cross-object rules live here, inside the one atomic write,
@@ -287,6 +291,16 @@ for i = 0, n - 1 do
   table.insert(log, hash or '') table.insert(log, old or '')
 end
 local fields = {'n', tostring(n)}
+if n > 700 then
+  -- A Lua call takes at most 8000 arguments: a large batch is logged as
+  -- one JSON array of [kind, op, id, hash, old] in the field 'changes'.
+  local packed = {}
+  for i = 1, #log, 5 do
+    table.insert(packed, {log[i], log[i+1], log[i+2], log[i+3], log[i+4]})
+  end
+  table.insert(fields, 'changes') table.insert(fields, cjson.encode(packed))
+  log = {}
+end
 for i = 1, #log, 5 do
   local j = (i - 1) / 5
   table.insert(fields, 'kind' .. j) table.insert(fields, log[i])
@@ -294,6 +308,14 @@ for i = 1, #log, 5 do
   table.insert(fields, 'id' .. j) table.insert(fields, log[i+2])
   table.insert(fields, 'hash' .. j) table.insert(fields, log[i+3])
   table.insert(fields, 'old' .. j) table.insert(fields, log[i+4])
+end
+if n > 700 then
+  -- The audit entry too: [kind, op, id, before, after] per change, packed.
+  local packed = {}
+  for i = 7, #audit, 10 do
+    table.insert(packed, {audit[i+1], audit[i+3], audit[i+5], audit[i+7], audit[i+9]})
+  end
+  audit = {audit[1], audit[2], audit[3], audit[4], audit[5], audit[6], 'changes', cjson.encode(packed)}
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], v .. '-0', unpack(fields))
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[4 + n * F], '*', unpack(audit))
@@ -592,6 +614,14 @@ func parseVersion(v int64, vals map[string]any) Version {
 	str := func(k string) string { s, _ := vals[k].(string); return s }
 	n, _ := strconv.Atoi(str("n"))
 	ver := Version{Version: v, Changes: make([]Entry, 0, n)}
+	if packed := str("changes"); packed != "" {
+		var rows [][5]string
+		_ = json.Unmarshal([]byte(packed), &rows)
+		for _, r := range rows {
+			ver.Changes = append(ver.Changes, Entry{Kind: r[0], Op: r[1], ID: r[2], Hash: r[3], OldHash: r[4]})
+		}
+		return ver
+	}
 	for i := 0; i < n; i++ {
 		j := strconv.Itoa(i)
 		ver.Changes = append(ver.Changes, Entry{

@@ -82,6 +82,8 @@ type route struct {
 	// allow is the roles that may call the route (admin always may).
 	allow  roles
 	handle func(w http.ResponseWriter, r *http.Request) error
+	// bodyLimit, when set, replaces maxBody.
+	bodyLimit int64
 }
 
 // New builds the admin API.
@@ -120,6 +122,8 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/ready", public: true, handle: s.ready},
 		{method: "GET", path: "/metrics", public: true, handle: s.metrics},
 		{method: "GET", path: "/v1/openapi.json", allow: anyRole, handle: s.openapi},
+		{method: "GET", path: "/v1/version", public: true, handle: s.version},
+		{method: "POST", path: "/v1/apply", allow: configWrite, handle: s.applyConfig, bodyLimit: maxApplyBody},
 
 		{method: "POST", path: "/v1/apis", allow: configWrite, handle: s.createAPI},
 		{method: "GET", path: "/v1/apis", allow: configRead, handle: s.listAPIs},
@@ -228,7 +232,11 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(sw, r.Body, maxBody)
+		limit := int64(maxBody)
+		if rt.bodyLimit > 0 {
+			limit = rt.bodyLimit
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		if err := rt.handle(sw, r); err != nil {
 			e := toError(err)
 			if e.Status >= 500 {

@@ -127,7 +127,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errorf(http.StatusBadRequest, codeInvalid, "request body larger than %d bytes", maxBody)
+			return nil, errorf(http.StatusBadRequest, codeInvalid, "request body larger than %d bytes", mbe.Limit)
 		}
 		return nil, errorf(http.StatusBadRequest, codeInvalid, "read request body: %v", err)
 	}

@@ -3,10 +3,11 @@
 // configuration (apply, diff, export) and of usage analytics (the
 // analytics query API and live usage events on NATS).
 //
-// Flags are parsed with the standard library's flag package and may come
-// before or after positional arguments. Exit codes: 0 success, 1 an error
-// (API errors print their code, message and every field problem), 2 bad
-// usage.
+// The command tree is built with spf13/cobra (help, shell completion).
+// Exit codes: 0 success, 1 an error (API errors print their code, message
+// and every field problem), 2 bad usage (unknown command or flag anywhere
+// on the line, wrong arguments); diff exits 2 when the stored state
+// differs from the files.
 package cli
 
 import (
@@ -17,9 +18,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Defaults of the global flags.
@@ -36,6 +39,9 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Getenv reads environment variables (SLUICE_ADDR, ...).
 	Getenv func(string) string
+	// LookupEnv reads environment variables telling unset from empty
+	// (default: Getenv, empty meaning unset).
+	LookupEnv func(string) (string, bool)
 	// HTTPClient is used for every HTTP request (default: 30s timeout).
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
@@ -44,7 +50,7 @@ type Env struct {
 
 // OSEnv returns the Env of the process.
 func OSEnv() Env {
-	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}
 }
 
 // Exit codes.
@@ -52,6 +58,8 @@ const (
 	ExitOK    = 0
 	ExitError = 1
 	ExitUsage = 2
+	// ExitDiff is diff's answer when the stored state differs.
+	ExitDiff = 2
 )
 
 // usageError is a mistake in the command line.
@@ -63,19 +71,31 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// globals are the flags every command accepts.
+// errDrift is diff's result when there are differences: exit 2, nothing
+// more printed.
+var errDrift = errors.New("differences found")
+
+// globals are the flags every command accepts. Empty means not given:
+// connection() falls back to the environment, then the context, then the
+// defaults.
 type globals struct {
-	addr, token, output string
-	analytics, nats     string
+	addr, token, tokenFile, output, context string
+	analytics, nats                         string
+	showSecrets                             bool
 }
 
 // run is one invocation: its environment and global flags.
 type run struct {
 	env Env
 	g   globals
+	// conn caches connection().
+	conn *connection
+	// usages holds the help text of each self-parsing command's flags.
+	usages map[*pflag.FlagSet]string
 }
 
-// command is a leaf command.
+// command is a leaf command parsing its own flags with the standard
+// flag package (r.flagSet, r.parse); the cobra tree runs it as it is.
 type command struct {
 	name    string // e.g. "apis list"
 	args    string // positional arguments, for the usage line
@@ -91,9 +111,6 @@ func commands() []command {
 	cmds = append(cmds,
 		command{name: "nodes", summary: "list gateway nodes, their version and applied config version", run: cmdNodes},
 		command{name: "status", summary: "show the config version and whether every live node has converged", run: cmdStatus},
-		command{name: "apply", summary: "make stored APIs and policies match a file (prints the plan first)", run: cmdApply},
-		command{name: "diff", summary: "print what apply would change", run: cmdDiff},
-		command{name: "export", summary: "write stored APIs and policies in the declarative format", run: cmdExport},
 		command{name: "usage", summary: "show usage per minute, hour or day and the top consumers (analytics API)", run: cmdUsage},
 		command{name: "usage tail", summary: "print live usage events from NATS", run: cmdUsageTail},
 		command{name: "audit", summary: "show who changed what and when (the audit trail); --follow to keep watching", run: cmdAudit},
@@ -107,6 +124,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
+	if env.LookupEnv == nil {
+		get := env.Getenv
+		env.LookupEnv = func(k string) (string, bool) { v := get(k); return v, v != "" }
+	}
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
@@ -117,14 +138,13 @@ func Run(ctx context.Context, args []string, env Env) int {
 		env.Now = time.Now
 	}
 	r := &run{env: env, g: globals{
-		addr:      envOr(env, "SLUICE_ADDR", DefaultAddr),
-		token:     env.Getenv("SLUICE_ADMIN_TOKEN"),
 		output:    "table",
 		analytics: envOr(env, "SLUICE_ANALYTICS_URL", DefaultAnalytics),
 		nats:      envOr(env, "SLUICE_NATS_URL", DefaultNATS),
 	}}
-	err := r.dispatch(ctx, args)
-	return r.report(err)
+	root := r.rootCommand()
+	root.SetArgs(args)
+	return r.report(root.ExecuteContext(ctx))
 }
 
 func envOr(env Env, name, def string) string {
@@ -134,54 +154,127 @@ func envOr(env Env, name, def string) string {
 	return def
 }
 
-// dispatch finds the command named by the leading words of args.
-func (r *run) dispatch(ctx context.Context, args []string) error {
-	root := r.flagSet("sluicectl", "", "")
-	root.Usage = func() { r.rootUsage(r.env.Stdout) }
-	if err := root.Parse(args); err != nil {
-		return err
+const rootLong = `sluicectl manages a Sluice gateway cluster through the syncer's admin API.
+
+Connection settings come from the flags, then the environment
+(SLUICE_ADDR, SLUICE_ADMIN_TOKEN, SLUICE_ADMIN_TOKEN_FILE, SLUICE_CA_FILE,
+SLUICE_CONTEXT), then the current context of the config file
+($XDG_CONFIG_HOME/sluice/config.yaml, else ~/.config/sluice/config.yaml).
+Before its first request sluicectl checks that the address answers as a
+Sluice syncer (GET /v1/version).
+
+Exit codes: 0 success, 1 error, 2 bad usage (unknown command or flag,
+wrong arguments); diff exits 2 when there are differences.`
+
+// rootCommand builds the command tree.
+func (r *run) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sluicectl",
+		Short:         "Manage a Sluice gateway cluster",
+		Long:          rootLong,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(r.env.Stderr)
+			_ = cmd.Usage()
+			return usageErrorf("no command given")
+		},
 	}
-	args = root.Args()
-	if len(args) == 0 {
-		r.rootUsage(r.env.Stderr)
-		return usageErrorf("no command given")
+	pf := root.PersistentFlags()
+	pf.StringVar(&r.g.addr, "addr", "", "admin API address (env SLUICE_ADDR; default "+DefaultAddr+")")
+	pf.StringVar(&r.g.token, "token", "", "admin token (env SLUICE_ADMIN_TOKEN)")
+	pf.StringVar(&r.g.tokenFile, "token-file", "", "file holding the admin token (env SLUICE_ADMIN_TOKEN_FILE)")
+	pf.StringVarP(&r.g.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.StringVar(&r.g.context, "context", "", "context of the config file to use (env SLUICE_CONTEXT)")
+	pf.BoolVar(&r.g.showSecrets, "show-secrets", false, "print secret values (JWT HMAC secrets) in clear instead of masked")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return r.checkOutput()
 	}
-	if args[0] == "help" {
-		r.rootUsage(r.env.Stdout)
+	r.addLegacy(root, commands())
+	root.AddCommand(r.applyCommand(), r.diffCommand(), r.exportCommand(), r.versionCommand(), r.configCommand())
+	// The completion commands take the output writer when they are made.
+	root.SetIn(r.env.Stdin)
+	root.SetOut(r.env.Stdout)
+	root.SetErr(r.env.Stderr)
+	root.InitDefaultCompletionCmd()
+	return root
+}
+
+// checkOutput refuses an unknown output format.
+func (r *run) checkOutput() error {
+	switch r.g.output {
+	case "table", "json", "yaml":
 		return nil
 	}
-	cmds := commands()
-	// The longest command name matching the leading words wins
-	// ("usage tail" over "usage").
-	best, words := -1, 0
-	for i, c := range cmds {
-		parts := strings.Fields(c.name)
-		if len(parts) <= len(args) && len(parts) > words && strings.Join(args[:len(parts)], " ") == c.name {
-			best, words = i, len(parts)
+	return usageErrorf("output format %q: use table, json or yaml", r.g.output)
+}
+
+// addLegacy adds the commands that parse their own flags, creating the
+// groups ("apis", "keys") their names imply.
+func (r *run) addLegacy(root *cobra.Command, cmds []command) {
+	for _, c := range cmds {
+		parent := root
+		words := strings.Fields(c.name)
+		for _, w := range words[:len(words)-1] {
+			parent = r.group(parent, w)
+		}
+		leaf := words[len(words)-1]
+		if existing := find(parent, leaf); existing != nil {
+			// A group that is a command too ("usage" and "usage tail").
+			existing.Short, existing.RunE, existing.DisableFlagParsing = c.summary, r.legacyRun(c), true
+			existing.Args = cobra.ArbitraryArgs
+			continue
+		}
+		use := leaf
+		if c.args != "" {
+			use += " " + c.args
+		}
+		parent.AddCommand(&cobra.Command{Use: use, Short: c.summary, DisableFlagParsing: true, RunE: r.legacyRun(c)})
+	}
+}
+
+func (r *run) legacyRun(c command) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return c.run(cmd.Context(), r, args)
+	}
+}
+
+func find(parent *cobra.Command, name string) *cobra.Command {
+	for _, c := range parent.Commands() {
+		if c.Name() == name {
+			return c
 		}
 	}
-	if best < 0 {
-		var verbs []string
-		for _, c := range cmds {
-			if strings.HasPrefix(c.name, args[0]+" ") {
-				verbs = append(verbs, strings.TrimPrefix(c.name, args[0]+" "))
-			}
-		}
-		if len(verbs) > 0 {
-			if len(args) > 1 && (args[1] == "--help" || args[1] == "-h" || args[1] == "help") {
-				r.groupUsage(r.env.Stdout, args[0], cmds)
-				return nil
-			}
-			r.groupUsage(r.env.Stderr, args[0], cmds)
-			if len(args) == 1 {
-				return usageErrorf("%s: missing subcommand (%s)", args[0], strings.Join(verbs, ", "))
-			}
-			return usageErrorf("%s: unknown subcommand %q (%s)", args[0], args[1], strings.Join(verbs, ", "))
-		}
-		return usageErrorf("unknown command %q; run 'sluicectl help'", args[0])
+	return nil
+}
+
+// group returns the group command name under parent, creating it. A group
+// run without a known subcommand is a usage error.
+func (r *run) group(parent *cobra.Command, name string) *cobra.Command {
+	if g := find(parent, name); g != nil {
+		return g
 	}
-	c := cmds[best]
-	return c.run(ctx, r, args[words:])
+	g := &cobra.Command{Use: name + " <subcommand>", Short: "manage " + name, Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var verbs []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					verbs = append(verbs, c.Name())
+				}
+			}
+			cmd.SetOut(r.env.Stderr)
+			_ = cmd.Usage()
+			if len(args) == 0 {
+				return usageErrorf("%s: missing subcommand (%s)", cmd.Name(), strings.Join(verbs, ", "))
+			}
+			return usageErrorf("%s: unknown subcommand %q (%s)", cmd.Name(), args[0], strings.Join(verbs, ", "))
+		}}
+	parent.AddCommand(g)
+	return g
 }
 
 // report prints err and returns the exit code.
@@ -191,10 +284,16 @@ func (r *run) report(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, pflag.ErrHelp):
 		return ExitOK
+	case errors.Is(err, errDrift):
+		return ExitDiff
 	case errors.As(err, &ue):
 		fmt.Fprintf(r.env.Stderr, "sluicectl: %s\n", ue.msg)
+		return ExitUsage
+	case strings.HasPrefix(err.Error(), "unknown command "), strings.HasPrefix(err.Error(), "accepts "):
+		// cobra's own argument errors.
+		fmt.Fprintf(r.env.Stderr, "sluicectl: %v; run 'sluicectl --help'\n", err)
 		return ExitUsage
 	case errors.As(err, &ae):
 		// err may wrap the API error with what was being done.
@@ -214,56 +313,59 @@ func (r *run) report(err error) int {
 	return ExitError
 }
 
-// flagSet returns a FlagSet for a command with the global flags on it, so
-// they may be given anywhere on the line.
-func (r *run) flagSet(name, args, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// flagSet returns the flag set of a command that parses its own flags
+// (pflag, GNU style like the rest of the tree), with the global flags on
+// it, so they may be given anywhere on the line.
+func (r *run) flagSet(name, args, summary string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&r.g.addr, "addr", r.g.addr, "admin API address (env SLUICE_ADDR)")
+	fs.StringVar(&r.g.addr, "addr", r.g.addr, "admin API address (env SLUICE_ADDR; default "+DefaultAddr+")")
 	fs.StringVar(&r.g.token, "token", r.g.token, "admin token (env SLUICE_ADMIN_TOKEN)")
-	fs.StringVar(&r.g.output, "o", r.g.output, "output format: table, json or yaml")
-	fs.StringVar(&r.g.output, "output", r.g.output, "output format: table, json or yaml")
-	fs.Usage = func() {
-		w := r.env.Stdout
-		fmt.Fprintf(w, "Usage: sluicectl %s [flags]", name)
-		if args != "" {
-			fmt.Fprintf(w, " %s", args)
-		}
-		fmt.Fprintf(w, "\n\n%s\n\nFlags:\n", summary)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+	fs.StringVar(&r.g.tokenFile, "token-file", r.g.tokenFile, "file holding the admin token (env SLUICE_ADMIN_TOKEN_FILE)")
+	fs.StringVar(&r.g.context, "context", r.g.context, "context of the config file to use (env SLUICE_CONTEXT)")
+	fs.BoolVar(&r.g.showSecrets, "show-secrets", r.g.showSecrets, "print secret values (JWT HMAC secrets) in clear instead of masked")
+	fs.StringVarP(&r.g.output, "output", "o", r.g.output, "output format: table, json or yaml")
+	if r.usages == nil {
+		r.usages = map[*pflag.FlagSet]string{}
 	}
+	use := name
+	if args != "" {
+		use += " " + args
+	}
+	r.usages[fs] = fmt.Sprintf("%s\n\nUsage:\n  sluicectl %s [flags]\n\nFlags:\n", summary, use)
 	return fs
 }
 
+// shortNames gives the one-letter flags commands define by name alone
+// their long name, so -f and --filename both work.
+var shortNames = map[string]string{"f": "filename"}
+
 // parse parses flags and positional arguments in any order ("--" ends the
 // flags) and checks the number of positional arguments is in [min, max]
-// (max < 0: any).
-func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return nil, err
-			}
-			return nil, usageErrorf("%s: %v (see sluicectl %s --help)", fs.Name(), err, fs.Name())
+// (max < 0: any). On -h or --help it prints the usage and returns
+// pflag.ErrHelp.
+func (r *run) parse(fs *pflag.FlagSet, args []string, min, max int) ([]string, error) {
+	named := pflag.NewFlagSet(fs.Name(), pflag.ContinueOnError)
+	named.SetOutput(io.Discard)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if long, ok := shortNames[f.Name]; ok && f.Shorthand == "" {
+			c := *f
+			c.Name, c.Shorthand = long, f.Name
+			f = &c
 		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
+		named.AddFlag(f)
+	})
+	named.Usage = func() {}
+	if err := named.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(r.env.Stdout, r.usages[fs]+named.FlagUsages())
+			return nil, err
 		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		return nil, usageErrorf("%s: %v (see sluicectl %s --help)", fs.Name(), err, fs.Name())
 	}
-	switch r.g.output {
-	case "table", "json", "yaml":
-	default:
-		return nil, usageErrorf("%s: output format %q: use table, json or yaml", fs.Name(), r.g.output)
+	pos := named.Args()
+	if err := r.checkOutput(); err != nil {
+		return nil, usageErrorf("%s: %v", fs.Name(), err)
 	}
 	if len(pos) < min || (max >= 0 && len(pos) > max) {
 		want := fmt.Sprintf("%d", min)
@@ -278,38 +380,17 @@ func (r *run) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 	return pos, nil
 }
 
+// admin returns a client of the admin API that checks, before its first
+// request, that the address answers as a Sluice syncer.
 func (r *run) admin() (*client, error) {
-	return newClient(r.g.addr, r.g.token, r.env.HTTPClient)
-}
-
-func (r *run) rootUsage(w io.Writer) {
-	fmt.Fprint(w, `sluicectl manages a Sluice gateway cluster through the syncer's admin API.
-
-Usage: sluicectl [--addr URL] [--token TOKEN] [-o table|json|yaml] <command> [flags] [args]
-
-Commands:
-`)
-	cmds := commands()
-	sort.SliceStable(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
-	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.summary)
+	conn, err := r.connection()
+	if err != nil {
+		return nil, err
 	}
-	fmt.Fprint(w, `
-Global flags (anywhere on the line):
-  --addr URL     admin API address (env SLUICE_ADDR, default `+DefaultAddr+`)
-  --token TOKEN  admin token (env SLUICE_ADMIN_TOKEN)
-  -o FORMAT      output format: table (default), json or yaml
-
-Run 'sluicectl <command> --help' for a command's flags.
-Exit codes: 0 success, 1 error, 2 bad usage.
-`)
-}
-
-func (r *run) groupUsage(w io.Writer, group string, cmds []command) {
-	fmt.Fprintf(w, "Usage: sluicectl %s <subcommand> [flags] [args]\n\nSubcommands:\n", group)
-	for _, c := range cmds {
-		if strings.HasPrefix(c.name, group+" ") {
-			fmt.Fprintf(w, "  %-22s %s\n", strings.TrimPrefix(c.name, group+" ")+" "+c.args, c.summary)
-		}
+	c, err := newClient(conn.addr, conn.token, conn.http)
+	if err != nil {
+		return nil, err
 	}
+	c.identify = true
+	return c, nil
 }

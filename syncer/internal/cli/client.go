@@ -31,6 +31,10 @@ type client struct {
 	base  string
 	token string
 	hc    *http.Client
+	// identify makes the first request check GET /v1/version first.
+	identify, identified bool
+	// server is what /v1/version answered.
+	server *serverIdentity
 }
 
 func newClient(base, token string, hc *http.Client) (*client, error) {
@@ -50,6 +54,12 @@ type response struct {
 // do sends a request with an optional JSON body (any value, or []byte sent
 // as is) and returns the response, or an *APIError for any status >= 400.
 func (c *client) do(ctx context.Context, method, path string, hdr map[string]string, in any) (*response, error) {
+	if c.identify && !c.identified {
+		c.identified = true
+		if _, err := c.identity(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var body io.Reader
 	if in != nil {
 		b, ok := in.([]byte)

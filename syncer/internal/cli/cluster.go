@@ -40,14 +40,21 @@ func cmdNodes(ctx context.Context, r *run, args []string) error {
 		}
 		return printJSON(r.env.Stdout, page.Items)
 	}
+	if r.g.output == "yaml" {
+		// From the JSON itself, so YAML shows every field JSON does.
+		items := make([]any, len(page.Items))
+		for i, raw := range page.Items {
+			if err := json.Unmarshal(raw, &items[i]); err != nil {
+				return fmt.Errorf("decode node: %w", err)
+			}
+		}
+		return printYAML(r.env.Stdout, items)
+	}
 	nodes := make([]node, len(page.Items))
 	for i, raw := range page.Items {
 		if err := json.Unmarshal(raw, &nodes[i]); err != nil {
 			return fmt.Errorf("decode node: %w", err)
 		}
-	}
-	if r.g.output == "yaml" {
-		return printYAML(r.env.Stdout, nodes)
 	}
 	now := r.env.Now()
 	rows := make([][]string, len(nodes))

@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/validation"
@@ -22,13 +27,6 @@ type problemsError struct {
 }
 
 func (e problemsError) Error() string { return e.msg }
-
-func collection(kind string) string {
-	if kind == declarative.KindAPI {
-		return "/v1/apis"
-	}
-	return "/v1/policies"
-}
 
 // fetchState reads every stored API and policy.
 func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
@@ -59,174 +57,322 @@ func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
 	return cur, nil
 }
 
-// readFile parses and validates a declarative file on its own.
-func (r *run) readFile(name string) (*declarative.File, validation.Errors, error) {
-	if name == "" {
-		return nil, nil, usageErrorf("-f FILE is required (- for stdin)")
+// inputs is the desired configuration read from every -f, merged, with
+// the file and line of every field path of the merged document.
+type inputs struct {
+	file  declarative.File
+	where map[string]string // apis[3].listen_path -> "a.yaml:12"
+	names []string
+}
+
+// expand turns the -f arguments into files: a directory stands for its
+// *.yaml, *.yml and *.json files, sorted by name.
+func expand(args []string) ([]string, error) {
+	if len(args) == 0 {
+		return nil, usageErrorf("-f FILE is required (a file, a directory, or - for stdin; repeatable)")
 	}
-	var data []byte
-	var err error
-	if name == "-" {
-		data, err = r.readInput("-")
+	var out []string
+	for _, a := range args {
+		if a == "-" {
+			out = append(out, a)
+			continue
+		}
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", a, err)
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", a, err)
+		}
+		n := 0
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".yaml", ".yml", ".json":
+				if !e.IsDir() {
+					out, n = append(out, filepath.Join(a, e.Name())), n+1
+				}
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%s: no .yaml, .yml or .json file in the directory", a)
+		}
+	}
+	return out, nil
+}
+
+var indexRE = regexp.MustCompile(`^(apis|policies)\[(\d+)\]`)
+
+// readInputs parses, resolves ${env:NAME} in and validates every file,
+// then the merged whole. Every problem names its file, line and field.
+func (r *run) readInputs(args []string) (*inputs, error) {
+	names, err := expand(args)
+	if err != nil {
+		return nil, err
+	}
+	in := &inputs{where: map[string]string{}, names: names}
+	var problems validation.Errors
+	for _, name := range names {
+		var data []byte
+		if name == "-" {
+			data, err = r.readInput("-")
+		} else {
+			data, err = os.ReadFile(name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		f, err := declarative.ParseWith(data, r.env.LookupEnv)
+		var perrs validation.Errors
+		if errors.As(err, &perrs) {
+			for _, p := range perrs {
+				problems = append(problems, located(name, p))
+			}
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies)}
+		for path, line := range declarative.Lines(data) {
+			if m := indexRE.FindStringSubmatch(path); m != nil {
+				i, _ := strconv.Atoi(m[2])
+				path = validation.Index(m[1], i+offsets[m[1]]) + path[len(m[0]):]
+			}
+			in.where[path] = name + ":" + strconv.Itoa(line)
+		}
+		in.file.APIs = append(in.file.APIs, f.APIs...)
+		in.file.Policies = append(in.file.Policies, f.Policies...)
+	}
+	if len(problems) == 0 {
+		problems = in.locate(in.file.Validate())
+	}
+	if len(problems) > 0 {
+		return nil, in.refused(problems)
+	}
+	return in, nil
+}
+
+// lineRE matches the "line N: " a parse problem starts with.
+var lineRE = regexp.MustCompile(`^line (\d+): `)
+
+// located puts the file and line of a parse problem in front of it.
+func located(name string, p validation.Problem) validation.Problem {
+	loc := name
+	if m := lineRE.FindStringSubmatch(p.Message); m != nil {
+		loc += ":" + m[1]
+		p.Message = p.Message[len(m[0]):]
+	}
+	if p.Field == "" {
+		p.Field = loc
 	} else {
-		data, err = os.ReadFile(name)
+		p.Field = loc + ": " + p.Field
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	f, err := declarative.Parse(data)
-	var perrs validation.Errors
-	if errors.As(err, &perrs) {
-		return nil, perrs, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return f, f.Validate(), nil
+	return p
 }
 
-// plan reads the file and the stored state, validates the file against
-// both and returns the plan, its ETags read from the admin API. Nothing
-// is written.
-func (r *run) plan(ctx context.Context, c *client, name string, prune bool) (*declarative.Plan, error) {
-	f, problems, err := r.readFile(name)
-	if err != nil {
-		return nil, err
-	}
-	cur, ferr := fetchState(ctx, c)
-	if len(problems) > 0 || f == nil {
-		if ferr == nil && f != nil {
-			problems = append(problems, f.CheckAgainst(cur, prune)...)
+// locate prefixes each problem with the file and line of its field (or
+// the nearest enclosing one).
+func (in *inputs) locate(errs validation.Errors) validation.Errors {
+	out := make(validation.Errors, len(errs))
+	for i, p := range errs {
+		out[i] = p
+		for path := p.Field; path != ""; path = parentPath(path) {
+			if loc, ok := in.where[path]; ok {
+				out[i].Field = loc + ": " + p.Field
+				break
+			}
 		}
-		return nil, problemsError{msg: fmt.Sprintf("%s: %d problem(s); nothing was written", name, len(problems)), problems: problems}
 	}
-	if ferr != nil {
-		return nil, ferr
+	return out
+}
+
+func parentPath(p string) string {
+	if i := strings.LastIndexAny(p, ".["); i > 0 {
+		return p[:i]
 	}
-	if problems := f.CheckAgainst(cur, prune); len(problems) > 0 {
-		return nil, problemsError{msg: fmt.Sprintf("%s: %d problem(s); nothing was written", name, len(problems)), problems: problems}
-	}
-	p, err := declarative.MakePlan(f, cur, prune)
+	return ""
+}
+
+func (in *inputs) refused(problems validation.Errors) error {
+	return problemsError{msg: fmt.Sprintf("%s: %d problem(s); nothing was written", strings.Join(in.names, ", "), len(problems)), problems: problems}
+}
+
+// applyRequest is the body of POST /v1/apply.
+type applyRequest struct {
+	APIs      []model.API    `json:"apis"`
+	Policies  []model.Policy `json:"policies"`
+	Prune     bool           `json:"prune,omitempty"`
+	DryRun    bool           `json:"dry_run,omitempty"`
+	SelectTag string         `json:"select_tag,omitempty"`
+}
+
+// applyResult is its answer.
+type applyResult struct {
+	DryRun      bool              `json:"dry_run"`
+	BaseVersion int64             `json:"base_version"`
+	Version     int64             `json:"version"`
+	Plan        *declarative.Plan `json:"plan"`
+}
+
+// send asks the syncer to plan (dry run) or apply the inputs. Problems the
+// syncer finds are reported at the file and line of their field.
+func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag string) (*applyResult, error) {
+	c, err := r.admin()
 	if err != nil {
 		return nil, err
 	}
-	// Read the ETag of every object the plan changes: writes are made with
-	// If-Match, so a concurrent change fails instead of being overwritten.
-	// The diff is made again against the object read with its ETag, in
-	// case it changed since it was listed.
-	kept := p.Actions[:0]
-	for _, a := range p.Actions {
-		if a.Op != declarative.OpCreate {
-			resp, err := c.do(ctx, http.MethodGet, objectPath(collection(a.Kind), a.ID), nil, nil)
+	req := applyRequest{APIs: in.file.APIs, Policies: in.file.Policies, Prune: prune, DryRun: dryRun, SelectTag: tag}
+	if req.APIs == nil {
+		req.APIs = []model.API{}
+	}
+	if req.Policies == nil {
+		req.Policies = []model.Policy{}
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/apply", nil, req)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && len(ae.Details) > 0 {
+		return nil, in.refused(in.locate(ae.Details))
+	}
+	if err != nil {
+		return nil, err
+	}
+	var res applyResult
+	if err := json.Unmarshal(resp.Body, &res); err != nil || res.Plan == nil {
+		return nil, fmt.Errorf("POST /v1/apply: unexpected answer: %s", truncate(resp.Body))
+	}
+	if !r.g.showSecrets {
+		maskPlan(res.Plan)
+	}
+	return &res, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}
+
+func (r *run) applyCommand() *cobra.Command {
+	var files []string
+	var prune, dryRun bool
+	var tag string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR [-f ...]",
+		Short: "make stored APIs and policies match the files, all or nothing",
+		Long: `Make the stored APIs and policies match the files. The files are read and
+validated first (every problem with its file, line and field; nothing is
+written). The syncer then plans the change against the stored state and
+writes it in one atomic step (POST /v1/apply): one config version, all of
+it or, if anything fails or changed meanwhile, none of it. The plan is
+printed: + create, ~ update (with the fields that change), - delete.
+Values written ${env:NAME} are read from the environment.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := r.readInputs(files)
 			if err != nil {
-				return nil, fmt.Errorf("read %s %s: %w", a.Kind, a.ID, err)
+				return err
 			}
-			a.ETag = resp.Header.Get("ETag")
-			if a.Op == declarative.OpUpdate {
-				if a.Changes, err = rediff(a, resp.Body); err != nil {
-					return nil, err
-				}
-				if len(a.Changes) == 0 {
-					continue
-				}
+			res, err := r.send(cmd.Context(), in, prune, dryRun, tag)
+			if err != nil {
+				return err
 			}
-		}
-		kept = append(kept, a)
+			if r.g.output == "json" {
+				return printJSON(r.env.Stdout, res)
+			}
+			res.Plan.Print(r.env.Stdout)
+			switch {
+			case dryRun:
+				fmt.Fprintf(r.env.Stdout, "dry run: nothing written (config version %d)\n", res.BaseVersion)
+			case !res.Plan.Empty():
+				fmt.Fprintf(r.env.Stdout, "applied %d change(s) in config version %d\n", len(res.Plan.Actions), res.Version)
+			}
+			return nil
+		},
 	}
-	p.Actions = kept
-	return p, nil
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
+	cmd.Flags().BoolVar(&prune, "prune", false, "delete stored APIs and policies that are not in the files")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "ask the syncer for the plan and write nothing")
+	cmd.Flags().StringVar(&tag, "select-tag", "", "manage only objects with this tag: every object of the files must carry it; stored objects without it are left alone (also by --prune)")
+	return cmd
 }
 
-// rediff compares the desired object of an update with the stored body.
-func rediff(a declarative.Action, body []byte) ([]declarative.FieldChange, error) {
-	var cur any = &model.API{}
-	if a.Kind == declarative.KindPolicy {
-		cur = &model.Policy{}
+func (r *run) diffCommand() *cobra.Command {
+	var files []string
+	var prune, asJSON bool
+	var tag string
+	cmd := &cobra.Command{
+		Use:   "diff -f FILE|DIR [-f ...]",
+		Short: "print what apply would change; exit 2 when there are differences",
+		Long: `Print the plan that 'apply' would carry out (the syncer plans it; nothing
+is written): + create, ~ update (with the fields that change), - delete
+(with --prune). Secret values are masked unless --show-secrets.
+
+Exit codes: 0 the stored state matches the files, 2 there are
+differences, 1 an error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := r.readInputs(files)
+			if err != nil {
+				return err
+			}
+			res, err := r.send(cmd.Context(), in, prune, true, tag)
+			if err != nil {
+				return err
+			}
+			if asJSON || r.g.output == "json" {
+				if res.Plan.Actions == nil {
+					res.Plan.Actions = []declarative.Action{}
+				}
+				err = printJSON(r.env.Stdout, res.Plan)
+			} else {
+				res.Plan.Print(r.env.Stdout)
+			}
+			if err == nil && !res.Plan.Empty() {
+				return errDrift
+			}
+			return err
+		},
 	}
-	if err := json.Unmarshal(body, cur); err != nil {
-		return nil, fmt.Errorf("decode stored %s %s: %w", a.Kind, a.ID, err)
-	}
-	return declarative.Diff(cur, a.Object)
+	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
+	cmd.Flags().BoolVar(&prune, "prune", false, "plan to delete stored APIs and policies that are not in the files")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (same as -o json)")
+	cmd.Flags().StringVar(&tag, "select-tag", "", "compare only objects with this tag (as apply --select-tag)")
+	return cmd
 }
 
-func (r *run) declarativeFlags(name, summary string) (*flag.FlagSet, *string) {
-	fs := r.flagSet(name, "-f FILE", summary)
-	file := fs.String("f", "", "declarative file (YAML or JSON; - for stdin)")
-	return fs, file
+func (r *run) exportCommand() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "export [--out FILE]",
+		Short: "write stored APIs and policies in the declarative format",
+		Long: `Write the stored APIs and policies in the declarative format, sorted by id,
+so that applying the export changes nothing. Keys are not exported.
+
+The format is YAML unless -o json, or the --out file ends in .json
+(-o FILE is read as --out FILE). Secrets are never written in clear
+unless --show-secrets: each is written as a reference ${env:NAME}
+resolved by apply, and the variables to set are listed on stderr.`,
+		Args: cobra.NoArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !isFormat(r.g.output) && out == "" {
+				out, r.g.output = r.g.output, "table"
+			}
+			return r.checkOutput()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return r.export(cmd.Context(), out)
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write to FILE instead of stdout")
+	return cmd
 }
 
-func cmdDiff(ctx context.Context, r *run, args []string) error {
-	fs, file := r.declarativeFlags("diff", "Print the plan that 'apply' would carry out: + create, ~ update (with the fields that change), - delete (with --prune). Writes nothing.")
-	prune := fs.Bool("prune", false, "plan to delete stored APIs and policies that are not in the file")
-	if _, err := r.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := r.admin()
-	if err != nil {
-		return err
-	}
-	p, err := r.plan(ctx, c, *file, *prune)
-	if err != nil {
-		return err
-	}
-	if r.g.output == "json" {
-		return printJSON(r.env.Stdout, p)
-	}
-	p.Print(r.env.Stdout)
-	return nil
-}
-
-func cmdApply(ctx context.Context, r *run, args []string) error {
-	fs, file := r.declarativeFlags("apply", "Make the stored APIs and policies match the file. The file is validated first (every problem is listed, nothing is written), then the plan is printed and carried out: APIs before policies on create and update, policies before APIs on delete. Updates and deletes carry the ETag read while planning.")
-	prune := fs.Bool("prune", false, "delete stored APIs and policies that are not in the file")
-	dryRun := fs.Bool("dry-run", false, "print the plan and stop")
-	if _, err := r.parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := r.admin()
-	if err != nil {
-		return err
-	}
-	p, err := r.plan(ctx, c, *file, *prune)
-	if err != nil {
-		return err
-	}
-	p.Print(r.env.Stdout)
-	if *dryRun || p.Empty() {
-		return nil
-	}
-	for i, a := range p.Actions {
-		if err := applyAction(ctx, c, a); err != nil {
-			return fmt.Errorf("%s %s %s failed after %d of %d changes: %w", a.Op, a.Kind, a.ID, i, len(p.Actions), err)
-		}
-		fmt.Fprintf(r.env.Stdout, "%sd %s %s\n", a.Op, a.Kind, a.ID)
-	}
-	fmt.Fprintf(r.env.Stdout, "applied %d change(s)\n", len(p.Actions))
-	return nil
-}
-
-func applyAction(ctx context.Context, c *client, a declarative.Action) error {
-	path := objectPath(collection(a.Kind), a.ID)
-	var err error
-	switch a.Op {
-	case declarative.OpCreate:
-		_, err = c.do(ctx, http.MethodPost, collection(a.Kind), nil, a.Object)
-	case declarative.OpUpdate:
-		_, err = c.do(ctx, http.MethodPut, path, map[string]string{"If-Match": a.ETag}, a.Object)
-	case declarative.OpDelete:
-		_, err = c.do(ctx, http.MethodDelete, path, map[string]string{"If-Match": a.ETag}, nil)
-	}
-	return err
-}
-
-func cmdExport(ctx context.Context, r *run, args []string) error {
-	fs := r.flagSet("export", "[--out FILE]", "Write the stored APIs and policies in the declarative format, sorted by id, so that applying the export changes nothing. Keys are not exported.")
-	out := fs.String("out", "", "write to FILE instead of stdout (-o FILE is accepted too)")
-	// -o is the output format elsewhere; for export it names the file
-	// unless it is a format name.
-	if _, err := r.parse(fs, exportArgs(args), 0, 0); err != nil {
-		return err
-	}
+func (r *run) export(ctx context.Context, out string) error {
 	c, err := r.admin()
 	if err != nil {
 		return err
@@ -235,8 +381,15 @@ func cmdExport(ctx context.Context, r *run, args []string) error {
 	if err != nil {
 		return err
 	}
+	var refs []string
+	if !r.g.showSecrets {
+		if refs, err = referenceSecrets(cur); err != nil {
+			return err
+		}
+	}
+	asJSON := r.g.output == "json" || (r.g.output == "table" && strings.EqualFold(filepath.Ext(out), ".json"))
 	var data []byte
-	if r.g.output == "json" {
+	if asJSON {
 		if cur.APIs == nil {
 			cur.APIs = []model.API{}
 		}
@@ -251,35 +404,19 @@ func cmdExport(ctx context.Context, r *run, args []string) error {
 	} else if data, err = declarative.Marshal(cur); err != nil {
 		return err
 	}
-	if *out == "" || *out == "-" {
+	if len(refs) > 0 {
+		sort.Strings(refs)
+		fmt.Fprintf(r.env.Stderr, "export: %d secret(s) written as ${env:NAME} references; set %s before apply (--show-secrets writes them in clear)\n", len(refs), strings.Join(refs, ", "))
+	}
+	if out == "" || out == "-" {
 		_, err = r.env.Stdout.Write(data)
 		return err
 	}
-	if err := os.WriteFile(*out, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", *out, err)
+	if err := os.WriteFile(out, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
 	}
-	fmt.Fprintf(r.env.Stderr, "exported %d APIs and %d policies to %s\n", len(cur.APIs), len(cur.Policies), *out)
+	fmt.Fprintf(r.env.Stderr, "exported %d APIs and %d policies to %s\n", len(cur.APIs), len(cur.Policies), out)
 	return nil
-}
-
-// exportArgs turns "-o FILE" into "--out FILE" when FILE is not an output
-// format, so 'sluicectl export -o sluice.yaml' writes the file.
-func exportArgs(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if (a == "-o" || a == "--o") && i+1 < len(args) && !isFormat(args[i+1]) {
-			out = append(out, "--out", args[i+1])
-			i++
-			continue
-		}
-		if v, ok := strings.CutPrefix(a, "-o="); ok && !isFormat(v) {
-			out = append(out, "--out", v)
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
 }
 
 func isFormat(s string) bool { return s == "table" || s == "json" || s == "yaml" }

@@ -3,8 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"net/http"
 	"os"
 	"time"
@@ -40,7 +40,7 @@ type keyFlags struct {
 	expires  optString
 }
 
-func (kf *keyFlags) register(fs *flag.FlagSet) {
+func (kf *keyFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&kf.alias, "alias", "a name for the key, shown in lists")
 	fs.Var(&kf.policies, "policy", "policy id the key holds (repeat, or comma separated)")
 	fs.Var(&kf.expires, "expires", "expiry: a duration from now (720h) or an RFC 3339 time; \"never\" clears it")
@@ -91,6 +91,9 @@ type optString struct {
 }
 
 func (o *optString) String() string { return o.val }
+
+// Type names the value in the help.
+func (o *optString) Type() string { return "string" }
 
 func (o *optString) Set(v string) error { o.val, o.set = v, true; return nil }
 

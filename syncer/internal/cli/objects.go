@@ -105,6 +105,11 @@ func (res *resource) commands() []command {
 // print writes objects (raw JSON from the API) in the chosen format.
 func (r *run) printObjects(res *resource, raws []json.RawMessage, single bool) error {
 	w := r.env.Stdout
+	if !r.g.showSecrets {
+		for i := range raws {
+			raws[i] = maskJSON(raws[i])
+		}
+	}
 	if r.g.output == "json" {
 		if single && len(raws) == 1 {
 			return printJSON(w, raws[0])
@@ -165,7 +170,56 @@ func (res *resource) get(ctx context.Context, r *run, args []string) error {
 	if err != nil {
 		return err
 	}
-	return r.printObjects(res, []json.RawMessage{resp.Body}, true)
+	etag := resp.Header.Get("ETag")
+	if r.g.output == "table" {
+		if err := r.printObjects(res, []json.RawMessage{resp.Body}, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.env.Stdout, "ETag: %s\n", etag)
+		return nil
+	}
+	// JSON and YAML carry the ETag as a field: update -f takes it back as
+	// --if-match.
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(resp.Body))
+	dec.UseNumber() // integers stay exact
+	if err := dec.Decode(&obj); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	obj["etag"] = etag
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	if !r.g.showSecrets {
+		body = maskJSON(body)
+	}
+	if r.g.output == "json" {
+		return printJSON(r.env.Stdout, json.RawMessage(body))
+	}
+	var generic any
+	_ = json.Unmarshal(body, &generic)
+	return printYAML(r.env.Stdout, generic)
+}
+
+// takeETag removes a top-level "etag" field (as get -o json|yaml prints
+// it) from a JSON or YAML document, returning the document as JSON and the
+// ETag. A document without one is returned as it is.
+func takeETag(data []byte) ([]byte, string) {
+	var doc map[string]any
+	if yaml.Unmarshal(data, &doc) != nil || doc == nil {
+		return data, ""
+	}
+	etag, ok := doc["etag"].(string)
+	if !ok {
+		return data, ""
+	}
+	delete(doc, "etag")
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return data, ""
+	}
+	return out, etag
 }
 
 // readInput reads -f FILE ("-" or empty: stdin).
@@ -258,7 +312,7 @@ func (res *resource) update(ctx context.Context, r *run, args []string) error {
 	}
 	fs := r.flagSet(res.name+" update", "ID [-f FILE]", "Replace "+res.article()+" with a JSON or YAML document (-f FILE, or stdin); creates it if absent.")
 	file := fs.String("f", "", "file with the "+res.kind+" (JSON or YAML; - for stdin)")
-	ifMatch := fs.String("if-match", "", "only update if the stored "+res.kind+" still has this ETag")
+	ifMatch := fs.String("if-match", "", "only update if the stored "+res.kind+" still has this ETag (default: the etag field of the document, as get -o json|yaml prints it)")
 	pos, err := r.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -266,6 +320,10 @@ func (res *resource) update(ctx context.Context, r *run, args []string) error {
 	data, err := r.readInput(*file)
 	if err != nil {
 		return err
+	}
+	data, docETag := takeETag(data)
+	if *ifMatch == "" {
+		*ifMatch = docETag
 	}
 	obj := res.newObject()
 	if err := decodeDoc(data, obj); err != nil {
@@ -317,6 +375,9 @@ type stringList struct {
 }
 
 func (s *stringList) String() string { return strings.Join(s.vals, ",") }
+
+// Type names the value in the help.
+func (s *stringList) Type() string { return "strings" }
 
 func (s *stringList) Set(v string) error {
 	s.set = true

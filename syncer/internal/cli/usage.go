@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,7 +52,7 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 	from := fs.String("from", "", "start: RFC 3339, Unix seconds or a duration before now like -1h (default: one hour before --to)")
 	to := fs.String("to", "", "end: RFC 3339, Unix seconds, now or -duration (default now)")
 	step := fs.String("step", "1m", "bucket size: 1m, 1h or 1d")
-	top := fs.String("top", "key", "top consumers by key, api or endpoint; none to skip")
+	top := fs.String("top", "", "top consumers by key, api or endpoint; none to skip (default: key; with --api, that API's endpoints; with --key, none)")
 	limit := fs.Int("limit", 10, "how many top consumers")
 	if _, err := r.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -61,10 +62,24 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 	default:
 		return usageErrorf("usage: --step %q: use 1m, 1h or 1d", *step)
 	}
+	if *top == "" {
+		switch {
+		case *api != "":
+			*top = "endpoint"
+		case *key != "":
+			*top = "none"
+		default:
+			*top = "key"
+		}
+	}
 	switch *top {
 	case "key", "api", "endpoint", "none":
 	default:
 		return usageErrorf("usage: --top %q: use key, api, endpoint or none", *top)
+	}
+	keep, err := topFilter(*top, *api, *key)
+	if err != nil {
+		return err
 	}
 	c, err := newClient(r.g.analytics, *token, r.env.HTTPClient)
 	if err != nil {
@@ -82,7 +97,11 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 	}
 	var topRaw json.RawMessage
 	if *top != "none" {
-		tq := url.Values{"by": {*top}, "limit": {strconv.Itoa(*limit)}}
+		n := *limit
+		if keep != nil {
+			n = maxTopLimit // narrowed here: ask for all, keep the first limit
+		}
+		tq := url.Values{"by": {*top}, "limit": {strconv.Itoa(n)}}
 		for _, k := range []string{"from", "to"} {
 			if v := q.Get(k); v != "" {
 				tq.Set(k, v)
@@ -90,6 +109,11 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 		}
 		if _, err := c.getJSON(ctx, "/v1/usage/top?"+tq.Encode(), &topRaw); err != nil {
 			return err
+		}
+		if keep != nil {
+			if topRaw, err = narrowTop(topRaw, keep, *limit); err != nil {
+				return err
+			}
 		}
 	}
 	if r.g.output == "json" {
@@ -271,4 +295,48 @@ func natsConfig(env Env, server string) (connect.NATS, error) {
 		return s.NATS, usageErrorf("invalid NATS settings: %v", err)
 	}
 	return s.NATS, nil
+}
+
+// maxTopLimit is the most top consumers the analytics API returns.
+const maxTopLimit = 1000
+
+// topFilter returns which top consumers --api and --key keep (nil: all).
+// The analytics API ranks over all traffic: an API's top endpoints and an
+// API's or a key's own row can be picked out of its answer; a ranking of
+// keys within one API, or of APIs for one key, cannot.
+func topFilter(top, api, key string) (func(name, itemAPI string) bool, error) {
+	switch {
+	case top == "none" || (api == "" && key == ""):
+		return nil, nil
+	case key == "" && top == "api":
+		return func(name, _ string) bool { return name == api }, nil
+	case key == "" && top == "endpoint":
+		return func(_, itemAPI string) bool { return itemAPI == api }, nil
+	case api == "" && top == "key":
+		return func(name, _ string) bool { return name == key }, nil
+	}
+	return nil, usageErrorf("usage: --top %s cannot be narrowed to --api and --key as given: the analytics API ranks over all traffic; use --top none, or --top endpoint or api with --api, or --top key with --key", top)
+}
+
+// narrowTop keeps the first limit items of a GET /v1/usage/top answer that
+// keep accepts.
+func narrowTop(raw json.RawMessage, keep func(name, api string) bool, limit int) (json.RawMessage, error) {
+	var ans map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&ans); err != nil {
+		return nil, fmt.Errorf("decode top answer: %w", err)
+	}
+	items, _ := ans["items"].([]any)
+	kept := []any{}
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		name, _ := m["name"].(string)
+		api, _ := m["api"].(string)
+		if keep(name, api) && len(kept) < limit {
+			kept = append(kept, it)
+		}
+	}
+	ans["items"] = kept
+	return json.Marshal(ans)
 }

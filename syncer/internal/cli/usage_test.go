@@ -152,20 +152,27 @@ func TestUsageTable(t *testing.T) {
 		"2030-01-02T03:04:00Z  10        8    0    2    0    2        0         420        1.5     3       4.25\n" +
 		"2030-01-02T03:05:00Z  0         0    0    0    0    0        0         0          0       0       0\n" +
 		"TOTAL                 10        8    0    2    0    2        0         420        1.5     3       4.25\n" +
-		"\ntop by key:\n" +
+		"\ntop by endpoint:\n" +
 		"KEY  API     REQUESTS  2XX  3XX  4XX  5XX  LIMITED  BYTES IN  BYTES OUT  P50 MS  P95 MS  P99 MS\n" +
-		"abc  orders  9         8    0    1    0    1        0         0          1.5     0       0\n" +
-		"def  -       1         1    0    0    0    0        0         0          0       0       0\n"
+		"abc  orders  9         8    0    1    0    1        0         0          1.5     0       0\n"
 	if r.stdout != want {
 		t.Errorf("usage:\n%s\nwant:\n%s", r.stdout, want)
 	}
 	mu.Lock()
 	got := strings.Join(queries, " ")
 	mu.Unlock()
-	for _, w := range []string{"/v1/usage?api=orders&from=-2m&step=1m&to=now", "/v1/usage/top?by=key&from=-2m&limit=10&to=now"} {
+	for _, w := range []string{"/v1/usage?api=orders&from=-2m&step=1m&to=now", "/v1/usage/top?by=endpoint&from=-2m&limit=1000&to=now"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("queries %q lack %q", got, w)
 		}
+	}
+	// --top key cannot be narrowed to one API: refused before any request.
+	if r := sluicectl(t, "", "", "usage", "--analytics", srv.URL, "--api", "orders", "--top", "key"); r.code != ExitUsage || !strings.Contains(r.stderr, "cannot be narrowed") {
+		t.Errorf("--top key --api: exit %d, %s", r.code, r.stderr)
+	}
+	// Without filters the top keys are asked for as they are.
+	if r := sluicectl(t, "", "", "usage", "--analytics", srv.URL); r.code != 0 || !strings.Contains(r.stdout, "def  -") {
+		t.Errorf("usage without filters: exit %d\n%s", r.code, r.stdout)
 	}
 	// An error answer is printed with its code, exit 1.
 	r = sluicectl(t, "", "", "usage", "--analytics", srv.URL+"/bad")

@@ -46,6 +46,20 @@ const MaxFileBytes = 16 << 20
 // aside, which stops it) is returned as validation.Errors with the path of
 // the field, e.g. "apis[2].upstream.targts: unknown field".
 func Parse(data []byte) (*File, error) {
+	return ParseWith(data, nil)
+}
+
+// envRef is a reference to an environment variable: the whole value
+// ${env:NAME}.
+var envRef = regexp.MustCompile(`^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$`)
+
+// EnvRef returns the reference to the environment variable name.
+func EnvRef(name string) string { return "${env:" + name + "}" }
+
+// ParseWith is Parse resolving every value of the form ${env:NAME} with
+// getenv (nil: references are refused). A variable that is not set is a
+// problem at the line of the value.
+func ParseWith(data []byte, getenv func(string) (string, bool)) (*File, error) {
 	if len(data) > MaxFileBytes {
 		return nil, fmt.Errorf("file is %d bytes, more than the %d allowed", len(data), MaxFileBytes)
 	}
@@ -65,6 +79,7 @@ func Parse(data []byte) (*File, error) {
 		return f, nil
 	}
 	var errs validation.Errors
+	resolveEnv(&errs, doc, "", getenv)
 	if doc.Kind != yaml.MappingNode {
 		errs.Add("", "line %d: the file must be a mapping with apis and policies", doc.Line)
 		return nil, errs
@@ -231,4 +246,51 @@ func Marshal(f *File) ([]byte, error) {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// resolveEnv replaces the ${env:NAME} scalars below n with the variables'
+// values, recording a problem for each one not set.
+func resolveEnv(errs *validation.Errors, n *yaml.Node, path string, getenv func(string) (string, bool)) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		m := envRef.FindStringSubmatch(n.Value)
+		if m == nil {
+			return
+		}
+		if getenv == nil {
+			errs.Add(path, "line %d: ${env:%s}: environment references are not resolved here", n.Line, m[1])
+			return
+		}
+		v, ok := getenv(m[1])
+		if !ok {
+			errs.Add(path, "line %d: environment variable %s is not set", n.Line, m[1])
+			return
+		}
+		n.Value, n.Tag, n.Style = v, "!!str", yaml.DoubleQuotedStyle
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			resolveEnv(errs, n.Content[i+1], validation.Join(path, n.Content[i].Value), getenv)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			resolveEnv(errs, c, validation.Index(path, i), getenv)
+		}
+	}
+}
+
+// Lines returns the line of every key and list element of a YAML or JSON
+// document by field path (apis[2].listen_path), for pointing at the line
+// of a problem the file's own checks could not see.
+func Lines(data []byte) map[string]int {
+	var root yaml.Node
+	out := map[string]int{}
+	if yaml.Unmarshal(data, &root) != nil {
+		return out
+	}
+	walk(&root, "", func(path string, line int) {
+		if _, ok := out[path]; !ok {
+			out[path] = line
+		}
+	})
+	return out
 }

@@ -41,15 +41,12 @@ func (f *File) Validate() validation.Errors {
 // at the path of the file's API that clashes.
 func clashes(apis []model.API, prefix string, others []model.API) validation.Errors {
 	var errs validation.Errors
-	seen := append([]model.API(nil), others...)
-	base := len(model.ListenPathClashes(seen))
-	for i := range apis {
-		seen = append(seen, apis[i])
-		all := model.ListenPathClashes(seen)
-		for _, p := range all[base:] {
+	all := append(append([]model.API(nil), others...), apis...)
+	at, problems := model.ListenPathClashesAt(all)
+	for j, p := range problems {
+		if i := at[j] - len(others); i >= 0 {
 			errs.Add(validation.Index(prefix, i)+"."+p.Field, "%s", p.Message)
 		}
-		base = len(all)
 	}
 	return errs
 }
