@@ -88,10 +88,10 @@ func TestExactAcrossNodesOnRedisCluster(t *testing.T) {
 func apisOnDifferentNodes(t *testing.T, c *testutil.RedisCluster) []string {
 	t.Helper()
 	first := "orders"
-	node := c.NodeFor(t, store.CounterPrefix(first)+"k")
+	node := c.NodeFor(t, store.Layout{}.CounterPrefix(first)+"k")
 	for i := 0; i < 100; i++ {
 		id := "billing" + strconv.Itoa(i)
-		if n := c.NodeFor(t, store.CounterPrefix(id)+"k"); n != node {
+		if n := c.NodeFor(t, store.Layout{}.CounterPrefix(id)+"k"); n != node {
 			t.Logf("API %s on %s, API %s on %s", first, node, id, n)
 			return []string{first, id}
 		}

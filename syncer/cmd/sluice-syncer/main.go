@@ -128,15 +128,15 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
-	pub, err := publish.New(nc, log, reg)
+	pub, err := publish.New(nc, cfg.NATS.Names(), log, reg)
 	if err != nil {
 		return err
 	}
-	nodeReg, err := nodes.New(nc, cfg.NodeTTL, log, reg)
+	nodeReg, err := nodes.New(nc, cfg.NATS.Names(), cfg.NodeTTL, log, reg)
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Options{Store: store.New(rdb, cfg.ChangelogLength), Announcer: pub, Nodes: nodeReg,
+	srv, err := api.New(api.Options{Store: store.NewIn(cfg.Redis.Layout(), rdb, cfg.ChangelogLength), Announcer: pub, Nodes: nodeReg,
 		NATS: nc, AdminToken: cfg.AdminToken, Log: log, Registry: reg})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/syncer/internal/api"
@@ -33,15 +34,28 @@ type Syncer struct {
 // is stopped when the test ends.
 func Start(t testing.TB, r *testutil.Redis, n *testutil.NATS, token string, nodeTTL time.Duration) *Syncer {
 	t.Helper()
-	st := store.New(r.Client(t), 0)
+	return StartIn(t, Env{}, r, n, token, nodeTTL)
+}
+
+// Env is an environment's Redis key layout and NATS names (the zero Env:
+// the default namespace).
+type Env struct {
+	Layout store.Layout
+	Names  bus.Names
+}
+
+// StartIn is Start in the environment env.
+func StartIn(t testing.TB, env Env, r *testutil.Redis, n *testutil.NATS, token string, nodeTTL time.Duration) *Syncer {
+	t.Helper()
+	st := store.NewIn(env.Layout, r.Client(t), 0)
 	nc := n.Conn(t)
 	reg := prometheus.NewRegistry()
 	log := zerolog.Nop()
-	pub, err := publish.New(nc, log, reg)
+	pub, err := publish.New(nc, env.Names, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nr, err := nodes.New(nc, nodeTTL, log, reg)
+	nr, err := nodes.New(nc, env.Names, nodeTTL, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func batch(api string, n, seq int) *nats.Msg {
 		}
 		data = usage.AppendJSON(data, &e)
 	}
-	m := nats.NewMsg(bus.UsageSubject(api))
+	m := nats.NewMsg(bus.Names{}.UsageSubject(api))
 	m.Data = data
 	m.Header.Set(usage.HeaderVersion, usage.Version)
 	m.Header.Set(usage.HeaderMsgID, fmt.Sprintf("n1-boot-%d", seq))
