@@ -221,7 +221,7 @@ func (e *environment) listen(t *testing.T, nc *nats.Conn) {
 			return
 		}
 		if r.API == nsAPI {
-			e.rollups[r.Minute] = r.Requests // a corrected minute is published again, whole
+			e.rollups[r.Minute] += r.Requests // a minute is published once, when it closes
 		}
 	})
 	if err != nil {

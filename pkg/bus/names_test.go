@@ -1,6 +1,9 @@
 package bus_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sluicegw/sluice/pkg/bus"
@@ -46,5 +49,30 @@ func TestNames(t *testing.T) {
 				t.Errorf("stream config %s %v", cfg.Name, cfg.Subjects)
 			}
 		})
+	}
+}
+
+// docs/usage-events.md, a public contract, names the subjects and the
+// stream as Names builds them, in the default namespace and in "staging".
+func TestUsageEventsDocNames(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "usage-events.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []bus.Names{{}, bus.NewNames("staging")} {
+		for _, want := range []string{
+			"`" + n.UsageSubject("<api-id>") + "`", "`" + n.RollupSubject("<api-id>") + "`",
+			"`" + n.UsageStream() + "`",
+		} {
+			if !strings.Contains(string(doc), want) {
+				t.Errorf("docs/usage-events.md does not name %s", want)
+			}
+		}
+	}
+	for _, want := range []string{"`<ns>.usage.<api-id>`", "`<ns>.rollup.<api-id>`", "`<NS>_USAGE`", "`<ns>.usage.>`"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/usage-events.md does not name %s", want)
+		}
 	}
 }
