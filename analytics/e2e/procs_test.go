@@ -20,17 +20,21 @@ import (
 type binaries struct {
 	gateway   string
 	analytics string
+	syncer    string
 }
 
-// buildBinaries builds sluice-gateway and sluice-analytics into dir, each
-// from its own module (so the build works with or without go.work), both at
+// buildBinaries builds sluice-gateway, sluice-analytics and sluice-syncer
+// into dir, each
+// from its own module (so the build works with or without go.work), all at
 // once.
 func buildBinaries(t *testing.T, dir string) binaries {
 	t.Helper()
-	b := binaries{gateway: filepath.Join(dir, "sluice-gateway"), analytics: filepath.Join(dir, "sluice-analytics")}
+	b := binaries{gateway: filepath.Join(dir, "sluice-gateway"), analytics: filepath.Join(dir, "sluice-analytics"),
+		syncer: filepath.Join(dir, "sluice-syncer")}
 	targets := []struct{ module, pkg, out string }{
 		{"../../gateway", "./cmd/sluice-gateway", b.gateway},
 		{"..", "./cmd/sluice-analytics", b.analytics},
+		{"../../syncer", "./cmd/sluice-syncer", b.syncer},
 	}
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup

@@ -1,4 +1,5 @@
-// Package bus names the NATS subjects and the JetStream stream Sluice uses.
+// Package bus names the NATS subjects and the JetStream stream Sluice uses
+// (Names, one per namespace).
 // They are a public contract: docs/usage-events.md and docs/sync.md describe
 // them for subscribers.
 package bus
@@ -7,34 +8,82 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicegw/sluice/pkg/store"
 )
 
-// Subjects.
-const (
-	// UsagePrefix + api id carries batches of usage events (JetStream).
-	UsagePrefix = "sluice.usage."
-	// UsageWildcard matches every API's usage subject.
-	UsageWildcard = "sluice.usage.>"
-	// SyncPrefix + kind ("api", "policy", "key") announces a config change.
-	SyncPrefix = "sluice.sync."
-	// SyncWildcard matches every sync subject.
-	SyncWildcard = "sluice.sync.>"
-	// NodesPrefix + node id carries gateway heartbeats.
-	NodesPrefix = "sluice.nodes."
-	// NodesWildcard matches every node's heartbeats.
-	NodesWildcard = "sluice.nodes.>"
-	// RollupPrefix + api id carries per-minute rollups from analytics.
-	RollupPrefix = "sluice.rollup."
-)
+// DefaultNamespace is the namespace of an environment that names none.
+const DefaultNamespace = store.DefaultNamespace
 
-// UsageStream is the JetStream stream holding usage events.
-const UsageStream = "SLUICE_USAGE"
+// Names are the subjects and the stream of one environment, all starting
+// with its namespace NS (validation.Namespace), so several environments
+// share one NATS account without seeing each other. The zero Names is
+// DefaultNamespace's. Build one per service from its nats.namespace and
+// pass it down.
+//
+// With namespace ns:
+//
+//	<ns>.usage.<api>   batches of usage events (JetStream, stream UsageStream)
+//	<ns>.sync.<kind>   config changes ("api", "policy", "key")
+//	<ns>.nodes.<node>  gateway heartbeats
+//	<ns>.rollup.<api>  per-minute rollups from analytics
+type Names struct{ NS string }
+
+// NewNames returns the names of namespace ns ("" is DefaultNamespace).
+func NewNames(ns string) Names { return Names{NS: ns} }
+
+// Namespace returns the namespace the subjects start with.
+func (n Names) Namespace() string {
+	if n.NS == "" {
+		return DefaultNamespace
+	}
+	return n.NS
+}
+
+// UsagePrefix + api id is an API's usage subject.
+func (n Names) UsagePrefix() string { return n.Namespace() + ".usage." }
 
 // UsageSubject returns the usage subject of an API.
-func UsageSubject(apiID string) string { return UsagePrefix + apiID }
+func (n Names) UsageSubject(apiID string) string { return n.UsagePrefix() + apiID }
+
+// UsageWildcard matches every API's usage subject.
+func (n Names) UsageWildcard() string { return n.Namespace() + ".usage.>" }
+
+// SyncSubject returns the subject a change of kind ("api", "policy", "key")
+// is announced on.
+func (n Names) SyncSubject(kind string) string { return n.Namespace() + ".sync." + kind }
+
+// SyncWildcard matches every sync subject.
+func (n Names) SyncWildcard() string { return n.Namespace() + ".sync.>" }
+
+// NodesPrefix + node id is a node's heartbeat subject.
+func (n Names) NodesPrefix() string { return n.Namespace() + ".nodes." }
+
+// NodeSubject returns the heartbeat subject of a gateway node.
+func (n Names) NodeSubject(nodeID string) string { return n.NodesPrefix() + nodeID }
+
+// NodesWildcard matches every node's heartbeats.
+func (n Names) NodesWildcard() string { return n.Namespace() + ".nodes.>" }
+
+// RollupSubject returns the subject of an API's per-minute rollups.
+func (n Names) RollupSubject(apiID string) string { return n.Namespace() + ".rollup." + apiID }
+
+// RollupWildcard matches every API's rollups.
+func (n Names) RollupWildcard() string { return n.Namespace() + ".rollup.>" }
+
+// UsageStream is the JetStream stream holding the usage events:
+// "<NS>_USAGE", SLUICE_USAGE for the default namespace.
+func (n Names) UsageStream() string {
+	return strings.ToUpper(n.Namespace()) + "_USAGE"
+}
+
+// AnalyticsDurable is the default name of the consumer the analytics
+// workers share: "<ns>-analytics".
+func (n Names) AnalyticsDurable() string { return n.Namespace() + "-analytics" }
 
 // StreamOptions size the usage stream.
 type StreamOptions struct {
@@ -44,8 +93,9 @@ type StreamOptions struct {
 	DedupWindow time.Duration // duplicate publish window (default 2m)
 }
 
-// Config returns the stream configuration of o, defaults filled in.
-func (o StreamOptions) Config() jetstream.StreamConfig {
+// Config returns the stream configuration of o for the environment n,
+// defaults filled in.
+func (o StreamOptions) Config(n Names) jetstream.StreamConfig {
 	if o.MaxAge <= 0 {
 		o.MaxAge = 24 * time.Hour
 	}
@@ -56,8 +106,8 @@ func (o StreamOptions) Config() jetstream.StreamConfig {
 		o.DedupWindow = 2 * time.Minute
 	}
 	cfg := jetstream.StreamConfig{
-		Name:       UsageStream,
-		Subjects:   []string{UsageWildcard},
+		Name:       n.UsageStream(),
+		Subjects:   []string{n.UsageWildcard()},
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     o.MaxAge,
@@ -81,26 +131,27 @@ func (o StreamOptions) Config() jetstream.StreamConfig {
 
 // ConfigureUsageStream creates the usage stream with o, or updates an
 // existing one to o. Only the stream's owner calls it.
-func ConfigureUsageStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, o.Config())
+func ConfigureUsageStream(ctx context.Context, js jetstream.JetStream, n Names, o StreamOptions) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, o.Config(n))
 	if err != nil {
-		return nil, fmt.Errorf("usage stream %s: %w", UsageStream, err)
+		return nil, fmt.Errorf("usage stream %s: %w", n.UsageStream(), err)
 	}
 	return s, nil
 }
 
 // CreateUsageStream returns the usage stream, creating it with o when it
 // does not exist yet; an existing stream is left as it is.
-func CreateUsageStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, UsageStream)
+func CreateUsageStream(ctx context.Context, js jetstream.JetStream, n Names, o StreamOptions) (jetstream.Stream, error) {
+	name := n.UsageStream()
+	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, o.Config())
+		s, err = js.CreateStream(ctx, o.Config(n))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // created meanwhile
-			s, err = js.Stream(ctx, UsageStream)
+			s, err = js.Stream(ctx, name)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("usage stream %s: %w", UsageStream, err)
+		return nil, fmt.Errorf("usage stream %s: %w", name, err)
 	}
 	return s, nil
 }

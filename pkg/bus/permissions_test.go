@@ -167,38 +167,40 @@ func TestNATSPermissions(t *testing.T) {
 	sy := connectAs(t, url, "syncer")
 	an := connectAs(t, url, "analytics")
 	sb := connectAs(t, url, "subscriber")
+	// The file grants the default namespace's subjects and stream.
+	n := bus.Names{}
 
 	t.Run("gateway", func(t *testing.T) {
 		gw.t, sy.t, sb.t = t, t, t
-		if _, err := bus.CreateUsageStream(ctx, gw.js, bus.StreamOptions{}); err != nil {
+		if _, err := bus.CreateUsageStream(ctx, gw.js, n, bus.StreamOptions{}); err != nil {
 			t.Fatalf("create usage stream: %v", err)
 		}
-		if _, err := bus.CreateUsageStream(ctx, gw.js, bus.StreamOptions{}); err != nil { // it exists now: info only
+		if _, err := bus.CreateUsageStream(ctx, gw.js, n, bus.StreamOptions{}); err != nil { // it exists now: info only
 			t.Fatalf("create usage stream again: %v", err)
 		}
-		tail := sb.subscribe(bus.UsageWildcard)
-		if _, err := gw.js.Publish(ctx, bus.UsageSubject("orders"), []byte(`[{"api":"orders"}]`)); err != nil {
+		tail := sb.subscribe(n.UsageWildcard())
+		if _, err := gw.js.Publish(ctx, n.UsageSubject("orders"), []byte(`[{"api":"orders"}]`)); err != nil {
 			t.Fatalf("publish usage: %v", err)
 		}
 		receive(t, tail, "usage event")
-		beats := sy.subscribe(bus.NodesWildcard)
-		if err := gw.nc.Publish(bus.NodeSubject("gw-1"), []byte(`{"id":"gw-1"}`)); err != nil {
+		beats := sy.subscribe(n.NodesWildcard())
+		if err := gw.nc.Publish(n.NodeSubject("gw-1"), []byte(`{"id":"gw-1"}`)); err != nil {
 			t.Fatal(err)
 		}
 		receive(t, beats, "heartbeat")
-		changes := gw.subscribe(bus.SyncWildcard)
-		if err := sy.nc.Publish(bus.SyncSubject("api"), []byte(`{"version":1}`)); err != nil {
+		changes := gw.subscribe(n.SyncWildcard())
+		if err := sy.nc.Publish(n.SyncSubject("api"), []byte(`{"version":1}`)); err != nil {
 			t.Fatal(err)
 		}
 		receive(t, changes, "sync message")
 		gw.clean()
 		sy.clean()
 
-		gw.publishDenied(bus.SyncSubject("api"))
-		gw.publishDenied(bus.RollupPrefix + "orders")
-		gw.subscribeDenied(bus.NodesWildcard)
-		gw.subscribeDenied(bus.UsageWildcard)
-		s, err := gw.js.Stream(ctx, bus.UsageStream)
+		gw.publishDenied(n.SyncSubject("api"))
+		gw.publishDenied(n.RollupSubject("orders"))
+		gw.subscribeDenied(n.NodesWildcard())
+		gw.subscribeDenied(n.UsageWildcard())
+		s, err := gw.js.Stream(ctx, n.UsageStream())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,11 +208,11 @@ func TestNATSPermissions(t *testing.T) {
 			t.Fatal("gateway created a consumer on the usage stream")
 		}
 		gw.denied("consumer create", "$JS.API.CONSUMER.CREATE.SLUICE_USAGE.spy")
-		if err := gw.js.DeleteStream(short(t), bus.UsageStream); err == nil {
+		if err := gw.js.DeleteStream(short(t), n.UsageStream()); err == nil {
 			t.Fatal("gateway deleted the usage stream")
 		}
 		gw.denied("stream delete", "$JS.API.STREAM.DELETE.SLUICE_USAGE")
-		if _, err := bus.ConfigureUsageStream(short(t), gw.js, bus.StreamOptions{MaxAge: time.Hour}); err == nil {
+		if _, err := bus.ConfigureUsageStream(short(t), gw.js, n, bus.StreamOptions{MaxAge: time.Hour}); err == nil {
 			t.Fatal("gateway changed the usage stream's settings")
 		}
 		gw.denied("stream update", "$JS.API.STREAM.UPDATE.SLUICE_USAGE")
@@ -218,20 +220,20 @@ func TestNATSPermissions(t *testing.T) {
 
 	t.Run("syncer", func(t *testing.T) {
 		sy.t = t
-		sy.publishDenied(bus.UsageSubject("orders"))
-		sy.publishDenied(bus.NodeSubject("fake"))
-		sy.subscribeDenied(bus.SyncWildcard)
-		sy.subscribeDenied(bus.UsageWildcard)
+		sy.publishDenied(n.UsageSubject("orders"))
+		sy.publishDenied(n.NodeSubject("fake"))
+		sy.subscribeDenied(n.SyncWildcard())
+		sy.subscribeDenied(n.UsageWildcard())
 	})
 
 	t.Run("analytics", func(t *testing.T) {
 		an.t, sb.t = t, t
-		s, err := bus.ConfigureUsageStream(ctx, an.js, bus.StreamOptions{})
+		s, err := bus.ConfigureUsageStream(ctx, an.js, n, bus.StreamOptions{})
 		if err != nil {
 			t.Fatalf("configure usage stream: %v", err)
 		}
 		cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "sluice-analytics",
-			FilterSubject: bus.UsageWildcard, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
+			FilterSubject: n.UsageWildcard(), AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
 		if err != nil {
 			t.Fatalf("create consumer: %v", err)
 		}
@@ -255,17 +257,17 @@ func TestNATSPermissions(t *testing.T) {
 		if _, err := s.GetMsg(ctx, 1); err != nil {
 			t.Fatalf("stream get: %v", err)
 		}
-		rollups := sb.subscribe(bus.RollupPrefix + ">")
-		if err := an.nc.Publish(bus.RollupPrefix+"orders", []byte(`{}`)); err != nil {
+		rollups := sb.subscribe(n.RollupWildcard())
+		if err := an.nc.Publish(n.RollupSubject("orders"), []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 		receive(t, rollups, "rollup")
 		an.clean()
 
-		an.publishDenied(bus.UsageSubject("orders"))
-		an.publishDenied(bus.SyncSubject("api"))
-		an.publishDenied(bus.NodeSubject("fake"))
-		an.subscribeDenied(bus.SyncWildcard)
+		an.publishDenied(n.UsageSubject("orders"))
+		an.publishDenied(n.SyncSubject("api"))
+		an.publishDenied(n.NodeSubject("fake"))
+		an.subscribeDenied(n.SyncWildcard())
 		if err := s.Purge(short(t)); err == nil {
 			t.Fatal("analytics purged the usage stream")
 		}
@@ -275,11 +277,24 @@ func TestNATSPermissions(t *testing.T) {
 	t.Run("subscriber", func(t *testing.T) {
 		sb.t = t
 		sb.clean()
-		sb.publishDenied(bus.UsageSubject("orders"))
-		sb.publishDenied(bus.SyncSubject("api"))
-		sb.publishDenied(bus.NodeSubject("fake"))
-		sb.subscribeDenied(bus.SyncWildcard)
-		sb.subscribeDenied(bus.NodesWildcard)
+		sb.publishDenied(n.UsageSubject("orders"))
+		sb.publishDenied(n.SyncSubject("api"))
+		sb.publishDenied(n.NodeSubject("fake"))
+		sb.subscribeDenied(n.SyncWildcard())
+		sb.subscribeDenied(n.NodesWildcard())
 		sb.publishDenied("$JS.API.STREAM.INFO.SLUICE_USAGE")
+	})
+
+	// Another namespace's subjects are outside every grant of the file.
+	t.Run("other namespace", func(t *testing.T) {
+		gw.t, sy.t, an.t, sb.t = t, t, t, t
+		other := bus.NewNames("staging")
+		gw.publishDenied(other.UsageSubject("orders"))
+		gw.publishDenied(other.NodeSubject("gw-1"))
+		gw.subscribeDenied(other.SyncWildcard())
+		sy.publishDenied(other.SyncSubject("api"))
+		an.publishDenied(other.RollupSubject("orders"))
+		an.publishDenied("$JS.API.STREAM.INFO." + other.UsageStream())
+		sb.subscribeDenied(other.UsageWildcard())
 	})
 }

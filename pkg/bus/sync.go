@@ -10,13 +10,6 @@ import (
 	"github.com/sluicegw/sluice/pkg/store"
 )
 
-// SyncSubject returns the subject a change of kind ("api", "policy", "key")
-// is announced on.
-func SyncSubject(kind string) string { return SyncPrefix + kind }
-
-// NodeSubject returns the heartbeat subject of a gateway node.
-func NodeSubject(nodeID string) string { return NodesPrefix + nodeID }
-
 // SyncChange is one object change of a SyncMessage.
 type SyncChange struct {
 	Kind    string `json:"kind"`
@@ -26,7 +19,7 @@ type SyncChange struct {
 	OldHash string `json:"old_hash,omitempty"`
 }
 
-// SyncMessage is the JSON body of a message on sluice.sync.<kind>: one
+// SyncMessage is the JSON body of a message on <ns>.sync.<kind>: one
 // config version and the changes it made (store.Version on the wire). It
 // is an announcement for subscribers; gateway nodes read only its version
 // (DecodeSyncHint) and take the changes from the store.
@@ -65,7 +58,7 @@ func DecodeSyncMessage(data []byte) (SyncMessage, error) {
 	return m, nil
 }
 
-// Heartbeat is the JSON body of a message on sluice.nodes.<node-id>.
+// Heartbeat is the JSON body of a message on <ns>.nodes.<node-id>.
 type Heartbeat struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
@@ -94,7 +87,7 @@ func DecodeSyncHint(data []byte) (int64, error) {
 	return *m.Version, nil
 }
 
-// Heartbeat bounds. Any party allowed to publish on sluice.nodes.> can
+// Heartbeat bounds. Any party allowed to publish on <ns>.nodes.> can
 // send heartbeats (docs/security.md: NATS permissions); these bounds keep
 // what the syncer holds for each small.
 const (

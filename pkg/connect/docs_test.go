@@ -48,6 +48,7 @@ func TestSecurityDocExamples(t *testing.T) {
 		"redis-sentinel": checkRedisSentinel,
 		"nats-creds-tls": checkNATSCredsTLS,
 		"nats-nkey-mtls": checkNATSNkeyMTLS,
+		"namespaces":     checkNamespaces,
 	}
 	examples := docExamples(t)
 	for name := range checks {
@@ -71,6 +72,21 @@ func TestSecurityDocExamples(t *testing.T) {
 			}
 			check(t, s)
 		})
+	}
+}
+
+// checkNamespaces: the example names one environment in both sections,
+// and its keys and subjects carry it.
+func checkNamespaces(t *testing.T, s section) {
+	if s.Redis.Namespace != s.NATS.Namespace || s.Redis.Namespace == DefaultNamespace {
+		t.Fatalf("namespaces %q and %q: want one, not the default", s.Redis.Namespace, s.NATS.Namespace)
+	}
+	ns := s.Redis.Namespace
+	if got, want := s.Redis.Layout().Version(), ns+":{cfg}:version"; got != want {
+		t.Errorf("version key %q, want %q", got, want)
+	}
+	if got, want := s.NATS.Names().UsageSubject("orders"), ns+".usage.orders"; got != want {
+		t.Errorf("usage subject %q, want %q", got, want)
 	}
 }
 

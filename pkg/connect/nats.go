@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -47,11 +48,19 @@ type NATS struct {
 	// and connect when it comes (default true). Refused credentials and
 	// TLS failures still fail at start.
 	RetryOnFailedConnect bool `yaml:"retry_on_failed_connect"`
+	// Namespace prefixes every subject ("<namespace>.usage.<api>") and names
+	// the usage stream ("<NAMESPACE>_USAGE"), so environments share one NATS
+	// account without seeing each other (default "sluice"; 1-32 of a-z, 0-9,
+	// '-', '_').
+	Namespace string `yaml:"namespace"`
 }
+
+// Names returns the subjects and stream names of n's namespace.
+func (n *NATS) Names() bus.Names { return bus.NewNames(n.Namespace) }
 
 // DefaultNATS returns the defaults.
 func DefaultNATS() NATS {
-	return NATS{URL: "nats://127.0.0.1:4222", ConnectTimeout: 2 * time.Second, ReconnectWait: 250 * time.Millisecond,
+	return NATS{URL: "nats://127.0.0.1:4222", Namespace: DefaultNamespace, ConnectTimeout: 2 * time.Second, ReconnectWait: 250 * time.Millisecond,
 		MaxReconnects: -1, RetryOnFailedConnect: true}
 }
 
@@ -84,6 +93,9 @@ func (n *NATS) Validate() validation.Errors {
 	positive(&errs, "reconnect_wait", n.ReconnectWait)
 	if n.MaxReconnects < -1 {
 		errs.Add("max_reconnects", "must be -1 (forever), 0 or more")
+	}
+	if err := validation.Namespace(n.Namespace); err != nil {
+		errs.Add("namespace", "%v", err)
 	}
 	errs.Merge("tls", n.TLS.Validate())
 	return errs

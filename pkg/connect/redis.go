@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -51,6 +52,10 @@ type Redis struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// TLS encrypts the connections (to the sentinels too).
 	TLS TLSClient `yaml:"tls"`
+	// Namespace prefixes every key Sluice writes ("<namespace>:{cfg}:version"),
+	// so environments share one Redis or Redis Cluster without seeing each
+	// other (default "sluice"; 1-32 of a-z, 0-9, '-', '_').
+	Namespace string `yaml:"namespace"`
 }
 
 // Sentinel names the primary and the sentinels that know it.
@@ -65,9 +70,16 @@ type Sentinel struct {
 	Password string `yaml:"password"`
 }
 
+// DefaultNamespace is the namespace of redis.namespace and nats.namespace
+// when none is set.
+const DefaultNamespace = store.DefaultNamespace
+
+// Layout returns the key names of r's namespace.
+func (r *Redis) Layout() store.Layout { return store.NewLayout(r.Namespace) }
+
 // DefaultRedis returns the defaults.
 func DefaultRedis() Redis {
-	return Redis{Addr: "127.0.0.1:6379", DialTimeout: time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second}
+	return Redis{Addr: "127.0.0.1:6379", Namespace: DefaultNamespace, DialTimeout: time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second}
 }
 
 // Mode is how a Redis configuration reaches its server(s).
@@ -130,6 +142,9 @@ func (r *Redis) Validate() validation.Errors {
 	positive(&errs, "dial_timeout", r.DialTimeout)
 	positive(&errs, "read_timeout", r.ReadTimeout)
 	positive(&errs, "write_timeout", r.WriteTimeout)
+	if err := validation.Namespace(r.Namespace); err != nil {
+		errs.Add("namespace", "%v", err)
+	}
 	errs.Merge("tls", r.TLS.Validate())
 	return errs
 }

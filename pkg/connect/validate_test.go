@@ -72,6 +72,9 @@ func TestValidateNamesFields(t *testing.T) {
 		{"nats user and nkey", "", []string{"SLUICE_NATS_USER=u", "SLUICE_NATS_PASSWORD=p", "SLUICE_NATS_NKEY_SEED_FILE=/s"}, []string{"nats.nkey_seed_file"}},
 		{"nats timings", "nats: {connect_timeout: 0s, reconnect_wait: -1s, max_reconnects: -2}", nil,
 			[]string{"nats.connect_timeout", "nats.reconnect_wait", "nats.max_reconnects"}},
+		{"namespaces", "redis: {namespace: staging}\nnats: {namespace: staging}", nil, nil},
+		{"bad namespaces", "redis: {namespace: 'a:{b}'}\nnats: {namespace: 'a.>'}", nil, []string{"redis.namespace", "nats.namespace"}},
+		{"empty namespaces", "redis: {namespace: ''}", []string{"SLUICE_NATS_NAMESPACE="}, []string{"redis.namespace", "nats.namespace"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +115,7 @@ func TestEveryFieldFromEnv(t *testing.T) {
 		"SLUICE_NATS_TLS_CA_FILE=/nca", "SLUICE_NATS_TLS_CERT_FILE=/ncert", "SLUICE_NATS_TLS_KEY_FILE=/nkey",
 		"SLUICE_NATS_TLS_SERVER_NAME=nsn", "SLUICE_NATS_TLS_INSECURE_SKIP_VERIFY=true", "SLUICE_NATS_CONNECT_TIMEOUT=5s",
 		"SLUICE_NATS_RECONNECT_WAIT=6s", "SLUICE_NATS_MAX_RECONNECTS=9", "SLUICE_NATS_RETRY_ON_FAILED_CONNECT=false",
+		"SLUICE_REDIS_NAMESPACE=staging", "SLUICE_NATS_NAMESPACE=prod-eu",
 	}
 	if err := config.ApplyEnv(config.Prefix, env, &s); err != nil {
 		t.Fatal(err)
@@ -121,10 +125,11 @@ func TestEveryFieldFromEnv(t *testing.T) {
 			Sentinel: Sentinel{Master: "m", Addrs: []string{"s1:1", "s2:2"}, Username: "su", Password: "sp"},
 			Username: "u", Password: "p", PasswordFile: "/pf", DB: 2, PoolSize: 7, MaxRetries: -1,
 			DialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second,
-			TLS: TLSClient{Enabled: true, CAFile: "/ca", CertFile: "/c", KeyFile: "/k", ServerName: "sn", InsecureSkipVerify: true}},
+			TLS:       TLSClient{Enabled: true, CAFile: "/ca", CertFile: "/c", KeyFile: "/k", ServerName: "sn", InsecureSkipVerify: true},
+			Namespace: "staging"},
 		NATS: NATS{URL: "nats://n:1", User: "nu", Password: "np", Token: "nt", NkeySeedFile: "/nk", CredsFile: "/nc",
 			TLS:            TLSClient{Enabled: true, CAFile: "/nca", CertFile: "/ncert", KeyFile: "/nkey", ServerName: "nsn", InsecureSkipVerify: true},
-			ConnectTimeout: 5 * time.Second, ReconnectWait: 6 * time.Second, MaxReconnects: 9},
+			ConnectTimeout: 5 * time.Second, ReconnectWait: 6 * time.Second, MaxReconnects: 9, Namespace: "prod-eu"},
 	}
 	if got, w := fmtSection(s), fmtSection(want); got != w {
 		t.Fatalf("from env:\n%s\nwant\n%s", got, w)

@@ -102,7 +102,7 @@ func (s *Store) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, string, 
 	scanned := 0
 	for scanned < auditScanMax {
 		chunk := int64(min(auditScanMax-scanned, max(q.Limit-len(out), 100)))
-		msgs, err := s.rdb.XRevRangeN(ctx, AuditKey, end, start, chunk).Result()
+		msgs, err := s.rdb.XRevRangeN(ctx, s.layout.Audit(), end, start, chunk).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, "", fmt.Errorf("store: audit: %w", err)
 		}

@@ -74,7 +74,7 @@ func TestApplyLargeBatch(t *testing.T) {
 			if v, err := s.Version(ctx); err != nil || v != 0 {
 				t.Fatalf("refused batch left version %d, %v", v, err)
 			}
-			if n := s.Client().HLen(ctx, store.APIsKey).Val(); n != 0 {
+			if n := s.Client().HLen(ctx, s.Layout().APIs()).Val(); n != 0 {
 				t.Fatalf("refused batch left %d APIs", n)
 			}
 
@@ -82,7 +82,7 @@ func TestApplyLargeBatch(t *testing.T) {
 			if err != nil || v != 1 {
 				t.Fatalf("Apply of %d changes = %d, %v; want version 1", len(changes), v, err)
 			}
-			for key, want := range map[string]int64{store.APIsKey: 1000, store.PoliciesKey: 1000, store.KeyIDsKey: 2000, store.KeysKey: 2000} {
+			for key, want := range map[string]int64{s.Layout().APIs(): 1000, s.Layout().Policies(): 1000, s.Layout().KeyIDs(): 2000, s.Layout().Keys(): 2000} {
 				if n := s.Client().HLen(ctx, key).Val(); n != want {
 					t.Errorf("%s holds %d, want %d", key, n, want)
 				}

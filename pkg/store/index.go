@@ -37,8 +37,8 @@ func (s *Store) buildRouteIndex(ctx context.Context) error {
 		var ver *redis.StringCmd
 		var apis *redis.MapStringStringCmd
 		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			ver = p.Get(ctx, VersionKey)
-			apis = p.HGetAll(ctx, APIsKey)
+			ver = p.Get(ctx, s.layout.Version())
+			apis = p.HGetAll(ctx, s.layout.APIs())
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -54,7 +54,7 @@ func (s *Store) buildRouteIndex(ctx context.Context) error {
 		for _, id := range ids {
 			args = append(args, id, routeKeysJSON([]byte(apis.Val()[id])))
 		}
-		res, err := buildIndexScript.Run(ctx, s.rdb, []string{VersionKey, APIsKey, RoutesKey, APIRoutesKey}, args...).Text()
+		res, err := buildIndexScript.Run(ctx, s.rdb, []string{s.layout.Version(), s.layout.APIs(), s.layout.Routes(), s.layout.APIRoutes()}, args...).Text()
 		if err != nil {
 			return fmt.Errorf("store: route index: %w", err)
 		}

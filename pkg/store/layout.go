@@ -2,24 +2,82 @@
 // policies and keys, the global config version and the changelog, and the
 // atomic write that keeps them in step. Redis is the source of truth.
 //
-// Every configuration key shares the hash tag {cfg}, so one script can write
-// an object, bump the version and append to the changelog atomically, on a
-// single Redis or on Redis Cluster. Rate-limit counters live under a hash tag
-// per API (CounterPrefix), so the counters one request touches share a slot.
+// Every key starts with the environment's namespace (Layout), so several
+// environments share one Redis without seeing each other. Every
+// configuration key shares the hash tag {cfg}, so one script can write an
+// object, bump the version and append to the changelog atomically, on a
+// single Redis or on Redis Cluster. Rate-limit counters live under a hash
+// tag per API (Layout.CounterPrefix), so the counters one request touches
+// share a slot. The namespace stays outside the braces: it separates
+// environments without changing which keys share a slot.
 package store
 
+// DefaultNamespace is the namespace of an environment that names none.
+const DefaultNamespace = "sluice"
+
+// Layout names the Redis keys of one environment. NS is its namespace
+// (validation.Namespace); the zero Layout is DefaultNamespace's. Build one
+// per service from its redis.namespace and pass it down.
+type Layout struct{ NS string }
+
+// NewLayout returns the layout of namespace ns ("" is DefaultNamespace).
+func NewLayout(ns string) Layout { return Layout{NS: ns} }
+
+// Namespace returns the namespace the keys start with.
+func (l Layout) Namespace() string {
+	if l.NS == "" {
+		return DefaultNamespace
+	}
+	return l.NS
+}
+
+// Prefix returns "<ns>:", the start of every key of the environment.
+func (l Layout) Prefix() string { return l.Namespace() + ":" }
+
+func (l Layout) cfg(name string) string { return l.Namespace() + ":{cfg}:" + name }
+
 // Configuration keys.
-const (
-	VersionKey   = "sluice:{cfg}:version"   // INT: global config version
-	ChangelogKey = "sluice:{cfg}:changelog" // STREAM: one entry per version, ID "<version>-0"
-	APIsKey      = "sluice:{cfg}:apis"      // HASH: api id -> JSON
-	PoliciesKey  = "sluice:{cfg}:policies"  // HASH: policy id -> JSON
-	KeysKey      = "sluice:{cfg}:keys"      // HASH: key hash -> JSON
-	KeyIDsKey    = "sluice:{cfg}:keyids"    // HASH: key id -> key hash
-	RoutesKey    = "sluice:{cfg}:routes"    // HASH: route key (model.API.RouteKeys) -> api id
-	APIRoutesKey = "sluice:{cfg}:apiroutes" // HASH: api id -> JSON array of its route keys
-	AuditKey     = "sluice:{cfg}:audit"     // STREAM: one entry per version: actor, changes, ETags before and after
-)
+
+// Version is the global config version (INT).
+func (l Layout) Version() string { return l.cfg("version") }
+
+// Changelog holds one entry per version, ID "<version>-0" (STREAM).
+func (l Layout) Changelog() string { return l.cfg("changelog") }
+
+// APIs maps api id -> JSON (HASH).
+func (l Layout) APIs() string { return l.cfg("apis") }
+
+// Policies maps policy id -> JSON (HASH).
+func (l Layout) Policies() string { return l.cfg("policies") }
+
+// Keys maps key hash -> JSON (HASH).
+func (l Layout) Keys() string { return l.cfg("keys") }
+
+// KeyIDs maps key id -> key hash (HASH).
+func (l Layout) KeyIDs() string { return l.cfg("keyids") }
+
+// Routes maps route key (model.API.RouteKeys) -> api id (HASH).
+func (l Layout) Routes() string { return l.cfg("routes") }
+
+// APIRoutes maps api id -> JSON array of its route keys (HASH).
+func (l Layout) APIRoutes() string { return l.cfg("apiroutes") }
+
+// Audit holds one entry per version: actor, changes, ETags before and
+// after (STREAM).
+func (l Layout) Audit() string { return l.cfg("audit") }
+
+// CounterPrefix returns the prefix of every rate-limit and quota counter of
+// one API: "<ns>:{api:<id>}:". All of them share that API's hash slot.
+func (l Layout) CounterPrefix(apiID string) string {
+	return string(l.AppendCounterKey(nil, apiID, ""))
+}
+
+// AppendCounterKey appends the counter key of an API, CounterPrefix(apiID)
+// + key, to b (no allocation when b has room: the limiter's hot path).
+func (l Layout) AppendCounterKey(b []byte, apiID, key string) []byte {
+	b = append(append(b, l.Namespace()...), ":{api:"...)
+	return append(append(append(b, apiID...), "}:"...), key...)
+}
 
 // Object kinds, as named in changes and on NATS.
 const (
@@ -33,9 +91,3 @@ const (
 	OpPut    = "put"
 	OpDelete = "delete"
 )
-
-// CounterPrefix returns the prefix of every rate-limit and quota counter of
-// one API: "sluice:{api:<id>}:". All of them share that API's hash slot.
-func CounterPrefix(apiID string) string {
-	return "sluice:{api:" + apiID + "}:"
-}

@@ -121,7 +121,7 @@ func TestRouteIndexBuiltForOlderData(t *testing.T) {
 	}
 	for _, id := range []string{"old", "old2"} { // both on /legacy/: the first in id order owns it
 		c := apiAt(id, "/legacy/")
-		if err := rdb.HSet(ctx, store.APIsKey, id, c.Body).Err(); err != nil {
+		if err := rdb.HSet(ctx, store.Layout{}.APIs(), id, c.Body).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,7 +131,7 @@ func TestRouteIndexBuiltForOlderData(t *testing.T) {
 	if _, err := s.Apply(ctx, apiAt("new", "/new/")); err != nil {
 		t.Fatal(err)
 	}
-	if owner, _ := rdb.HGet(ctx, store.RoutesKey, " /legacy").Result(); owner != "old" {
+	if owner, _ := rdb.HGet(ctx, store.Layout{}.Routes(), " /legacy").Result(); owner != "old" {
 		t.Fatalf("/legacy owned by %q, want old", owner)
 	}
 }

@@ -35,21 +35,31 @@ const DefaultChangelogLen = 10000
 // Store reads and writes configuration in Redis.
 type Store struct {
 	rdb          redis.UniversalClient
+	layout       Layout
 	changelogLen int64
 	auditLen     int64
 }
 
-// New returns a Store over rdb keeping changelogLen changes (0: default)
-// and DefaultAuditLen audit entries (see SetAuditLength).
+// New returns a Store of the default namespace over rdb keeping
+// changelogLen changes (0: default) and DefaultAuditLen audit entries (see
+// SetAuditLength).
 func New(rdb redis.UniversalClient, changelogLen int64) *Store {
+	return NewIn(Layout{}, rdb, changelogLen)
+}
+
+// NewIn returns a Store of the environment whose keys l names.
+func NewIn(l Layout, rdb redis.UniversalClient, changelogLen int64) *Store {
 	if changelogLen <= 0 {
 		changelogLen = DefaultChangelogLen
 	}
-	return &Store{rdb: rdb, changelogLen: changelogLen, auditLen: DefaultAuditLen}
+	return &Store{rdb: rdb, layout: l, changelogLen: changelogLen, auditLen: DefaultAuditLen}
 }
 
 // Client returns the underlying Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Layout returns the key names of the Store's environment.
+func (s *Store) Layout() Layout { return s.layout }
 
 // Change is one write. For keys, ID is the key id and Hash the key's hash;
 // OldHash, on rotation, names the hash that stops working.
@@ -347,7 +357,8 @@ func (s *Store) ApplyAs(ctx context.Context, actor string, changes ...Change) (i
 		actor = SystemActor
 	}
 	args = append(args, actor, s.auditLen)
-	keys := []string{VersionKey, ChangelogKey, APIsKey, PoliciesKey, KeysKey, KeyIDsKey, RoutesKey, APIRoutesKey, AuditKey}
+	l := s.layout
+	keys := []string{l.Version(), l.Changelog(), l.APIs(), l.Policies(), l.Keys(), l.KeyIDs(), l.Routes(), l.APIRoutes(), l.Audit()}
 	for attempt := 0; ; attempt++ {
 		v, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64()
 		if err == nil {
@@ -462,7 +473,7 @@ func (s *Store) Delete(ctx context.Context, kind, id string) (int64, error) {
 
 // Version returns the current config version (0 when nothing was written).
 func (s *Store) Version(ctx context.Context) (int64, error) {
-	v, err := s.rdb.Get(ctx, VersionKey).Int64()
+	v, err := s.rdb.Get(ctx, s.layout.Version()).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -472,12 +483,12 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 // GetRaw returns the stored JSON of an object and its ETag. For keys, id is
 // the key id.
 func (s *Store) GetRaw(ctx context.Context, kind, id string) ([]byte, string, error) {
-	hkey := map[string]string{KindAPI: APIsKey, KindPolicy: PoliciesKey, KindKey: KeysKey}[kind]
+	hkey := map[string]string{KindAPI: s.layout.APIs(), KindPolicy: s.layout.Policies(), KindKey: s.layout.Keys()}[kind]
 	if hkey == "" {
 		return nil, "", fmt.Errorf("store: unknown kind %q", kind)
 	}
 	if kind == KindKey {
-		h, err := s.rdb.HGet(ctx, KeyIDsKey, id).Result()
+		h, err := s.rdb.HGet(ctx, s.layout.KeyIDs(), id).Result()
 		if errors.Is(err, redis.Nil) {
 			return nil, "", fmt.Errorf("key %s: %w", id, ErrNotFound)
 		} else if err != nil {
@@ -496,7 +507,7 @@ func (s *Store) GetRaw(ctx context.Context, kind, id string) ([]byte, string, er
 
 // KeyByHash returns the key stored under hash, or ErrNotFound.
 func (s *Store) KeyByHash(ctx context.Context, hash string) (*model.Key, error) {
-	b, err := s.rdb.HGet(ctx, KeysKey, hash).Bytes()
+	b, err := s.rdb.HGet(ctx, s.layout.Keys(), hash).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	} else if err != nil {
@@ -522,9 +533,9 @@ func (s *Store) LoadSnapshot(ctx context.Context) (*Snapshot, error) {
 	var ver *redis.StringCmd
 	var apis, pols *redis.MapStringStringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		ver = p.Get(ctx, VersionKey)
-		apis = p.HGetAll(ctx, APIsKey)
-		pols = p.HGetAll(ctx, PoliciesKey)
+		ver = p.Get(ctx, s.layout.Version())
+		apis = p.HGetAll(ctx, s.layout.APIs())
+		pols = p.HGetAll(ctx, s.layout.Policies())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -580,11 +591,11 @@ func (s *Store) ChangesSince(ctx context.Context, since int64, limit int64) ([]V
 	var ver *redis.StringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if limit > 0 {
-			rng = p.XRangeN(ctx, ChangelogKey, start, "+", limit)
+			rng = p.XRangeN(ctx, s.layout.Changelog(), start, "+", limit)
 		} else {
-			rng = p.XRange(ctx, ChangelogKey, start, "+")
+			rng = p.XRange(ctx, s.layout.Changelog(), start, "+")
 		}
-		ver = p.Get(ctx, VersionKey)
+		ver = p.Get(ctx, s.layout.Version())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {

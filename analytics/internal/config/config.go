@@ -3,6 +3,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/connect"
@@ -42,7 +43,8 @@ type Redis struct {
 // NATS is the connection (see pkg/connect) and the shared consumer.
 type NATS struct {
 	connect.NATS `yaml:",inline"`
-	// Durable is the name of the consumer every worker shares.
+	// Durable is the name of the consumer every worker shares (default
+	// "<nats.namespace>-analytics": sluice-analytics).
 	Durable string `yaml:"durable"`
 	// AckWait: a batch not acknowledged in this time is redelivered.
 	AckWait time.Duration `yaml:"ack_wait"`
@@ -103,7 +105,7 @@ func Default() Config {
 		Listen: ":9091",
 		Redis:  Redis{Redis: connect.DefaultRedis(), Timeout: 2 * time.Second},
 		NATS: NATS{
-			NATS: connect.DefaultNATS(), Durable: "sluice-analytics",
+			NATS:    connect.DefaultNATS(),
 			AckWait: 30 * time.Second, MaxAckPending: 2000,
 			FetchBatch: 200, FetchWait: 500 * time.Millisecond,
 		},
@@ -125,8 +127,8 @@ func (c *Config) Validate() error {
 	errs.Merge("redis", c.Redis.Validate())
 	positive(&errs, "redis.timeout", c.Redis.Timeout)
 	errs.Merge("nats", c.NATS.Validate())
-	if c.NATS.Durable == "" {
-		errs.Add("nats.durable", "must not be empty")
+	if d := c.NATS.Durable; strings.ContainsAny(d, ".*> \t") {
+		errs.Add("nats.durable", "%q holds '.', '*', '>' or white space, which a consumer name cannot", d)
 	}
 	positive(&errs, "nats.ack_wait", c.NATS.AckWait)
 	positive(&errs, "nats.fetch_wait", c.NATS.FetchWait)

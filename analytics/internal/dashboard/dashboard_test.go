@@ -64,7 +64,7 @@ func TestDashboardInChromium(t *testing.T) {
 				KeyHash: "feedc0de", Endpoint: "/x", Status: 200 + 300*(i%4/3), Latency: int64(500 + 100*i)}
 			data = usage.AppendJSON(data, &ev)
 		}
-		m := nats.NewMsg(bus.UsageSubject(api))
+		m := nats.NewMsg(bus.Names{}.UsageSubject(api))
 		m.Data = data
 		m.Header.Set(usage.HeaderMsgID, api+"-1")
 		if _, err := js.PublishMsg(context.Background(), m); err != nil {

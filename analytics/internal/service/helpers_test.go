@@ -38,7 +38,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.js = js
-	if _, err := bus.CreateUsageStream(context.Background(), js, bus.StreamOptions{}); err != nil {
+	if _, err := bus.CreateUsageStream(context.Background(), js, bus.Names{}, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -95,7 +95,7 @@ func (e *env) publish(t *testing.T, api, msgID string, evs []usage.Event) {
 	for i := range evs {
 		data = usage.AppendJSON(data, &evs[i])
 	}
-	m := nats.NewMsg(bus.UsageSubject(api))
+	m := nats.NewMsg(bus.Names{}.UsageSubject(api))
 	m.Data = data
 	m.Header.Set(usage.HeaderVersion, usage.Version)
 	m.Header.Set(usage.HeaderMsgID, msgID)

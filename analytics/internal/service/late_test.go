@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
+	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
@@ -40,7 +41,7 @@ func TestGraceAndLate(t *testing.T) {
 	cfg := e.config()
 	cfg.Aggregation.Grace = 10 * time.Second
 	rollups := make(chan rollup.Rollup, 10)
-	sub, err := e.nc.Subscribe(bus.RollupPrefix+"orders", func(m *nats.Msg) {
+	sub, err := e.nc.Subscribe(bus.Names{}.RollupSubject("orders"), func(m *nats.Msg) {
 		var r rollup.Rollup
 		if json.Unmarshal(m.Data, &r) == nil {
 			rollups <- r
@@ -85,11 +86,11 @@ func TestGraceAndLate(t *testing.T) {
 	}
 	rdb := e.redis.Client(t)
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		n, err := rdb.XLen(t.Context(), "sluice:{usage:orders}:s").Result()
+		n, err := rdb.XLen(t.Context(), store.Layout{}.StreamKey("orders", store.DimAPI, "")).Result()
 		if err != nil || n != 1 {
 			return fmt.Errorf("api stream has %d entries (%v), want 1", n, err)
 		}
-		if k, _ := rdb.XLen(t.Context(), "sluice:{usage:orders}:k:kk").Result(); k != 1 {
+		if k, _ := rdb.XLen(t.Context(), store.Layout{}.StreamKey("orders", store.DimKey, "kk")).Result(); k != 1 {
 			return fmt.Errorf("key stream has %d entries, want 1", k)
 		}
 		return nil
@@ -190,7 +191,7 @@ func TestRedisOutageAcrossMinuteBoundary(t *testing.T) {
 	set(2 * time.Minute) // the grace of the minute is over while Redis is down
 	e.redis.Start()
 	testutil.WaitFor(t, 10*time.Second, func() error { // the minute closed
-		n, err := rdb.XLen(t.Context(), "sluice:{usage:orders}:s").Result()
+		n, err := rdb.XLen(t.Context(), store.Layout{}.StreamKey("orders", store.DimAPI, "")).Result()
 		if err != nil || n != 1 {
 			return fmt.Errorf("api stream has %d entries (%v), want 1", n, err)
 		}

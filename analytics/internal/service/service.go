@@ -69,7 +69,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.rdb = rdb
-	st := store.New(s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
+	st := store.NewIn(store.NewLayout(c.Redis.Layout()), s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
 	// NATS need not answer yet: the client keeps trying, and the worker
 	// sets its stream and consumer up once it does (/ready tells when).
 	nc, err := c.NATS.Connect("sluice-analytics", s.log)
@@ -79,7 +79,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.nc = nc
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	s.worker, err = worker.New(s.log, nc, st, worker.Options{
-		Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
+		Names: c.NATS.Names(), Durable: c.NATS.Durable, AckWait: c.NATS.AckWait, MaxAckPending: c.NATS.MaxAckPending,
 		FetchBatch: c.NATS.FetchBatch, FetchWait: c.NATS.FetchWait,
 		Stream: bus.StreamOptions{MaxAge: c.UsageStream.MaxAge, MaxBytes: c.UsageStream.MaxBytes,
 			Replicas: c.UsageStream.Replicas, DedupWindow: c.UsageStream.DedupWindow},

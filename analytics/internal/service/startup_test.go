@@ -69,7 +69,7 @@ func TestWorkerOwnsStreamSettings(t *testing.T) {
 	cfg.UsageStream = config.UsageStream{MaxAge: 3 * time.Hour, MaxBytes: 32 << 20, Replicas: 1, DedupWindow: 5 * time.Minute}
 	e.start(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		s, err := e.js.Stream(t.Context(), bus.UsageStream)
+		s, err := e.js.Stream(t.Context(), bus.Names{}.UsageStream())
 		if err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ func TestApplyAndCloseOnRedisCluster(t *testing.T) {
 	apis := [2]string{"orders", ""}
 	for i := 0; i < 100 && apis[1] == ""; i++ {
 		id := fmt.Sprintf("billing%d", i)
-		if c.NodeFor(t, store.Prefix(id)+"tot") != c.NodeFor(t, store.Prefix(apis[0])+"tot") {
+		if c.NodeFor(t, store.Layout{}.Prefix(id)+"tot") != c.NodeFor(t, store.Layout{}.Prefix(apis[0])+"tot") {
 			apis[1] = id
 		}
 	}

@@ -10,7 +10,8 @@
 // one atomic step. A per-API tag (rather than one tag for all usage) lets a
 // cluster spread APIs over its shards.
 //
-// Keys of API a, with T = "sluice:{usage:a}:":
+// Every key starts with the environment's namespace ns (Layout), outside
+// the hash tag. Keys of API a, with T = Layout.Prefix(a) = "<ns>:{usage:a}:":
 //
 //	T+"open"        ZSET   minute (Unix ms) of every open bucket
 //	T+"m:<minute>"  HASH   open bucket: "<code>|<dim>|<name>" -> count; dim a (API, no name), k (key hash), e (endpoint)
@@ -25,14 +26,27 @@
 //	T+"keys"        ZSET   key hash -> last closed minute it appears in
 //	T+"eps"         ZSET   endpoint -> last closed minute it appears in
 //
-// and APIsKey, the set of API ids seen, under its own tag.
+// and Layout.APIs, "<ns>:{usage}:apis", the set of API ids seen, under its
+// own tag.
 package store
 
-// APIsKey is the set of API ids that have usage.
-const APIsKey = "sluice:{usage}:apis"
+import pkgstore "github.com/sluicegw/sluice/pkg/store"
+
+// Layout names the usage keys of one environment: NS is its namespace
+// (redis.namespace); the zero Layout is the default namespace's.
+type Layout struct{ NS string }
+
+// NewLayout returns the usage layout of the environment whose config keys
+// l names (the same namespace).
+func NewLayout(l pkgstore.Layout) Layout { return Layout{NS: l.NS} }
+
+func (l Layout) ns() string { return pkgstore.Layout{NS: l.NS}.Namespace() }
+
+// APIs is the set of API ids that have usage.
+func (l Layout) APIs() string { return l.ns() + ":{usage}:apis" }
 
 // Prefix returns the key prefix of an API's usage data.
-func Prefix(api string) string { return "sluice:{usage:" + api + "}:" }
+func (l Layout) Prefix(api string) string { return l.ns() + ":{usage:" + api + "}:" }
 
 // Dimensions of a bucket field.
 const (
@@ -42,12 +56,12 @@ const (
 )
 
 // StreamKey returns the stream of a dimension of an API.
-func StreamKey(api string, dim byte, name string) string {
+func (l Layout) StreamKey(api string, dim byte, name string) string {
 	switch dim {
 	case DimKey:
-		return Prefix(api) + "k:" + name
+		return l.Prefix(api) + "k:" + name
 	case DimEndpoint:
-		return Prefix(api) + "e:" + name
+		return l.Prefix(api) + "e:" + name
 	}
-	return Prefix(api) + "s"
+	return l.Prefix(api) + "s"
 }

@@ -23,7 +23,7 @@ type Ref struct {
 // corrections (late events), open ones from their buckets.
 func (s *Store) Series(ctx context.Context, api string, ref Ref, from, to int64) (map[int64]*rollup.Counters, error) {
 	out := map[int64]*rollup.Counters{}
-	entries, err := s.rdb.XRange(ctx, StreamKey(api, ref.Dim, ref.Name), strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)).Result()
+	entries, err := s.rdb.XRange(ctx, s.layout.StreamKey(api, ref.Dim, ref.Name), strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read usage stream: %w", err)
 	}
@@ -67,7 +67,7 @@ func counterAt(m map[int64]*rollup.Counters, t int64) *rollup.Counters {
 // the open buckets of api and the correction buckets of its closed minutes,
 // summed per minute.
 func (s *Store) openBuckets(ctx context.Context, api string, from, to int64) (map[int64]map[Ref]*rollup.Counters, error) {
-	p := Prefix(api)
+	p := s.layout.Prefix(api)
 	rng := &redis.ZRangeBy{Min: strconv.FormatInt(from, 10), Max: strconv.FormatInt(to, 10)}
 	pipe := s.rdb.Pipeline()
 	open := pipe.ZRangeByScore(ctx, p+"open", rng)
@@ -131,7 +131,7 @@ func (s *Store) Sums(ctx context.Context, api string, dim byte, from, to int64) 
 			idx = "eps"
 		}
 		var err error
-		names, err = s.rdb.ZRangeByScore(ctx, Prefix(api)+idx, &redis.ZRangeBy{
+		names, err = s.rdb.ZRangeByScore(ctx, s.layout.Prefix(api)+idx, &redis.ZRangeBy{
 			Min: strconv.FormatInt(from, 10), Max: "+inf",
 		}).Result()
 		if err != nil {
@@ -142,7 +142,7 @@ func (s *Store) Sums(ctx context.Context, api string, dim byte, from, to int64) 
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.XMessageSliceCmd, len(names))
 		for i, n := range names {
-			cmds[i] = pipe.XRange(ctx, StreamKey(api, dim, n), strconv.FormatInt(from, 10), strconv.FormatInt(to, 10))
+			cmds[i] = pipe.XRange(ctx, s.layout.StreamKey(api, dim, n), strconv.FormatInt(from, 10), strconv.FormatInt(to, 10))
 		}
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 			return nil, fmt.Errorf("read usage streams: %w", err)
@@ -188,7 +188,7 @@ func counterOf(m map[string]*rollup.Counters, n string) *rollup.Counters {
 // Totals returns the running totals of api and its late event count.
 func (s *Store) Totals(ctx context.Context, api string) (rollup.Counters, int64, error) {
 	var c rollup.Counters
-	v, err := s.rdb.HGetAll(ctx, Prefix(api)+"tot").Result()
+	v, err := s.rdb.HGetAll(ctx, s.layout.Prefix(api)+"tot").Result()
 	if err != nil {
 		return c, 0, fmt.Errorf("read usage totals: %w", err)
 	}

@@ -16,15 +16,25 @@ import (
 // Store reads and writes usage aggregates in Redis.
 type Store struct {
 	rdb       redis.UniversalClient
+	layout    Layout
 	dedupTTL  time.Duration
 	retention time.Duration
 }
 
 // New returns a Store. dedupTTL is how long a message's dedup record lives,
 // retention how long closed minutes are kept in streams.
+// Its keys are the default namespace's; NewIn names another.
 func New(rdb redis.UniversalClient, dedupTTL, retention time.Duration) *Store {
-	return &Store{rdb: rdb, dedupTTL: dedupTTL, retention: retention}
+	return NewIn(Layout{}, rdb, dedupTTL, retention)
 }
+
+// NewIn returns a Store of the environment whose keys l names.
+func NewIn(l Layout, rdb redis.UniversalClient, dedupTTL, retention time.Duration) *Store {
+	return &Store{rdb: rdb, layout: l, dedupTTL: dedupTTL, retention: retention}
+}
+
+// Layout returns the key names of the Store's environment.
+func (s *Store) Layout() Layout { return s.layout }
 
 // Load loads the scripts (again after a Redis restart).
 func (s *Store) Load(ctx context.Context) error {
@@ -74,8 +84,9 @@ func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch, m
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(batches))
 	for i, b := range batches {
-		pipe.SAdd(ctx, APIsKey, b.API)
-		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{Prefix(b.API) + "tot"}, applyArgs(b, s.dedupTTL, minID, s.retention)...)
+		pipe.SAdd(ctx, s.layout.APIs(), b.API)
+		p := s.layout.Prefix(b.API)
+		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{p + "tot"}, applyArgs(p, b, s.dedupTTL, minID, s.retention)...)
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
@@ -111,9 +122,9 @@ func Field(code string, dim byte, name string) string {
 	return code + "|" + string(dim) + "|" + name
 }
 
-func applyArgs(b *rollup.APIBatch, dedupTTL time.Duration, minID int64, retention time.Duration) []any {
+func applyArgs(prefix string, b *rollup.APIBatch, dedupTTL time.Duration, minID int64, retention time.Duration) []any {
 	args := make([]any, 0, 8+len(b.IDs)+4*rollup.NumFields*(1+len(b.Minutes)))
-	args = append(args, Prefix(b.API), dedupTTL.Milliseconds(), len(b.IDs))
+	args = append(args, prefix, dedupTTL.Milliseconds(), len(b.IDs))
 	for _, id := range b.IDs {
 		args = append(args, id)
 	}
@@ -171,8 +182,8 @@ type Closed struct {
 // the API-level rollups it closed (none when another worker did).
 func (s *Store) Close(ctx context.Context, api string, cutoff int64, now time.Time) ([]Closed, error) {
 	minID := now.Add(-s.retention).UnixMilli()
-	keys := []string{Prefix(api) + "open"}
-	v, err := closeScript.Run(ctx, s.rdb, keys, Prefix(api), cutoff, minID, s.retention.Milliseconds()).Slice()
+	keys := []string{s.layout.Prefix(api) + "open"}
+	v, err := closeScript.Run(ctx, s.rdb, keys, s.layout.Prefix(api), cutoff, minID, s.retention.Milliseconds()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("close usage of %s: %w", api, err)
 	}
@@ -198,7 +209,7 @@ func setField(c *rollup.Counters, code, val string) {
 
 // APIs returns the ids of APIs with usage.
 func (s *Store) APIs(ctx context.Context) ([]string, error) {
-	v, err := s.rdb.SMembers(ctx, APIsKey).Result()
+	v, err := s.rdb.SMembers(ctx, s.layout.APIs()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list usage apis: %w", err)
 	}

@@ -40,7 +40,7 @@ func benchMsg(api string, seq, n int, at time.Time) *nats.Msg {
 			Status: []int{200, 200, 200, 201, 404, 429, 500}[i%7], Latency: int64(200 + i%20000), BytesIn: 10, BytesOut: 300}
 		data = usage.AppendJSON(data, &ev)
 	}
-	m := nats.NewMsg(bus.UsageSubject(api))
+	m := nats.NewMsg(bus.Names{}.UsageSubject(api))
 	m.Data = data
 	m.Header.Set(usage.HeaderMsgID, fmt.Sprintf("%s-%d", api, seq))
 	return m
@@ -54,7 +54,7 @@ func BenchmarkAggregate(b *testing.B) {
 	nc := ns.Conn(b)
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if _, err := bus.CreateUsageStream(ctx, js, bus.StreamOptions{}); err != nil {
+	if _, err := bus.CreateUsageStream(ctx, js, bus.Names{}, bus.StreamOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	msgs := (b.N + benchPerMsg - 1) / benchPerMsg

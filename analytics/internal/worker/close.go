@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
-	"github.com/sluicegw/sluice/pkg/bus"
 )
 
 // closeMinutes closes every API's minutes that are past the grace window
-// and republishes each closed minute on sluice.rollup.<api>. Several workers
+// and republishes each closed minute on <ns>.rollup.<api>. Several workers
 // may run it at once: the close script hands each minute to exactly one.
 func (w *Worker) closeMinutes(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, w.opts.RedisTimeout)
@@ -33,7 +32,7 @@ func (w *Worker) closeMinutes(ctx context.Context) {
 			w.m.closed.Inc()
 			data, err := json.Marshal(rollup.RollupOf(api, c.Minute, &c.Counts))
 			if err == nil {
-				_ = w.nc.Publish(bus.RollupPrefix+api, data)
+				_ = w.nc.Publish(w.opts.Names.RollupSubject(api), data)
 			}
 		}
 	}

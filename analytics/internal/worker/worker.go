@@ -30,6 +30,9 @@ import (
 
 // Options tune the worker.
 type Options struct {
+	// Names are the environment's stream and subjects (nats.namespace).
+	Names bus.Names
+	// Durable is the shared consumer (default Names.AnalyticsDurable()).
 	Durable       string
 	AckWait       time.Duration
 	MaxAckPending int
@@ -85,6 +88,9 @@ func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg p
 	if opts.RetryInterval <= 0 {
 		opts.RetryInterval = time.Second
 	}
+	if opts.Durable == "" {
+		opts.Durable = opts.Names.AnalyticsDurable()
+	}
 	return &Worker{
 		log: log.With().Str("component", "analytics.worker").Logger(),
 		nc:  nc, js: js, store: st, opts: opts, m: newMetrics(reg),
@@ -138,13 +144,13 @@ func (w *Worker) retrySetup(ctx context.Context) {
 // workers own its settings), ensures the shared consumer and loads the
 // scripts.
 func (w *Worker) setup(ctx context.Context) error {
-	s, err := bus.ConfigureUsageStream(ctx, w.js, w.opts.Stream)
+	s, err := bus.ConfigureUsageStream(ctx, w.js, w.opts.Names, w.opts.Stream)
 	if err != nil {
 		return err
 	}
 	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       w.opts.Durable,
-		FilterSubject: bus.UsageWildcard,
+		FilterSubject: w.opts.Names.UsageWildcard(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       w.opts.AckWait,
 		MaxAckPending: w.opts.MaxAckPending,
@@ -268,7 +274,7 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 	var order []string
 	for i, m := range msgs {
 		data[i] = m.Data()
-		api := strings.TrimPrefix(m.Subject(), bus.UsagePrefix)
+		api := strings.TrimPrefix(m.Subject(), w.opts.Names.UsagePrefix())
 		if _, ok := byAPI[api]; !ok {
 			order = append(order, api)
 		}

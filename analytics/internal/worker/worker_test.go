@@ -49,7 +49,7 @@ func TestRecordedButNotAcked(t *testing.T) {
 			ev := usage.Event{ID: fmt.Sprintf("e%d-%d", i, j), Time: time.Now().UnixNano(), Status: 200}
 			data = usage.AppendJSON(data, &ev)
 		}
-		m := nats.NewMsg(bus.UsageSubject("a1"))
+		m := nats.NewMsg(bus.Names{}.UsageSubject("a1"))
 		m.Data = data
 		m.Header.Set(usage.HeaderMsgID, fmt.Sprintf("m%d", i))
 		if _, err := js.PublishMsg(context.Background(), m); err != nil {

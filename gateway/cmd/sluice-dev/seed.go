@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/validation"
 )
 
 // DemoKey is the clear value of the demo key. It is public on purpose: it
@@ -46,18 +47,22 @@ func demoObjects(upstream string) (*model.API, *model.Policy, *model.Key) {
 }
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("seed", "[--redis 127.0.0.1:6379] [--upstream http://127.0.0.1:8000]", stderr)
+	fs := newFlags("seed", "[--redis 127.0.0.1:6379] [--namespace sluice] [--upstream http://127.0.0.1:8000]", stderr)
 	addr := fs.String("redis", "127.0.0.1:6379", "Redis address")
 	password := fs.String("redis-password", "", "Redis password")
+	ns := fs.String("namespace", store.DefaultNamespace, "namespace of the environment (its redis.namespace)")
 	upstream := fs.String("upstream", "http://127.0.0.1:8000", "demo upstream base URL")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := validation.Namespace(*ns); err != nil {
+		return fmt.Errorf("--namespace: %w", err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: *addr, Password: *password})
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st := store.New(rdb, 0)
+	st := store.NewIn(store.NewLayout(*ns), rdb, 0)
 	api, pol, key := demoObjects(*upstream)
 	for _, err := range []error{api.Validate().Err(), pol.Validate().Err(), key.Validate().Err()} {
 		if err != nil {

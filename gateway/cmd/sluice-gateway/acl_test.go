@@ -68,7 +68,7 @@ func TestNodeUnderLeastPrivilegeACL(t *testing.T) {
 		t.Fatalf("statuses %v, want 5 served and 3 over the quota", codes)
 	}
 	gw := r.ClientAs(t, "sluice-gateway", "change-me-gateway")
-	if err := gw.HSet(ctx, store.APIsKey, "evil", "{}").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+	if err := gw.HSet(ctx, st.Layout().APIs(), "evil", "{}").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("gateway user wrote the configuration: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func TestNodeOnRedisCluster(t *testing.T) {
 	apis := []string{"a", ""}
 	for i := 0; i < 100 && apis[1] == ""; i++ {
 		id := fmt.Sprintf("b%d", i)
-		if c.NodeFor(t, store.CounterPrefix(id)+"x") != c.NodeFor(t, store.CounterPrefix(apis[0])+"x") {
+		if c.NodeFor(t, store.Layout{}.CounterPrefix(id)+"x") != c.NodeFor(t, store.Layout{}.CounterPrefix(apis[0])+"x") {
 			apis[1] = id
 		}
 	}

@@ -52,11 +52,13 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		return nil, err
 	}
 	n.rdb = rdb
+	// One environment: its Redis keys and NATS subjects carry the namespaces.
+	layout, names := cfg.Redis.Layout(), cfg.NATS.Names()
 	jp, err := jwtauth.New(cfg.JWT, log, reg)
 	if err != nil {
 		return nil, err
 	}
-	st, err := state.New(store.New(n.rdb, 0), state.Options{
+	st, err := state.New(store.NewIn(layout, n.rdb, 0), state.Options{
 		JWT:     jp,
 		MaxBody: int(cfg.Proxy.MaxBodyBytes),
 		Proxy: proxy.Options{
@@ -72,7 +74,9 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		return nil, err
 	}
 	n.state = st
-	lim, err := limit.New(n.rdb, cfg.Limits, log, reg)
+	limOpts := cfg.Limits
+	limOpts.Layout = layout
+	lim, err := limit.New(n.rdb, limOpts, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +86,9 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := usage.New(n.nc, cfg.NodeID, cfg.Usage, log, reg)
+	usageOpts := cfg.Usage
+	usageOpts.Names = names
+	pub, err := usage.New(n.nc, cfg.NodeID, usageOpts, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +123,8 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if cfg.Profiling {
 		n.ops.EnableProfiling()
 	}
-	follower, err := configsync.New(n.nc, store.New(n.rdb, 0), st, configsync.Options{
-		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress,
+	follower, err := configsync.New(n.nc, store.NewIn(layout, n.rdb, 0), st, configsync.Options{
+		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names,
 		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval,
 	}, log, reg)
 	if err != nil {

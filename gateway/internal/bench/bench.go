@@ -310,7 +310,7 @@ func ensureStream(ctx context.Context, url string) error {
 	}
 	// Bounded, so a long run cannot fill the disk with usage events. The
 	// harness owns the stack it starts, so it sets the stream's limits.
-	_, err = bus.ConfigureUsageStream(ctx, js, bus.StreamOptions{MaxAge: time.Hour, MaxBytes: 512 << 20})
+	_, err = bus.ConfigureUsageStream(ctx, js, bus.Names{}, bus.StreamOptions{MaxAge: time.Hour, MaxBytes: 512 << 20})
 	return err
 }
 

@@ -38,7 +38,7 @@ type ChurnResult struct {
 
 // churner makes config changes at a constant rate the way the syncer does:
 // Store.Apply, then the version read back from the changelog and announced
-// on sluice.sync.<kind>. It alternates between re-putting the churn API
+// on sluice.sync.<kind> (the default namespace). It alternates between re-putting the churn API
 // (new name) and the churn policy (new rate): each a real change that bumps
 // the version, touching nothing a benchmark request uses.
 type churner struct {
@@ -76,7 +76,7 @@ func (c *churner) change(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	return c.nc.Publish(bus.SyncSubject(msg.Kind()), data)
+	return c.nc.Publish(bus.Names{}.SyncSubject(msg.Kind()), data)
 }
 
 // run makes changes on schedule until ctx ends. A change that falls behind

@@ -78,7 +78,7 @@ func TestChurnChangesAreVersionedAndAnnounced(t *testing.T) {
 	rdb := testutil.StartRedis(t).Client(t)
 	nc := testutil.StartNATS(t).Conn(t)
 	msgs := make(chan *nats.Msg, 16)
-	sub, err := nc.ChanSubscribe(bus.SyncPrefix+">", msgs)
+	sub, err := nc.ChanSubscribe(bus.Names{}.SyncWildcard(), msgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestChurnChangesAreVersionedAndAnnounced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Subject != bus.SyncSubject(kind) || sm.Version != int64(i+1) || sm.Kind() != kind || sm.Changes[0].ID != churnID {
+			if m.Subject != (bus.Names{}).SyncSubject(kind) || sm.Version != int64(i+1) || sm.Kind() != kind || sm.Changes[0].ID != churnID {
 				t.Errorf("message %d on %s: %+v, want version %d kind %s", i, m.Subject, sm, i+1, kind)
 			}
 		case <-time.After(5 * time.Second):

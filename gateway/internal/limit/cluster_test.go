@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,14 +89,74 @@ func TestExactAcrossNodesOnRedisCluster(t *testing.T) {
 func apisOnDifferentNodes(t *testing.T, c *testutil.RedisCluster) []string {
 	t.Helper()
 	first := "orders"
-	node := c.NodeFor(t, store.CounterPrefix(first)+"k")
+	node := c.NodeFor(t, store.Layout{}.CounterPrefix(first)+"k")
 	for i := 0; i < 100; i++ {
 		id := "billing" + strconv.Itoa(i)
-		if n := c.NodeFor(t, store.CounterPrefix(id)+"k"); n != node {
+		if n := c.NodeFor(t, store.Layout{}.CounterPrefix(id)+"k"); n != node {
 			t.Logf("API %s on %s, API %s on %s", first, node, id, n)
 			return []string{first, id}
 		}
 	}
 	t.Fatal("no API id found on another node than " + node)
 	return nil
+}
+
+// TestNamespacedLimitsOnRedisCluster runs the limit script for two
+// environments (namespaces) on one Redis Cluster of three primaries, with the
+// same API, key and counter names and different quotas: each is held to its
+// own, every decision is the script's (a namespace inside the hash tag's
+// reach would split a call over slots and fail with CROSSSLOT), and the
+// counters carry the namespace.
+func TestNamespacedLimitsOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	c := testutil.StartRedisCluster(t)
+	envs := []struct {
+		ns    string
+		quota int64
+	}{{"staging", 5}, {"production", 3}}
+	const workers, perWorker = 4, 5
+	for _, env := range envs {
+		l := newLimiter(t, c.Client(t), Options{Timeout: 2 * time.Second, Layout: store.NewLayout(env.ns)})
+		req := &Request{APIID: "orders", Rules: []Rule{rule("k:rate", 100000, time.Hour, 0)},
+			Quotas: []QuotaRule{quota("k:quota", env.quota, time.Hour)}}
+		var accepted, other atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var d Decision
+				for i := 0; i < perWorker; i++ {
+					l.Check(context.Background(), req, &d)
+					switch {
+					case d.Fallback || d.Outcome == Unavailable:
+						other.Add(1)
+					case d.Outcome == Allowed:
+						accepted.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := other.Load(); n != 0 {
+			t.Fatalf("%s: %d decisions not taken by the store", env.ns, n)
+		}
+		if got := accepted.Load(); got != env.quota {
+			t.Errorf("%s: accepted %d, want exactly its quota %d", env.ns, got, env.quota)
+		}
+	}
+	rdb := c.Client(t)
+	for _, env := range envs {
+		key := store.NewLayout(env.ns).CounterPrefix("orders") + "k:quota"
+		if !strings.HasPrefix(key, env.ns+":{api:orders}:") {
+			t.Fatalf("counter key %q: want the namespace outside the hash tag", key)
+		}
+		n, err := rdb.Get(context.Background(), key).Int64()
+		if err != nil || n != env.quota {
+			t.Errorf("%s: counter %s = %d (%v), want %d", env.ns, key, n, err, env.quota)
+		}
+	}
+	if n, err := rdb.Exists(context.Background(), store.Layout{}.CounterPrefix("orders")+"k:quota").Result(); err != nil || n != 0 {
+		t.Errorf("default namespace counter exists (%d, %v): a limiter ignored its namespace", n, err)
+	}
 }

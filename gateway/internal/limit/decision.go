@@ -11,7 +11,7 @@ import (
 // Rule is one rate limit that applies to a request.
 type Rule struct {
 	// Key names the counter within the API, e.g. "k:<hash>:p:gold", "api",
-	// "e:0:k:<hash>". The Redis key is store.CounterPrefix(api) + Key.
+	// "e:0:k:<hash>". The Redis key is Options.Layout.CounterPrefix(api) + Key.
 	Key string
 	// Name is the short policy name reported in RateLimit-Policy, e.g.
 	// "api", "policy-gold", "key", "endpoint-0".

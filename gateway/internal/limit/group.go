@@ -6,6 +6,8 @@ import (
 	"hash/maphash"
 	"math"
 	"time"
+
+	"github.com/sluicegw/sluice/pkg/store"
 )
 
 // Grouping. Concurrent requests of one identity on one API (a hot key)
@@ -33,6 +35,7 @@ type batch struct {
 	args    []byte // ARGV[1]: little-endian doubles
 	sigs    []byte // each group's decision arguments, back to back
 	kb      []byte
+	layout  store.Layout // names the counters
 }
 
 // group is n identical decisions: its calls, and its decision arguments
@@ -43,8 +46,8 @@ type group struct {
 	limits   int // rules sent and quotas: the script answers 1+2*limits values
 }
 
-func newBatch(maxBatch int) *batch {
-	return &batch{calls: make([]*call, 0, maxBatch), groupOf: make(map[uint64]int), seed: maphash.MakeSeed(), keyIdx: make(map[string]int)}
+func newBatch(maxBatch int, l store.Layout) *batch {
+	return &batch{calls: make([]*call, 0, maxBatch), groupOf: make(map[uint64]int), seed: maphash.MakeSeed(), keyIdx: make(map[string]int), layout: l}
 }
 
 // reset empties b for reuse, keeping its memory.
@@ -156,8 +159,7 @@ func appendNum(b []byte, v int64) []byte {
 
 // key returns the 1-based index in b.keys of the counter, adding it once.
 func (b *batch) key(api, key string) int {
-	b.kb = append(append(append(b.kb[:0], "sluice:{api:"...), api...), "}:"...)
-	b.kb = append(b.kb, key...)
+	b.kb = b.layout.AppendCounterKey(b.kb[:0], api, key)
 	if i, ok := b.keyIdx[string(b.kb)]; ok {
 		return i
 	}

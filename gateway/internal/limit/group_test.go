@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -55,7 +56,7 @@ func profileRequest(api string, p [2][]int) *Request {
 func decideBatch(t *testing.T, l *Limiter, reqs []*Request) []Decision {
 	t.Helper()
 	ds := make([]Decision, len(reqs))
-	b := newBatch(len(reqs))
+	b := newBatch(len(reqs), store.Layout{})
 	for i, req := range reqs {
 		cl := l.calls.Get().(*call)
 		cl.req, cl.d = req, &ds[i]

@@ -167,7 +167,7 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		stop:   make(chan struct{}),
 	}
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
-	l.batches.New = func() any { return newBatch(opts.MaxBatch) }
+	l.batches.New = func() any { return newBatch(opts.MaxBatch, opts.Layout) }
 	return l, nil
 }
 

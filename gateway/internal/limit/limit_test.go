@@ -62,7 +62,7 @@ func TestCounterPrefixMatchesStore(t *testing.T) {
 	var b batch
 	b.keyIdx = map[string]int{}
 	b.key("orders", "api")
-	if want := store.CounterPrefix("orders") + "api"; b.keys[0] != want {
+	if want := (store.Layout{}).CounterPrefix("orders") + "api"; b.keys[0] != want {
 		t.Fatalf("key %q, want %q", b.keys[0], want)
 	}
 }
@@ -95,7 +95,7 @@ func TestGCRABurstAndRefill(t *testing.T) {
 	// Once the whole burst has refilled, the counter expires from Redis.
 	rdb := r.Client(t)
 	testutil.WaitFor(t, 2*time.Second, func() error {
-		tat, err := rdb.Get(context.Background(), store.CounterPrefix("a1")+"k").Int64()
+		tat, err := rdb.Get(context.Background(), store.Layout{}.CounterPrefix("a1")+"k").Int64()
 		if errors.Is(err, redis.Nil) {
 			return nil
 		}
@@ -349,7 +349,7 @@ func TestCounterExpiryCoversTAT(t *testing.T) {
 	l := newLimiter(t, slow, Options{Timeout: 5 * time.Second})
 	rdb := r.Client(t)
 	ctx := context.Background()
-	key := store.CounterPrefix("a") + "k"
+	key := store.Layout{}.CounterPrefix("a") + "k"
 	req := &Request{APIID: "a", Rules: []Rule{rule("k", 400, 2*time.Second, 0)}}
 	allowed := 0
 	for i := 0; i < 600; i++ {

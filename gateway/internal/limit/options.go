@@ -3,6 +3,7 @@ package limit
 import (
 	"time"
 
+	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	// lease takes (default 0.1), so nodes share a busy limit. Values in
 	// (0, 1].
 	LeaseFraction float64 `yaml:"lease_fraction"`
+
+	// Layout names the counters: the environment's redis.namespace, set by
+	// the node, not by the limits: section (zero: the default namespace).
+	Layout store.Layout `yaml:"-"`
 }
 
 // Defaults.

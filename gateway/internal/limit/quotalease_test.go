@@ -19,7 +19,7 @@ import (
 // quotaCount is the quota counter in Redis (0 when absent).
 func quotaCount(t *testing.T, rdb *redis.Client, api, key string) int64 {
 	t.Helper()
-	n, err := rdb.Get(context.Background(), store.CounterPrefix(api)+key).Int64()
+	n, err := rdb.Get(context.Background(), store.Layout{}.CounterPrefix(api)+key).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		t.Fatalf("quota counter: %v", err)
 	}

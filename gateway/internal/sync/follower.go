@@ -2,7 +2,7 @@
 // and tells the syncer how far it got.
 //
 // The changelog in Redis is the only thing a node applies. A message on
-// sluice.sync.> is a hint, nothing more: "the config may have changed, up
+// <ns>.sync.> is a hint, nothing more: "the config may have changed, up
 // to version N". It wakes the Follower, which reads the changelog entries
 // after its applied version from Redis (store.ChangesSince) and applies
 // exactly those, in order; the applied version is the last one Redis
@@ -25,7 +25,7 @@
 // here. Hints are coalesced (the highest pending one is kept), so a flood of
 // messages costs one changelog read at a time. Staleness is bounded by the
 // check interval plus one catch-up even if NATS delivers nothing.
-// Heartbeats go out on sluice.nodes.<node-id> every heartbeat interval and
+// Heartbeats go out on <ns>.nodes.<node-id> every heartbeat interval and
 // soon after each newly applied version. docs/sync.md describes the
 // protocol.
 package sync
@@ -81,6 +81,9 @@ type Options struct {
 	CatchUpBatch int64
 	// Timeout bounds each Redis operation (default 5s).
 	Timeout time.Duration
+	// Names are the environment's subjects (its nats.namespace; zero: the
+	// default namespace).
+	Names bus.Names
 }
 
 func (o *Options) defaults() {
@@ -180,7 +183,7 @@ func New(nc *nats.Conn, st *store.Store, state State, opts Options, log zerolog.
 // at once, then messages, reconnects and the periodic check drive it. It
 // does not wait for the catch-up.
 func (f *Follower) Start(ctx context.Context) error {
-	sub, err := f.nc.Subscribe(bus.SyncWildcard, f.onMessage)
+	sub, err := f.nc.Subscribe(f.opts.Names.SyncWildcard(), f.onMessage)
 	if err != nil {
 		return fmt.Errorf("sync: subscribe: %w", err)
 	}
@@ -445,7 +448,7 @@ func (f *Follower) sendHeartbeat() {
 		ConfigVersion: f.state.Version(), StartedAt: f.started, SentAt: time.Now()}
 	data, err := json.Marshal(hb)
 	if err == nil {
-		err = f.nc.Publish(bus.NodeSubject(f.opts.NodeID), data)
+		err = f.nc.Publish(f.opts.Names.NodeSubject(f.opts.NodeID), data)
 	}
 	if err != nil {
 		f.log.Debug().Err(err).Msg("heartbeat not sent")

@@ -141,7 +141,7 @@ func TestDuplicateOldAndBogusMessagesIgnored(t *testing.T) {
 	c.write(apiChange("b", "/b/"))
 	c.announce(v) // old
 	for _, bad := range []string{`{`, `{"version":0}`, `{"version":1000,"changes":[]}`} {
-		if err := c.nc.Publish(bus.SyncSubject("api"), []byte(bad)); err != nil {
+		if err := c.nc.Publish(bus.Names{}.SyncSubject("api"), []byte(bad)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +183,7 @@ func TestStoreResetReloads(t *testing.T) {
 func TestHeartbeats(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 0)
-	sub, err := c.nc.SubscribeSync(bus.NodeSubject("hb1"))
+	sub, err := c.nc.SubscribeSync(bus.Names{}.NodeSubject("hb1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestRevocationHeardWhileStoreDown(t *testing.T) {
 	for _, v := range vs {
 		msg := bus.NewSyncMessage(v)
 		data, _ := json.Marshal(msg)
-		if err := c.nc.Publish(bus.SyncSubject(msg.Kind()), data); err != nil {
+		if err := c.nc.Publish(bus.Names{}.SyncSubject(msg.Kind()), data); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,7 +25,7 @@ import (
 func (c *cluster) publishRaw(msg bus.SyncMessage) {
 	c.t.Helper()
 	data, _ := json.Marshal(msg)
-	if err := c.nc.Publish(bus.SyncSubject(msg.Kind()), data); err != nil {
+	if err := c.nc.Publish(bus.Names{}.SyncSubject(msg.Kind()), data); err != nil {
 		c.t.Fatalf("publish: %v", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestForgedMessages(t *testing.T) {
 			// A key with a cached session, to see forged evictions.
 			secret := "forged-test-key-0123456789"
 			k := &model.Key{ID: "k", Hash: model.HashKey([]byte(secret))}
-			if _, err := c.store.Client().HSet(context.Background(), store.KeysKey, k.Hash, mustJSON(k)).Result(); err != nil {
+			if _, err := c.store.Client().HSet(context.Background(), store.Layout{}.Keys(), k.Hash, mustJSON(k)).Result(); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := n.state.Sessions().Lookup(context.Background(), auth.SumKey([]byte(secret))); err != nil {

@@ -63,7 +63,7 @@ func (c *cluster) announce(v int64) {
 	}
 	msg := bus.NewSyncMessage(vs[0])
 	data, _ := json.Marshal(msg)
-	if err := c.nc.Publish(bus.SyncSubject(msg.Kind()), data); err != nil {
+	if err := c.nc.Publish(bus.Names{}.SyncSubject(msg.Kind()), data); err != nil {
 		c.t.Fatalf("publish: %v", err)
 	}
 }

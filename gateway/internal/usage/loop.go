@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sluicegw/sluice/pkg/bus"
 	pkgusage "github.com/sluicegw/sluice/pkg/usage"
 )
 
@@ -86,7 +85,7 @@ func (p *Publisher) loop(streamOK bool) {
 func (p *Publisher) add(s *loopState, e *pkgusage.Event) {
 	b := s.open[e.API]
 	if b == nil {
-		b = &batch{api: e.API, subject: subject(e.API)}
+		b = &batch{api: e.API, subject: p.subject(e.API)}
 		if n := len(s.free); n > 0 {
 			b.data, s.free = s.free[n-1][:0], s.free[:n-1]
 		}
@@ -108,11 +107,11 @@ func (p *Publisher) add(s *loopState, e *pkgusage.Event) {
 }
 
 // subject is the usage subject of api; events with no API go to "_".
-func subject(api string) string {
+func (p *Publisher) subject(api string) string {
 	if api == "" {
 		api = "_"
 	}
-	return bus.UsageSubject(api)
+	return p.opts.Names.UsageSubject(api)
 }
 
 func (p *Publisher) seal(s *loopState, b *batch) {

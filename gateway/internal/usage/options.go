@@ -3,6 +3,7 @@ package usage
 import (
 	"time"
 
+	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -23,6 +24,11 @@ type Options struct {
 	// AckTimeout is how long a batch waits for JetStream's acknowledgement
 	// before it is sent again with the same message id (default 2s).
 	AckTimeout time.Duration `yaml:"ack_timeout"`
+
+	// Names are the subjects and stream of the environment (its
+	// nats.namespace), set by the node, not by the usage: section (zero:
+	// the default namespace).
+	Names bus.Names `yaml:"-"`
 }
 
 // Defaults.

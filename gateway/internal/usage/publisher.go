@@ -4,7 +4,7 @@
 // Emit copies the event into a bounded channel and returns at once. One
 // goroutine (loop) groups events by API into NDJSON batches
 // (pkg/usage.AppendJSON) and publishes each, when it is full or
-// FlushInterval has passed, to bus.UsageSubject(api) with an asynchronous
+// FlushInterval has passed, to Options.Names.UsageSubject(api) with an asynchronous
 // JetStream publish; a second goroutine (acker) waits for the
 // acknowledgements in order. A batch is kept until JetStream acknowledges
 // it and sent again, with the same Nats-Msg-Id, after a failure or a
@@ -174,7 +174,7 @@ func (p *Publisher) ensureStream(ctx context.Context) bool {
 	defer cancel()
 	// Created with the defaults when absent; an existing stream's settings
 	// belong to the analytics workers and are never changed here.
-	if _, err := bus.CreateUsageStream(ctx, p.js, bus.StreamOptions{}); err != nil {
+	if _, err := bus.CreateUsageStream(ctx, p.js, p.opts.Names, bus.StreamOptions{}); err != nil {
 		p.log.Warn().Err(err).Msg("usage stream not ensured yet; retrying in the background")
 		return false
 	}

@@ -49,7 +49,7 @@ func streamEvents(t testing.TB, nc *nats.Conn) (msgs int, events []pkgusage.Even
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(ctx, bus.UsageStream)
+	s, err := js.Stream(ctx, bus.Names{}.UsageStream())
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}
@@ -79,7 +79,7 @@ func streamEvents(t testing.TB, nc *nats.Conn) (msgs int, events []pkgusage.Even
 				t.Fatal("message without Nats-Msg-Id")
 			}
 			err := pkgusage.DecodeBatch(m.Data(), func(e *pkgusage.Event) error {
-				if m.Subject() != bus.UsageSubject(e.API) {
+				if m.Subject() != (bus.Names{}).UsageSubject(e.API) {
 					return fmt.Errorf("event of %s on %s", e.API, m.Subject())
 				}
 				events = append(events, *e)
@@ -256,7 +256,7 @@ func TestRetriedBatchIsDeduplicated(t *testing.T) {
 	srv := testutil.StartNATS(t)
 	nc := srv.Conn(t)
 	p := newPublisher(t, nc, Options{})
-	b := &batch{api: "a", subject: subject("a"), id: p.batchID(1)}
+	b := &batch{api: "a", subject: p.subject("a"), id: p.batchID(1)}
 	b.data = pkgusage.AppendJSON(nil, &pkgusage.Event{ID: "e1", Node: "node-1", API: "a"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -311,7 +311,7 @@ func TestPublisherLeavesStreamSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	owned := bus.StreamOptions{MaxAge: 5 * time.Hour, MaxBytes: 64 << 20, Replicas: 1, DedupWindow: 7 * time.Minute}
-	s, err := bus.ConfigureUsageStream(ctx, js, owned)
+	s, err := bus.ConfigureUsageStream(ctx, js, bus.Names{}, owned)
 	if err != nil {
 		t.Fatal(err)
 	}

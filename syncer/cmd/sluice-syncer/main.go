@@ -134,11 +134,11 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
-	pub, err := publish.New(nc, log, reg)
+	pub, err := publish.New(nc, cfg.NATS.Names(), log, reg)
 	if err != nil {
 		return err
 	}
-	nodeReg, err := nodes.New(nc, cfg.NodeTTL, log, reg)
+	nodeReg, err := nodes.New(nc, cfg.NATS.Names(), cfg.NodeTTL, log, reg)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st := store.New(rdb, cfg.ChangelogLength)
+	st := store.NewIn(cfg.Redis.Layout(), rdb, cfg.ChangelogLength)
 	st.SetAuditLength(cfg.AuditLength)
 	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nodeReg,
 		NATS: nc, Tokens: toks, Log: log, Registry: reg})

@@ -261,7 +261,7 @@ func TestKeyLifecycle(t *testing.T) {
 func TestWritesAreAnnounced(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	sub, err := e.nc.SubscribeSync(bus.SyncWildcard)
+	sub, err := e.nc.SubscribeSync(bus.Names{}.SyncWildcard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestNodesAndStatus(t *testing.T) {
 	pub := e.nats.Conn(t)
 	send := func(id string, cv int64) {
 		b, _ := json.Marshal(bus.Heartbeat{ID: id, Address: "127.0.0.1:8080", Version: "dev", ConfigVersion: cv, SentAt: time.Now()})
-		if err := pub.Publish(bus.NodeSubject(id), b); err != nil {
+		if err := pub.Publish(bus.Names{}.NodeSubject(id), b); err != nil {
 			t.Fatal(err)
 		}
 	}

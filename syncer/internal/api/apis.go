@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Server) listAPIs(w http.ResponseWriter, r *http.Request) error {
-	return s.listHash(w, r, store.APIsKey)
+	return s.listHash(w, r, s.opts.Store.Layout().APIs())
 }
 
 func (s *Server) getAPI(w http.ResponseWriter, r *http.Request) error {
@@ -94,7 +94,7 @@ func (s *Server) decodeAPI(r *http.Request, pathID string) (*model.API, []byte, 
 // rule itself is enforced inside store.Apply (ErrRouteTaken), so of two
 // concurrent clashing writes through any syncers one is refused there.
 func (s *Server) clashes(r *http.Request, a *model.API) (validation.Errors, error) {
-	stored, err := s.opts.Store.Client().HGetAll(r.Context(), store.APIsKey).Result()
+	stored, err := s.opts.Store.Client().HGetAll(r.Context(), s.opts.Store.Layout().APIs()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read apis: %w", err)
 	}
@@ -145,7 +145,7 @@ func (s *Server) deleteAPI(w http.ResponseWriter, r *http.Request) error {
 // policiesUsing returns the sorted ids of the policies granting access to
 // the API id.
 func (s *Server) policiesUsing(r *http.Request, id string) ([]string, error) {
-	stored, err := s.opts.Store.Client().HGetAll(r.Context(), store.PoliciesKey).Result()
+	stored, err := s.opts.Store.Client().HGetAll(r.Context(), s.opts.Store.Layout().Policies()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read policies: %w", err)
 	}

@@ -66,10 +66,11 @@ func (s *Server) readState(r *http.Request) (*state, error) {
 	ctx := r.Context()
 	var ver *redis.StringCmd
 	var apis, pols *redis.MapStringStringCmd
+	l := s.opts.Store.Layout()
 	_, err := s.opts.Store.Client().TxPipelined(ctx, func(p redis.Pipeliner) error {
-		ver = p.Get(ctx, store.VersionKey)
-		apis = p.HGetAll(ctx, store.APIsKey)
-		pols = p.HGetAll(ctx, store.PoliciesKey)
+		ver = p.Get(ctx, l.Version())
+		apis = p.HGetAll(ctx, l.APIs())
+		pols = p.HGetAll(ctx, l.Policies())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {

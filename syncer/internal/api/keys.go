@@ -76,7 +76,7 @@ type withClear struct {
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 	rdb := s.opts.Store.Client()
-	all, err := rdb.HKeys(r.Context(), store.KeyIDsKey).Result()
+	all, err := rdb.HKeys(r.Context(), s.opts.Store.Layout().KeyIDs()).Result()
 	if err != nil {
 		return fmt.Errorf("list keys: %w", err)
 	}
@@ -86,7 +86,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 	}
 	var hashes []string
 	if len(ids) > 0 {
-		vals, err := rdb.HMGet(r.Context(), store.KeyIDsKey, ids...).Result()
+		vals, err := rdb.HMGet(r.Context(), s.opts.Store.Layout().KeyIDs(), ids...).Result()
 		if err != nil {
 			return fmt.Errorf("list keys: %w", err)
 		}
@@ -96,7 +96,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	items, err := s.bodies(r, store.KeysKey, hashes)
+	items, err := s.bodies(r, s.opts.Store.Layout().Keys(), hashes)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
 // concurrent delete cannot slip between check and write.
 func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.Key) ([]byte, error) {
 	*errs = append(*errs, k.Validate()...)
-	have, err := s.existing(r, store.PoliciesKey, k.Policies)
+	have, err := s.existing(r, s.opts.Store.Layout().Policies(), k.Policies)
 	if err != nil {
 		return nil, err
 	}

@@ -182,7 +182,7 @@ func (s *Server) checkAccessAPIs(r *http.Request, errs *validation.Errors, acces
 	for i, a := range access {
 		ids[i] = a.API
 	}
-	have, err := s.existing(r, store.APIsKey, ids)
+	have, err := s.existing(r, s.opts.Store.Layout().APIs(), ids)
 	if err != nil {
 		return err
 	}

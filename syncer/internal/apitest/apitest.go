@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/tokens"
@@ -34,26 +35,35 @@ type Syncer struct {
 // is stopped when the test ends.
 func Start(t testing.TB, r *testutil.Redis, n *testutil.NATS, token string, nodeTTL time.Duration) *Syncer {
 	t.Helper()
-	return start(t, r, n, api.Options{AdminToken: token}, nodeTTL)
+	return StartIn(t, Env{}, r, n, api.Options{AdminToken: token}, nodeTTL)
 }
 
 // StartTokens is Start with the named tokens of src (see pkg/tokens).
 func StartTokens(t testing.TB, r *testutil.Redis, n *testutil.NATS, src *tokens.Source, nodeTTL time.Duration) *Syncer {
 	t.Helper()
-	return start(t, r, n, api.Options{Tokens: src}, nodeTTL)
+	return StartIn(t, Env{}, r, n, api.Options{Tokens: src}, nodeTTL)
 }
 
-func start(t testing.TB, r *testutil.Redis, n *testutil.NATS, opts api.Options, nodeTTL time.Duration) *Syncer {
+// Env is an environment's Redis key layout and NATS names (the zero Env:
+// the default namespace).
+type Env struct {
+	Layout store.Layout
+	Names  bus.Names
+}
+
+// StartIn starts the admin API in the environment env with opts (its
+// store, announcer, nodes, NATS, log and registry are filled in).
+func StartIn(t testing.TB, env Env, r *testutil.Redis, n *testutil.NATS, opts api.Options, nodeTTL time.Duration) *Syncer {
 	t.Helper()
-	st := store.New(r.Client(t), 0)
+	st := store.NewIn(env.Layout, r.Client(t), 0)
 	nc := n.Conn(t)
 	reg := prometheus.NewRegistry()
 	log := zerolog.Nop()
-	pub, err := publish.New(nc, log, reg)
+	pub, err := publish.New(nc, env.Names, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nr, err := nodes.New(nc, nodeTTL, log, reg)
+	nr, err := nodes.New(nc, env.Names, nodeTTL, log, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

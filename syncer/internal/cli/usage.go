@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/model"
@@ -186,23 +185,31 @@ func printTop(w io.Writer, raw json.RawMessage) error {
 }
 
 func cmdUsageTail(ctx context.Context, r *run, args []string) error {
-	fs := r.flagSet("usage tail", "", "Print usage events live as gateway nodes publish them (core NATS subscription to sluice.usage.<api>, or every API). One line per event; -o json prints the events as NDJSON.")
+	fs := r.flagSet("usage tail", "", "Print usage events live as gateway nodes publish them (core NATS subscription to <namespace>.usage.<api>, or every API). One line per event; -o json prints the events as NDJSON.")
 	fs.StringVar(&r.g.nats, "nats", r.g.nats, "NATS server URL (env SLUICE_NATS_URL)")
+	ns := fs.String("namespace", "", "namespace of the environment (env SLUICE_NATS_NAMESPACE; default sluice)")
 	api := fs.String("api", "", "only this API id")
 	count := fs.Int("count", 0, "stop after this many events (0: until interrupted)")
 	if _, err := r.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	subject := bus.UsageWildcard
+	nconf, err := natsConfig(r.env, r.g.nats)
+	if err != nil {
+		return err
+	}
+	if *ns != "" {
+		if err := validation.Namespace(*ns); err != nil {
+			return usageErrorf("usage tail: --namespace: %v", err)
+		}
+		nconf.Namespace = *ns
+	}
+	names := nconf.Names()
+	subject := names.UsageWildcard()
 	if *api != "" {
 		if !model.ValidID(*api) {
 			return usageErrorf("usage tail: --api %q is not a valid API id", *api)
 		}
-		subject = bus.UsageSubject(*api)
-	}
-	nconf, err := natsConfig(r.env, r.g.nats)
-	if err != nil {
-		return err
+		subject = names.UsageSubject(*api)
 	}
 	nc, err := nconf.Connect("sluicectl usage tail", zerolog.Nop())
 	if err != nil {

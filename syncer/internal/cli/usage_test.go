@@ -37,7 +37,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func batch(api string, n, seq int) *nats.Msg {
+func batch(api string, n, seq int) *nats.Msg { return batchIn(bus.Names{}, api, n, seq) }
+
+// batchIn is batch on the usage subject of names' namespace.
+func batchIn(names bus.Names, api string, n, seq int) *nats.Msg {
 	var data []byte
 	for i := 0; i < n; i++ {
 		e := usage.Event{ID: fmt.Sprintf("n1-%d-%d", seq, i), Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano(),
@@ -48,7 +51,7 @@ func batch(api string, n, seq int) *nats.Msg {
 		}
 		data = usage.AppendJSON(data, &e)
 	}
-	m := nats.NewMsg(bus.UsageSubject(api))
+	m := nats.NewMsg(names.UsageSubject(api))
 	m.Data = data
 	m.Header.Set(usage.HeaderVersion, usage.Version)
 	m.Header.Set(usage.HeaderMsgID, fmt.Sprintf("n1-boot-%d", seq))
@@ -114,6 +117,71 @@ func TestUsageTail(t *testing.T) {
 			}
 			if tt.not != "" && strings.Contains(got, tt.not) {
 				t.Errorf("output has %q:\n%s", tt.not, got)
+			}
+		})
+	}
+}
+
+// usage tail follows one namespace: --namespace, else SLUICE_NATS_NAMESPACE,
+// else the default; events of another namespace are not shown.
+func TestUsageTailNamespace(t *testing.T) {
+	t.Parallel()
+	nt := testutil.StartNATS(t)
+	pub := nt.Conn(t)
+	tests := []struct {
+		name, flag, env string
+		want            string // on stderr for a refused namespace
+	}{
+		{name: "flag", flag: "staging"},
+		{name: "variable", env: "staging"},
+		{name: "flag over variable", flag: "staging", env: "production"},
+		{name: "bad flag", flag: "a.b", want: "--namespace"},
+		{name: "bad variable", env: "Staging", want: "nats.namespace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut syncBuffer
+			env := Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string {
+				return map[string]string{"SLUICE_NATS_URL": nt.URL(), "SLUICE_NATS_NAMESPACE": tt.env}[k]
+			}}
+			args := []string{"usage", "tail", "--count", "2"}
+			if tt.flag != "" {
+				args = append(args, "--namespace", tt.flag)
+			}
+			if tt.want != "" {
+				if code := Run(context.Background(), args, env); code != ExitUsage || !strings.Contains(errOut.String(), tt.want) {
+					t.Fatalf("exit %d, want %d naming %s: %s", code, ExitUsage, tt.want, errOut.String())
+				}
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			done := make(chan int, 1)
+			go func() { done <- Run(ctx, args, env) }()
+			testutil.WaitFor(t, 10*time.Second, func() error {
+				if !strings.Contains(errOut.String(), "listening on staging.usage.>") {
+					return fmt.Errorf("not subscribed yet: %q", errOut.String())
+				}
+				return nil
+			})
+			// One connection's messages arrive in order: a tail that saw
+			// the default namespace would count its batch first.
+			for _, m := range []*nats.Msg{batch("orders", 2, 0), batchIn(bus.NewNames("production"), "orders", 2, 1), batchIn(bus.NewNames("staging"), "catalog", 2, 2)} {
+				if err := pub.PublishMsg(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errOut.String())
+				}
+			case <-ctx.Done():
+				t.Fatalf("usage tail did not stop after --count events; output:\n%s", out.String())
+			}
+			if got := out.String(); !strings.Contains(got, "catalog") || strings.Contains(got, "orders") {
+				t.Errorf("output, want staging's catalog events only:\n%s", got)
 			}
 		})
 	}

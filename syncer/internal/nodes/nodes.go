@@ -1,5 +1,5 @@
 // Package nodes tracks gateway nodes from their heartbeats on
-// sluice.nodes.<node-id>.
+// <ns>.nodes.<node-id> (bus.Names).
 //
 // Every syncer instance subscribes to every heartbeat (plain NATS fan-out),
 // so all instances hold the same view without sharing state: a node is
@@ -7,7 +7,7 @@
 // just started knows every live node after one heartbeat interval.
 //
 // Heartbeats are trusted only as far as NATS permissions go: any party that
-// may publish on sluice.nodes.> can announce a node. What such a party can
+// may publish on <ns>.nodes.> can announce a node. What such a party can
 // do to the registry is bounded: a heartbeat must be well formed, within
 // bus's field bounds and on its own node's subject, or it is dropped and
 // counted; the registry holds at most MaxNodes nodes; a node silent for
@@ -55,6 +55,7 @@ type Node struct {
 // Registry holds the last heartbeat of every node.
 type Registry struct {
 	nc      *nats.Conn
+	names   bus.Names
 	ttl     time.Duration
 	max     int
 	now     func() time.Time
@@ -76,8 +77,8 @@ type Registry struct {
 // New returns a registry counting a node live for ttl after a heartbeat. It
 // registers the sluice_nodes_live gauge and the
 // sluice_nodes_heartbeats_dropped_total counter on reg.
-func New(nc *nats.Conn, ttl time.Duration, log zerolog.Logger, reg prometheus.Registerer) (*Registry, error) {
-	r := &Registry{nc: nc, ttl: ttl, max: MaxNodes, now: time.Now, nodes: map[string]*Node{},
+func New(nc *nats.Conn, names bus.Names, ttl time.Duration, log zerolog.Logger, reg prometheus.Registerer) (*Registry, error) {
+	r := &Registry{nc: nc, names: names, ttl: ttl, max: MaxNodes, now: time.Now, nodes: map[string]*Node{},
 		log: log.With().Str("component", "syncer.nodes").Logger()}
 	r.dropLog = r.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: warnEvery})
 	r.live = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -105,7 +106,7 @@ func New(nc *nats.Conn, ttl time.Duration, log zerolog.Logger, reg prometheus.Re
 
 // Start subscribes to heartbeats.
 func (r *Registry) Start(context.Context) error {
-	sub, err := r.nc.Subscribe(bus.NodesWildcard, func(m *nats.Msg) { r.Receive(m.Subject, m.Data) })
+	sub, err := r.nc.Subscribe(r.names.NodesWildcard(), func(m *nats.Msg) { r.Receive(m.Subject, m.Data) })
 	if err != nil {
 		return fmt.Errorf("nodes: subscribe: %w", err)
 	}
@@ -135,7 +136,7 @@ func (r *Registry) Receive(subject string, data []byte) {
 		r.drop("malformed", subject, err)
 		return
 	}
-	if subject != bus.NodeSubject(hb.ID) {
+	if subject != r.names.NodeSubject(hb.ID) {
 		r.drop("subject", subject, fmt.Errorf("heartbeat of node %q on another node's subject", hb.ID))
 		return
 	}

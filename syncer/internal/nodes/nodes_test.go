@@ -19,7 +19,7 @@ import (
 func TestLivenessAndConvergence(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	r, err := New(nil, 6*time.Second, zerolog.Nop(), reg)
+	r, err := New(nil, bus.Names{}, 6*time.Second, zerolog.Nop(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestLivenessAndConvergence(t *testing.T) {
 
 func newTestRegistry(t *testing.T, max int) (*Registry, *time.Time) {
 	t.Helper()
-	r, err := New(nil, 6*time.Second, zerolog.Nop(), prometheus.NewRegistry())
+	r, err := New(nil, bus.Names{}, 6*time.Second, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,19 +100,19 @@ func TestRegistryBoundedAndStaleNodesExpire(t *testing.T) {
 	t.Parallel()
 	r, now := newTestRegistry(t, 3)
 	for _, id := range []string{"a", "b", "c"} {
-		r.Receive(bus.NodeSubject(id), heartbeat(id, 1))
+		r.Receive(bus.Names{}.NodeSubject(id), heartbeat(id, 1))
 		*now = now.Add(time.Second)
 	}
-	r.Receive(bus.NodeSubject("d"), heartbeat("d", 1)) // full of live nodes
+	r.Receive(bus.Names{}.NodeSubject("d"), heartbeat("d", 1)) // full of live nodes
 	if got := promtest.ToFloat64(r.dropped.WithLabelValues("full")); got != 1 {
 		t.Fatalf("dropped{full} = %v, want 1", got)
 	}
-	r.Receive(bus.NodeSubject("a"), heartbeat("a", 2)) // known nodes still update
+	r.Receive(bus.Names{}.NodeSubject("a"), heartbeat("a", 2)) // known nodes still update
 	if l := r.List(); len(l) != 3 || l[0].ConfigVersion != 2 {
 		t.Fatalf("list %+v", l)
 	}
 	*now = now.Add(6500 * time.Millisecond) // b is no longer live: d replaces it
-	r.Receive(bus.NodeSubject("d"), heartbeat("d", 1))
+	r.Receive(bus.Names{}.NodeSubject("d"), heartbeat("d", 1))
 	if l := r.List(); len(l) != 3 || l[0].ID != "a" || l[1].ID != "c" || l[2].ID != "d" {
 		t.Fatalf("list %+v, want a, c, d", l)
 	}
@@ -127,7 +127,7 @@ func TestRegistryBoundedAndStaleNodesExpire(t *testing.T) {
 func TestHeartbeatsOverNATS(t *testing.T) {
 	t.Parallel()
 	n := testutil.StartNATS(t)
-	r, err := New(n.Conn(t), 6*time.Second, zerolog.Nop(), prometheus.NewRegistry())
+	r, err := New(n.Conn(t), bus.Names{}, 6*time.Second, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

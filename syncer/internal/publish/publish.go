@@ -1,6 +1,6 @@
 // Package publish announces config versions on NATS after the syncer has
 // written them to Redis: one JSON message (bus.SyncMessage) per version on
-// sluice.sync.<kind>.
+// <ns>.sync.<kind> (bus.Names).
 //
 // Publishing is best effort by design. Redis already holds the version and
 // its changelog entry; a message lost here (NATS down, syncer crash between
@@ -24,16 +24,18 @@ import (
 // Publisher sends config versions to the nodes.
 type Publisher struct {
 	nc        *nats.Conn
+	names     bus.Names
 	log       zerolog.Logger
 	published prometheus.Counter
 	errors    prometheus.Counter
 }
 
 // New returns a Publisher over nc, registering its metrics on reg.
-func New(nc *nats.Conn, log zerolog.Logger, reg prometheus.Registerer) (*Publisher, error) {
+func New(nc *nats.Conn, names bus.Names, log zerolog.Logger, reg prometheus.Registerer) (*Publisher, error) {
 	p := &Publisher{
-		nc:  nc,
-		log: log.With().Str("component", "syncer.publish").Logger(),
+		nc:    nc,
+		names: names,
+		log:   log.With().Str("component", "syncer.publish").Logger(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sync_published_total", Help: "Config versions announced on NATS.",
 		}),
@@ -68,7 +70,7 @@ func (p *Publisher) Publish(v store.Version) {
 	msg := bus.NewSyncMessage(v)
 	data, err := json.Marshal(msg)
 	if err == nil {
-		err = p.nc.Publish(bus.SyncSubject(msg.Kind()), data)
+		err = p.nc.Publish(p.names.SyncSubject(msg.Kind()), data)
 	}
 	if err != nil {
 		p.errors.Inc()
