@@ -45,6 +45,9 @@ type Event struct {
 	BytesIn  int64  `json:"in"`       // request body bytes
 	BytesOut int64  `json:"out"`      // response body bytes
 	Limited  string `json:"limited"`  // "" or why it was refused: "rate", "quota"
+	// RequestID is the request's id (the X-Request-ID the client sent or
+	// the gateway made); optional: encoded only when set.
+	RequestID string `json:"rid,omitempty"`
 }
 
 // Timestamp returns the event time.
@@ -78,6 +81,10 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendInt(dst, e.BytesOut, 10)
 	dst = append(dst, `,"limited":`...)
 	dst = appendString(dst, e.Limited)
+	if e.RequestID != "" {
+		dst = append(dst, `,"rid":`...)
+		dst = appendString(dst, e.RequestID)
+	}
 	return append(dst, "}\n"...)
 }
 

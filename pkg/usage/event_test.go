@@ -13,7 +13,7 @@ func sample() Event {
 		ID: "n1-abc-1", Time: 1764237600123456789, Node: "n1", API: "orders",
 		KeyHash: strings.Repeat("ab", 32), Method: "POST", Path: "/orders/42/pay",
 		Endpoint: "/orders/{id}/pay", Status: 429, Latency: 1250, BytesIn: 17, BytesOut: 64,
-		Limited: "rate",
+		Limited: "rate", RequestID: "0f3a9c1d-17",
 	}
 }
 
@@ -22,7 +22,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 	tests := map[string]Event{
 		"full":    sample(),
 		"empty":   {ID: "x"},
-		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>"},
+		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>", RequestID: "a\"b"},
 	}
 	for name, e := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -40,6 +40,23 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestRequestIDOptional: rid is written only when set, so a version 1
+// decoder that predates it reads the same line as before, and a line
+// without it decodes to an empty RequestID.
+func TestRequestIDOptional(t *testing.T) {
+	t.Parallel()
+	e := sample()
+	e.RequestID = ""
+	line := AppendJSON(nil, &e)
+	if strings.Contains(string(line), `"rid"`) {
+		t.Fatalf("rid written while empty: %s", line)
+	}
+	e.RequestID = "r-1"
+	if line := AppendJSON(nil, &e); !strings.HasSuffix(string(line), `,"rid":"r-1"}`+"\n") {
+		t.Fatalf("rid missing: %s", line)
 	}
 }
 

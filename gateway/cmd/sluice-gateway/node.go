@@ -94,6 +94,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 			MaxForwardedFor: cfg.Proxy.MaxForwardedForBytes,
 			ClientHeaders:   proxy.ClientHeaders(cfg.Proxy.ClientForwardingHeaders),
 		},
+		RequestIDHeader: cfg.Proxy.RequestIDHeader,
 	}, st, lim, pub, reg, log)
 	if err != nil {
 		return nil, err

@@ -83,6 +83,12 @@ type Proxy struct {
 	// sets X-Real-IP to the client address; "pass" forwards them unchanged,
 	// for a gateway that only ever hears from a proxy that sets them.
 	ClientForwardingHeaders string `yaml:"client_forwarding_headers"`
+	// RequestIDHeader names the request id header (default X-Request-ID):
+	// a client's value of 1 to 128 visible ASCII characters is kept,
+	// anything else replaced by an id the node makes; the upstream receives
+	// it, the client gets it back, and it is in the usage event, the access
+	// log and every log line about the request.
+	RequestIDHeader string `yaml:"request_id_header"`
 }
 
 // Auth tunes API key authentication.
@@ -132,6 +138,7 @@ func Default() Config {
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxConnsPerHost: 1024,
 			ClientIdleTimeout: 60 * time.Second, MaxForwardedForBytes: proxy.DefaultMaxForwardedFor,
 			ClientForwardingHeaders: string(proxy.StripClientHeaders),
+			RequestIDHeader:         "X-Request-ID",
 		},
 		Auth: Auth{
 			MinKeyLength: 16, SessionCacheSize: 100000, SessionTTL: 30 * time.Second,
@@ -237,6 +244,9 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("proxy.client_forwarding_headers", "must be %q or %q, got %q",
 			proxy.StripClientHeaders, proxy.PassClientHeaders, c.Proxy.ClientForwardingHeaders)
 	}
+	if !validHeaderName(c.Proxy.RequestIDHeader) {
+		errs.Add("proxy.request_id_header", "must be a header name of 1 to 64 letters, digits or '-', got %q", c.Proxy.RequestIDHeader)
+	}
 	if c.Auth.MinKeyLength < 1 || c.Auth.MinKeyLength > 1024 {
 		errs.Add("auth.min_key_length", "must be between 1 and 1024")
 	}
@@ -269,6 +279,18 @@ func checkAddr(errs *validation.Errors, field, addr string) {
 	if err := validation.ListenAddr(addr); err != nil {
 		errs.Add(field, "%v", err)
 	}
+}
+
+func validHeaderName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func validNodeID(s string) bool {

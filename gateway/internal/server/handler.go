@@ -35,6 +35,9 @@ type exchange struct {
 	dec      limit.Decision
 	limited  string
 	ev       pkgusage.Event
+	rid      []byte        // request id (requestid.go), kept for the log and the usage event
+	upstream time.Duration // time spent in the upstream call
+	err      *Error        // the error that answered the request, nil when served
 
 	// claims of a verified token, set upstream by forward after the
 	// hop-by-hop strip.
@@ -47,6 +50,7 @@ func (x *exchange) reset(now time.Time) {
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
+	x.rid, x.upstream, x.err = x.rid[:0], 0, nil
 }
 
 // handle is the request path: each stage either lets the request go on or
@@ -54,6 +58,7 @@ func (x *exchange) reset(now time.Time) {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x := s.pool.Get().(*exchange)
 	x.reset(time.Now())
+	s.requestID(ctx, x)
 	err := checkFraming(ctx)
 	if err == nil {
 		err = s.route(ctx, x)
@@ -73,6 +78,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		writeError(ctx, err)
 	}
+	x.err = err
 	s.record(ctx, x)
 	x.snap, x.api, x.route, x.endpoint, x.sess = nil, nil, nil, nil, nil
 	s.pool.Put(x)
@@ -134,7 +140,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		}
 		err = s.authenticateKey(ctx, x, key)
 	default:
-		s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
+		s.warnFor(x, errors.New(a.Mode), "api auth mode not supported by this gateway")
 		return ErrInternal
 	}
 	if err == nil {
@@ -161,7 +167,7 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	case errors.Is(err, auth.ErrStale) && x.api.FailOpen:
 		// the store is down: served as the node last read it
 	case err != nil:
-		s.warn(err, "api key lookup failed")
+		s.warnFor(x, err, "api key lookup failed")
 		return ErrStoreDown
 	}
 	switch sess.Usable(x.start) {
@@ -224,7 +230,7 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return ErrRateLimited
 	case limit.Unavailable:
 		x.dec.WriteHeaders(&ctx.Response.Header)
-		s.warn(x.dec.Err, "rate limit store unavailable, api fails closed")
+		s.warnFor(x, x.dec.Err, "rate limit store unavailable, api fails closed")
 		return ErrStoreDown
 	}
 	return nil
@@ -249,7 +255,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		from = len(x.route.Prefix)
 	}
 	if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from); err != nil {
-		s.warn(err, "upstream request failed")
+		s.warnFor(x, err, "upstream request failed")
 		ctx.Response.Reset()
 		if errors.Is(err, proxy.ErrUpstreamTimeout) {
 			return ErrUpstreamTimeout
@@ -257,7 +263,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return ErrUpstreamDown
 	}
 	if err := proxy.StripResponse(&ctx.Response); err != nil {
-		s.warn(err, "upstream response refused")
+		s.warnFor(x, err, "upstream response refused")
 		ctx.Response.Reset()
 		return ErrUpstreamDown
 	}
@@ -280,21 +286,23 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		id = x.api.ID
 	}
 	s.m.forAPI(id).observe(status, lat.Seconds())
+	ctx.Response.Header.SetBytesV(s.rid.header, x.rid)
 	if x.api == nil || s.usage == nil {
 		return
 	}
 	e := &x.ev
 	*e = pkgusage.Event{
-		Time:     x.start.UnixNano(),
-		Node:     s.opts.Node,
-		API:      x.api.ID,
-		Method:   methodName(ctx.Method()),
-		Path:     string(x.path),
-		Status:   status,
-		Latency:  lat.Microseconds(),
-		BytesIn:  int64(len(ctx.Request.Body())),
-		BytesOut: int64(len(ctx.Response.Body())),
-		Limited:  x.limited,
+		Time:      x.start.UnixNano(),
+		Node:      s.opts.Node,
+		API:       x.api.ID,
+		Method:    methodName(ctx.Method()),
+		Path:      string(x.path),
+		Status:    status,
+		Latency:   lat.Microseconds(),
+		BytesIn:   int64(len(ctx.Request.Body())),
+		BytesOut:  int64(len(ctx.Response.Body())),
+		Limited:   x.limited,
+		RequestID: string(x.rid),
 	}
 	if x.sess != nil {
 		e.KeyHash = x.sess.Hash
