@@ -95,6 +95,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 			ClientHeaders:   proxy.ClientHeaders(cfg.Proxy.ClientForwardingHeaders),
 		},
 		RequestIDHeader: cfg.Proxy.RequestIDHeader,
+		AccessLog:       cfg.AccessLog,
 	}, st, lim, pub, reg, log)
 	if err != nil {
 		return nil, err

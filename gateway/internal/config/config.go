@@ -14,6 +14,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/server"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
@@ -51,6 +52,9 @@ type Config struct {
 	// jwt (and API key APIs that also take a JWT).
 	JWT jwtauth.Options `yaml:"jwt"`
 	Log logging.Config  `yaml:"log"`
+	// AccessLog: one JSON line per request (mode off, errors, sampled or
+	// all; see docs/operations.md, "Access log").
+	AccessLog server.AccessLogOptions `yaml:"access_log"`
 }
 
 // Sync tunes how the node follows config changes.
@@ -149,7 +153,8 @@ func Default() Config {
 			FetchTimeout: jwtauth.DefaultFetchTimeout, MaxResponseBytes: jwtauth.DefaultMaxResponseBytes,
 			CacheSize: jwtauth.DefaultCacheSize, MaxTokenBytes: jwtauth.DefaultMaxTokenBytes,
 		},
-		Log: logging.Default(),
+		Log:       logging.Default(),
+		AccessLog: server.AccessLogOptions{}.WithDefaults(),
 	}
 }
 
@@ -263,6 +268,7 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("auth.max_stale", "must not be negative (0: no bound)")
 	}
 	errs.Merge("jwt", c.JWT.Validate())
+	errs.Merge("access_log", c.AccessLog.Validate())
 	if err := c.Log.Validate(); err != nil {
 		errs.Add("", "%v", err)
 	}

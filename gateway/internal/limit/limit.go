@@ -257,7 +257,7 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	}
 	if err := req.Validate(); err != nil {
 		d.Outcome, d.Err, d.RetryAfter = Unavailable, err, time.Second
-		l.m.decisions[sourceStore][Unavailable].Inc()
+		l.m.decided(sourceStore, req.APIID, d)
 		return
 	}
 	c := l.collector(req.APIID)
@@ -405,14 +405,14 @@ var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
 func (l *Limiter) decideWithoutStore(req *Request, d *Decision) {
 	if !req.FailOpen {
 		d.Outcome, d.RetryAfter = Unavailable, max(l.opts.StoreRetry, time.Second)
-		l.m.decisions[sourceStore][Unavailable].Inc()
+		l.m.decided(sourceStore, req.APIID, d)
 		return
 	}
 	l.fb.decide(req, d, time.Now().UnixMicro())
 	if d.ShadowLimited {
 		l.m.shadow.Inc()
 	}
-	l.m.decisions[sourceFallback][d.Outcome].Inc()
+	l.m.decided(sourceFallback, req.APIID, d)
 }
 
 func (l *Limiter) storeDown() bool {

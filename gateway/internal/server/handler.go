@@ -254,7 +254,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.api.StripListenPath {
 		from = len(x.route.Prefix)
 	}
-	if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from); err != nil {
+	if err := s.upstreamDo(ctx, x, from); err != nil {
 		s.warnFor(x, err, "upstream request failed")
 		ctx.Response.Reset()
 		if errors.Is(err, proxy.ErrUpstreamTimeout) {
@@ -286,7 +286,9 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		id = x.api.ID
 	}
 	s.m.forAPI(id).observe(status, lat.Seconds())
+	s.m.authFailure(id, x.err)
 	ctx.Response.Header.SetBytesV(s.rid.header, x.rid)
+	s.accessLog(ctx, x, status, lat)
 	if x.api == nil || s.usage == nil {
 		return
 	}

@@ -50,6 +50,8 @@ type Options struct {
 	// RequestIDHeader names the request id header taken from clients,
 	// passed to the upstream and returned (default X-Request-ID).
 	RequestIDHeader string
+	// AccessLog configures the access log (off by default).
+	AccessLog AccessLogOptions
 }
 
 // Server is the traffic listener of a node.
@@ -61,6 +63,7 @@ type Server struct {
 	log     zerolog.Logger
 	m       *metrics
 	rid     *requestIDs
+	access  *accessLog // nil when off
 	srv     *fasthttp.Server
 	ln      net.Listener
 	pool    sync.Pool // *exchange
@@ -89,6 +92,9 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 		log: log.With().Str("component", "gateway.server").Logger(),
 	}
 	s.pool.New = func() any { return new(exchange) }
+	if s.access, err = newAccessLog(opts.AccessLog, func(n int) { m.accessDropped.Add(float64(n)) }); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
@@ -153,6 +159,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.cancelBase()
+	if s.access != nil {
+		defer s.access.Close()
+	}
 	if s.ln == nil {
 		return nil
 	}
