@@ -47,6 +47,10 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
+	calls, err := ops.NewRedisCalls(reg)
+	if err != nil {
+		return nil, err
+	}
 	rdb, err := cfg.Redis.Client(log)
 	if err != nil {
 		return nil, err
@@ -66,6 +70,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		Auth: auth.Options{
 			CacheSize: cfg.Auth.SessionCacheSize, TTL: cfg.Auth.SessionTTL, NegativeCacheSize: cfg.Auth.NegativeCacheSize,
 			NegativeTTL: cfg.Auth.NegativeTTL, LookupTimeout: cfg.Auth.LookupTimeout, MaxStale: cfg.Auth.MaxStale,
+			Observe: calls.Observer(ops.CallSessionLookup),
 		},
 	}, log)
 	if err != nil {
@@ -76,6 +81,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	lim.ObserveCalls(calls.Observer(ops.CallLimitScript))
 	// NATS: reconnect forever; a node whose NATS is down at start still
 	// serves, and the usage buffer holds (then drops, counted) events.
 	n.nc, err = cfg.NATS.Connect("sluice-gateway "+cfg.NodeID, log)
@@ -103,6 +109,15 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_config_version", Help: "Config version applied by this node.",
 	}, func() float64 { return float64(st.Version()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_config_last_applied_timestamp_seconds",
+		Help: "Unix time this node last applied a config version (0 before the first).",
+	}, func() float64 {
+		if t := st.AppliedAt(); !t.IsZero() {
+			return float64(t.UnixNano()) / 1e9
+		}
+		return 0
+	}))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "sluice_auth_stale_sessions_total",
 		Help: "Key lookups answered with a cached session past its TTL because the store could not re-read it.",
@@ -119,7 +134,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		n.ops.EnableProfiling()
 	}
 	follower, err := configsync.New(n.nc, store.New(n.rdb, 0), st, configsync.Options{
-		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress,
+		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, BuildVersion: buildinfo.Get().Version,
 		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval,
 	}, log, reg)
 	if err != nil {
