@@ -39,13 +39,15 @@ type node struct {
 	state   *state.State
 	server  *server.Server
 	ops     *ops.Server
+	reg     *namedRegistry
 	started []component
 	order   []component // start order; shutdown runs it backwards
 }
 
 func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
-	reg := prometheus.NewRegistry()
+	reg := newNamedRegistry()
+	n.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	calls, err := ops.NewRedisCalls(reg)
 	if err != nil {
