@@ -84,7 +84,7 @@ type Aggregation struct {
 // Default returns the documented defaults.
 func Default() Config {
 	return Config{
-		Listen: ":9091",
+		Listen: ":7461",
 		Redis:  Redis{Redis: connect.DefaultRedis(), Timeout: 2 * time.Second},
 		NATS: NATS{
 			NATS: connect.DefaultNATS(), Durable: "sluice-analytics",
