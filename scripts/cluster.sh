@@ -8,8 +8,8 @@
 # Redis on :6379 and NATS on :4222 are used when they already answer (and are
 # then never stopped by this script); otherwise they are started here. Then:
 # the demo upstream (:8000), the demo data, two gateway nodes (traffic :8080
-# and :8081, operations :9080 and :9081), the syncer (:9090) and an analytics
-# worker (:9091) when their binaries are built. Binaries come from bin/
+# and :8081, operations :9080 and :9081), the syncer (:7460) and an analytics
+# worker (:7461) when their binaries are built. Binaries come from bin/
 # (make build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,7 +140,7 @@ EOF
 # with sluice-dev seed). Both are idempotent.
 seed_demo() {
   if [ "$SYNCER" = 1 ] && [ -x "$BIN/sluicectl" ]; then
-    local ctl=("$BIN/sluicectl" --addr http://127.0.0.1:9090)
+    local ctl=("$BIN/sluicectl" --addr http://127.0.0.1:7460)
     cat >"$RUN/demo.yaml" <<EOF
 # The demo API of the local cluster (scripts/cluster.sh).
 apis:
@@ -191,9 +191,9 @@ start_cluster() {
   SYNCER=0
   if [ -x "$BIN/sluice-syncer" ]; then
     start syncer env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
-      "$BIN/sluice-syncer" --insecure-dev --listen 127.0.0.1:9090
+      "$BIN/sluice-syncer" --insecure-dev --listen 127.0.0.1:7460
     SYNCER=1
-    wait_ready syncer "http://127.0.0.1:9090/ready" || exit 1
+    wait_ready syncer "http://127.0.0.1:7460/ready" || exit 1
   else
     warn "$BIN/sluice-syncer is not built: skipping the syncer (admin API)"
   fi
@@ -211,7 +211,7 @@ start_cluster() {
   ANALYTICS=0
   if [ -x "$BIN/sluice-analytics" ]; then
     start analytics env SLUICE_REDIS_ADDR="$REDIS_ADDR" SLUICE_NATS_URL="$NATS_URL" \
-      SLUICE_AUTH_TOKEN="$ANALYTICS_TOKEN" "$BIN/sluice-analytics" --listen 127.0.0.1:9091
+      SLUICE_AUTH_TOKEN="$ANALYTICS_TOKEN" "$BIN/sluice-analytics" --listen 127.0.0.1:7461
     ANALYTICS=1
   else
     warn "$BIN/sluice-analytics is not built: skipping the analytics worker"
@@ -219,7 +219,7 @@ start_cluster() {
 
   local ok=1
   for n in $(seq "$GATEWAYS"); do wait_ready "gateway-$n" "http://127.0.0.1:$((9079 + n))/ready" || ok=0; done
-  [ "$ANALYTICS" = 1 ] && { wait_ready analytics "http://127.0.0.1:9091/ready" || ok=0; }
+  [ "$ANALYTICS" = 1 ] && { wait_ready analytics "http://127.0.0.1:7461/ready" || ok=0; }
   [ "$ok" = 1 ] || warn "some services are not ready; see the logs above"
   print_help
 }
@@ -243,9 +243,9 @@ EOF
   fi
   if [ "$SYNCER" = 1 ]; then
     cat <<EOF
-Admin API (no token: --insecure-dev, loopback only): http://127.0.0.1:9090
-  curl -s http://127.0.0.1:9090/v1/status
-  curl -s http://127.0.0.1:9090/v1/nodes
+Admin API (no token: --insecure-dev, loopback only): http://127.0.0.1:7460
+  curl -s http://127.0.0.1:7460/v1/status
+  curl -s http://127.0.0.1:7460/v1/nodes
 EOF
     if [ -x "$BIN/sluicectl" ]; then
       cat <<EOF
@@ -261,9 +261,9 @@ EOF
   if [ "$ANALYTICS" = 1 ]; then
     cat <<EOF
 Analytics (token $ANALYTICS_TOKEN; /health, /ready, /metrics need none):
-  Dashboard: http://127.0.0.1:9091/#token=$ANALYTICS_TOKEN   (kept in the browser afterwards)
-  curl -s -H 'Authorization: Bearer $ANALYTICS_TOKEN' 'http://127.0.0.1:9091/v1/usage/top?by=api'
-  metrics: http://127.0.0.1:9091/metrics
+  Dashboard: http://127.0.0.1:7461/#token=$ANALYTICS_TOKEN   (kept in the browser afterwards)
+  curl -s -H 'Authorization: Bearer $ANALYTICS_TOKEN' 'http://127.0.0.1:7461/v1/usage/top?by=api'
+  metrics: http://127.0.0.1:7461/metrics
 EOF
     if [ -x "$BIN/sluicectl" ]; then
       echo "  SLUICE_ANALYTICS_TOKEN=$ANALYTICS_TOKEN $BIN/sluicectl usage --api demo"

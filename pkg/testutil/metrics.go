@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -18,5 +19,51 @@ func LintMetrics(t testing.TB, body string) {
 	}
 	for _, p := range problems {
 		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+}
+
+// MetricFamilies returns the names of the metric families in a Prometheus
+// text exposition body (from its "# TYPE" lines).
+func MetricFamilies(body string) map[string]bool {
+	names := map[string]bool{}
+	for _, line := range strings.Split(body, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			names[f[2]] = true
+		}
+	}
+	return names
+}
+
+// ReadNames reads a list of metric names, one a line ('#' starts a
+// comment).
+func ReadNames(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line, _, _ = strings.Cut(line, "#"); strings.TrimSpace(line) != "" {
+			names = append(names, strings.TrimSpace(line))
+		}
+	}
+	return names
+}
+
+// CheckExported fails t unless every name listed in the file at path is a
+// metric family of the exposition body: the list a dashboard test trusts
+// stays true to what the service exports.
+func CheckExported(t testing.TB, body, path string) {
+	t.Helper()
+	have := MetricFamilies(body)
+	names := ReadNames(t, path)
+	if len(names) == 0 {
+		t.Fatalf("%s lists no metric", path)
+	}
+	for _, n := range names {
+		if !have[n] {
+			t.Errorf("%s lists %s, which the service does not export", path, n)
+		}
 	}
 }

@@ -49,6 +49,9 @@ type Event struct {
 	// byte, set (non-zero) only for streamed responses and upgraded
 	// connections, whose Latency is the time to the first byte.
 	Duration int64 `json:"dur_us,omitempty"`
+	// RequestID is the request's id (the X-Request-ID the client sent or
+	// the gateway made); optional: encoded only when set.
+	RequestID string `json:"rid,omitempty"`
 }
 
 // Timestamp returns the event time.
@@ -85,6 +88,10 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	if e.Duration != 0 {
 		dst = append(dst, `,"dur_us":`...)
 		dst = strconv.AppendInt(dst, e.Duration, 10)
+	}
+	if e.RequestID != "" {
+		dst = append(dst, `,"rid":`...)
+		dst = appendString(dst, e.RequestID)
 	}
 	return append(dst, "}\n"...)
 }

@@ -13,7 +13,7 @@ func sample() Event {
 		ID: "n1-abc-1", Time: 1764237600123456789, Node: "n1", API: "orders",
 		KeyHash: strings.Repeat("ab", 32), Method: "POST", Path: "/orders/42/pay",
 		Endpoint: "/orders/{id}/pay", Status: 429, Latency: 1250, BytesIn: 17, BytesOut: 64,
-		Limited: "rate",
+		Limited: "rate", RequestID: "0f3a9c1d-17",
 	}
 }
 
@@ -23,7 +23,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		"full":    sample(),
 		"empty":   {ID: "x"},
 		"stream":  {ID: "s", Status: 200, Latency: 900, BytesOut: 1 << 30, Duration: 2_500_000},
-		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>"},
+		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>", RequestID: "a\"b"},
 	}
 	for name, e := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -41,6 +41,23 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 				t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestRequestIDOptional: rid is written only when set, so a version 1
+// decoder that predates it reads the same line as before, and a line
+// without it decodes to an empty RequestID.
+func TestRequestIDOptional(t *testing.T) {
+	t.Parallel()
+	e := sample()
+	e.RequestID = ""
+	line := AppendJSON(nil, &e)
+	if strings.Contains(string(line), `"rid"`) {
+		t.Fatalf("rid written while empty: %s", line)
+	}
+	e.RequestID = "r-1"
+	if line := AppendJSON(nil, &e); !strings.HasSuffix(string(line), `,"rid":"r-1"}`+"\n") {
+		t.Fatalf("rid missing: %s", line)
 	}
 }
 
@@ -102,8 +119,8 @@ func TestAppendJSONOmitsZeroDuration(t *testing.T) {
 	if line := string(AppendJSON(nil, &e)); strings.Contains(line, "dur_us") {
 		t.Fatalf("dur_us written for a zero duration: %s", line)
 	}
-	e.Duration = 7
+	e.Duration, e.RequestID = 7, ""
 	if line := string(AppendJSON(nil, &e)); !strings.HasSuffix(line, `"limited":"rate","dur_us":7}`+"\n") {
-		t.Fatalf("dur_us not appended last: %s", line)
+		t.Fatalf("dur_us not appended after the fields before it: %s", line)
 	}
 }

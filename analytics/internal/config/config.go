@@ -102,7 +102,7 @@ type Auth struct {
 // Default returns the documented defaults.
 func Default() Config {
 	return Config{
-		Listen: ":9091",
+		Listen: ":7461",
 		Redis:  Redis{Redis: connect.DefaultRedis(), Timeout: 2 * time.Second},
 		NATS: NATS{
 			NATS:    connect.DefaultNATS(),

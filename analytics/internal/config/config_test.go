@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 		{"redis cluster address without port", func(c *Config) { c.Redis.ClusterAddrs = []string{"10.0.0.1:7000", "redis-2"} },
 			[]string{"redis.cluster_addrs[1]"}},
 		{"listen port 99999", func(c *Config) { c.Listen = ":99999" }, []string{"listen: port 99999 out of range 0-65535"}},
-		{"listen bad host", func(c *Config) { c.Listen = "a b:9091" }, []string{`listen: host "a b" is not a valid host name`}},
+		{"listen bad host", func(c *Config) { c.Listen = "a b:7461" }, []string{`listen: host "a b" is not a valid host name`}},
 		{"redis without port", func(c *Config) { c.Redis.Addr = "redis" }, []string{`redis.addr: "redis" has no port`}},
 		{"redis port 0", func(c *Config) { c.Redis.Addr = "redis:0" }, []string{"redis.addr: port 0 out of range 1-65535"}},
 		{"redis cluster port 99999", func(c *Config) { c.Redis.ClusterAddrs = []string{"redis-1:99999"} },

@@ -3,6 +3,7 @@ package service
 import (
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,4 +31,5 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.LintMetrics(t, string(body))
+	testutil.CheckExported(t, string(body), filepath.Join("..", "..", "..", "deployments", "grafana", "exported", "analytics.txt"))
 }

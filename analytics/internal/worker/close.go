@@ -47,6 +47,8 @@ func (w *Worker) measureLag(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	w.m.pending.Set(float64(info.NumPending))
+	w.m.ackPending.Set(float64(info.NumAckPending))
 	if info.NumPending == 0 && info.NumAckPending == 0 {
 		w.m.lag.Set(0)
 		return

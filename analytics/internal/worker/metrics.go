@@ -7,6 +7,8 @@ type metrics struct {
 	duplicates prometheus.Counter
 	late       prometheus.Counter
 	lag        prometheus.Gauge
+	pending    prometheus.Gauge
+	ackPending prometheus.Gauge
 	redisErrs  prometheus.Counter
 	malformed  prometheus.Counter
 	batches    prometheus.Counter
@@ -24,6 +26,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Usage events whose minute had closed: counted in the API's late total and added to the minute as a correction."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_analytics_lag_seconds",
 			Help: "Age of the oldest usage event not yet acknowledged by the workers."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_analytics_consumer_pending_messages",
+			Help: "Usage messages in the stream not yet delivered to the shared consumer (JetStream num_pending)."}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_analytics_consumer_ack_pending_messages",
+			Help: "Usage messages delivered to the workers and not yet acknowledged (JetStream num_ack_pending)."}),
 		redisErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_redis_errors_total",
 			Help: "Redis writes that failed (the batch is redelivered)."}),
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_analytics_malformed_batches_total",
@@ -35,6 +41,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		apply: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_analytics_apply_seconds",
 			Help: "Time to record one fetched batch in Redis.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
 	}
-	reg.MustRegister(m.events, m.duplicates, m.late, m.lag, m.redisErrs, m.malformed, m.batches, m.closed, m.apply)
+	reg.MustRegister(m.events, m.duplicates, m.late, m.lag, m.pending, m.ackPending, m.redisErrs, m.malformed, m.batches, m.closed, m.apply)
 	return m
 }

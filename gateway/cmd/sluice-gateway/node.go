@@ -39,14 +39,20 @@ type node struct {
 	state   *state.State
 	server  *server.Server
 	ops     *ops.Server
+	reg     *namedRegistry
 	started []component
 	order   []component // start order; shutdown runs it backwards
 }
 
 func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
-	reg := prometheus.NewRegistry()
+	reg := newNamedRegistry()
+	n.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
+	calls, err := ops.NewRedisCalls(reg)
+	if err != nil {
+		return nil, err
+	}
 	rdb, err := cfg.Redis.Client(log)
 	if err != nil {
 		return nil, err
@@ -68,6 +74,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		Auth: auth.Options{
 			CacheSize: cfg.Auth.SessionCacheSize, TTL: cfg.Auth.SessionTTL, NegativeCacheSize: cfg.Auth.NegativeCacheSize,
 			NegativeTTL: cfg.Auth.NegativeTTL, LookupTimeout: cfg.Auth.LookupTimeout, MaxStale: cfg.Auth.MaxStale,
+			Observe: calls.Observer(ops.CallSessionLookup),
 		},
 	}, log)
 	if err != nil {
@@ -80,6 +87,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	lim.ObserveCalls(calls.Observer(ops.CallLimitScript))
 	// NATS: reconnect forever; a node whose NATS is down at start still
 	// serves, and the usage buffer holds (then drops, counted) events.
 	n.nc, err = cfg.NATS.Connect("sluice-gateway "+cfg.NodeID, log)
@@ -101,6 +109,8 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 			MaxForwardedFor: cfg.Proxy.MaxForwardedForBytes,
 			ClientHeaders:   proxy.ClientHeaders(cfg.Proxy.ClientForwardingHeaders),
 		},
+		RequestIDHeader: cfg.Proxy.RequestIDHeader,
+		AccessLog:       cfg.AccessLog,
 	}, st, lim, pub, reg, log)
 	if err != nil {
 		return nil, err
@@ -108,6 +118,15 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_config_version", Help: "Config version applied by this node.",
 	}, func() float64 { return float64(st.Version()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_config_last_applied_timestamp_seconds",
+		Help: "Unix time this node last applied a config version (0 before the first).",
+	}, func() float64 {
+		if t := st.AppliedAt(); !t.IsZero() {
+			return float64(t.UnixNano()) / 1e9
+		}
+		return 0
+	}))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "sluice_auth_stale_sessions_total",
 		Help: "Key lookups answered with a cached session past its TTL because the store could not re-read it.",
@@ -124,7 +143,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		n.ops.EnableProfiling()
 	}
 	follower, err := configsync.New(n.nc, store.NewIn(layout, n.rdb, 0), st, configsync.Options{
-		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names,
+		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names, BuildVersion: buildinfo.Get().Version,
 		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval,
 	}, log, reg)
 	if err != nil {

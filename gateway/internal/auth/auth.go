@@ -61,6 +61,9 @@ type Options struct {
 	// frozen store does not cost every request a lookup timeout (default
 	// DefaultStoreRetry).
 	StoreRetry time.Duration
+	// Observe, when set, is told the time and error of each key read from
+	// the store (not found is no error).
+	Observe func(time.Duration, error)
 }
 
 // Cache holds sessions by key hash and remembers unknown hashes.
@@ -141,7 +144,15 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.opts.LookupTimeout)
 		defer cancel()
 	}
+	t := time.Now()
 	k, err := c.store.KeyByHash(ctx, hash)
+	if c.opts.Observe != nil {
+		oerr := err
+		if errors.Is(err, store.ErrNotFound) {
+			oerr = nil
+		}
+		c.opts.Observe(time.Since(t), oerr)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if cached {

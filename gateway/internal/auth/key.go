@@ -138,6 +138,10 @@ func StripBearer(h *fasthttp.RequestHeader) {
 	}
 }
 
+// StripParam deletes every query argument that reads as name (as FindKey
+// reads them): what a log may keep of a query that could carry a key.
+func StripParam(args *fasthttp.Args, name string) { stripParam(args, name) }
+
 // stripParam deletes every argument that reads as name, a batch of
 // distinct decoded names at a time (arguments cannot be deleted while they
 // are visited).

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
+	"github.com/sluicegw/sluice/gateway/internal/server"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
@@ -55,6 +56,9 @@ type Config struct {
 	// jwt (and API key APIs that also take a JWT).
 	JWT jwtauth.Options `yaml:"jwt"`
 	Log logging.Config  `yaml:"log"`
+	// AccessLog: one JSON line per request (mode off, errors, sampled or
+	// all; see docs/operations.md, "Access log").
+	AccessLog server.AccessLogOptions `yaml:"access_log"`
 }
 
 // Sync tunes how the node follows config changes.
@@ -92,6 +96,12 @@ type Proxy struct {
 	// UpgradeMaxLifetime closes it at this age (default 24h).
 	UpgradeIdleTimeout time.Duration `yaml:"upgrade_idle_timeout"`
 	UpgradeMaxLifetime time.Duration `yaml:"upgrade_max_lifetime"`
+	// RequestIDHeader names the request id header (default X-Request-ID):
+	// a client's value of 1 to 128 visible ASCII characters is kept,
+	// anything else replaced by an id the node makes; the upstream receives
+	// it, the client gets it back, and it is in the usage event, the access
+	// log and every log line about the request.
+	RequestIDHeader string `yaml:"request_id_header"`
 }
 
 // Auth tunes API key authentication.
@@ -143,6 +153,7 @@ func Default() Config {
 			ClientIdleTimeout: 60 * time.Second, MaxForwardedForBytes: proxy.DefaultMaxForwardedFor,
 			ClientForwardingHeaders: string(proxy.StripClientHeaders),
 			UpgradeIdleTimeout:      5 * time.Minute, UpgradeMaxLifetime: 24 * time.Hour,
+			RequestIDHeader: "X-Request-ID",
 		},
 		Auth: Auth{
 			MinKeyLength: 16, SessionCacheSize: 100000, SessionTTL: 30 * time.Second,
@@ -153,7 +164,8 @@ func Default() Config {
 			FetchTimeout: jwtauth.DefaultFetchTimeout, MaxResponseBytes: jwtauth.DefaultMaxResponseBytes,
 			CacheSize: jwtauth.DefaultCacheSize, MaxTokenBytes: jwtauth.DefaultMaxTokenBytes,
 		},
-		Log: logging.Default(),
+		Log:       logging.Default(),
+		AccessLog: server.AccessLogOptions{}.WithDefaults(),
 	}
 }
 
@@ -264,6 +276,9 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("proxy.client_forwarding_headers", "must be %q or %q, got %q",
 			proxy.StripClientHeaders, proxy.PassClientHeaders, c.Proxy.ClientForwardingHeaders)
 	}
+	if !validHeaderName(c.Proxy.RequestIDHeader) {
+		errs.Add("proxy.request_id_header", "must be a header name of 1 to 64 letters, digits or '-', got %q", c.Proxy.RequestIDHeader)
+	}
 	if c.Auth.MinKeyLength < 1 || c.Auth.MinKeyLength > 1024 {
 		errs.Add("auth.min_key_length", "must be between 1 and 1024")
 	}
@@ -280,6 +295,7 @@ func (c *Config) Validate() validation.Errors {
 		errs.Add("auth.max_stale", "must not be negative (0: no bound)")
 	}
 	errs.Merge("jwt", c.JWT.Validate())
+	errs.Merge("access_log", c.AccessLog.Validate())
 	if err := c.Log.Validate(); err != nil {
 		errs.Add("", "%v", err)
 	}
@@ -296,6 +312,18 @@ func checkAddr(errs *validation.Errors, field, addr string) {
 	if err := validation.ListenAddr(addr); err != nil {
 		errs.Add(field, "%v", err)
 	}
+}
+
+func validHeaderName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func validNodeID(s string) bool {

@@ -25,6 +25,7 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.Proxy.MaxHeaderBytes = 10
 	c.Proxy.MaxForwardedForBytes = 10
 	c.Proxy.ClientForwardingHeaders = "trust"
+	c.Proxy.RequestIDHeader = "X Request"
 	c.Auth.MinKeyLength = 0
 	c.Auth.SessionTTL = 0
 	c.Auth.MaxStale = -time.Second
@@ -33,9 +34,10 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.Log.Level = "loud"
 	c.JWT.FetchTimeout = -time.Second
 	c.JWT.CacheSize = -1
+	c.AccessLog.Mode = "some"
 	errs := c.Validate()
 	got := errs.Error()
-	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "proxy.max_forwarded_for_bytes", "proxy.client_forwarding_headers", "auth.min_key_length", "auth.session_ttl", "auth.max_stale", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size"} {
+	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "proxy.max_forwarded_for_bytes", "proxy.client_forwarding_headers", "proxy.request_id_header", "auth.min_key_length", "auth.session_ttl", "auth.max_stale", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size", "access_log.mode"} {
 		if !strings.Contains(got, field+":") {
 			t.Errorf("no problem reported for %s in %q", field, got)
 		}

@@ -273,7 +273,7 @@ func (l *Limiter) fill(cl *call, r []int64, j, now, sent int64) {
 	} else {
 		l.giveBack(cl)
 	}
-	l.m.decisions[sourceStore][d.Outcome].Inc()
+	l.m.decided(sourceStore, cl.req.APIID, d)
 }
 
 // grant adds to each lease rule and quota sent what Redis granted (v: the

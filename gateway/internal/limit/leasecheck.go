@@ -121,7 +121,7 @@ func (l *Limiter) refuseLocal(cl *call, i int, reason string, wait time.Duration
 	d.Outcome, d.Reason, d.RetryAfter = Limited, reason, wait
 	d.setLimit(cl.req, i, 0, wait)
 	l.leaseDecisions.Add(1)
-	l.m.decisions[sourceLease][Limited].Inc()
+	l.m.decided(sourceLease, cl.req.APIID, d)
 }
 
 // decideLocal allows a request every rule of which took from a lease.
@@ -129,7 +129,7 @@ func (l *Limiter) decideLocal(cl *call) {
 	cl.d.Outcome = Allowed
 	l.localLimit(cl)
 	l.leaseDecisions.Add(1)
-	l.m.decisions[sourceLease][Allowed].Inc()
+	l.m.decided(sourceLease, cl.req.APIID, cl.d)
 }
 
 // localLimit reports a lease rule decided locally as the most restrictive

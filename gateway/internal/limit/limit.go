@@ -73,12 +73,14 @@ var checkScript string
 
 // Limiter decides requests against Redis. It is safe for concurrent use.
 type Limiter struct {
-	rdb    redis.UniversalClient
-	opts   Options
-	log    zerolog.Logger
-	m      *metrics
-	script *redis.Script
-	fb     *fallback
+	// observe is told the time and error of each script call (ObserveCalls).
+	observe func(time.Duration, error)
+	rdb     redis.UniversalClient
+	opts    Options
+	log     zerolog.Logger
+	m       *metrics
+	script  *redis.Script
+	fb      *fallback
 
 	collectors sync.Map // API id -> *collector
 	calls      sync.Pool
@@ -257,7 +259,7 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	}
 	if err := req.Validate(); err != nil {
 		d.Outcome, d.Err, d.RetryAfter = Unavailable, err, time.Second
-		l.m.decisions[sourceStore][Unavailable].Inc()
+		l.m.decided(sourceStore, req.APIID, d)
 		return
 	}
 	c := l.collector(req.APIID)
@@ -368,6 +370,10 @@ func (l *Limiter) exec(b *batch) {
 	}
 }
 
+// ObserveCalls sets f to be told the time and error of each script call;
+// call it before Start.
+func (l *Limiter) ObserveCalls(f func(time.Duration, error)) { l.observe = f }
+
 // send makes b's script call, unless Redis is being skipped.
 func (l *Limiter) send(b *batch) ([]int64, error) {
 	if l.storeDown() {
@@ -378,8 +384,12 @@ func (l *Limiter) send(b *batch) ([]int64, error) {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+	t := time.Now()
 	res, err := l.script.Run(ctx, l.rdb, b.keys, b.args).Int64Slice()
 	cancel()
+	if l.observe != nil {
+		l.observe(time.Since(t), err)
+	}
 	l.scriptCalls.Add(1)
 	l.scriptDecisions.Add(uint64(decisions))
 	l.scriptGroups.Add(uint64(len(b.groups)))
@@ -405,14 +415,14 @@ var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
 func (l *Limiter) decideWithoutStore(req *Request, d *Decision) {
 	if !req.FailOpen {
 		d.Outcome, d.RetryAfter = Unavailable, max(l.opts.StoreRetry, time.Second)
-		l.m.decisions[sourceStore][Unavailable].Inc()
+		l.m.decided(sourceStore, req.APIID, d)
 		return
 	}
 	l.fb.decide(req, d, time.Now().UnixMicro())
 	if d.ShadowLimited {
 		l.m.shadow.Inc()
 	}
-	l.m.decisions[sourceFallback][d.Outcome].Inc()
+	l.m.decided(sourceFallback, req.APIID, d)
 }
 
 func (l *Limiter) storeDown() bool {

@@ -1,6 +1,10 @@
 package limit
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	scriptCalls    prometheus.Counter
@@ -13,9 +17,24 @@ type metrics struct {
 	leaseGranted   prometheus.Counter
 	leaseRefills   prometheus.Counter
 	quotaReturns   prometheus.Counter
-	// decisions by outcome and source: [source][outcome]
-	decisions [3][3]prometheus.Counter
+	// decisions by API, outcome, reason and source (decided)
+	decisions *prometheus.CounterVec
+	perAPI    sync.Map // api id -> *apiDecisions
 }
+
+// Outcome label values of sluice_limit_decisions_total: an Outcome, or
+// shadow_limited for a request allowed that a shadow rule would have
+// refused.
+var outcomeLabels = [4]string{"allowed", "limited", "unavailable", "shadow_limited"}
+
+const shadowLimited = 3
+
+// Reason label values: why a request was limited, "store" when undecided,
+// "none" otherwise.
+var reasonLabels = [4]string{"none", ReasonRate, ReasonQuota, "store"}
+
+// apiDecisions are an API's decision counters: [source][outcome][reason].
+type apiDecisions [3][4][4]prometheus.Counter
 
 const (
 	sourceStore    = 0
@@ -69,13 +88,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_limit_decisions_total",
-		Help: "Limit decisions by outcome (allowed, limited, unavailable) and source (store, fallback, lease: from this node's leases).",
-	}, []string{"outcome", "source"})
-	for s, source := range []string{"store", "fallback", "lease"} {
-		for o := Allowed; o <= Unavailable; o++ {
-			m.decisions[s][o] = vec.WithLabelValues(o.String(), source)
-		}
-	}
+		Help: "Limit decisions by API, outcome (allowed, limited, shadow_limited: allowed but a shadow rule would have refused, unavailable: store unreachable and the API fails closed), reason (rate, quota, store, none) and source (store, fallback, lease: from this node's leases).",
+	}, []string{"api", "outcome", "reason", "source"})
+	m.decisions = vec
 	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.scriptGroups, m.batchSize, m.storeErrors, m.shadow,
 		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, vec} {
 		if err := reg.Register(c); err != nil {
@@ -83,4 +98,44 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+var sourceLabels = [3]string{"store", "fallback", "lease"}
+
+// decided counts the decision d of an API's request, made by source.
+func (m *metrics) decided(source int, api string, d *Decision) {
+	ad := m.forAPI(api)
+	o, r := int(d.Outcome), 0
+	switch {
+	case d.Outcome == Unavailable:
+		r = 3
+	case d.Outcome == Limited && d.Reason == ReasonQuota:
+		r = 2
+	case d.Outcome == Limited:
+		r = 1
+	case d.ShadowLimited:
+		o = shadowLimited
+	}
+	if o >= len(outcomeLabels) {
+		return
+	}
+	ad[source][o][r].Inc()
+}
+
+// forAPI returns an API's counters, made once; the label values are bound
+// by the configured APIs.
+func (m *metrics) forAPI(api string) *apiDecisions {
+	if v, ok := m.perAPI.Load(api); ok {
+		return v.(*apiDecisions)
+	}
+	ad := new(apiDecisions)
+	for s := range ad {
+		for o := range ad[s] {
+			for r := range ad[s][o] {
+				ad[s][o][r] = m.decisions.WithLabelValues(api, outcomeLabels[o], reasonLabels[r], sourceLabels[s])
+			}
+		}
+	}
+	v, _ := m.perAPI.LoadOrStore(api, ad)
+	return v.(*apiDecisions)
 }

@@ -72,7 +72,7 @@ func TestStoreDown(t *testing.T) {
 			if n := promtest.ToFloat64(l.m.storeErrors); n < 1 {
 				t.Fatalf("store errors metric %v, want at least 1", n)
 			}
-			if n := promtest.ToFloat64(l.m.decisions[sourceFallback][Allowed]); n != 3 {
+			if n := promtest.ToFloat64(l.m.decisions.WithLabelValues(open.APIID, "allowed", "none", "fallback")); n != 3 {
 				t.Fatalf("fallback allowed metric %v, want 3", n)
 			}
 

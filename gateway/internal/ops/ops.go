@@ -57,9 +57,15 @@ type dependency struct {
 	check Check
 }
 
+// Registry registers the node's metrics and gathers them for /metrics.
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 // New returns the listener for addr; ready decides /ready, reg serves
 // /metrics and holds sluice_dependency_up.
-func New(addr string, ready Check, reg *prometheus.Registry, log zerolog.Logger) *Server {
+func New(addr string, ready Check, reg Registry, log zerolog.Logger) *Server {
 	s := &Server{addr: addr, ready: ready, log: log.With().Str("component", "gateway.ops").Logger(),
 		states: map[string]string{}, stop: make(chan struct{})}
 	s.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{

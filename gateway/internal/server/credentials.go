@@ -68,5 +68,6 @@ func (s *Server) forwardHeaders(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if proxy.SetForwarded(&ctx.Request, ctx.RemoteAddr(), ctx.IsTLS(), s.opts.Forwarding) != nil {
 		return ErrForwardedForTooLong
 	}
+	ctx.Request.Header.SetBytesV(s.rid.header, x.rid)
 	return nil
 }

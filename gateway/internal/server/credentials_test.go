@@ -87,7 +87,7 @@ func rawDo(t *testing.T, addr, target string, lines []string) response {
 
 // gatewaySet are the headers the gateway or the test client set on every
 // forwarded request; the credential tests compare the rest exactly.
-var gatewaySet = []string{"X-Case", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip"}
+var gatewaySet = []string{"X-Case", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "X-Request-Id"}
 
 func clientHeaders(h http.Header) http.Header {
 	out := h.Clone()

@@ -35,6 +35,9 @@ type exchange struct {
 	dec      limit.Decision
 	limited  string
 	ev       pkgusage.Event
+	rid      []byte        // request id (requestid.go), kept for the log and the usage event
+	upstream time.Duration // time spent in the upstream call
+	err      *Error        // the error that answered the request, nil when served
 
 	// claims of a verified token, set upstream by forward after the
 	// hop-by-hop strip.
@@ -50,6 +53,7 @@ func (x *exchange) reset(now time.Time) {
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
+	x.rid, x.upstream, x.err = x.rid[:0], 0, nil
 }
 
 // handle is the request path: each stage either lets the request go on or
@@ -57,6 +61,7 @@ func (x *exchange) reset(now time.Time) {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x := s.pool.Get().(*exchange)
 	x.reset(time.Now())
+	s.requestID(ctx, x)
 	err := checkFraming(ctx)
 	if err == nil {
 		err = s.route(ctx, x)
@@ -76,6 +81,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		writeError(ctx, err)
 	}
+	x.err = err
 	if x.stream.handOff() {
 		return // the response streams: its stream records x when it ends
 	}
@@ -150,7 +156,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		}
 		err = s.authenticateKey(ctx, x, key)
 	default:
-		s.warn(errors.New(a.Mode), "api auth mode not supported by this gateway")
+		s.warnFor(x, errors.New(a.Mode), "api auth mode not supported by this gateway")
 		return ErrInternal
 	}
 	if err == nil {
@@ -177,7 +183,7 @@ func (s *Server) authenticateKey(ctx *fasthttp.RequestCtx, x *exchange, key []by
 	case errors.Is(err, auth.ErrStale) && x.api.FailOpen:
 		// the store is down: served as the node last read it
 	case err != nil:
-		s.warn(err, "api key lookup failed")
+		s.warnFor(x, err, "api key lookup failed")
 		return ErrStoreDown
 	}
 	if sess.Cert {
@@ -243,7 +249,7 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return ErrRateLimited
 	case limit.Unavailable:
 		x.dec.WriteHeaders(&ctx.Response.Header)
-		s.warn(x.dec.Err, "rate limit store unavailable, api fails closed")
+		s.warnFor(x, x.dec.Err, "rate limit store unavailable, api fails closed")
 		return ErrStoreDown
 	}
 	return nil
@@ -274,11 +280,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		if err := s.forwardStream(ctx, x, from); err != nil {
 			return err
 		}
-	} else if err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from); err != nil {
+	} else if err := s.upstreamDo(ctx, x, from); err != nil {
 		return s.upstreamError(ctx, err)
 	}
 	if err := proxy.StripResponse(&ctx.Response); err != nil {
-		s.warn(err, "upstream response refused")
+		s.warnFor(x, err, "upstream response refused")
 		ctx.Response.Reset()
 		return ErrUpstreamDown
 	}
@@ -304,21 +310,25 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		id = x.api.ID
 	}
 	s.m.forAPI(id).observe(status, lat.Seconds())
+	s.m.authFailure(id, x.err)
+	ctx.Response.Header.SetBytesV(s.rid.header, x.rid)
+	s.accessLog(ctx, x, status, lat)
 	if x.api == nil || s.usage == nil {
 		return
 	}
 	e := &x.ev
 	*e = pkgusage.Event{
-		Time:     x.start.UnixNano(),
-		Node:     s.opts.Node,
-		API:      x.api.ID,
-		Method:   methodName(ctx.Method()),
-		Path:     string(x.path),
-		Status:   status,
-		Latency:  lat.Microseconds(),
-		BytesIn:  int64(len(ctx.Request.Body())),
-		BytesOut: bytesOut(ctx, x),
-		Limited:  x.limited,
+		Time:      x.start.UnixNano(),
+		Node:      s.opts.Node,
+		API:       x.api.ID,
+		Method:    methodName(ctx.Method()),
+		Path:      string(x.path),
+		Status:    status,
+		Latency:   lat.Microseconds(),
+		BytesIn:   int64(len(ctx.Request.Body())),
+		BytesOut:  bytesOut(ctx, x),
+		Limited:   x.limited,
+		RequestID: string(x.rid),
 	}
 	if x.sess != nil {
 		e.KeyHash = x.sess.Hash

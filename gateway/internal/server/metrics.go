@@ -2,8 +2,11 @@ package server
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicegw/sluice/gateway/internal/proxy"
 )
 
 // metrics of the request path. Label values are bounded: API ids come from
@@ -12,13 +15,21 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	perAPI   sync.Map // api id -> *apiMetrics
-	flow     *flowMetrics
+	// accessDropped counts access log lines dropped because the writer
+	// fell behind.
+	accessDropped prometheus.Counter
+	upDuration    *prometheus.HistogramVec
+	upErrors      *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
+	perAPI        sync.Map // api id -> *apiMetrics
+	flow          *flowMetrics
 }
 
 type apiMetrics struct {
-	class    [6]prometheus.Counter // index status/100
-	duration prometheus.Observer
+	class      [6]prometheus.Counter // index status/100
+	duration   prometheus.Observer
+	upDuration prometheus.Observer
+	upErrors   map[string]prometheus.Counter // by proxy cause
 }
 
 var classes = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -34,8 +45,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from request read to response ready, by API.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"api"}),
+		accessDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_access_log_dropped_total",
+			Help: "Access log lines dropped because the log writer fell behind (the request path never waits for it).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	m.upDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_upstream_duration_seconds",
+		Help:    "Time of the upstream call (request sent to response read), by API; failed calls included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"api"})
+	m.upErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_upstream_errors_total",
+		Help: "Upstream calls that failed, by API and cause (connect, timeout, reset, other).",
+	}, []string{"api", "cause"})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_auth_failures_total",
+		Help: "Requests refused by authentication or authorization, by API and error code.",
+	}, []string{"api", "reason"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.accessDropped, m.upDuration, m.upErrors, m.authFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -50,7 +78,10 @@ func (m *metrics) forAPI(id string) *apiMetrics {
 	if v, ok := m.perAPI.Load(id); ok {
 		return v.(*apiMetrics)
 	}
-	am := &apiMetrics{duration: m.duration.WithLabelValues(id)}
+	am := &apiMetrics{duration: m.duration.WithLabelValues(id), upDuration: m.upDuration.WithLabelValues(id), upErrors: map[string]prometheus.Counter{}}
+	for _, c := range proxy.Causes {
+		am.upErrors[c] = m.upErrors.WithLabelValues(id, c)
+	}
 	for i, c := range classes {
 		am.class[i] = m.requests.WithLabelValues(id, c)
 	}
@@ -65,4 +96,22 @@ func (am *apiMetrics) observe(status int, seconds float64) {
 	}
 	am.class[c].Inc()
 	am.duration.Observe(seconds)
+}
+
+// upstream records one upstream call of an API.
+func (m *metrics) upstream(api string, d time.Duration, err error) {
+	am := m.forAPI(api)
+	am.upDuration.Observe(d.Seconds())
+	if err != nil {
+		am.upErrors[proxy.Cause(err)].Inc()
+	}
+}
+
+// authFailure counts a request refused by authentication or authorization:
+// a 401, a 403 or ambiguous credentials. reason is the error's stable code.
+func (m *metrics) authFailure(api string, err *Error) {
+	if err == nil || (err.Status != 401 && err.Status != 403 && err != ErrAmbiguousCredentials) {
+		return
+	}
+	m.authFailures.WithLabelValues(api, err.Code).Inc()
 }

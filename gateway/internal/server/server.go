@@ -56,6 +56,11 @@ type Options struct {
 	// it at this age (defaults DefaultUpgradeIdleTimeout,
 	// DefaultUpgradeMaxLifetime).
 	UpgradeIdleTimeout, UpgradeMaxLifetime time.Duration
+	// RequestIDHeader names the request id header taken from clients,
+	// passed to the upstream and returned (default X-Request-ID).
+	RequestIDHeader string
+	// AccessLog configures the access log (off by default).
+	AccessLog AccessLogOptions
 }
 
 // Server is the traffic listener of a node.
@@ -66,6 +71,8 @@ type Server struct {
 	usage   Emitter
 	log     zerolog.Logger
 	m       *metrics
+	rid     *requestIDs
+	access  *accessLog // nil when off
 	srv     *fasthttp.Server
 	ln      net.Listener
 	pool    sync.Pool // *exchange
@@ -101,7 +108,7 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 		return nil, fmt.Errorf("server: metrics: %w", err)
 	}
 	s := &Server{
-		opts: opts, state: st, limiter: lim, usage: em, m: m,
+		opts: opts, state: st, limiter: lim, usage: em, m: m, rid: newRequestIDs(opts.RequestIDHeader),
 		log: log.With().Str("component", "gateway.server").Logger(),
 	}
 	if opts.TLS.Enabled() {
@@ -120,6 +127,9 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 		st.OnKeysEvicted(s.keysEvicted)
 	}
 	s.pool.New = func() any { return new(exchange) }
+	if s.access, err = newAccessLog(opts.AccessLog, func(n int) { m.accessDropped.Add(float64(n)) }); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
@@ -225,6 +235,9 @@ func (s *Server) TLS() *edgetls.Edge { return s.edge }
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.cancelBase()
+	if s.access != nil {
+		defer s.access.Close()
+	}
 	if !s.started {
 		return nil
 	}
@@ -246,17 +259,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // warn logs at most one warning per second: on the hot path errors come in
 // floods.
-func (s *Server) warn(err error, msg string) { s.logEvery(&s.lastWarn, zerolog.WarnLevel, err, msg) }
+func (s *Server) warn(err error, msg string) {
+	s.logEvery(&s.lastWarn, zerolog.WarnLevel, nil, err, msg)
+}
+
+// warnFor is warn about a request: the line carries its request id.
+func (s *Server) warnFor(x *exchange, err error, msg string) {
+	s.logEvery(&s.lastWarn, zerolog.WarnLevel, x.rid, err, msg)
+}
 
 // logEvery logs err at level unless last says one was logged less than a
-// second ago. Errors logged here never carry credentials.
-func (s *Server) logEvery(last *atomic.Int64, level zerolog.Level, err error, msg string) {
+// second ago. Errors logged here never carry credentials. A request's
+// line carries its request id (rid, empty for none).
+func (s *Server) logEvery(last *atomic.Int64, level zerolog.Level, rid []byte, err error, msg string) {
 	now := time.Now().UnixNano()
 	prev := last.Load()
 	if now-prev < int64(time.Second) || !last.CompareAndSwap(prev, now) {
 		return
 	}
-	s.log.WithLevel(level).Err(err).Msg(msg)
+	e := s.log.WithLevel(level).Err(err)
+	if len(rid) > 0 {
+		e = e.Bytes("request_id", rid)
+	}
+	e.Msg(msg)
 }
 
 type fasthttpLogger struct{ log zerolog.Logger }

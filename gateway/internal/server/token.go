@@ -34,7 +34,7 @@ const wwwInsufficientScope = `Bearer error="insufficient_scope"`
 func (s *Server) authenticateJWT(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	v := x.api.JWT
 	if v == nil {
-		s.warn(errors.New(x.api.ID), "api has jwt auth but no usable verifier (see the config load log)")
+		s.warnFor(x, errors.New(x.api.ID), "api has jwt auth but no usable verifier (see the config load log)")
 		return ErrInternal
 	}
 	h := &ctx.Request.Header
@@ -56,10 +56,10 @@ func (s *Server) verifyToken(ctx *fasthttp.RequestCtx, x *exchange, tok []byte) 
 	if err != nil {
 		var je *jwtauth.Error
 		if !errors.As(err, &je) {
-			s.warn(err, "jwt verification failed")
+			s.warnFor(x, err, "jwt verification failed")
 			return ErrInternal
 		}
-		s.logEvery(&s.lastTokenLog, zerolog.InfoLevel, err, "token refused")
+		s.logEvery(&s.lastTokenLog, zerolog.InfoLevel, x.rid, err, "token refused")
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, je.WWWAuthenticate())
 		if e := tokenErrors[je.Code]; e != nil {
 			return e

@@ -89,6 +89,7 @@ type State struct {
 	log      zerolog.Logger
 	snap     atomic.Pointer[Snapshot]
 	version  atomic.Int64
+	applied  atomic.Int64 // Unix nanoseconds of the last version applied
 	loaded   atomic.Bool
 	sessions *auth.Cache
 	mu       sync.Mutex // serializes Reload and Apply
@@ -125,6 +126,15 @@ func (s *State) Loaded() bool { return s.loaded.Load() }
 
 // Version returns the version of the applied config.
 func (s *State) Version() int64 { return s.version.Load() }
+
+// AppliedAt returns when the node last applied a version (zero before the
+// first).
+func (s *State) AppliedAt() time.Time {
+	if n := s.applied.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // Start loads the snapshot in the background, retrying until Redis answers.
 func (s *State) Start(ctx context.Context) error {
@@ -250,6 +260,7 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 	}
 	s.evict(v) // again: a lookup between the first eviction and the new snapshot read the old policies
 	s.version.Store(v.Version)
+	s.applied.Store(time.Now().UnixNano())
 	return nil
 }
 
@@ -351,6 +362,7 @@ func (s *State) install(version int64, list []model.API, pols map[string]*model.
 		}
 	}
 	s.version.Store(version)
+	s.applied.Store(time.Now().UnixNano())
 }
 
 func (s *State) buildAPI(m *model.API, prev *API) (*API, error) {

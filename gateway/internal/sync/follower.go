@@ -35,7 +35,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +43,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
 )
@@ -70,8 +70,8 @@ type Options struct {
 	NodeID string
 	// Address is the node's traffic address, shown by the syncer.
 	Address string
-	// BuildVersion is the Sluice version of the binary (default: from the
-	// Go build information).
+	// BuildVersion is the Sluice version of the binary (default:
+	// pkg/buildinfo, the version stamped at build time or the module's).
 	BuildVersion string
 	// CheckInterval is the period of the store version check (default 5s).
 	CheckInterval time.Duration
@@ -88,10 +88,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.BuildVersion == "" {
-		o.BuildVersion = "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			o.BuildVersion = bi.Main.Version
-		}
+		o.BuildVersion = buildinfo.Get().Version
 	}
 	if o.CheckInterval <= 0 {
 		o.CheckInterval = 5 * time.Second

@@ -11,6 +11,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -210,6 +211,18 @@ func TestHeartbeats(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestHeartbeatVersionDefault: a node not told its version reports the
+// binary's (pkg/buildinfo), so the syncer's node list shows mixed versions
+// during a rollout.
+func TestHeartbeatVersionDefault(t *testing.T) {
+	t.Parallel()
+	var o Options
+	o.defaults()
+	if want := buildinfo.Get().Version; o.BuildVersion != want || want == "" {
+		t.Fatalf("build version %q, want buildinfo's %q", o.BuildVersion, want)
+	}
 }
 
 func TestNewRejectsBadNodeID(t *testing.T) {

@@ -144,6 +144,7 @@ func (p *Publisher) publishReady(s *loopState, retry *time.Timer) {
 	}
 	for len(s.ready) > 0 && s.inflight < p.opts.MaxInFlight {
 		b := s.ready[0]
+		b.sent = time.Now()
 		f, err := p.js.PublishMsgAsync(b.message())
 		if err != nil {
 			p.m.errors.Inc()
@@ -175,6 +176,8 @@ func (p *Publisher) settle(s *loopState, r result, retry *time.Timer) {
 	p.held.Add(-int64(r.b.n))
 	p.m.published.Add(float64(r.b.n))
 	p.m.batches.Inc()
+	p.m.publishTime.Observe(time.Since(r.b.sent).Seconds())
+	p.m.batchSize.Observe(float64(r.b.n))
 	if cap(r.b.data) <= maxBatchBytes*2 && len(s.free) < p.opts.MaxInFlight {
 		s.free = append(s.free, r.b.data[:0])
 	}

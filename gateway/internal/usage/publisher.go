@@ -73,6 +73,7 @@ type batch struct {
 	id      string
 	data    []byte
 	n       int
+	sent    time.Time // last publish attempt
 }
 
 type inflight struct {

@@ -52,7 +52,7 @@ func parseFlags(args []string, out io.Writer) (flags, error) {
 	fs := flag.NewFlagSet("sluice-syncer", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&f.config, "config", "", "YAML configuration file")
-	fs.StringVar(&f.listen, "listen", "", "admin API address, overrides listen (default :9090)")
+	fs.StringVar(&f.listen, "listen", "", "admin API address, overrides listen (default :7460)")
 	fs.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration and exit")
 	fs.BoolVar(&f.version, "version", false, "print the version, commit, build date and Go version, and exit")
 	fs.BoolVar(&f.insecureDev, "insecure-dev", false, "allow running without an admin token, only on a loopback listen address")
@@ -81,7 +81,7 @@ func loadConfig(f flags) (config.Config, error) {
 	errs := cfg.Validate()
 	if cfg.AdminToken == "" && cfg.AdminTokensFile == "" && !(f.insecureDev && cfg.Loopback()) {
 		errs.Add("admin_token", "no admin token: set admin_token (SLUICE_ADMIN_TOKEN) or admin_tokens_file (SLUICE_ADMIN_TOKENS_FILE); "+
-			"running without one needs --insecure-dev and a loopback listen address such as 127.0.0.1:9090 (listen is %q)", cfg.Listen)
+			"running without one needs --insecure-dev and a loopback listen address such as 127.0.0.1:7460 (listen is %q)", cfg.Listen)
 	}
 	if cfg.AdminTokensFile != "" {
 		if _, err := tokens.NewSource(tokens.SourceOptions{Path: cfg.AdminTokensFile}); err != nil {

@@ -14,11 +14,11 @@ func TestAdminTokenRule(t *testing.T) {
 		args        []string
 		wantErr     string
 	}{
-		{"token given", "0123456789abcdef0", []string{"--listen", ":9090"}, ""},
-		{"no token anywhere", "", []string{"--listen", ":9090"}, "no admin token"},
-		{"insecure dev on all interfaces", "", []string{"--listen", ":9090", "--insecure-dev"}, "loopback"},
-		{"insecure dev on loopback", "", []string{"--listen", "127.0.0.1:9090", "--insecure-dev"}, ""},
-		{"loopback without the flag", "", []string{"--listen", "127.0.0.1:9090"}, "--insecure-dev"},
+		{"token given", "0123456789abcdef0", []string{"--listen", ":7460"}, ""},
+		{"no token anywhere", "", []string{"--listen", ":7460"}, "no admin token"},
+		{"insecure dev on all interfaces", "", []string{"--listen", ":7460", "--insecure-dev"}, "loopback"},
+		{"insecure dev on loopback", "", []string{"--listen", "127.0.0.1:7460", "--insecure-dev"}, ""},
+		{"loopback without the flag", "", []string{"--listen", "127.0.0.1:7460"}, "--insecure-dev"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -345,6 +346,7 @@ func TestMetrics(t *testing.T) {
 	e.must(400, "POST", "/v1/apis", `{}`)
 	m := string(e.must(200, "GET", "/metrics", "").body)
 	testutil.LintMetrics(t, m)
+	testutil.CheckExported(t, m, filepath.Join("..", "..", "..", "deployments", "grafana", "exported", "syncer.txt"))
 	for _, want := range []string{
 		`sluice_admin_requests_total{code="201",route="POST /v1/apis"} 1`,
 		`sluice_admin_requests_total{code="400",route="POST /v1/apis"} 1`,

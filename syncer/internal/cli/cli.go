@@ -27,8 +27,8 @@ import (
 
 // Defaults of the global flags.
 const (
-	DefaultAddr      = "http://127.0.0.1:9090"
-	DefaultAnalytics = "http://127.0.0.1:9091"
+	DefaultAddr      = "http://127.0.0.1:7460"
+	DefaultAnalytics = "http://127.0.0.1:7461"
 	DefaultNATS      = "nats://127.0.0.1:4222"
 )
 

@@ -16,7 +16,7 @@ import (
 
 // Config is the whole syncer configuration.
 type Config struct {
-	// Listen is the admin API address (default ":9090").
+	// Listen is the admin API address (default ":7460").
 	Listen string `yaml:"listen"`
 	// AdminToken is the bearer token every /v1 request must carry. Empty is
 	// refused unless the syncer listens on loopback with --insecure-dev.
@@ -42,7 +42,7 @@ type Config struct {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		Listen:          ":9090",
+		Listen:          ":7460",
 		Redis:           connect.DefaultRedis(),
 		NATS:            connect.DefaultNATS(),
 		ChangelogLength: 10000,

@@ -75,7 +75,7 @@ func TestUnknownFieldRejected(t *testing.T) {
 
 func TestLoopback(t *testing.T) {
 	t.Parallel()
-	for addr, want := range map[string]bool{":9090": false, "0.0.0.0:9090": false, "127.0.0.1:9090": true, "[::1]:9090": true, "localhost:1": true, "10.0.0.1:1": false} {
+	for addr, want := range map[string]bool{":7460": false, "0.0.0.0:7460": false, "127.0.0.1:7460": true, "[::1]:7460": true, "localhost:1": true, "10.0.0.1:1": false} {
 		c := Config{Listen: addr}
 		if got := c.Loopback(); got != want {
 			t.Errorf("Loopback(%q) = %v, want %v", addr, got, want)
@@ -143,8 +143,8 @@ func TestHostileValues(t *testing.T) {
 		{"valid token", func(c *Config) { c.AdminToken = "0123456789abcdef" }, nil},
 		{"token with inner space", func(c *Config) { c.AdminToken = "0123456789 abcdef" }, nil},
 		{"listen port 99999", func(c *Config) { c.Listen = ":99999" }, []string{"listen: port 99999 out of range 0-65535"}},
-		{"listen bad host", func(c *Config) { c.Listen = "bad host:9090" }, []string{`listen: host "bad host" is not a valid host name`}},
-		{"listen no port", func(c *Config) { c.Listen = "9090" }, []string{`listen: "9090" has no port`}},
+		{"listen bad host", func(c *Config) { c.Listen = "bad host:7460" }, []string{`listen: host "bad host" is not a valid host name`}},
+		{"listen no port", func(c *Config) { c.Listen = "7460" }, []string{`listen: "7460" has no port`}},
 		{"token of 16 spaces", func(c *Config) { c.AdminToken = strings.Repeat(" ", 16) }, []string{
 			"admin_token: must have at least 16 non-whitespace characters, has 0", "admin_token: must not start or end with whitespace"}},
 		{"token padded to 16", func(c *Config) { c.AdminToken = "0123456789ab    " }, []string{
