@@ -9,9 +9,15 @@
 //   - Key.RateLimit and Key.Quota, when set, replace the limit (or quota) of
 //     every policy the key holds: per-key overrides win.
 //
-// Counters are scoped to one API: a key's limit and quota apply to each API
-// it calls separately. This keeps every counter one request touches on one
-// Redis Cluster slot (hash tag = API id), so they are checked atomically.
+//   - Limit.LimitBy, on an API or endpoint limit, counts it per client
+//     instead: per client IP, header value, token claim and/or key.
+//
+// Counters are scoped to one API by default: a key's limit and quota apply
+// to each API it calls separately, and every counter one request touches
+// is on one Redis Cluster slot (hash tag = API id), checked atomically. A
+// policy's or key's limit or quota with scope "key" counts across every
+// API the key calls, under the key's own hash tag (docs/limits.md says what
+// a decision across two slots guarantees).
 package model
 
 import "time"
@@ -109,7 +115,40 @@ type Limit struct {
 	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
 	// Shadow limits are counted and reported but never refuse.
 	Shadow bool `json:"shadow,omitempty" yaml:"shadow,omitempty"`
+	// LimitBy, on an API or endpoint limit, counts it per client instead:
+	// per distinct combination of the values named (LimitByClientIP,
+	// LimitByKey, "header:<name>", "claim:<name>"). Values are hashed into
+	// the counter's name, never stored.
+	LimitBy []string `json:"limit_by,omitempty" yaml:"limit_by,omitempty"`
+	// OnMissing says what a request lacking a header, claim or key that
+	// LimitBy names gets: "refuse" (default, 400) or "shared" (counted
+	// under one bucket shared by every such request).
+	OnMissing string `json:"on_missing,omitempty" yaml:"on_missing,omitempty"`
+	// Scope, on a policy's or key's limit, is "api" (default: counted on
+	// each API separately) or "key" (one counter across every API the key
+	// calls).
+	Scope string `json:"scope,omitempty" yaml:"scope,omitempty"`
 }
+
+// LimitBy values; also "header:<name>" and "claim:<name>".
+const (
+	LimitByClientIP = "client_ip"
+	LimitByKey      = "key"
+	LimitByHeader   = "header:"
+	LimitByClaim    = "claim:"
+)
+
+// OnMissing values.
+const (
+	OnMissingRefuse = "refuse"
+	OnMissingShared = "shared"
+)
+
+// Scopes of a policy's or key's limit or quota.
+const (
+	ScopeAPI = "api"
+	ScopeKey = "key"
+)
 
 // EffectiveBurst is Burst, or Rate when Burst is unset.
 func (l *Limit) EffectiveBurst() int64 {
@@ -124,6 +163,9 @@ func (l *Limit) EffectiveBurst() int64 {
 type Quota struct {
 	Max     int64    `json:"max" yaml:"max"`
 	Renewal Duration `json:"renewal" yaml:"renewal"`
+	// Scope is "api" (default: counted on each API separately) or "key"
+	// (one count across every API the key calls).
+	Scope string `json:"scope,omitempty" yaml:"scope,omitempty"`
 }
 
 // Policy grants access rights and limits; keys hold one or more policies.

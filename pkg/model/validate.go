@@ -56,7 +56,70 @@ func (l *Limit) Validate() validation.Errors {
 	default:
 		errs.Add("mode", "must be %q or %q", LimitExact, LimitLease)
 	}
+	seen := map[string]bool{}
+	for i, by := range l.LimitBy {
+		f := validation.Index("limit_by", i)
+		switch {
+		case by == LimitByClientIP, by == LimitByKey:
+		case strings.HasPrefix(by, LimitByHeader):
+			if !validHeaderName(by[len(LimitByHeader):]) {
+				errs.Add(f, "header:<name> needs an HTTP header name (RFC 9110 token), got %q", by)
+			}
+		case strings.HasPrefix(by, LimitByClaim):
+			if c := by[len(LimitByClaim):]; c == "" || len(c) > 128 {
+				errs.Add(f, "claim:<name> needs a claim name of 1-128 characters, got %q", by)
+			}
+		default:
+			errs.Add(f, "must be %q, %q, \"header:<name>\" or \"claim:<name>\", got %q", LimitByClientIP, LimitByKey, by)
+		}
+		k := strings.ToLower(by)
+		if strings.HasPrefix(by, LimitByClaim) {
+			k = by
+		}
+		if seen[k] {
+			errs.Add(f, "%q is named twice", by)
+		}
+		seen[k] = true
+	}
+	switch l.OnMissing {
+	case "", OnMissingRefuse, OnMissingShared:
+	default:
+		errs.Add("on_missing", "must be %q or %q", OnMissingRefuse, OnMissingShared)
+	}
+	if l.OnMissing != "" && len(l.LimitBy) == 0 {
+		errs.Add("on_missing", "applies only with limit_by")
+	}
+	checkScope(&errs, l.Scope)
+	if l.Scope == ScopeKey && l.Mode == LimitLease {
+		errs.Add("mode", "a limit with scope key is exact: lease mode is for per-API counters")
+	}
 	return errs
+}
+
+func checkScope(errs *validation.Errors, scope string) {
+	switch scope {
+	case "", ScopeAPI, ScopeKey:
+	default:
+		errs.Add("scope", "must be %q or %q", ScopeAPI, ScopeKey)
+	}
+}
+
+// validateAPILimit adds the rules of a limit on an API or endpoint: it
+// counts on that API, so it takes no scope.
+func validateAPILimit(errs *validation.Errors, field string, l *Limit) {
+	errs.Merge(field, l.Validate())
+	if l.Scope != "" {
+		errs.Add(field+".scope", "applies to a policy's or key's limit; an API or endpoint limit counts on its API (use limit_by to count per client)")
+	}
+}
+
+// validateIdentityLimit adds the rules of a policy's or key's limit: it
+// counts per identity already, so it takes no limit_by.
+func validateIdentityLimit(errs *validation.Errors, field string, l *Limit) {
+	errs.Merge(field, l.Validate())
+	if len(l.LimitBy) > 0 {
+		errs.Add(field+".limit_by", "applies to an API's or endpoint's limit; a policy's or key's limit counts per key already")
+	}
 }
 
 // Validate returns every problem with the quota, fields relative to it.
@@ -68,6 +131,7 @@ func (q *Quota) Validate() validation.Errors {
 	if q.Renewal.D() <= 0 {
 		errs.Add("renewal", "must be a positive duration, like 1h or 720h")
 	}
+	checkScope(&errs, q.Scope)
 	return errs
 }
 
@@ -125,14 +189,14 @@ func (a *API) Validate() validation.Errors {
 		}
 	}
 	if a.RateLimit != nil {
-		errs.Merge("rate_limit", a.RateLimit.Validate())
+		validateAPILimit(&errs, "rate_limit", a.RateLimit)
 	}
 	for i, e := range a.Endpoints {
 		f := validation.Index("endpoints", i)
 		checkMethods(&errs, f+".methods", e.Methods)
 		checkPattern(&errs, f+".path", e.Path)
 		if e.RateLimit != nil {
-			errs.Merge(f+".rate_limit", e.RateLimit.Validate())
+			validateAPILimit(&errs, f+".rate_limit", e.RateLimit)
 		}
 	}
 	switch a.OnStoreError {
@@ -164,7 +228,7 @@ func (p *Policy) Validate() validation.Errors {
 	checkID(&errs, "id", p.ID)
 	validateAccess(&errs, "access", p.Access)
 	if p.RateLimit != nil {
-		errs.Merge("rate_limit", p.RateLimit.Validate())
+		validateIdentityLimit(&errs, "rate_limit", p.RateLimit)
 	}
 	if p.Quota != nil {
 		errs.Merge("quota", p.Quota.Validate())
@@ -187,7 +251,7 @@ func (k *Key) Validate() validation.Errors {
 	}
 	validateAccess(&errs, "access", k.Access)
 	if k.RateLimit != nil {
-		errs.Merge("rate_limit", k.RateLimit.Validate())
+		validateIdentityLimit(&errs, "rate_limit", k.RateLimit)
 	}
 	if k.Quota != nil {
 		errs.Merge("quota", k.Quota.Validate())
