@@ -2,10 +2,14 @@
 // APIs, policies and keys, with their validation.
 //
 // Limits and who they count against:
+//
 //   - API.RateLimit counts every request to the API, whoever sends it.
+//
 //   - Endpoint.RateLimit counts per identity (key or token subject) per
 //     endpoint; on a keyless API, per endpoint for everyone.
+//
 //   - Policy.RateLimit and Policy.Quota count per identity per policy.
+//
 //   - Key.RateLimit and Key.Quota, when set, replace the limit (or quota) of
 //     every policy the key holds: per-key overrides win.
 //
