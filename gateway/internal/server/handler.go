@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -36,6 +37,12 @@ type exchange struct {
 	limited  string
 	ev       pkgusage.Event
 
+	// limit_by scratch: the client address (found once) and the values
+	// hashed into a counter key.
+	client    netip.Addr
+	clientSet bool
+	byBuf     []byte
+
 	// claims of a verified token, set upstream by forward after the
 	// hop-by-hop strip.
 	claims *jwtauth.Result
@@ -45,6 +52,7 @@ func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
 	x.claims = nil
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
+	x.client, x.clientSet = netip.Addr{}, false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
 }
@@ -192,11 +200,24 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	req := &x.lreq
 	req.APIID, req.FailOpen = x.api.ID, x.api.FailOpen
 	if l := x.api.RateLimit; l != nil {
-		req.Rules = append(req.Rules, limit.Rule{Key: "api", Name: "api", Limit: *l})
+		key := "api"
+		if len(l.LimitBy) > 0 {
+			var err *Error
+			if key, err = s.limitByKey(ctx, x, key, l); err != nil {
+				return err
+			}
+		}
+		req.Rules = append(req.Rules, limit.Rule{Key: key, Name: "api", Limit: *l})
 	}
 	if e := x.endpoint; e != nil && e.Limit != nil {
 		key := x.api.EndpointKey[e.Index]
-		if x.sess != nil {
+		switch {
+		case len(e.Limit.LimitBy) > 0:
+			var err *Error
+			if key, err = s.limitByKey(ctx, x, key, e.Limit); err != nil {
+				return err
+			}
+		case x.sess != nil:
 			key = x.api.EndpointKeyPrefix[e.Index] + x.sess.Hash
 		}
 		req.Rules = append(req.Rules, limit.Rule{Key: key, Name: x.api.EndpointName[e.Index], Limit: *e.Limit})

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluicegw/sluice/gateway/internal/clientip"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/state"
@@ -47,6 +48,9 @@ type Options struct {
 	// Forwarding sets the headers that tell upstreams about the client
 	// (the zero value is the default).
 	Forwarding proxy.Forwarding
+	// ClientIP finds the client address limit_by client_ip counts (nil:
+	// the connection's peer).
+	ClientIP *clientip.Resolver
 }
 
 // Server is the traffic listener of a node.
