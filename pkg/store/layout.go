@@ -33,6 +33,14 @@ const (
 	OpDelete = "delete"
 )
 
+// KeyCounterPrefix returns the prefix of the counters of one key (by its
+// hash) that count across every API it calls (scope: key):
+// "sluice:{key:<hash>}:". They share that key's hash slot, which on Redis
+// Cluster is in general not the slot of the API's counters.
+func KeyCounterPrefix(keyHash string) string {
+	return "sluice:{key:" + keyHash + "}:"
+}
+
 // CounterPrefix returns the prefix of every rate-limit and quota counter of
 // one API: "sluice:{api:<id>}:". All of them share that API's hash slot.
 func CounterPrefix(apiID string) string {

@@ -6,6 +6,8 @@ import (
 	"hash/maphash"
 	"math"
 	"time"
+
+	"github.com/sluicegw/sluice/pkg/store"
 )
 
 // Grouping. Concurrent requests of one identity on one API (a hot key)
@@ -70,7 +72,7 @@ func (l *Limiter) encode(b *batch) (want, decisions int) {
 	b.args = appendNum(b.args, int64(l.opts.LeaseFraction*1000))
 	b.args = appendNum(b.args, int64(len(b.returns)))
 	for _, r := range b.returns {
-		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, r.key))), r.n), r.period)
+		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, "", r.key))), r.n), r.period)
 	}
 	for _, cl := range b.calls {
 		if cl.carrier {
@@ -130,13 +132,13 @@ func (l *Limiter) appendDecision(b *batch, cl *call) bool {
 			shadow = 1
 		}
 		lone = lone || s.ls != nil
-		b.sig(int64(b.key(req.APIID, r.Key)), r.Limit.Per.D().Microseconds(),
+		b.sig(int64(b.key(req.APIID, r.KeyScope, r.Key)), r.Limit.Per.D().Microseconds(),
 			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want)
 	}
 	for _, s := range cl.sentQ {
 		q := &req.Quotas[s.idx]
 		lone = lone || s.ql != nil
-		b.sig(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want)
+		b.sig(int64(b.key(req.APIID, q.KeyScope, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want)
 	}
 	return lone
 }
@@ -154,9 +156,14 @@ func appendNum(b []byte, v int64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(v)))
 }
 
-// key returns the 1-based index in b.keys of the counter, adding it once.
-func (b *batch) key(api, key string) int {
-	b.kb = append(append(append(b.kb[:0], "sluice:{api:"...), api...), "}:"...)
+// key returns the 1-based index in b.keys of the counter, adding it once:
+// an API's counter, or a key's own (scope, a key hash, set).
+func (b *batch) key(api, scope, key string) int {
+	if scope != "" {
+		b.kb = append(b.kb[:0], store.KeyCounterPrefix(scope)...)
+	} else {
+		b.kb = append(append(append(b.kb[:0], "sluice:{api:"...), api...), "}:"...)
+	}
 	b.kb = append(b.kb, key...)
 	if i, ok := b.keyIdx[string(b.kb)]; ok {
 		return i
@@ -174,6 +181,9 @@ func (l *Limiter) fillGroups(b *batch, res []int64, sent int64) {
 		g := &b.groups[i]
 		n := 1 + 2*g.limits
 		for j, cl := range g.calls {
+			if cl.d != nil {
+				cl.d.at = now
+			}
 			l.fill(cl, res[off:off+n], int64(j), now, sent)
 		}
 		off += n

@@ -80,6 +80,12 @@ type Limiter struct {
 	script *redis.Script
 	fb     *fallback
 
+	// cluster is true on Redis Cluster: a decision with a key's own
+	// counters is split per slot (split.go).
+	cluster      bool
+	splits       sync.Pool // *split
+	refundScript *redis.Script
+
 	collectors sync.Map // API id -> *collector
 	calls      sync.Pool
 	batches    sync.Pool
@@ -93,6 +99,7 @@ type Limiter struct {
 	scriptDecisions atomic.Uint64
 	scriptGroups    atomic.Uint64
 	leaseDecisions  atomic.Uint64
+	refunds         atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -165,7 +172,10 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		script: redis.NewScript(checkScript),
 		fb:     newFallback(opts.FallbackShare, opts.FallbackMaxKeys),
 		stop:   make(chan struct{}),
+
+		refundScript: redis.NewScript(refundScript),
 	}
+	_, l.cluster = rdb.(*redis.ClusterClient)
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	l.batches.New = func() any { return newBatch(opts.MaxBatch) }
 	return l, nil
@@ -237,12 +247,15 @@ type Stats struct {
 	ScriptGroups uint64
 	// LeaseDecisions were taken from this node's leases, without Redis.
 	LeaseDecisions uint64
+	// Refunds gave back a key's counters after the API's part of a decision
+	// split across slots refused (Redis Cluster, split.go).
+	Refunds uint64
 }
 
 // Stats returns the counts so far.
 func (l *Limiter) Stats() Stats {
 	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
-		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load()}
+		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load()}
 }
 
 // Check decides req into d. A request without rules or quotas is allowed
@@ -258,6 +271,10 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	if err := req.Validate(); err != nil {
 		d.Outcome, d.Err, d.RetryAfter = Unavailable, err, time.Second
 		l.m.decisions[sourceStore][Unavailable].Inc()
+		return
+	}
+	if l.needsSplit(req) {
+		l.checkSplit(context.Background(), req, d)
 		return
 	}
 	c := l.collector(req.APIID)

@@ -225,12 +225,12 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.sess != nil {
 		for i := range x.sess.Limits {
 			if l := &x.sess.Limits[i]; l.AppliesTo(x.api.ID) {
-				req.Rules = append(req.Rules, limit.Rule{Key: l.Key, Name: l.Name, Limit: l.Limit})
+				req.Rules = append(req.Rules, limit.Rule{Key: l.Key, Name: l.Name, Limit: l.Limit, KeyScope: l.KeyScope})
 			}
 		}
 		for i := range x.sess.Quotas {
 			if q := &x.sess.Quotas[i]; q.AppliesTo(x.api.ID) {
-				req.Quotas = append(req.Quotas, limit.QuotaRule{Key: q.Key, Name: q.Name, Quota: q.Quota})
+				req.Quotas = append(req.Quotas, limit.QuotaRule{Key: q.Key, Name: q.Name, Quota: q.Quota, KeyScope: q.KeyScope})
 			}
 		}
 	}
