@@ -62,8 +62,8 @@ type SessionLimit struct {
 
 // SessionQuota is one quota the key is subject to.
 type SessionQuota struct {
-	Key   string
-	Name  string
+	Key      string
+	Name     string
 	Quota    model.Quota
 	KeyScope string // as SessionLimit.KeyScope
 	apis     map[string]bool

@@ -179,4 +179,3 @@ func TestLimitByMissing(t *testing.T) {
 		}
 	}
 }
-
