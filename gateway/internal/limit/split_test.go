@@ -55,7 +55,9 @@ func TestKeyScopeAcrossAPIs(t *testing.T) {
 			case "single":
 				r := testutil.StartRedis(t)
 				for i := 0; i < 3; i++ {
-					clients = append(clients, client(t, r))
+					rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: -1})
+					t.Cleanup(func() { _ = rdb.Close() })
+					clients = append(clients, rdb)
 				}
 				apis = []string{"a", "b", "c"}
 			default:
