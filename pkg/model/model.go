@@ -132,6 +132,45 @@ type Limit struct {
 	// each API separately) or "key" (one counter across every API the key
 	// calls).
 	Scope string `json:"scope,omitempty" yaml:"scope,omitempty"`
+	// Units, when set, makes the limit count units (a cost per request)
+	// instead of requests: Rate and Burst are then units.
+	Units *Units `json:"units,omitempty" yaml:"units,omitempty"`
+}
+
+// Units says what one request costs, for a limit counting units.
+type Units struct {
+	// From is where the cost comes from: "fixed" (Cost), "request_header"
+	// (an integer in Header, at most Max), "response_header" (an integer
+	// in the upstream's response Header) or "response_json" (a number at
+	// Path in the JSON response body, e.g. "usage.total_tokens").
+	From string `json:"from" yaml:"from"`
+	// Cost is the fixed cost (From "fixed").
+	Cost int64 `json:"cost,omitempty" yaml:"cost,omitempty"`
+	// Header names the request or response header carrying the cost.
+	Header string `json:"header,omitempty" yaml:"header,omitempty"`
+	// Path is the dotted path of the cost in a JSON response body.
+	Path string `json:"path,omitempty" yaml:"path,omitempty"`
+	// Max bounds a cost a request declares (From "request_header"):
+	// larger, or not a positive integer, is refused with 400.
+	Max int64 `json:"max,omitempty" yaml:"max,omitempty"`
+	// Reserve is what a response-costed request reserves before it is
+	// forwarded (refused with 429 when the limit cannot cover it); once
+	// the response gives the cost, the rest is given back, or the excess
+	// counted. A Reserve at least every cost keeps the limit exact.
+	Reserve int64 `json:"reserve,omitempty" yaml:"reserve,omitempty"`
+}
+
+// Where a cost comes from.
+const (
+	UnitsFixed          = "fixed"
+	UnitsRequestHeader  = "request_header"
+	UnitsResponseHeader = "response_header"
+	UnitsResponseJSON   = "response_json"
+)
+
+// FromResponse reports whether the cost is known only after the response.
+func (u *Units) FromResponse() bool {
+	return u.From == UnitsResponseHeader || u.From == UnitsResponseJSON
 }
 
 // LimitBy values; also "header:<name>" and "claim:<name>".

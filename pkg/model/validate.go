@@ -90,8 +90,42 @@ func (l *Limit) Validate() validation.Errors {
 		errs.Add("on_missing", "applies only with limit_by")
 	}
 	checkScope(&errs, l.Scope)
+	if u := l.Units; u != nil {
+		errs.Merge("units", u.Validate())
+		if l.Mode == LimitLease {
+			errs.Add("mode", "a limit counting units is exact: lease mode counts requests")
+		}
+	}
 	if l.Scope == ScopeKey && l.Mode == LimitLease {
 		errs.Add("mode", "a limit with scope key is exact: lease mode is for per-API counters")
+	}
+	return errs
+}
+
+// Validate returns every problem with the units settings.
+func (u *Units) Validate() validation.Errors {
+	var errs validation.Errors
+	switch u.From {
+	case UnitsFixed:
+		if u.Cost <= 0 {
+			errs.Add("cost", "must be a positive number of units")
+		}
+	case UnitsRequestHeader, UnitsResponseHeader:
+		if !validHeaderName(u.Header) {
+			errs.Add("header", "must be an HTTP header name (RFC 9110 token), got %q", u.Header)
+		}
+	case UnitsResponseJSON:
+		if u.Path == "" || strings.HasPrefix(u.Path, ".") || strings.HasSuffix(u.Path, ".") || strings.Contains(u.Path, "..") {
+			errs.Add("path", "must be a dotted JSON path like usage.total_tokens, got %q", u.Path)
+		}
+	default:
+		errs.Add("from", "must be %q, %q, %q or %q", UnitsFixed, UnitsRequestHeader, UnitsResponseHeader, UnitsResponseJSON)
+	}
+	if u.From == UnitsRequestHeader && u.Max <= 0 {
+		errs.Add("max", "must be a positive bound on the cost a request may declare")
+	}
+	if u.FromResponse() && u.Reserve <= 0 {
+		errs.Add("reserve", "must be a positive number of units reserved before forwarding")
 	}
 	return errs
 }

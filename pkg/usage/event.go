@@ -45,6 +45,9 @@ type Event struct {
 	BytesIn  int64  `json:"in"`       // request body bytes
 	BytesOut int64  `json:"out"`      // response body bytes
 	Limited  string `json:"limited"`  // "" or why it was refused: "rate", "quota"
+	// Units is the cost the request counted against a limit that counts
+	// units (docs/limits.md); 0 (and left out of the JSON) otherwise.
+	Units int64 `json:"units,omitempty"`
 }
 
 // Timestamp returns the event time.
@@ -78,6 +81,10 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = strconv.AppendInt(dst, e.BytesOut, 10)
 	dst = append(dst, `,"limited":`...)
 	dst = appendString(dst, e.Limited)
+	if e.Units != 0 {
+		dst = append(dst, `,"units":`...)
+		dst = strconv.AppendInt(dst, e.Units, 10)
+	}
 	return append(dst, "}\n"...)
 }
 

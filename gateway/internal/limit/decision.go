@@ -21,7 +21,17 @@ type Rule struct {
 	// own, counted across every API: store.KeyCounterPrefix(KeyScope) +
 	// Key. Such rules are exact.
 	KeyScope string
+	// Cost is the units this request counts (0: 1, a request). A rule
+	// with a cost other than 1 is exact.
+	Cost int64
+	// Reserve marks Cost as a reservation, settled by Limiter.Settle
+	// once the actual cost is known.
+	Reserve bool
+	// Actual is the cost a reserving rule settles at (Settle).
+	Actual int64
 }
+
+func (r *Rule) cost() int64 { return max(r.Cost, 1) }
 
 // QuotaRule is one quota that applies to a request.
 type QuotaRule struct {
@@ -30,7 +40,11 @@ type QuotaRule struct {
 	Quota model.Quota
 	// KeyScope is as Rule.KeyScope. Such quotas are never leased.
 	KeyScope string
+	// Cost is as Rule.Cost; a quota with a cost other than 1 is exact.
+	Cost int64
 }
+
+func (q *QuotaRule) cost() int64 { return max(q.Cost, 1) }
 
 // Request is everything one decision needs. The limiter reads it only
 // during Check; callers may reuse it afterwards.

@@ -133,12 +133,12 @@ func (l *Limiter) appendDecision(b *batch, cl *call) bool {
 		}
 		lone = lone || s.ls != nil
 		b.sig(int64(b.key(req.APIID, r.KeyScope, r.Key)), r.Limit.Per.D().Microseconds(),
-			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want)
+			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want, r.cost())
 	}
 	for _, s := range cl.sentQ {
 		q := &req.Quotas[s.idx]
 		lone = lone || s.ql != nil
-		b.sig(int64(b.key(req.APIID, q.KeyScope, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want)
+		b.sig(int64(b.key(req.APIID, q.KeyScope, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want, q.cost())
 	}
 	return lone
 }
@@ -234,11 +234,16 @@ func (l *Limiter) fill(cl *call, r []int64, j, now, sent int64) {
 		case s.ls != nil: // a lease rule: a is its grant
 			ok = a > 0
 			rem, reset = a-1, off+float64(a)*t
-		default:
-			ok = a > st
-			rem, reset = a-1-st, off+float64(st+1)*t
+		default: // a is the units available; each decision costs c
+			c := rl.cost()
+			ok = a/c > st
+			rem, reset = a-(st+1)*c, off+float64((st+1)*c)*t
+			if !ok {
+				rem, reset = 0, off+float64(st*c)*t
+				wait = reset + float64(c)*t - tau
+			}
 		}
-		if !ok {
+		if !ok && s.ls != nil {
 			rem, reset = 0, off+float64(st)*t
 			wait = reset + t - tau
 		}
@@ -255,7 +260,8 @@ func (l *Limiter) fill(cl *call, r []int64, j, now, sent int64) {
 	for i, s := range cl.sentQ {
 		a, end := v[2*(len(cl.sent)+i)], v[2*(len(cl.sent)+i)+1]
 		reset := float64(end*1000 - now)
-		ok, rem := a > st, a-1-st
+		c := req.Quotas[s.idx].cost()
+		ok, rem := a/c > st, a-(st+1)*c
 		if s.ql != nil { // a lease quota: a is its grant
 			ok, rem = a > 0, a-1
 		}

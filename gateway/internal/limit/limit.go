@@ -84,7 +84,7 @@ type Limiter struct {
 	// counters is split per slot (split.go).
 	cluster      bool
 	splits       sync.Pool // *split
-	refundScript *redis.Script
+	adjustScript *redis.Script
 
 	collectors sync.Map // API id -> *collector
 	calls      sync.Pool
@@ -100,6 +100,8 @@ type Limiter struct {
 	scriptGroups    atomic.Uint64
 	leaseDecisions  atomic.Uint64
 	refunds         atomic.Uint64
+	adjustCalls     atomic.Uint64
+	settles         atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -173,7 +175,7 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		fb:     newFallback(opts.FallbackShare, opts.FallbackMaxKeys),
 		stop:   make(chan struct{}),
 
-		refundScript: redis.NewScript(refundScript),
+		adjustScript: redis.NewScript(adjustScript),
 	}
 	_, l.cluster = rdb.(*redis.ClusterClient)
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
@@ -250,12 +252,17 @@ type Stats struct {
 	// Refunds gave back a key's counters after the API's part of a decision
 	// split across slots refused (Redis Cluster, split.go).
 	Refunds uint64
+	// AdjustCalls are the script calls refunds and settlements made.
+	AdjustCalls uint64
+	// Settles are the reservations settled (Settle).
+	Settles uint64
 }
 
 // Stats returns the counts so far.
 func (l *Limiter) Stats() Stats {
 	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
-		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load()}
+		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load(),
+		AdjustCalls: l.adjustCalls.Load(), Settles: l.settles.Load()}
 }
 
 // Check decides req into d. A request without rules or quotas is allowed

@@ -20,7 +20,7 @@ import (
 //  2. the API's counters (the API's collector, as any request):
 //     refused → the request is refused, and what part 1 consumed is given
 //     back (refund.lua: a rule's TAT moves back by T, a quota's count down
-//     by 1, only in the period it was counted in).
+//     by 1, only in the period it was counted in; adjust.lua).
 //
 // While a decision is between 1 and 2, or between 2 and its refund, the
 // key's counters hold one request more than will finally count: another
@@ -29,8 +29,8 @@ import (
 // sent (Redis unreachable, timeout) is lost: the key's counters stay one
 // higher (refusing early until the rule refills or the quota renews).
 
-//go:embed refund.lua
-var refundScript string
+//go:embed adjust.lua
+var adjustScript string
 
 // keyCollector names the collector of a key's own counters; it cannot
 // clash with an API id (no ':' in those).
@@ -120,22 +120,30 @@ func (l *Limiter) refund(req *Request, at int64) {
 		}
 		keys = append(keys, store.KeyCounterPrefix(r.KeyScope)+r.Key)
 		t, _ := ruleT(&r)
-		args = append(args, "r", t)
+		args = append(args, "r", -t*float64(r.cost()), 0)
 	}
 	for _, q := range req.Quotas {
 		keys = append(keys, store.KeyCounterPrefix(q.KeyScope)+q.Key)
-		args = append(args, "q", at/1000+q.Quota.Renewal.D().Milliseconds())
+		args = append(args, "q", q.cost(), at/1000+q.Quota.Renewal.D().Milliseconds())
 	}
 	if len(keys) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-	defer cancel()
-	err := l.refundScript.Run(ctx, l.rdb, keys, args...).Err()
 	l.m.refunds.Inc()
 	l.refunds.Add(1)
-	if err != nil {
+	if err := l.adjust(keys, args); err != nil {
 		l.m.refundErrors.Inc()
+	}
+}
+
+// adjust runs adjust.lua on keys of one slot.
+func (l *Limiter) adjust(keys []string, args []any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+	defer cancel()
+	err := l.adjustScript.Run(ctx, l.rdb, keys, args...).Err()
+	l.adjustCalls.Add(1)
+	if err != nil {
 		l.storeError(err)
 	}
+	return err
 }

@@ -43,6 +43,11 @@ type exchange struct {
 	clientSet bool
 	byBuf     []byte
 
+	// units: the request's cost (usage event) and whether a limit reserved
+	// one to settle after the response.
+	units    int64
+	reserved bool
+
 	// claims of a verified token, set upstream by forward after the
 	// hop-by-hop strip.
 	claims *jwtauth.Result
@@ -53,6 +58,7 @@ func (x *exchange) reset(now time.Time) {
 	x.claims = nil
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.client, x.clientSet = netip.Addr{}, false
+	x.units, x.reserved = 0, false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
 }
@@ -77,6 +83,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if err == nil {
 		err = s.forward(ctx, x)
+		s.settle(ctx, x, err != nil)
 	}
 	if err != nil {
 		writeError(ctx, err)
@@ -234,7 +241,13 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 			}
 		}
 	}
+	if err := s.unitCosts(ctx, x); err != nil {
+		return err
+	}
 	s.limiter.Check(s.base, req, &x.dec)
+	if x.dec.Outcome != limit.Allowed {
+		x.units = 0 // nothing counted
+	}
 	switch x.dec.Outcome {
 	case limit.Limited:
 		x.dec.WriteHeaders(&ctx.Response.Header)
@@ -316,6 +329,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		BytesIn:  int64(len(ctx.Request.Body())),
 		BytesOut: int64(len(ctx.Response.Body())),
 		Limited:  x.limited,
+		Units:    x.units,
 	}
 	if x.sess != nil {
 		e.KeyHash = x.sess.Hash

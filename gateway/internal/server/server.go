@@ -25,6 +25,9 @@ import (
 // Limiter decides rate limits and quotas (internal/limit.Limiter).
 type Limiter interface {
 	Check(ctx context.Context, req *limit.Request, d *limit.Decision)
+	// Settle settles the reservations of an allowed decision at each
+	// reserving rule's Actual (limit.SettleFailed: give back).
+	Settle(req *limit.Request, d *limit.Decision)
 }
 
 // Emitter takes usage events without blocking (internal/usage.Publisher).
