@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -16,9 +18,10 @@ import (
 
 // BenchmarkHandlerLimitBy is the whole request path with a per-client-IP
 // limit (1000 client addresses in turn; directly, and through a trusted
-// proxy's X-Forwarded-For) beside the plain keyed path (key rate limit,
-// one key). It reports Redis round trips per request from the limiter's
-// own count of script calls:
+// proxy's X-Forwarded-For) and a reserve-then-settle cost limit (reserve
+// 100, the upstream answers a cost of 7) beside the plain keyed path (key
+// rate limit, one key). It reports Redis round trips per request from the
+// limiter's own count of script calls (decisions, refunds, settlements):
 // go test -run '^$' -bench 'HandlerLimitBy' -benchmem ./internal/server/
 func BenchmarkHandlerLimitBy(b *testing.B) {
 	cb := newCluster(b)
@@ -27,7 +30,14 @@ func BenchmarkHandlerLimitBy(b *testing.B) {
 	byIP.RateLimit = &model.Limit{Rate: 1 << 40, Per: model.Duration(time.Second), LimitBy: []string{model.LimitByClientIP}}
 	keyed := keyless("keyed", "/keyed", up)
 	keyed.Auth.Mode = model.AuthAPIKey
-	cb.put(byIP, keyed, keyFor(secret, func(k *model.Key) {
+	costUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Cost", "7")
+	}))
+	b.Cleanup(costUp.Close)
+	units := keyless("units", "/units", costUp.URL)
+	units.RateLimit = &model.Limit{Rate: 1 << 40, Per: model.Duration(time.Second),
+		Units: &model.Units{From: model.UnitsResponseHeader, Header: "X-Cost", Reserve: 100}}
+	cb.put(units, byIP, keyed, keyFor(secret, func(k *model.Key) {
 		k.Access = []model.AccessRight{{API: "keyed"}}
 		k.RateLimit = &model.Limit{Rate: 1 << 40, Per: model.Duration(time.Second)}
 	}))
@@ -50,6 +60,7 @@ func BenchmarkHandlerLimitBy(b *testing.B) {
 		{"keyed", "/keyed/x", []string{"X-API-Key", secret}, func(int) *net.TCPAddr { return addrs[0] }, false},
 		{"client_ip", "/byip/x", nil, func(i int) *net.TCPAddr { return addrs[i%len(addrs)] }, false},
 		{"client_ip_via_proxy", "/byip/x", nil, func(int) *net.TCPAddr { return proxyAddr }, true},
+		{"reserve_settle", "/units/x", nil, func(int) *net.TCPAddr { return addrs[0] }, false},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -58,7 +69,8 @@ func BenchmarkHandlerLimitBy(b *testing.B) {
 			var raw []byte
 			br := bufio.NewReader(nil)
 			b.ReportAllocs()
-			before := lim.Stats().ScriptCalls
+			st := lim.Stats()
+			before := st.ScriptCalls + st.AdjustCalls
 			i := 0
 			for b.Loop() {
 				raw = append(raw[:0], "GET "+tc.path+" HTTP/1.1\r\nHost: bench.example\r\n"...)
@@ -81,7 +93,8 @@ func BenchmarkHandlerLimitBy(b *testing.B) {
 				}
 				i++
 			}
-			b.ReportMetric(float64(lim.Stats().ScriptCalls-before)/float64(i), "redis-calls/op")
+			st = lim.Stats()
+			b.ReportMetric(float64(st.ScriptCalls+st.AdjustCalls-before)/float64(i), "redis-calls/op")
 		})
 	}
 }
