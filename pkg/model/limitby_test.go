@@ -25,6 +25,14 @@ func TestLimitByAndScopeValidation(t *testing.T) {
 			a := api(lim(func(l *Limit) { l.LimitBy = []string{"client_ip", "header:X-Tenant"}; l.OnMissing = "shared" }))
 			return a.Validate().Error()
 		}, ""},
+		{"key on a keyless API", func() string {
+			a := api(lim(func(l *Limit) { l.LimitBy = []string{"key"} }))
+			return a.Validate().Error()
+		}, "no key to count by"},
+		{"claim without jwt", func() string {
+			a := api(lim(func(l *Limit) { l.LimitBy = []string{"claim:tenant"} }))
+			return a.Validate().Error()
+		}, "no claim to count by"},
 		{"unknown limit_by", func() string {
 			a := api(lim(func(l *Limit) { l.LimitBy = []string{"ip"} }))
 			return a.Validate().Error()

@@ -130,6 +130,19 @@ func (u *Units) Validate() validation.Errors {
 	return errs
 }
 
+// checkLimitBy refuses limit_by values the API can never have: a key on a
+// keyless API, a claim on an API that takes no token.
+func (a *API) checkLimitBy(errs *validation.Errors, field string, l *Limit) {
+	for i, by := range l.LimitBy {
+		switch {
+		case by == LimitByKey && a.Auth.Mode == AuthKeyless:
+			errs.Add(validation.Index(field+".limit_by", i), "a keyless API has no key to count by (use client_ip or a header)")
+		case strings.HasPrefix(by, LimitByClaim) && a.Auth.JWT == nil:
+			errs.Add(validation.Index(field+".limit_by", i), "this API takes no token: there is no claim to count by")
+		}
+	}
+}
+
 func checkScope(errs *validation.Errors, scope string) {
 	switch scope {
 	case "", ScopeAPI, ScopeKey:
@@ -224,6 +237,7 @@ func (a *API) Validate() validation.Errors {
 	}
 	if a.RateLimit != nil {
 		validateAPILimit(&errs, "rate_limit", a.RateLimit)
+		a.checkLimitBy(&errs, "rate_limit", a.RateLimit)
 	}
 	for i, e := range a.Endpoints {
 		f := validation.Index("endpoints", i)
@@ -231,6 +245,7 @@ func (a *API) Validate() validation.Errors {
 		checkPattern(&errs, f+".path", e.Path)
 		if e.RateLimit != nil {
 			validateAPILimit(&errs, f+".rate_limit", e.RateLimit)
+			a.checkLimitBy(&errs, f+".rate_limit", e.RateLimit)
 		}
 	}
 	switch a.OnStoreError {

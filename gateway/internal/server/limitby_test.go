@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicegw/sluice/gateway/internal/clientip"
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // clientFrom is an HTTP client whose connections leave from ip (any
@@ -176,6 +177,37 @@ func TestLimitByMissing(t *testing.T) {
 	}{{c1, secret, 200}, {c1, secret, 429}, {c2, secret, 200}, {c1, other, 200}, {c2, other, 200}, {c2, other, 429}} {
 		if st := getFrom(t, tc.cl, n.url+"/keyed/x", "X-API-Key", tc.key); st != tc.want {
 			t.Fatalf("key and address: %d, want %d", st, tc.want)
+		}
+	}
+}
+
+// TestLimitByClaim: an API limit counted per token claim (tenant): two
+// subjects of one tenant share it, another tenant has its own, a token
+// without the claim is refused naming it.
+func TestLimitByClaim(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	o := testutil.StartOIDC(t)
+	up := echoUpstream(t)
+	api := jwtAPI("orders", "/orders", up.URL, o)
+	api.RateLimit = &model.Limit{Rate: 2, Per: model.Duration(time.Hour), LimitBy: []string{"claim:tenant"}}
+	c.put(api, readPolicy("orders"))
+	n := c.node()
+	tok := func(sub, tenant string) []string {
+		extra := map[string]any{"sub": sub, "tenant": tenant}
+		if tenant == "" {
+			extra["tenant"] = nil
+		}
+		return bearer(o.Sign("RS256", tokenClaims(o, extra)))
+	}
+	for i, tc := range []struct {
+		sub, tenant string
+		want        int
+	}{{"alice", "acme", 200}, {"bob", "acme", 200}, {"carol", "acme", 429}, {"alice", "globex", 200}, {"dave", "", 400}} {
+		if r := do(t, "GET", n.url+"/orders", tok(tc.sub, tc.tenant)...); r.status != tc.want {
+			t.Fatalf("request %d (%s of %q): %d %s", i, tc.sub, tc.tenant, r.status, r.body)
+		} else if tc.want == 400 && !strings.Contains(r.body, `token claim \"tenant\"`) {
+			t.Fatalf("missing claim error names nothing: %s", r.body)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -202,4 +204,40 @@ func TestJSONCost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzJSONCost: jsonCost never panics, and on a document encoding/json
+// reads it finds the same integer encoding/json finds at the path.
+func FuzzJSONCost(f *testing.F) {
+	f.Add(`{"usage":{"total_tokens":1234}}`, "usage.total_tokens")
+	f.Add(`{"a":[{"b":{}}],"usage":{"total_tokens":17.0,"x":null}}`, "usage.total_tokens")
+	f.Add(`{"n":-1}`, "n")
+	f.Add(`[1,2]`, "n")
+	f.Fuzz(func(t *testing.T, body, path string) {
+		if path == "" || strings.Contains(path, "..") || strings.HasPrefix(path, ".") || strings.HasSuffix(path, ".") {
+			return
+		}
+		n, ok := jsonCost([]byte(body), path)
+		if ok && n < 0 {
+			t.Fatalf("negative cost %d", n)
+		}
+		var doc any
+		if !ok || json.Unmarshal([]byte(body), &doc) != nil {
+			return
+		}
+		v := doc
+		for _, p := range strings.Split(path, ".") {
+			m, isObj := v.(map[string]any)
+			if !isObj {
+				t.Fatalf("cost %d found where %q is not an object path in %s", n, path, body)
+			}
+			v = m[p]
+		}
+		if f, isNum := v.(float64); !isNum || int64(f) != n {
+			// duplicate keys: encoding/json keeps the last, jsonCost the first
+			if !strings.Contains(body, `"`+path[strings.LastIndexByte(path, '.')+1:]+`"`) || strings.Count(body, `"`+path[strings.LastIndexByte(path, '.')+1:]+`"`) < 2 {
+				t.Fatalf("cost %d, encoding/json finds %v at %q in %s", n, v, path, body)
+			}
+		}
+	})
 }
