@@ -211,3 +211,46 @@ func TestLimitByClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyScopeQuotaThroughGateway: a policy quota with scope key counts
+// one key's requests to every API together; scope api (the default)
+// counts each API apart.
+func TestKeyScopeQuotaThroughGateway(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	up := echoUpstream(t)
+	var objs []any
+	for _, id := range []string{"a", "b", "c"} {
+		a := keyless(id, "/"+id, up.URL)
+		a.Auth.Mode = model.AuthAPIKey
+		objs = append(objs, a)
+	}
+	all := []model.AccessRight{{API: "a"}, {API: "b"}, {API: "c"}}
+	objs = append(objs,
+		&model.Policy{ID: "shared", Access: all, Quota: &model.Quota{Max: 5, Renewal: model.Duration(time.Hour), Scope: model.ScopeKey}},
+		&model.Policy{ID: "apart", Access: all, Quota: &model.Quota{Max: 2, Renewal: model.Duration(time.Hour)}},
+		keyFor(secret, func(k *model.Key) { k.Policies = []string{"shared"} }),
+		keyFor("apart-secret-0123456789", func(k *model.Key) { k.Policies = []string{"apart"} }))
+	c.put(objs...)
+	n := c.node()
+	ok := 0
+	for i := 0; i < 12; i++ {
+		if r := do(t, "GET", n.url+"/"+[]string{"a", "b", "c"}[i%3]+"/x", "X-API-Key", secret); r.status == 200 {
+			ok++
+		} else if r.code != "quota_exceeded" {
+			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if ok != 5 {
+		t.Fatalf("scope key: %d accepted across three APIs, want 5", ok)
+	}
+	ok = 0
+	for i := 0; i < 12; i++ {
+		if do(t, "GET", n.url+"/"+[]string{"a", "b", "c"}[i%3]+"/x", "X-API-Key", "apart-secret-0123456789").status == 200 {
+			ok++
+		}
+	}
+	if ok != 6 {
+		t.Fatalf("scope api: %d accepted, want 2 on each of three APIs", ok)
+	}
+}
