@@ -33,6 +33,24 @@ func TestLimitByAndScopeValidation(t *testing.T) {
 			a := api(lim(func(l *Limit) { l.LimitBy = []string{"claim:tenant"} }))
 			return a.Validate().Error()
 		}, "no claim to count by"},
+		{"reserve over the burst", func() string {
+			a := api(lim(func(l *Limit) {
+				l.Rate = 100
+				l.Units = &Units{From: UnitsResponseJSON, Path: "usage.total_tokens", Reserve: 101}
+			}))
+			return a.Validate().Error()
+		}, "units.reserve"},
+		{"units ok", func() string {
+			a := api(lim(func(l *Limit) {
+				l.Rate = 100
+				l.Units = &Units{From: UnitsRequestHeader, Header: "X-Cost", Max: 100}
+			}))
+			return a.Validate().Error()
+		}, ""},
+		{"units from nowhere", func() string {
+			a := api(lim(func(l *Limit) { l.Units = &Units{From: "body"} }))
+			return a.Validate().Error()
+		}, "rate_limit.units.from"},
 		{"unknown limit_by", func() string {
 			a := api(lim(func(l *Limit) { l.LimitBy = []string{"ip"} }))
 			return a.Validate().Error()

@@ -95,6 +95,15 @@ func (l *Limit) Validate() validation.Errors {
 		if l.Mode == LimitLease {
 			errs.Add("mode", "a limit counting units is exact: lease mode counts requests")
 		}
+		b := l.EffectiveBurst()
+		for _, f := range []struct {
+			name string
+			v    int64
+		}{{"units.cost", u.Cost}, {"units.max", u.Max}, {"units.reserve", u.Reserve}} {
+			if f.v > b && b > 0 {
+				errs.Add(f.name, "%d is more than the limit's burst (%d units): such a request could never be admitted", f.v, b)
+			}
+		}
 	}
 	if l.Scope == ScopeKey && l.Mode == LimitLease {
 		errs.Add("mode", "a limit with scope key is exact: lease mode is for per-API counters")
