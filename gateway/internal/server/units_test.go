@@ -148,10 +148,11 @@ func TestUnitCostsFromRequest(t *testing.T) {
 func TestFailedUpstreamGivesReservationBack(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	down := httptest.NewServer(http.NotFoundHandler())
-	target := down.URL
-	down.Close()
-	a := keyless("a", "/a", target)
+	// an upstream that drops every connection without answering (kept
+	// listening, so no other test's server can take its port)
+	down := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	t.Cleanup(down.Close)
+	a := keyless("a", "/a", down.URL)
 	a.RateLimit = &model.Limit{Rate: 100, Per: model.Duration(time.Hour), Units: &model.Units{From: model.UnitsResponseHeader, Header: "X-Cost", Reserve: 60}}
 	c.put(a)
 	n := c.node()
