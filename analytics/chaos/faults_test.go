@@ -70,7 +70,7 @@ func checkLeaderMoved(t *testing.T, tp *topology, st *faultState, r *result) {
 
 // countersPrimary is the index of the node serving the APIs' counters.
 func countersPrimary(t *testing.T, tp *topology) int {
-	addr, err := tp.redis.PrimaryFor(store.CounterPrefix(openAPI))
+	addr, err := tp.redis.PrimaryFor((store.Layout{}).CounterPrefix(openAPI))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func killRedisPrimary(t *testing.T, tp *topology, st *faultState) {
 	st.note("killed Redis primary %s (SIGKILL)", old)
 	start := time.Now()
 	testutil.WaitFor(t, 60*time.Second, func() error {
-		addr, err := tp.redis.PrimaryFor(store.CounterPrefix(openAPI))
+		addr, err := tp.redis.PrimaryFor((store.Layout{}).CounterPrefix(openAPI))
 		if err != nil {
 			return err
 		}

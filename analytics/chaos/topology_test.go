@@ -151,12 +151,12 @@ func (tp *topology) seed() {
 		rdb = tp.redis.Client(t)
 	}
 	for i := 0; tp.closedAPI == ""; i++ {
-		target := tp.redis.NodeFor(t, store.CounterPrefix(openAPI))
+		target := tp.redis.NodeFor(t, (store.Layout{}).CounterPrefix(openAPI))
 		if i == 1000 {
 			t.Fatal("no closed API id found whose counters share the open API's primary")
 		}
 		id := "chaos-closed-" + strconv.Itoa(i)
-		if tp.redis.NodeFor(t, store.CounterPrefix(id)) == target {
+		if tp.redis.NodeFor(t, (store.Layout{}).CounterPrefix(id)) == target {
 			tp.closedAPI = id
 		}
 	}
@@ -267,6 +267,7 @@ func (tp *topology) startWorker(name string) *workerProc {
 	w := &workerProc{addr: freeAddr(tp.t)}
 	w.proc = startProc(tp.t, name, tp.bin.analytics, append(tp.commonEnv(),
 		"SLUICE_LISTEN="+w.addr,
+		"SLUICE_AUTH_TOKEN="+usageToken,
 		"SLUICE_USAGE_STREAM_REPLICAS=3",
 		"SLUICE_NATS_ACK_WAIT=2s",
 		"SLUICE_NATS_FETCH_BATCH=16",

@@ -268,7 +268,7 @@ func (e *environment) start(t *testing.T, bin binaries, redisAddr, natsURL strin
 	}, common...))
 	e.worker = &workerProc{addr: freeAddr(t)}
 	e.worker.proc = startProc(t, e.ns+"-analytics", bin.analytics, append([]string{
-		"SLUICE_LISTEN=" + e.worker.addr, "SLUICE_NATS_FETCH_WAIT=100ms",
+		"SLUICE_LISTEN=" + e.worker.addr, "SLUICE_AUTH_TOKEN=" + usageToken, "SLUICE_NATS_FETCH_WAIT=100ms",
 		"SLUICE_AGGREGATION_GRACE=1s", "SLUICE_AGGREGATION_CLOSE_INTERVAL=250ms",
 	}, common...))
 	ctx := context.Background()

@@ -2,16 +2,26 @@
 // APIs, policies and keys, with their validation.
 //
 // Limits and who they count against:
+//
 //   - API.RateLimit counts every request to the API, whoever sends it.
+//
 //   - Endpoint.RateLimit counts per identity (key or token subject) per
 //     endpoint; on a keyless API, per endpoint for everyone.
+//
 //   - Policy.RateLimit and Policy.Quota count per identity per policy.
+//
 //   - Key.RateLimit and Key.Quota, when set, replace the limit (or quota) of
 //     every policy the key holds: per-key overrides win.
 //
-// Counters are scoped to one API: a key's limit and quota apply to each API
-// it calls separately. This keeps every counter one request touches on one
-// Redis Cluster slot (hash tag = API id), so they are checked atomically.
+//   - Limit.LimitBy, on an API or endpoint limit, counts it per client
+//     instead: per client IP, header value, token claim and/or key.
+//
+// Counters are scoped to one API by default: a key's limit and quota apply
+// to each API it calls separately, and every counter one request touches
+// is on one Redis Cluster slot (hash tag = API id), checked atomically. A
+// policy's or key's limit or quota with scope "key" counts across every
+// API the key calls, under the key's own hash tag (docs/limits.md says what
+// a decision across two slots guarantees).
 package model
 
 import "time"
@@ -127,7 +137,79 @@ type Limit struct {
 	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
 	// Shadow limits are counted and reported but never refuse.
 	Shadow bool `json:"shadow,omitempty" yaml:"shadow,omitempty"`
+	// LimitBy, on an API or endpoint limit, counts it per client instead:
+	// per distinct combination of the values named (LimitByClientIP,
+	// LimitByKey, "header:<name>", "claim:<name>"). Values are hashed into
+	// the counter's name, never stored.
+	LimitBy []string `json:"limit_by,omitempty" yaml:"limit_by,omitempty"`
+	// OnMissing says what a request lacking a header, claim or key that
+	// LimitBy names gets: "refuse" (default, 400) or "shared" (counted
+	// under one bucket shared by every such request).
+	OnMissing string `json:"on_missing,omitempty" yaml:"on_missing,omitempty"`
+	// Scope, on a policy's or key's limit, is "api" (default: counted on
+	// each API separately) or "key" (one counter across every API the key
+	// calls).
+	Scope string `json:"scope,omitempty" yaml:"scope,omitempty"`
+	// Units, when set, makes the limit count units (a cost per request)
+	// instead of requests: Rate and Burst are then units.
+	Units *Units `json:"units,omitempty" yaml:"units,omitempty"`
 }
+
+// Units says what one request costs, for a limit counting units.
+type Units struct {
+	// From is where the cost comes from: "fixed" (Cost), "request_header"
+	// (an integer in Header, at most Max), "response_header" (an integer
+	// in the upstream's response Header) or "response_json" (a number at
+	// Path in the JSON response body, e.g. "usage.total_tokens").
+	From string `json:"from" yaml:"from"`
+	// Cost is the fixed cost (From "fixed").
+	Cost int64 `json:"cost,omitempty" yaml:"cost,omitempty"`
+	// Header names the request or response header carrying the cost.
+	Header string `json:"header,omitempty" yaml:"header,omitempty"`
+	// Path is the dotted path of the cost in a JSON response body.
+	Path string `json:"path,omitempty" yaml:"path,omitempty"`
+	// Max bounds a cost a request declares (From "request_header"):
+	// larger, or not a positive integer, is refused with 400.
+	Max int64 `json:"max,omitempty" yaml:"max,omitempty"`
+	// Reserve is what a response-costed request reserves before it is
+	// forwarded (refused with 429 when the limit cannot cover it); once
+	// the response gives the cost, the rest is given back, or the excess
+	// counted. A Reserve at least every cost keeps the limit exact.
+	Reserve int64 `json:"reserve,omitempty" yaml:"reserve,omitempty"`
+}
+
+// Where a cost comes from.
+const (
+	UnitsFixed          = "fixed"
+	UnitsRequestHeader  = "request_header"
+	UnitsResponseHeader = "response_header"
+	UnitsResponseJSON   = "response_json"
+)
+
+// FromResponse reports whether the cost is known only after the response.
+func (u *Units) FromResponse() bool {
+	return u.From == UnitsResponseHeader || u.From == UnitsResponseJSON
+}
+
+// LimitBy values; also "header:<name>" and "claim:<name>".
+const (
+	LimitByClientIP = "client_ip"
+	LimitByKey      = "key"
+	LimitByHeader   = "header:"
+	LimitByClaim    = "claim:"
+)
+
+// OnMissing values.
+const (
+	OnMissingRefuse = "refuse"
+	OnMissingShared = "shared"
+)
+
+// Scopes of a policy's or key's limit or quota.
+const (
+	ScopeAPI = "api"
+	ScopeKey = "key"
+)
 
 // EffectiveBurst is Burst, or Rate when Burst is unset.
 func (l *Limit) EffectiveBurst() int64 {
@@ -142,6 +224,9 @@ func (l *Limit) EffectiveBurst() int64 {
 type Quota struct {
 	Max     int64    `json:"max" yaml:"max"`
 	Renewal Duration `json:"renewal" yaml:"renewal"`
+	// Scope is "api" (default: counted on each API separately) or "key"
+	// (one count across every API the key calls).
+	Scope string `json:"scope,omitempty" yaml:"scope,omitempty"`
 }
 
 // Policy grants access rights and limits; keys hold one or more policies.

@@ -101,7 +101,126 @@ func (l *Limit) Validate() validation.Errors {
 	default:
 		errs.Add("mode", "must be %q or %q", LimitExact, LimitLease)
 	}
+	seen := map[string]bool{}
+	for i, by := range l.LimitBy {
+		f := validation.Index("limit_by", i)
+		switch {
+		case by == LimitByClientIP, by == LimitByKey:
+		case strings.HasPrefix(by, LimitByHeader):
+			if !validHeaderName(by[len(LimitByHeader):]) {
+				errs.Add(f, "header:<name> needs an HTTP header name (RFC 9110 token), got %q", by)
+			}
+		case strings.HasPrefix(by, LimitByClaim):
+			if c := by[len(LimitByClaim):]; c == "" || len(c) > 128 {
+				errs.Add(f, "claim:<name> needs a claim name of 1-128 characters, got %q", by)
+			}
+		default:
+			errs.Add(f, "must be %q, %q, \"header:<name>\" or \"claim:<name>\", got %q", LimitByClientIP, LimitByKey, by)
+		}
+		k := strings.ToLower(by)
+		if strings.HasPrefix(by, LimitByClaim) {
+			k = by
+		}
+		if seen[k] {
+			errs.Add(f, "%q is named twice", by)
+		}
+		seen[k] = true
+	}
+	switch l.OnMissing {
+	case "", OnMissingRefuse, OnMissingShared:
+	default:
+		errs.Add("on_missing", "must be %q or %q", OnMissingRefuse, OnMissingShared)
+	}
+	if l.OnMissing != "" && len(l.LimitBy) == 0 {
+		errs.Add("on_missing", "applies only with limit_by")
+	}
+	checkScope(&errs, l.Scope)
+	if u := l.Units; u != nil {
+		errs.Merge("units", u.Validate())
+		if l.Mode == LimitLease {
+			errs.Add("mode", "a limit counting units is exact: lease mode counts requests")
+		}
+		b := l.EffectiveBurst()
+		for _, f := range []struct {
+			name string
+			v    int64
+		}{{"units.cost", u.Cost}, {"units.max", u.Max}, {"units.reserve", u.Reserve}} {
+			if f.v > b && b > 0 {
+				errs.Add(f.name, "%d is more than the limit's burst (%d units): such a request could never be admitted", f.v, b)
+			}
+		}
+	}
+	if l.Scope == ScopeKey && l.Mode == LimitLease {
+		errs.Add("mode", "a limit with scope key is exact: lease mode is for per-API counters")
+	}
 	return errs
+}
+
+// Validate returns every problem with the units settings.
+func (u *Units) Validate() validation.Errors {
+	var errs validation.Errors
+	switch u.From {
+	case UnitsFixed:
+		if u.Cost <= 0 {
+			errs.Add("cost", "must be a positive number of units")
+		}
+	case UnitsRequestHeader, UnitsResponseHeader:
+		if !validHeaderName(u.Header) {
+			errs.Add("header", "must be an HTTP header name (RFC 9110 token), got %q", u.Header)
+		}
+	case UnitsResponseJSON:
+		if u.Path == "" || strings.HasPrefix(u.Path, ".") || strings.HasSuffix(u.Path, ".") || strings.Contains(u.Path, "..") {
+			errs.Add("path", "must be a dotted JSON path like usage.total_tokens, got %q", u.Path)
+		}
+	default:
+		errs.Add("from", "must be %q, %q, %q or %q", UnitsFixed, UnitsRequestHeader, UnitsResponseHeader, UnitsResponseJSON)
+	}
+	if u.From == UnitsRequestHeader && u.Max <= 0 {
+		errs.Add("max", "must be a positive bound on the cost a request may declare")
+	}
+	if u.FromResponse() && u.Reserve <= 0 {
+		errs.Add("reserve", "must be a positive number of units reserved before forwarding")
+	}
+	return errs
+}
+
+// checkLimitBy refuses limit_by values the API can never have: a key on a
+// keyless API, a claim on an API that takes no token.
+func (a *API) checkLimitBy(errs *validation.Errors, field string, l *Limit) {
+	for i, by := range l.LimitBy {
+		switch {
+		case by == LimitByKey && a.Auth.Mode == AuthKeyless:
+			errs.Add(validation.Index(field+".limit_by", i), "a keyless API has no key to count by (use client_ip or a header)")
+		case strings.HasPrefix(by, LimitByClaim) && a.Auth.JWT == nil:
+			errs.Add(validation.Index(field+".limit_by", i), "this API takes no token: there is no claim to count by")
+		}
+	}
+}
+
+func checkScope(errs *validation.Errors, scope string) {
+	switch scope {
+	case "", ScopeAPI, ScopeKey:
+	default:
+		errs.Add("scope", "must be %q or %q", ScopeAPI, ScopeKey)
+	}
+}
+
+// validateAPILimit adds the rules of a limit on an API or endpoint: it
+// counts on that API, so it takes no scope.
+func validateAPILimit(errs *validation.Errors, field string, l *Limit) {
+	errs.Merge(field, l.Validate())
+	if l.Scope != "" {
+		errs.Add(field+".scope", "applies to a policy's or key's limit; an API or endpoint limit counts on its API (use limit_by to count per client)")
+	}
+}
+
+// validateIdentityLimit adds the rules of a policy's or key's limit: it
+// counts per identity already, so it takes no limit_by.
+func validateIdentityLimit(errs *validation.Errors, field string, l *Limit) {
+	errs.Merge(field, l.Validate())
+	if len(l.LimitBy) > 0 {
+		errs.Add(field+".limit_by", "applies to an API's or endpoint's limit; a policy's or key's limit counts per key already")
+	}
 }
 
 // Validate returns every problem with the quota, fields relative to it.
@@ -113,6 +232,7 @@ func (q *Quota) Validate() validation.Errors {
 	if q.Renewal.D() <= 0 {
 		errs.Add("renewal", "must be a positive duration, like 1h or 720h")
 	}
+	checkScope(&errs, q.Scope)
 	return errs
 }
 
@@ -176,14 +296,16 @@ func (a *API) Validate() validation.Errors {
 		}
 	}
 	if a.RateLimit != nil {
-		errs.Merge("rate_limit", a.RateLimit.Validate())
+		validateAPILimit(&errs, "rate_limit", a.RateLimit)
+		a.checkLimitBy(&errs, "rate_limit", a.RateLimit)
 	}
 	for i, e := range a.Endpoints {
 		f := validation.Index("endpoints", i)
 		checkMethods(&errs, f+".methods", e.Methods)
 		checkPattern(&errs, f+".path", e.Path)
 		if e.RateLimit != nil {
-			errs.Merge(f+".rate_limit", e.RateLimit.Validate())
+			validateAPILimit(&errs, f+".rate_limit", e.RateLimit)
+			a.checkLimitBy(&errs, f+".rate_limit", e.RateLimit)
 		}
 	}
 	switch a.OnStoreError {
@@ -220,7 +342,7 @@ func (p *Policy) Validate() validation.Errors {
 	checkTags(&errs, "tags", p.Tags)
 	validateAccess(&errs, "access", p.Access)
 	if p.RateLimit != nil {
-		errs.Merge("rate_limit", p.RateLimit.Validate())
+		validateIdentityLimit(&errs, "rate_limit", p.RateLimit)
 	}
 	if p.Quota != nil {
 		errs.Merge("quota", p.Quota.Validate())
@@ -244,7 +366,7 @@ func (k *Key) Validate() validation.Errors {
 	}
 	validateAccess(&errs, "access", k.Access)
 	if k.RateLimit != nil {
-		errs.Merge("rate_limit", k.RateLimit.Validate())
+		validateIdentityLimit(&errs, "rate_limit", k.RateLimit)
 	}
 	if k.Quota != nil {
 		errs.Merge("quota", k.Quota.Validate())

@@ -91,3 +91,17 @@ const (
 	OpPut    = "put"
 	OpDelete = "delete"
 )
+
+// KeyCounterPrefix returns the prefix of the counters of one key (by its
+// hash) that count across every API it calls (scope: key):
+// "<ns>:{key:<hash>}:". They share that key's hash slot, which on Redis
+// Cluster is in general not the slot of the API's counters.
+func (l Layout) KeyCounterPrefix(keyHash string) string {
+	return string(l.AppendKeyCounterKey(nil, keyHash, ""))
+}
+
+// AppendKeyCounterKey appends KeyCounterPrefix(keyHash) + key to b.
+func (l Layout) AppendKeyCounterKey(b []byte, keyHash, key string) []byte {
+	b = append(append(b, l.Namespace()...), ":{key:"...)
+	return append(append(append(b, keyHash...), "}:"...), key...)
+}

@@ -52,6 +52,9 @@ type Event struct {
 	// RequestID is the request's id (the X-Request-ID the client sent or
 	// the gateway made); optional: encoded only when set.
 	RequestID string `json:"rid,omitempty"`
+	// Units is the cost the request counted against a limit that counts
+	// units (docs/limits.md); 0 (and left out of the JSON) otherwise.
+	Units int64 `json:"units,omitempty"`
 }
 
 // Timestamp returns the event time.
@@ -92,6 +95,10 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	if e.RequestID != "" {
 		dst = append(dst, `,"rid":`...)
 		dst = appendString(dst, e.RequestID)
+	}
+	if e.Units != 0 {
+		dst = append(dst, `,"units":`...)
+		dst = strconv.AppendInt(dst, e.Units, 10)
 	}
 	return append(dst, "}\n"...)
 }

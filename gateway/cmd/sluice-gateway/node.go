@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
+	"github.com/sluicegw/sluice/gateway/internal/clientip"
 	"github.com/sluicegw/sluice/gateway/internal/config"
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
@@ -100,8 +101,17 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	ciph, err := clientip.ParseHeader(cfg.Proxy.ClientIPHeader)
+	if err != nil {
+		return nil, err
+	}
+	cip, err := clientip.NewResolver(cfg.Proxy.TrustedProxies, ciph)
+	if err != nil {
+		return nil, err
+	}
 	n.server, err = server.New(server.Options{
-		Listen: cfg.Listen, TLS: cfg.TLS, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
+		ClientIP: cip,
+		Listen:   cfg.Listen, TLS: cfg.TLS, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
 		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
 		IdleTimeout:        cfg.Proxy.ClientIdleTimeout,
 		UpgradeIdleTimeout: cfg.Proxy.UpgradeIdleTimeout, UpgradeMaxLifetime: cfg.Proxy.UpgradeMaxLifetime,

@@ -28,7 +28,9 @@ import (
 //     nothing.
 //
 // Counters are scoped per API by the limiter (model package comment), so a
-// key calling two APIs has separate counters on each.
+// key calling two APIs has separate counters on each; a limit or quota
+// with scope "key" (KeyScope) has one counter across them all, under the
+// key's own hash tag (store.Layout.KeyCounterPrefix).
 type Session struct {
 	KeyID    string
 	Hash     string // hex SHA-256 of the key
@@ -51,18 +53,24 @@ type right struct {
 
 // SessionLimit is one rate limit the key is subject to.
 type SessionLimit struct {
-	Key   string // counter id within an API
+	// Key is the counter id: within an API, or within the key's own
+	// counters when KeyScope is set.
+	Key   string
 	Name  string // short name for RateLimit-Policy
 	Limit model.Limit
-	apis  map[string]bool // nil: every API
+	// KeyScope is the key hash when the limit counts across every API the
+	// key calls (scope: key), else "".
+	KeyScope string
+	apis     map[string]bool // nil: every API
 }
 
 // SessionQuota is one quota the key is subject to.
 type SessionQuota struct {
-	Key   string
-	Name  string
-	Quota model.Quota
-	apis  map[string]bool
+	Key      string
+	Name     string
+	Quota    model.Quota
+	KeyScope string // as SessionLimit.KeyScope
+	apis     map[string]bool
 }
 
 // AppliesTo reports whether the limit counts on api.
@@ -102,21 +110,27 @@ func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
 		}
 		return m
 	}
+	keyScope := func(scope string) string {
+		if scope == model.ScopeKey {
+			return k.Hash
+		}
+		return ""
+	}
 	if k.RateLimit != nil {
-		s.Limits = append(s.Limits, SessionLimit{Key: "k:" + k.Hash, Name: "key", Limit: *k.RateLimit})
+		s.Limits = append(s.Limits, SessionLimit{Key: "k:" + k.Hash, Name: "key", Limit: *k.RateLimit, KeyScope: keyScope(k.RateLimit.Scope)})
 	} else {
 		for _, p := range pols {
 			if p.RateLimit != nil {
-				s.Limits = append(s.Limits, SessionLimit{Key: "p:" + p.ID + ":k:" + k.Hash, Name: "policy-" + p.ID, Limit: *p.RateLimit, apis: scope(p)})
+				s.Limits = append(s.Limits, SessionLimit{Key: "p:" + p.ID + ":k:" + k.Hash, Name: "policy-" + p.ID, Limit: *p.RateLimit, KeyScope: keyScope(p.RateLimit.Scope), apis: scope(p)})
 			}
 		}
 	}
 	if k.Quota != nil {
-		s.Quotas = append(s.Quotas, SessionQuota{Key: "q:k:" + k.Hash, Name: "key-quota", Quota: *k.Quota})
+		s.Quotas = append(s.Quotas, SessionQuota{Key: "q:k:" + k.Hash, Name: "key-quota", Quota: *k.Quota, KeyScope: keyScope(k.Quota.Scope)})
 	} else {
 		for _, p := range pols {
 			if p.Quota != nil {
-				s.Quotas = append(s.Quotas, SessionQuota{Key: "q:p:" + p.ID + ":k:" + k.Hash, Name: "policy-" + p.ID + "-quota", Quota: *p.Quota, apis: scope(p)})
+				s.Quotas = append(s.Quotas, SessionQuota{Key: "q:p:" + p.ID + ":k:" + k.Hash, Name: "policy-" + p.ID + "-quota", Quota: *p.Quota, KeyScope: keyScope(p.Quota.Scope), apis: scope(p)})
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicegw/sluice/gateway/internal/clientip"
 	"github.com/sluicegw/sluice/gateway/internal/edgetls"
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
@@ -102,6 +103,15 @@ type Proxy struct {
 	// it, the client gets it back, and it is in the usage event, the access
 	// log and every log line about the request.
 	RequestIDHeader string `yaml:"request_id_header"`
+	// TrustedProxies are the CIDRs (or addresses) of proxies in front of
+	// the gateway whose forwarding header names the client: a limit_by
+	// client_ip counts the right-most address of that header that is not a
+	// trusted proxy. A request from any other peer is counted by its own
+	// address, whatever it sends. Default: none (the peer is the client).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientIPHeader is the header trusted proxies name the client in:
+	// "X-Forwarded-For" (default) or "Forwarded" (RFC 7239 for=).
+	ClientIPHeader string `yaml:"client_ip_header"`
 }
 
 // Auth tunes API key authentication.
@@ -269,6 +279,14 @@ func (c *Config) Validate() validation.Errors {
 	}
 	if c.Proxy.MaxForwardedForBytes < 64 || c.Proxy.MaxForwardedForBytes > 65536 {
 		errs.Add("proxy.max_forwarded_for_bytes", "must be between 64 and 65536")
+	}
+	for i, cidr := range c.Proxy.TrustedProxies {
+		if _, err := clientip.ParsePrefix(cidr); err != nil {
+			errs.Add(validation.Index("proxy.trusted_proxies", i), "%v", err)
+		}
+	}
+	if _, err := clientip.ParseHeader(c.Proxy.ClientIPHeader); err != nil {
+		errs.Add("proxy.client_ip_header", "%v", err)
 	}
 	switch proxy.ClientHeaders(c.Proxy.ClientForwardingHeaders) {
 	case proxy.StripClientHeaders, proxy.PassClientHeaders:

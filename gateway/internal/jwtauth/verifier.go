@@ -37,6 +37,19 @@ type Result struct {
 	// identity with the same policies share it, so a session cache keyed by
 	// it builds one session per identity, not one per token.
 	SessionKey [32]byte
+
+	claims map[string]any
+}
+
+// Claim returns a claim of the token rendered as a forwarded header value
+// would be (strings and numbers as they are, arrays joined with ","), for
+// limit_by claim:<name>; false when the token has no such claim.
+func (r *Result) Claim(name string) (string, bool) {
+	c, ok := r.claims[name]
+	if !ok {
+		return "", false
+	}
+	return headerValue(c)
 }
 
 // Header is one request header set upstream from a claim.
@@ -248,7 +261,7 @@ func (v *Verifier) result(claims map[string]any, exp time.Time) (*Result, *Error
 		return nil, ErrTokenInvalid.with(fmt.Errorf("identity claim %q missing or not a string", v.idClaim))
 	}
 	sum := sha256.Sum256([]byte(iss + "|" + subject))
-	r := &Result{Identity: hex.EncodeToString(sum[:]), Issuer: iss, Subject: subject, ExpiresAt: exp}
+	r := &Result{Identity: hex.EncodeToString(sum[:]), Issuer: iss, Subject: subject, ExpiresAt: exp, claims: claims}
 	r.Policies = v.policies(claims)
 	if len(r.Policies) == 0 {
 		return nil, ErrInsufficientScope

@@ -12,9 +12,12 @@
 --   the number of groups, then per group (n identical decisions):
 --     n, nrules, nquotas,
 --     per rule:  key index, period (us), rate, burst, shadow (0|1),
---                lease (0: exact; w > 0: lease rule asking for up to w)
+--                lease (0: exact; w > 0: lease rule asking for up to w),
+--                cost (units one decision counts; 1 for a request)
 --     per quota: key index, max, renewal (ms),
---                lease (0: exact; w > 0: lease quota asking for up to w)
+--                lease (0: exact; w > 0: lease quota asking for up to w),
+--                cost
+-- A lease rule or quota has cost 1.
 -- A group with a lease rule or quota has n = 1.
 --
 -- Rules are GCRA: a counter holds the theoretical arrival time (TAT, Unix
@@ -40,9 +43,14 @@
 -- them itself. It refuses like an exact limit when not even one is
 -- available.
 --
--- Returns Redis time (us), then per group: k, then per rule: a (a lease
--- rule: g), and the TAT minus now (us, rounded up); per quota: a (a lease
--- quota: g), and its period end (Unix ms). The client derives each
+-- Costs: a limit counting units admits a = floor(u / cost) decisions of
+-- the u units it has now, and each allowed decision consumes cost units
+-- (TAT += cost*T, count += cost).
+--
+-- Returns Redis time (us), then per group: k, then per rule: u, the units
+-- its burst admits now (a lease rule: g), and the TAT minus now (us,
+-- rounded up); per quota: u = max - count (a lease quota: g), and its
+-- period end (Unix ms). The client derives each
 -- decision's outcome, remaining, reset and retry-after from these (see
 -- group.go).
 
@@ -123,8 +131,8 @@ end
 
 local out = {now}
 local o = 1
-local rk, rtat, rT, ra, rlease = {}, {}, {}, {}, {}
-local qk, qren, qa, qlease = {}, {}, {}, {}
+local rk, rtat, rT, ra, rlease, rcost = {}, {}, {}, {}, {}, {}
+local qk, qren, qa, qlease, qcost = {}, {}, {}, {}, {}
 local ngroups = ARGS[a]
 a = a + 1
 for _ = 1, ngroups do
@@ -138,29 +146,33 @@ for _ = 1, ngroups do
     local T = ARGS[a + 1] / ARGS[a + 2]
     local tau = T * ARGS[a + 3]
     local shadow = ARGS[a + 4] == 1
-    local want = ARGS[a + 5]
-    a = a + 6
+    local want, cost = ARGS[a + 5], ARGS[a + 6]
+    a = a + 7
     local tat = load_rule(key)
     if tat < now then tat = now end
     local avail = math.floor((now + tau - tat) / T)
     while avail > 0 and tat + avail * T - tau > now do avail = avail - 1 end
     if avail < 0 then avail = 0 end
     if want > 0 then avail = lease(avail, want, frac) end
-    if not shadow and avail < k then k = avail end
-    rk[i], rtat[i], rT[i], ra[i], rlease[i] = key, tat, T, avail, want > 0
+    local adm = avail
+    if want == 0 then adm = math.floor(avail / cost) end
+    if not shadow and adm < k then k = adm end
+    rk[i], rtat[i], rT[i], ra[i], rlease[i], rcost[i] = key, tat, T, adm, want > 0, cost
     out[o + 1] = avail
     out[o + 2] = math.ceil(tat - now)
     o = o + 2
   end
   for j = 1, nq do
-    local key, max, ren, want = ARGS[a], ARGS[a + 1], ARGS[a + 2], ARGS[a + 3]
-    a = a + 4
+    local key, max, ren, want, cost = ARGS[a], ARGS[a + 1], ARGS[a + 2], ARGS[a + 3], ARGS[a + 4]
+    a = a + 5
     local c = load_quota(key)
     local avail = max - c
     if avail < 0 then avail = 0 end
     if want > 0 then avail = lease(avail, want, frac) end
-    if avail < k then k = avail end
-    qk[j], qren[j], qa[j], qlease[j] = key, ren, avail, want > 0
+    local adm = avail
+    if want == 0 then adm = math.floor(avail / cost) end
+    if adm < k then k = adm end
+    qk[j], qren[j], qa[j], qlease[j], qcost[j] = key, ren, avail, want > 0, cost
     out[o + 1] = avail
     out[o + 2] = qend[key] or (nowms + ren)
     o = o + 2
@@ -172,13 +184,14 @@ for _ = 1, ngroups do
       -- its grant g, taken whole (k = 1)
       local c = ra[i]
       if c > k and not rlease[i] then c = k end
+      if not rlease[i] then c = c * rcost[i] end
       if c > 0 then
         val[rk[i]] = rtat[i] + c * rT[i]
         kind[rk[i]] = 'r'
       end
     end
     for j = 1, nq do
-      local key, c = qk[j], k
+      local key, c = qk[j], k * qcost[j]
       if qlease[j] then c = qa[j] end
       val[key] = val[key] + c
       if qend[key] == nil then qend[key] = nowms + qren[j] end

@@ -17,14 +17,34 @@ type Rule struct {
 	// "api", "policy-gold", "key", "endpoint-0".
 	Name  string
 	Limit model.Limit
+	// KeyScope, when set (a key hash), puts the counter among the key's
+	// own, counted across every API: store.Layout.KeyCounterPrefix(KeyScope) +
+	// Key. Such rules are exact.
+	KeyScope string
+	// Cost is the units this request counts (0: 1, a request). A rule
+	// with a cost other than 1 is exact.
+	Cost int64
+	// Reserve marks Cost as a reservation, settled by Limiter.Settle
+	// once the actual cost is known.
+	Reserve bool
+	// Actual is the cost a reserving rule settles at (Settle).
+	Actual int64
 }
+
+func (r *Rule) cost() int64 { return max(r.Cost, 1) }
 
 // QuotaRule is one quota that applies to a request.
 type QuotaRule struct {
 	Key   string
 	Name  string
 	Quota model.Quota
+	// KeyScope is as Rule.KeyScope. Such quotas are never leased.
+	KeyScope string
+	// Cost is as Rule.Cost; a quota with a cost other than 1 is exact.
+	Cost int64
 }
+
+func (q *QuotaRule) cost() int64 { return max(q.Cost, 1) }
 
 // Request is everything one decision needs. The limiter reads it only
 // during Check; callers may reuse it afterwards.
@@ -35,6 +55,8 @@ type Request struct {
 	// FailOpen is true when the API serves on store errors
 	// (on_store_error: open, the default).
 	FailOpen bool
+
+	part bool // one slot's part of a decision split across slots (split.go)
 }
 
 // ErrInvalidLimit is returned for a rule or quota that cannot be enforced.
@@ -44,7 +66,7 @@ var ErrInvalidLimit = errors.New("invalid limit")
 func (r *Request) Validate() error {
 	for i := range r.Rules {
 		l := &r.Rules[i].Limit
-		if l.Rate <= 0 || l.Per.D() < time.Microsecond || l.Burst < 0 {
+		if l.Rate <= 0 || l.Per.D() < time.Microsecond || l.Burst < 0 || (r.Rules[i].KeyScope != "" && l.Mode == model.LimitLease) {
 			return fmt.Errorf("rule %s: %w: rate and per must be positive", r.Rules[i].Name, ErrInvalidLimit)
 		}
 	}
@@ -110,13 +132,15 @@ type Decision struct {
 	Remaining int64
 	Reset     time.Duration // until the allowance is whole again (rules) or renews (quotas)
 
+	at int64 // Redis time of the decision (us), when Redis took it
+
 	buf [128]byte
 }
 
 func (d *Decision) reset() {
 	d.Outcome, d.Reason, d.Fallback, d.ShadowLimited = Allowed, "", false, false
 	d.RetryAfter, d.Err, d.HasLimit, d.Policy = 0, nil, false, ""
-	d.Limit, d.Window, d.Remaining, d.Reset = 0, 0, 0, 0
+	d.Limit, d.Window, d.Remaining, d.Reset, d.at = 0, 0, 0, 0, 0
 }
 
 // setLimit records the most restrictive limit, index i over rules then

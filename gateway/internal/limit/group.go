@@ -73,7 +73,7 @@ func (l *Limiter) encode(b *batch) (want, decisions int) {
 	b.args = appendNum(b.args, int64(l.opts.LeaseFraction*1000))
 	b.args = appendNum(b.args, int64(len(b.returns)))
 	for _, r := range b.returns {
-		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, r.key))), r.n), r.period)
+		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, "", r.key))), r.n), r.period)
 	}
 	for _, cl := range b.calls {
 		if cl.carrier {
@@ -133,13 +133,13 @@ func (l *Limiter) appendDecision(b *batch, cl *call) bool {
 			shadow = 1
 		}
 		lone = lone || s.ls != nil
-		b.sig(int64(b.key(req.APIID, r.Key)), r.Limit.Per.D().Microseconds(),
-			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want)
+		b.sig(int64(b.key(req.APIID, r.KeyScope, r.Key)), r.Limit.Per.D().Microseconds(),
+			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want, r.cost())
 	}
 	for _, s := range cl.sentQ {
 		q := &req.Quotas[s.idx]
 		lone = lone || s.ql != nil
-		b.sig(int64(b.key(req.APIID, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want)
+		b.sig(int64(b.key(req.APIID, q.KeyScope, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want, q.cost())
 	}
 	return lone
 }
@@ -157,9 +157,14 @@ func appendNum(b []byte, v int64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(v)))
 }
 
-// key returns the 1-based index in b.keys of the counter, adding it once.
-func (b *batch) key(api, key string) int {
-	b.kb = b.layout.AppendCounterKey(b.kb[:0], api, key)
+// key returns the 1-based index in b.keys of the counter, adding it once:
+// an API's counter, or a key's own (scope, a key hash, set).
+func (b *batch) key(api, scope, key string) int {
+	if scope != "" {
+		b.kb = b.layout.AppendKeyCounterKey(b.kb[:0], scope, key)
+	} else {
+		b.kb = b.layout.AppendCounterKey(b.kb[:0], api, key)
+	}
 	if i, ok := b.keyIdx[string(b.kb)]; ok {
 		return i
 	}
@@ -176,6 +181,9 @@ func (l *Limiter) fillGroups(b *batch, res []int64, sent int64) {
 		g := &b.groups[i]
 		n := 1 + 2*g.limits
 		for j, cl := range g.calls {
+			if cl.d != nil {
+				cl.d.at = now
+			}
 			l.fill(cl, res[off:off+n], int64(j), now, sent)
 		}
 		off += n
@@ -226,11 +234,16 @@ func (l *Limiter) fill(cl *call, r []int64, j, now, sent int64) {
 		case s.ls != nil: // a lease rule: a is its grant
 			ok = a > 0
 			rem, reset = a-1, off+float64(a)*t
-		default:
-			ok = a > st
-			rem, reset = a-1-st, off+float64(st+1)*t
+		default: // a is the units available; each decision costs c
+			c := rl.cost()
+			ok = a/c > st
+			rem, reset = a-(st+1)*c, off+float64((st+1)*c)*t
+			if !ok {
+				rem, reset = 0, off+float64(st*c)*t
+				wait = reset + float64(c)*t - tau
+			}
 		}
-		if !ok {
+		if !ok && s.ls != nil {
 			rem, reset = 0, off+float64(st)*t
 			wait = reset + t - tau
 		}
@@ -247,7 +260,8 @@ func (l *Limiter) fill(cl *call, r []int64, j, now, sent int64) {
 	for i, s := range cl.sentQ {
 		a, end := v[2*(len(cl.sent)+i)], v[2*(len(cl.sent)+i)+1]
 		reset := float64(end*1000 - now)
-		ok, rem := a > st, a-1-st
+		c := req.Quotas[s.idx].cost()
+		ok, rem := a/c > st, a-(st+1)*c
 		if s.ql != nil { // a lease quota: a is its grant
 			ok, rem = a > 0, a-1
 		}

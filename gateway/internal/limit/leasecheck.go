@@ -56,7 +56,7 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 		}
 	}
 	for i := range req.Quotas {
-		if !allLease {
+		if !allLease || req.Quotas[i].KeyScope != "" {
 			cl.sentQ = append(cl.sentQ, sentQuota{idx: i})
 			continue
 		}

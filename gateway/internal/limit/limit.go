@@ -82,6 +82,12 @@ type Limiter struct {
 	script  *redis.Script
 	fb      *fallback
 
+	// cluster is true on Redis Cluster: a decision with a key's own
+	// counters is split per slot (split.go).
+	cluster      bool
+	splits       sync.Pool // *split
+	adjustScript *redis.Script
+
 	collectors sync.Map // API id -> *collector
 	calls      sync.Pool
 	batches    sync.Pool
@@ -95,6 +101,9 @@ type Limiter struct {
 	scriptDecisions atomic.Uint64
 	scriptGroups    atomic.Uint64
 	leaseDecisions  atomic.Uint64
+	refunds         atomic.Uint64
+	adjustCalls     atomic.Uint64
+	settles         atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -167,7 +176,10 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		script: redis.NewScript(checkScript),
 		fb:     newFallback(opts.FallbackShare, opts.FallbackMaxKeys),
 		stop:   make(chan struct{}),
+
+		adjustScript: redis.NewScript(adjustScript),
 	}
+	_, l.cluster = rdb.(*redis.ClusterClient)
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	l.batches.New = func() any { return newBatch(opts.MaxBatch, opts.Layout) }
 	return l, nil
@@ -239,12 +251,20 @@ type Stats struct {
 	ScriptGroups uint64
 	// LeaseDecisions were taken from this node's leases, without Redis.
 	LeaseDecisions uint64
+	// Refunds gave back a key's counters after the API's part of a decision
+	// split across slots refused (Redis Cluster, split.go).
+	Refunds uint64
+	// AdjustCalls are the script calls refunds and settlements made.
+	AdjustCalls uint64
+	// Settles are the reservations settled (Settle).
+	Settles uint64
 }
 
 // Stats returns the counts so far.
 func (l *Limiter) Stats() Stats {
 	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
-		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load()}
+		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load(),
+		AdjustCalls: l.adjustCalls.Load(), Settles: l.settles.Load()}
 }
 
 // Check decides req into d. A request without rules or quotas is allowed
@@ -260,6 +280,10 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	if err := req.Validate(); err != nil {
 		d.Outcome, d.Err, d.RetryAfter = Unavailable, err, time.Second
 		l.m.decided(sourceStore, req.APIID, d)
+		return
+	}
+	if l.needsSplit(req) {
+		l.checkSplit(context.Background(), req, d)
 		return
 	}
 	c := l.collector(req.APIID)

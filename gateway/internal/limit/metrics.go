@@ -17,6 +17,8 @@ type metrics struct {
 	leaseGranted   prometheus.Counter
 	leaseRefills   prometheus.Counter
 	quotaReturns   prometheus.Counter
+	refunds        prometheus.Counter
+	refundErrors   prometheus.Counter
 	// decisions by API, outcome, reason and source (decided)
 	decisions *prometheus.CounterVec
 	perAPI    sync.Map // api id -> *apiDecisions
@@ -85,6 +87,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_limit_quota_returns_total",
 			Help: "Quota leases given back to Redis unspent (expired or replaced).",
 		}),
+		refunds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_refunds_total",
+			Help: "Key-scoped counters given back on Redis Cluster because the API's part of the decision refused.",
+		}),
+		refundErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_refund_errors_total",
+			Help: "Refunds that could not be sent (the key's counters stay one higher: early refusals, never over).",
+		}),
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_limit_decisions_total",
@@ -92,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"api", "outcome", "reason", "source"})
 	m.decisions = vec
 	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.scriptGroups, m.batchSize, m.storeErrors, m.shadow,
-		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, vec} {
+		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, m.refunds, m.refundErrors, vec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,6 +40,17 @@ type exchange struct {
 	upstream time.Duration // time spent in the upstream call
 	err      *Error        // the error that answered the request, nil when served
 
+	// limit_by scratch: the client address (found once) and the values
+	// hashed into a counter key.
+	client    netip.Addr
+	clientSet bool
+	byBuf     []byte
+
+	// units: the request's cost (usage event) and whether a limit reserved
+	// one to settle after the response.
+	units    int64
+	reserved bool
+
 	// claims of a verified token, set upstream by forward after the
 	// hop-by-hop strip.
 	claims *jwtauth.Result
@@ -51,6 +63,8 @@ func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
 	x.claims, x.stream = nil, nil
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
+	x.client, x.clientSet = netip.Addr{}, false
+	x.units, x.reserved = 0, false
 	x.lreq.Rules, x.lreq.Quotas = x.lreq.Rules[:0], x.lreq.Quotas[:0]
 	x.dec = limit.Decision{}
 	x.rid, x.upstream, x.err = x.rid[:0], 0, nil
@@ -77,6 +91,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if err == nil {
 		err = s.forward(ctx, x)
+		s.settle(ctx, x, err != nil)
 	}
 	if err != nil {
 		writeError(ctx, err)
@@ -217,11 +232,24 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	req := &x.lreq
 	req.APIID, req.FailOpen = x.api.ID, x.api.FailOpen
 	if l := x.api.RateLimit; l != nil {
-		req.Rules = append(req.Rules, limit.Rule{Key: "api", Name: "api", Limit: *l})
+		key := "api"
+		if len(l.LimitBy) > 0 {
+			var err *Error
+			if key, err = s.limitByKey(ctx, x, key, l); err != nil {
+				return err
+			}
+		}
+		req.Rules = append(req.Rules, limit.Rule{Key: key, Name: "api", Limit: *l})
 	}
 	if e := x.endpoint; e != nil && e.Limit != nil {
 		key := x.api.EndpointKey[e.Index]
-		if x.sess != nil {
+		switch {
+		case len(e.Limit.LimitBy) > 0:
+			var err *Error
+			if key, err = s.limitByKey(ctx, x, key, e.Limit); err != nil {
+				return err
+			}
+		case x.sess != nil:
 			key = x.api.EndpointKeyPrefix[e.Index] + x.sess.Hash
 		}
 		req.Rules = append(req.Rules, limit.Rule{Key: key, Name: x.api.EndpointName[e.Index], Limit: *e.Limit})
@@ -229,16 +257,22 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.sess != nil {
 		for i := range x.sess.Limits {
 			if l := &x.sess.Limits[i]; l.AppliesTo(x.api.ID) {
-				req.Rules = append(req.Rules, limit.Rule{Key: l.Key, Name: l.Name, Limit: l.Limit})
+				req.Rules = append(req.Rules, limit.Rule{Key: l.Key, Name: l.Name, Limit: l.Limit, KeyScope: l.KeyScope})
 			}
 		}
 		for i := range x.sess.Quotas {
 			if q := &x.sess.Quotas[i]; q.AppliesTo(x.api.ID) {
-				req.Quotas = append(req.Quotas, limit.QuotaRule{Key: q.Key, Name: q.Name, Quota: q.Quota})
+				req.Quotas = append(req.Quotas, limit.QuotaRule{Key: q.Key, Name: q.Name, Quota: q.Quota, KeyScope: q.KeyScope})
 			}
 		}
 	}
+	if err := s.unitCosts(ctx, x); err != nil {
+		return err
+	}
 	s.limiter.Check(s.base, req, &x.dec)
+	if x.dec.Outcome != limit.Allowed {
+		x.units = 0 // nothing counted
+	}
 	switch x.dec.Outcome {
 	case limit.Limited:
 		x.dec.WriteHeaders(&ctx.Response.Header)
@@ -329,6 +363,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		BytesOut:  bytesOut(ctx, x),
 		Limited:   x.limited,
 		RequestID: string(x.rid),
+		Units:     x.units,
 	}
 	if x.sess != nil {
 		e.KeyHash = x.sess.Hash

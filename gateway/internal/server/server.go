@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluicegw/sluice/gateway/internal/clientip"
 	"github.com/sluicegw/sluice/gateway/internal/edgetls"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
@@ -25,6 +26,9 @@ import (
 // Limiter decides rate limits and quotas (internal/limit.Limiter).
 type Limiter interface {
 	Check(ctx context.Context, req *limit.Request, d *limit.Decision)
+	// Settle settles the reservations of an allowed decision at each
+	// reserving rule's Actual (limit.SettleFailed: give back).
+	Settle(req *limit.Request, d *limit.Decision)
 }
 
 // Emitter takes usage events without blocking (internal/usage.Publisher).
@@ -61,6 +65,9 @@ type Options struct {
 	RequestIDHeader string
 	// AccessLog configures the access log (off by default).
 	AccessLog AccessLogOptions
+	// ClientIP finds the client address limit_by client_ip counts (nil:
+	// the connection's peer).
+	ClientIP *clientip.Resolver
 }
 
 // Server is the traffic listener of a node.
