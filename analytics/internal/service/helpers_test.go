@@ -31,7 +31,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{redis: testutil.StartRedis(t), nats: testutil.StartNATS(t)}
+	return newEnvWith(t, testutil.StartRedis(t))
+}
+
+// newEnvWith is newEnv on the redis-server r.
+func newEnvWith(t *testing.T, r *testutil.Redis) *env {
+	t.Helper()
+	e := &env{redis: r, nats: testutil.StartNATS(t)}
 	e.nc = e.nats.Conn(t)
 	js, err := jetstream.New(e.nc)
 	if err != nil {

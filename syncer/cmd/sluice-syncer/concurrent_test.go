@@ -26,7 +26,7 @@ const concurrentToken = "concurrent-admin-token-0123456789"
 
 // startSyncers builds sluice-syncer and runs n processes against one Redis
 // and one NATS; it returns their base URLs.
-func startSyncers(t *testing.T, n int, redisAddr, natsURL string) []string {
+func startSyncers(t *testing.T, n int, redisAddr, natsURL string, env ...string) []string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "sluice-syncer")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -38,6 +38,7 @@ func startSyncers(t *testing.T, n int, redisAddr, natsURL string) []string {
 		cmd := exec.Command(bin, "--listen", addr)
 		cmd.Env = append(os.Environ(), "SLUICE_ADMIN_TOKEN="+concurrentToken, "SLUICE_REDIS_ADDR="+redisAddr,
 			"SLUICE_NATS_URL="+natsURL, "SLUICE_LOG_LEVEL=warn", "SLUICE_LOG_FORMAT=json")
+		cmd.Env = append(cmd.Env, env...)
 		var logs bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
