@@ -65,10 +65,14 @@ bench: deps build ## Load-test the gateway against a bare proxy hop and print a 
 gobench: ## Run the Go micro-benchmarks of every module
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
 
+# staticcheck, pinned; run through the Go module proxy (no install step).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 .PHONY: lint
-lint: ## gofmt and go vet every module
+lint: ## gofmt, go vet (also the chaos suite's build tag) and staticcheck in every module
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do (cd $$m && go vet ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && go vet ./... && go vet -tags chaos ./...); done
+	@set -e; for m in $(MODULES); do echo "staticcheck $$m"; (cd $$m && go run $(STATICCHECK) ./...); done
 
 .PHONY: tidy
 tidy: ## go mod tidy every module

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -109,8 +108,6 @@ func hasLabels(m *dto.Metric, labels []string) bool {
 }
 
 func httpsURL(n *node) string { return "https://" + n.srv.TLSAddr() }
-
-func commonName(s string) string { name, _, _ := strings.Cut(s, "#"); return name }
 
 type httptestServer = httptest.Server
 
