@@ -62,7 +62,7 @@ func (w *adminWriter) run(ctx context.Context) {
 		if err != nil {
 			w.failures++
 			w.lastFailedAt = i
-			w.errs = append(w.errs, fmt.Sprintf("write %d via %s: %v", i, w.tp.syncers[cur].name, err))
+			w.errs = append(w.errs, fmt.Sprintf("write %d via %s: %v", i, w.tp.syncers[cur].Name, err))
 			cur = 1 - cur
 		} else {
 			w.accepted++
@@ -130,17 +130,17 @@ func killSyncerMidApply(t *testing.T, tp *topology, st *faultState) {
 		return nil
 	})
 	s := tp.syncers[0]
-	st.killed = s.kill()
-	st.note("killed %s (%s) with admin write %d in flight", s.name, st.killed, w.attempted)
+	st.killed = s.Kill()
+	st.note("killed %s (%s) with admin write %d in flight", s.Name, st.killed, w.attempted)
 	hold(st.tm.fault)
 }
 
 func restartSyncer(t *testing.T, tp *topology, st *faultState) {
 	s := tp.syncers[0]
-	if err := s.restart(); err != nil {
+	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.waitReady(t.Context(), "http://"+s.addr+"/ready", 30*time.Second); err != nil {
+	if err := s.WaitReady(t.Context(), "http://"+s.addr+"/ready", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,7 +164,7 @@ func checkAdminWrites(t *testing.T, tp *topology, st *faultState, r *result) {
 			t.Fatal(err)
 		}
 		if got != w.acked && (got != w.acked+1 || w.lastFailedAt != w.acked+1) {
-			t.Errorf("%s serves write %d; the last acknowledged was %d", s.name, got, w.acked)
+			t.Errorf("%s serves write %d; the last acknowledged was %d", s.Name, got, w.acked)
 		}
 	}
 	start := time.Now()

@@ -128,7 +128,7 @@ func (tp *topology) waitDrained(t *testing.T) {
 				return err
 			}
 			if held != 0 {
-				return fmt.Errorf("%s holds %v usage events", g.name, held)
+				return fmt.Errorf("%s holds %v usage events", g.Name, held)
 			}
 		}
 		info, err := tp.nats.consumerInfo()
@@ -166,7 +166,7 @@ func (tp *topology) snapshot(t *testing.T) snapshot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.published[g.name], s.dropped, s.retried = p, s.dropped+d, s.retried+e
+		s.published[g.Name], s.dropped, s.retried = p, s.dropped+d, s.retried+e
 	}
 	w, err := tp.liveWorker()
 	if err != nil {

@@ -31,7 +31,7 @@ func killStreamLeader(t *testing.T, tp *topology, st *faultState) {
 	var leader *natsNode
 	testutil.WaitFor(t, 20*time.Second, func() (err error) { leader, err = tp.nats.streamLeader(); return err })
 	st.natsVictim = leader
-	leader.kill()
+	leader.Kill()
 	st.note("killed %s, the leader of %s (SIGKILL)", leader.Name, usageStream)
 	// A new leader is elected among the two left; the fault is held
 	// until then, and at least tm.fault.
@@ -52,7 +52,7 @@ func killStreamLeader(t *testing.T, tp *topology, st *faultState) {
 }
 
 func restartStreamLeader(t *testing.T, tp *topology, st *faultState) {
-	if err := st.natsVictim.restart(); err != nil {
+	if err := st.natsVictim.Restart(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -149,17 +149,17 @@ func checkFailClosed(t *testing.T, tp *topology, st *faultState, r *result) {
 
 func killGateway(t *testing.T, tp *topology, st *faultState) {
 	g := tp.gateways[1]
-	g.kill()
-	st.note("killed %s (SIGKILL)", g.name)
+	g.Kill()
+	st.note("killed %s (SIGKILL)", g.Name)
 	hold(st.tm.fault)
 }
 
 func restartGateway(t *testing.T, tp *topology, st *faultState) {
 	g := tp.gateways[1]
-	if err := g.restart(); err != nil {
+	if err := g.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.waitReady(t.Context(), "http://"+g.ops+"/ready", 30*time.Second); err != nil {
+	if err := g.WaitReady(t.Context(), "http://"+g.ops+"/ready", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -181,24 +181,24 @@ func killWorker(t *testing.T, tp *topology, st *faultState) {
 	}
 	st.before = int64(info.Delivered.Consumer) - int64(info.Delivered.Stream)
 	w := tp.workers[1]
-	st.killed = w.kill()
-	st.note("killed %s (%s)", w.name, st.killed)
+	st.killed = w.Kill()
+	st.note("killed %s (%s)", w.Name, st.killed)
 	hold(st.tm.fault)
 }
 
 func restartWorker(t *testing.T, tp *topology, st *faultState) {
 	w := tp.workers[1]
-	if err := w.restart(); err != nil {
+	if err := w.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.waitReady(t.Context(), "http://"+w.addr+"/ready", 30*time.Second); err != nil {
+	if err := w.WaitReady(t.Context(), "http://"+w.addr+"/ready", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func checkWorkerBack(t *testing.T, tp *topology, st *faultState, r *result) {
 	if st.killed != "signal: killed" {
-		t.Errorf("%s ended with %q, not by SIGKILL: the fault did not happen", tp.workers[1].name, st.killed)
+		t.Errorf("%s ended with %q, not by SIGKILL: the fault did not happen", tp.workers[1].Name, st.killed)
 	}
 	info, err := tp.nats.consumerInfo()
 	if err != nil {
@@ -217,7 +217,7 @@ var slowLinkFault = fault{name: "redis-slow-link", victimGateway: -1, inject: sl
 
 func slowLink(t *testing.T, tp *topology, st *faultState) {
 	tp.proxy.SetDelay(slowDelay)
-	st.note("%v added each way between %s and Redis for %v", slowDelay, tp.gateways[2].name, st.tm.fault)
+	st.note("%v added each way between %s and Redis for %v", slowDelay, tp.gateways[2].Name, st.tm.fault)
 	hold(st.tm.fault)
 }
 
@@ -229,18 +229,18 @@ func fastLink(t *testing.T, tp *topology, st *faultState) { tp.proxy.SetDelay(0)
 // waiting for the link.
 func checkSlowLink(t *testing.T, tp *topology, st *faultState, r *result) {
 	if r.unavailableVia[2] == 0 {
-		t.Errorf("no 503 from %s on the fail-closed API while its Redis link was slow: the fault or the guard is absent", tp.gateways[2].name)
+		t.Errorf("no 503 from %s on the fail-closed API while its Redis link was slow: the fault or the guard is absent", tp.gateways[2].Name)
 	}
 	for gw, n := range r.unavailableVia {
 		if gw != 2 {
-			t.Errorf("%s answered %d 503s though its link to Redis was fast", tp.gateways[gw].name, n)
+			t.Errorf("%s answered %d 503s though its link to Redis was fast", tp.gateways[gw].Name, n)
 		}
 	}
 	for gw := range tp.gateways {
-		st.note("%s: slowest answer during the fault %v", tp.gateways[gw].name, r.slowest[gw].Round(time.Millisecond))
+		st.note("%s: slowest answer during the fault %v", tp.gateways[gw].Name, r.slowest[gw].Round(time.Millisecond))
 	}
 	if d := r.slowest[2]; d > 500*time.Millisecond+time.Second {
-		t.Errorf("%s took %v to answer with a 500ms store deadline", tp.gateways[2].name, d)
+		t.Errorf("%s took %v to answer with a 500ms store deadline", tp.gateways[2].Name, d)
 	}
 }
 

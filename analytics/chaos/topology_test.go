@@ -93,7 +93,7 @@ const (
 func startTopology(t *testing.T, bin binaries, mode redisMode) *topology {
 	t.Helper()
 	tp := &topology{t: t, bin: bin}
-	tp.nats = startNATSCluster(t, bin.nats)
+	tp.nats = startNATSCluster(t, bin.NATS)
 	switch mode {
 	case redisSlowLink:
 		tp.single = testutil.StartRedis(t)
@@ -230,7 +230,7 @@ func (tp *topology) commonEnv() []string {
 func (tp *topology) startGateway(name string, extra ...string) *gatewayProc {
 	tp.t.Helper()
 	g := &gatewayProc{addr: freeAddr(tp.t), ops: freeAddr(tp.t)}
-	g.proc = startProc(tp.t, name, tp.bin.gateway, append(append(tp.commonEnv(), extra...),
+	g.proc = startProc(tp.t, name, tp.bin.Gateway, append(append(tp.commonEnv(), extra...),
 		"SLUICE_NODE_ID="+name,
 		"SLUICE_LISTEN="+g.addr,
 		"SLUICE_OPS_LISTEN="+g.ops,
@@ -242,7 +242,7 @@ func (tp *topology) startGateway(name string, extra ...string) *gatewayProc {
 		"SLUICE_SYNC_CHECK_INTERVAL=1s",
 		"SLUICE_SHUTDOWN_TIMEOUT=5s",
 	))
-	if err := g.waitReady(context.Background(), "http://"+g.ops+"/ready", 30*time.Second); err != nil {
+	if err := g.WaitReady(context.Background(), "http://"+g.ops+"/ready", 30*time.Second); err != nil {
 		tp.t.Fatal(err)
 	}
 	return g
@@ -252,8 +252,8 @@ func (tp *topology) startGateway(name string, extra ...string) *gatewayProc {
 func (tp *topology) startSyncer(name string) *syncerProc {
 	tp.t.Helper()
 	s := &syncerProc{addr: freeAddr(tp.t)}
-	s.proc = startProc(tp.t, name, tp.bin.syncer, append(tp.commonEnv(), "SLUICE_LISTEN="+s.addr), "--insecure-dev")
-	if err := s.waitReady(context.Background(), "http://"+s.addr+"/ready", 30*time.Second); err != nil {
+	s.proc = startProc(tp.t, name, tp.bin.Syncer, append(tp.commonEnv(), "SLUICE_LISTEN="+s.addr), "--insecure-dev")
+	if err := s.WaitReady(context.Background(), "http://"+s.addr+"/ready", 30*time.Second); err != nil {
 		tp.t.Fatal(err)
 	}
 	return s
@@ -265,7 +265,7 @@ func (tp *topology) startSyncer(name string) *syncerProc {
 func (tp *topology) startWorker(name string) *workerProc {
 	tp.t.Helper()
 	w := &workerProc{addr: freeAddr(tp.t)}
-	w.proc = startProc(tp.t, name, tp.bin.analytics, append(tp.commonEnv(),
+	w.proc = startProc(tp.t, name, tp.bin.Analytics, append(tp.commonEnv(),
 		"SLUICE_LISTEN="+w.addr,
 		"SLUICE_AUTH_TOKEN="+usageToken,
 		"SLUICE_USAGE_STREAM_REPLICAS=3",
@@ -275,7 +275,7 @@ func (tp *topology) startWorker(name string) *workerProc {
 		"SLUICE_AGGREGATION_GRACE=2m",
 		"SLUICE_AGGREGATION_CLOSE_INTERVAL=500ms",
 	))
-	if err := w.waitReady(context.Background(), "http://"+w.addr+"/ready", 30*time.Second); err != nil {
+	if err := w.WaitReady(context.Background(), "http://"+w.addr+"/ready", 30*time.Second); err != nil {
 		tp.t.Fatal(err)
 	}
 	return w
@@ -288,7 +288,7 @@ func freeAddr(t *testing.T) string {
 // liveWorker is a worker that answers, for queries.
 func (tp *topology) liveWorker() (*workerProc, error) {
 	for _, w := range tp.workers {
-		if !w.exited() {
+		if !w.Exited() {
 			return w, nil
 		}
 	}

@@ -133,7 +133,7 @@ func (c *cluster) seed() {
 func (c *cluster) startGateway(name string) *gatewayProc {
 	c.t.Helper()
 	g := &gatewayProc{addr: freeAddr(c.t), ops: freeAddr(c.t)}
-	g.proc = startProc(c.t, name, c.bin.gateway, []string{
+	g.proc = startProc(c.t, name, c.bin.Gateway, []string{
 		"SLUICE_NODE_ID=" + name,
 		"SLUICE_LISTEN=" + g.addr,
 		"SLUICE_OPS_LISTEN=" + g.ops,
@@ -150,7 +150,7 @@ func (c *cluster) startGateway(name string) *gatewayProc {
 		"SLUICE_LOG_FORMAT=json",
 		"SLUICE_LOG_LEVEL=info",
 	})
-	if err := g.waitReady(context.Background(), "http://"+g.ops+"/ready", 15*time.Second); err != nil {
+	if err := g.WaitReady(context.Background(), "http://"+g.ops+"/ready", 15*time.Second); err != nil {
 		c.t.Fatal(err)
 	}
 	c.gateways = append(c.gateways, g)
@@ -165,7 +165,7 @@ func (c *cluster) startGateway(name string) *gatewayProc {
 func (c *cluster) startWorker(name string) *workerProc {
 	c.t.Helper()
 	w := &workerProc{addr: freeAddr(c.t)}
-	w.proc = startProc(c.t, name, c.bin.analytics, []string{
+	w.proc = startProc(c.t, name, c.bin.Analytics, []string{
 		"SLUICE_LISTEN=" + w.addr,
 		"SLUICE_AUTH_TOKEN=" + usageToken,
 		"SLUICE_REDIS_ADDR=" + c.redis.Addr(),
@@ -178,7 +178,7 @@ func (c *cluster) startWorker(name string) *workerProc {
 		"SLUICE_LOG_FORMAT=json",
 		"SLUICE_LOG_LEVEL=info",
 	})
-	if err := w.waitReady(context.Background(), "http://"+w.addr+"/ready", 15*time.Second); err != nil {
+	if err := w.WaitReady(context.Background(), "http://"+w.addr+"/ready", 15*time.Second); err != nil {
 		c.t.Fatal(err)
 	}
 	c.workers = append(c.workers, w)

@@ -257,17 +257,17 @@ func (e *environment) start(t *testing.T, bin binaries, redisAddr, natsURL strin
 		"SLUICE_LOG_FORMAT=json", "SLUICE_LOG_LEVEL=info",
 	}
 	e.syncer = freeAddr(t)
-	sy := startProc(t, e.ns+"-syncer", bin.syncer, append([]string{
+	sy := startProc(t, e.ns+"-syncer", bin.Syncer, append([]string{
 		"SLUICE_LISTEN=" + e.syncer, "SLUICE_ADMIN_TOKEN=" + nsToken,
 	}, common...))
 	e.gw = &gatewayProc{addr: freeAddr(t), ops: freeAddr(t)}
-	e.gw.proc = startProc(t, e.ns+"-gw", bin.gateway, append([]string{
+	e.gw.proc = startProc(t, e.ns+"-gw", bin.Gateway, append([]string{
 		"SLUICE_NODE_ID=" + e.ns + "-gw", "SLUICE_LISTEN=" + e.gw.addr, "SLUICE_OPS_LISTEN=" + e.gw.ops,
 		"SLUICE_USAGE_FLUSH_INTERVAL=20ms", "SLUICE_AUTH_LOOKUP_TIMEOUT=2s", "SLUICE_LIMITS_TIMEOUT=2s",
 		"SLUICE_SYNC_CHECK_INTERVAL=500ms", "SLUICE_SHUTDOWN_TIMEOUT=5s",
 	}, common...))
 	e.worker = &workerProc{addr: freeAddr(t)}
-	e.worker.proc = startProc(t, e.ns+"-analytics", bin.analytics, append([]string{
+	e.worker.proc = startProc(t, e.ns+"-analytics", bin.Analytics, append([]string{
 		"SLUICE_LISTEN=" + e.worker.addr, "SLUICE_AUTH_TOKEN=" + usageToken, "SLUICE_NATS_FETCH_WAIT=100ms",
 		"SLUICE_AGGREGATION_GRACE=1s", "SLUICE_AGGREGATION_CLOSE_INTERVAL=250ms",
 	}, common...))
@@ -276,7 +276,7 @@ func (e *environment) start(t *testing.T, bin binaries, redisAddr, natsURL strin
 		p   *proc
 		url string
 	}{{sy, "http://" + e.syncer + "/ready"}, {e.gw.proc, "http://" + e.gw.ops + "/ready"}, {e.worker.proc, "http://" + e.worker.addr + "/ready"}} {
-		if err := w.p.waitReady(ctx, w.url, 20*time.Second); err != nil {
+		if err := w.p.WaitReady(ctx, w.url, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -96,8 +96,8 @@ func (c *cluster) crashAndRestart(l *load) {
 	c.t.Helper()
 	victim := c.workers[1]
 	l.waitAnswered(c.t, totalRequests/2)
-	victim.kill()
-	c.t.Logf("killed %s (SIGKILL) after %d requests", victim.name, l.answered.Load())
+	victim.Kill()
+	c.t.Logf("killed %s (SIGKILL) after %d requests", victim.Name, l.answered.Load())
 
 	l.waitAnswered(c.t, totalRequests*6/10)
 	c.nats.Stop()
@@ -109,13 +109,13 @@ func (c *cluster) crashAndRestart(l *load) {
 	c.t.Logf("started NATS again after %d requests", l.answered.Load())
 
 	l.waitAnswered(c.t, totalRequests*17/20)
-	if err := victim.restart(); err != nil {
+	if err := victim.Restart(); err != nil {
 		c.t.Fatal(err)
 	}
-	if err := victim.waitReady(context.Background(), "http://"+victim.addr+"/ready", 15*time.Second); err != nil {
+	if err := victim.WaitReady(context.Background(), "http://"+victim.addr+"/ready", 15*time.Second); err != nil {
 		c.t.Fatal(err)
 	}
-	c.t.Logf("restarted %s after %d requests", victim.name, l.answered.Load())
+	c.t.Logf("restarted %s after %d requests", victim.Name, l.answered.Load())
 }
 
 // freeze stops a worker with SIGSTOP while batches keep coming, and
@@ -175,16 +175,16 @@ func (c *cluster) freezeOnce(l *load, w *workerProc) bool {
 		return int64(info.Delivered.Consumer) - int64(info.Delivered.Stream)
 	}
 	before := redelivered()
-	w.signal(syscall.SIGSTOP)
-	c.t.Logf("froze %s (SIGSTOP) after %d requests", w.name, l.answered.Load())
+	w.Signal(syscall.SIGSTOP)
+	c.t.Logf("froze %s (SIGSTOP) after %d requests", w.Name, l.answered.Load())
 	held := false
 	for deadline := time.Now().Add(3 * time.Second); !held && time.Now().Before(deadline); {
 		if held = redelivered() > before; !held {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	w.signal(syscall.SIGCONT)
-	c.t.Logf("resumed %s after %d requests (it held batches JetStream redelivered: %v)", w.name, l.answered.Load(), held)
+	w.Signal(syscall.SIGCONT)
+	c.t.Logf("resumed %s after %d requests (it held batches JetStream redelivered: %v)", w.Name, l.answered.Load(), held)
 	return held
 }
 
@@ -314,7 +314,7 @@ func (l *load) send(ctx context.Context, i int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
-		l.errs = append(l.errs, fmt.Errorf("request %d %s via %s: %w", i, s.path, gw.name, err))
+		l.errs = append(l.errs, fmt.Errorf("request %d %s via %s: %w", i, s.path, gw.Name, err))
 		return
 	}
 	l.counts.add(s.api, status, n)
@@ -416,10 +416,10 @@ func (c *cluster) checkUsage(want tally) {
 					c.t.Fatal(err)
 				}
 				if got != *p {
-					c.t.Errorf("%s: /v1/usage/totals of %s\ngot  %v\nwant %v", w.name, api, got, p)
+					c.t.Errorf("%s: /v1/usage/totals of %s\ngot  %v\nwant %v", w.Name, api, got, p)
 				}
 				if late != 0 {
-					c.t.Errorf("%s: %d events of %s counted late (their minute had closed)", w.name, late, api)
+					c.t.Errorf("%s: %d events of %s counted late (their minute had closed)", w.Name, late, api)
 				}
 			}
 			got, err := w.usage(api, key)
@@ -427,7 +427,7 @@ func (c *cluster) checkUsage(want tally) {
 				c.t.Fatal(err)
 			}
 			if got != *p {
-				c.t.Errorf("%s: /v1/usage totals of %s\ngot  %v\nwant %v", w.name, id, got, p)
+				c.t.Errorf("%s: /v1/usage totals of %s\ngot  %v\nwant %v", w.Name, id, got, p)
 			}
 		}
 	}
@@ -445,7 +445,7 @@ func (c *cluster) waitDrained() {
 			c.t.Fatal(err)
 		}
 		if dropped != 0 {
-			c.t.Fatalf("%s dropped %v usage events: its buffer did not hold", g.name, dropped)
+			c.t.Fatalf("%s dropped %v usage events: its buffer did not hold", g.Name, dropped)
 		}
 	}
 	testutil.WaitFor(c.t, 30*time.Second, func() error {
@@ -455,7 +455,7 @@ func (c *cluster) waitDrained() {
 				return err
 			}
 			if held != 0 {
-				return fmt.Errorf("%s holds %v usage events", g.name, held)
+				return fmt.Errorf("%s holds %v usage events", g.Name, held)
 			}
 		}
 		info, err := c.consumerInfo()
@@ -497,7 +497,7 @@ func (c *cluster) logMetrics() {
 			c.t.Log(err)
 			continue
 		}
-		c.t.Logf("%s: %v events published, %v publish errors (retried)", g.name, pub, errs)
+		c.t.Logf("%s: %v events published, %v publish errors (retried)", g.Name, pub, errs)
 	}
 	for _, w := range c.workers {
 		ev, err1 := metric(w.addr, "sluice_analytics_events_total")
@@ -506,6 +506,6 @@ func (c *cluster) logMetrics() {
 			c.t.Log(err)
 			continue
 		}
-		c.t.Logf("%s: %v events aggregated, %v duplicates skipped (since its last start)", w.name, ev, dup)
+		c.t.Logf("%s: %v events aggregated, %v duplicates skipped (since its last start)", w.Name, ev, dup)
 	}
 }
