@@ -6,11 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sluicegw/sluice/analytics/internal/proctest"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -20,22 +19,9 @@ func metric(addr, name string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var sum float64
-	found := false
-	for _, line := range strings.Split(string(data), "\n") {
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
-		}
-		sum, found = sum+v, true
+	sum, found, err := proctest.SumMetric(data, name)
+	if err != nil {
+		return 0, err
 	}
 	if !found {
 		return 0, fmt.Errorf("metric %s not served by %s", name, addr)
