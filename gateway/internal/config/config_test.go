@@ -26,6 +26,8 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.Proxy.MaxForwardedForBytes = 10
 	c.Proxy.ClientForwardingHeaders = "trust"
 	c.Proxy.RequestIDHeader = "X Request"
+	c.Proxy.TrustedProxies = []string{"10.0.0.0/8", "not-a-cidr"}
+	c.Proxy.ClientIPHeader = "X-Real-IP"
 	c.Auth.MinKeyLength = 0
 	c.Auth.SessionTTL = 0
 	c.Auth.MaxStale = -time.Second
@@ -37,7 +39,7 @@ func TestValidateNamesEveryField(t *testing.T) {
 	c.AccessLog.Mode = "some"
 	errs := c.Validate()
 	got := errs.Error()
-	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "proxy.max_forwarded_for_bytes", "proxy.client_forwarding_headers", "proxy.request_id_header", "auth.min_key_length", "auth.session_ttl", "auth.max_stale", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size", "access_log.mode"} {
+	for _, field := range []string{"listen", "redis.addr", "nats.url", "proxy.max_header_bytes", "proxy.max_forwarded_for_bytes", "proxy.client_forwarding_headers", "proxy.request_id_header", "proxy.trusted_proxies[1]", "proxy.client_ip_header", "auth.min_key_length", "auth.session_ttl", "auth.max_stale", "limits.pipelines", "usage.buffer_size", "log.level", "jwt.fetch_timeout", "jwt.cache_size", "access_log.mode"} {
 		if !strings.Contains(got, field+":") {
 			t.Errorf("no problem reported for %s in %q", field, got)
 		}
