@@ -19,12 +19,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
+	"github.com/sluicegw/sluice/gateway/internal/shardlru"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 )
@@ -68,15 +66,16 @@ type Options struct {
 
 // Cache holds sessions by key hash and remembers unknown hashes.
 type Cache struct {
-	opts     Options
-	store    *store.Store
-	policy   func(id string) *model.Policy
-	sessions *lru.Cache[Sum, entry]
-	negative *lru.Cache[Sum, time.Time]
+	opts   Options
+	store  *store.Store
+	policy func(id string) *model.Policy
+	// sessions and negative are sharded: lookups of different keys do not
+	// wait on one lock.
+	sessions *shardlru.Cache[Sum, entry]
+	negative *shardlru.Cache[Sum, time.Time]
 	// gen changes on every eviction: a lookup that raced with one does not
 	// cache what it read.
 	gen atomic.Uint64
-	mu  sync.Mutex // serializes EvictPolicy scans
 	now func() time.Time
 	// downUntil (Unix ns): until then sessions past their TTL are returned
 	// stale without a store call.
@@ -95,14 +94,8 @@ func NewCache(st *store.Store, policy func(id string) *model.Policy, opts Option
 	if opts.CacheSize <= 0 || opts.NegativeCacheSize <= 0 {
 		return nil, errors.New("auth: cache sizes must be positive")
 	}
-	sessions, err := lru.New[Sum, entry](opts.CacheSize)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	negative, err := lru.New[Sum, time.Time](opts.NegativeCacheSize)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
+	sessions := shardlru.New[Sum, entry](opts.CacheSize)
+	negative := shardlru.New[Sum, time.Time](opts.NegativeCacheSize)
 	if opts.MaxStale < 0 {
 		return nil, errors.New("auth: max stale must not be negative")
 	}
@@ -121,7 +114,7 @@ func NewCache(st *store.Store, policy func(id string) *model.Policy, opts Option
 // within Options.MaxStale: the caller decides whether to serve it.
 func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	now := c.now()
-	e, cached := c.sessions.Get(sum)
+	e, cached := c.sessions.Get(&sum)
 	if cached {
 		if now.Before(e.expires) {
 			return e.s, nil
@@ -130,11 +123,11 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 			return c.staleOr(sum, e, now, ErrUnavailable)
 		}
 	}
-	if until, ok := c.negative.Get(sum); ok {
+	if until, ok := c.negative.Get(&sum); ok {
 		if now.Before(until) {
 			return nil, ErrUnknownKey
 		}
-		c.negative.Remove(sum)
+		c.negative.Remove(&sum)
 	}
 	gen := c.gen.Load()
 	var hexbuf [64]byte
@@ -156,10 +149,10 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if cached {
-			c.sessions.Remove(sum)
+			c.sessions.Remove(&sum)
 		}
 		if c.gen.Load() == gen {
-			c.negative.Add(sum, now.Add(c.opts.NegativeTTL))
+			c.negative.Add(&sum, now.Add(c.opts.NegativeTTL))
 		}
 		return nil, ErrUnknownKey
 	case err != nil:
@@ -175,7 +168,7 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	}
 	s := NewSession(k, c.policy)
 	if c.gen.Load() == gen {
-		c.sessions.Add(sum, entry{s: s, expires: now.Add(c.opts.TTL)})
+		c.sessions.Add(&sum, entry{s: s, expires: now.Add(c.opts.TTL)})
 	}
 	return s, nil
 }
@@ -184,7 +177,7 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 // still cached (no eviction since it was read) and within MaxStale, else
 // nil and err.
 func (c *Cache) staleOr(sum Sum, e entry, now time.Time, err error) (*Session, error) {
-	if cur, ok := c.sessions.Peek(sum); !ok || cur.s != e.s {
+	if cur, ok := c.sessions.Peek(&sum); !ok || cur.s != e.s {
 		return nil, err // evicted meanwhile: a revocation wins
 	}
 	if c.opts.MaxStale > 0 && !now.Before(e.expires.Add(c.opts.MaxStale)) {
@@ -207,16 +200,16 @@ func (c *Cache) StaleServed() uint64 { return c.stale.Load() }
 // policies, so EvictPolicy forgets it like a key's session.
 func (c *Cache) Identity(sum Sum, hash string, policies []string) *Session {
 	now := c.now()
-	if e, ok := c.sessions.Get(sum); ok {
+	if e, ok := c.sessions.Get(&sum); ok {
 		if now.Before(e.expires) {
 			return e.s
 		}
-		c.sessions.Remove(sum)
+		c.sessions.Remove(&sum)
 	}
 	gen := c.gen.Load()
 	s := NewSession(&model.Key{ID: IdentityKeyID, Hash: hash, Policies: policies}, c.policy)
 	if c.gen.Load() == gen {
-		c.sessions.Add(sum, entry{s: s, expires: now.Add(c.opts.TTL)})
+		c.sessions.Add(&sum, entry{s: s, expires: now.Add(c.opts.TTL)})
 	}
 	return s
 }
@@ -236,21 +229,15 @@ func (c *Cache) Evict(hashes ...string) {
 		if _, err := hex.Decode(sum[:], []byte(h)); err != nil {
 			continue
 		}
-		c.sessions.Remove(sum)
-		c.negative.Remove(sum)
+		c.sessions.Remove(&sum)
+		c.negative.Remove(&sum)
 	}
 }
 
 // EvictPolicy forgets every session holding policy id.
 func (c *Cache) EvictPolicy(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.gen.Add(1)
-	for _, sum := range c.sessions.Keys() {
-		if e, ok := c.sessions.Peek(sum); ok && e.s.HoldsPolicy(id) {
-			c.sessions.Remove(sum)
-		}
-	}
+	c.sessions.RemoveWhere(func(e entry) bool { return e.s.HoldsPolicy(id) })
 }
 
 // Purge forgets every session and negative entry.

@@ -214,7 +214,7 @@ func TestVerificationCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := v.cache.len(); n > 32 {
+	if n := v.cache.lru.Len(); n > 32 {
 		t.Fatalf("cache holds %d tokens, bound 32", n)
 	}
 }

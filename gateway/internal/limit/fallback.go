@@ -1,8 +1,10 @@
 package limit
 
 import (
+	"hash/maphash"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,15 +14,29 @@ import (
 // Options.FallbackShare, and the same all-or-nothing consumption. Its
 // counters start empty: a node that falls back allows up to a full share of
 // every limit, whatever Redis had counted.
+//
+// Counters live in shards chosen by API id: every counter of one decision
+// belongs to its API, so a decision takes one shard's lock, and APIs on
+// other shards are decided meanwhile.
 type fallback struct {
 	share   float64
-	maxKeys int
-
-	mu sync.Mutex
-	// counters maps API id + "\x00" + counter key to a TAT (rules, Unix
-	// microseconds) or to a quota count and its period end.
-	counters map[string]*fbCounter
+	maxKeys int64
+	keys    atomic.Int64 // counters held across all shards
+	seed    maphash.Seed
+	shards  [fbShards]fbShard
 }
+
+// fbShards is the number of fallback shards.
+const fbShards = 16
+
+type fbShard struct {
+	mu sync.Mutex
+	// counters maps an API's counter key to a TAT (rules, Unix
+	// microseconds) or to a quota count and its period end.
+	counters map[fbKey]*fbCounter
+}
+
+type fbKey struct{ api, key string }
 
 type fbCounter struct {
 	v   float64 // TAT (rules) or count (quotas)
@@ -28,7 +44,15 @@ type fbCounter struct {
 }
 
 func newFallback(share float64, maxKeys int) *fallback {
-	return &fallback{share: share, maxKeys: maxKeys, counters: make(map[string]*fbCounter)}
+	f := &fallback{share: share, maxKeys: int64(maxKeys), seed: maphash.MakeSeed()}
+	for i := range f.shards {
+		f.shards[i].counters = make(map[fbKey]*fbCounter)
+	}
+	return f
+}
+
+func (f *fallback) shard(api string) *fbShard {
+	return &f.shards[maphash.String(f.seed, api)%fbShards]
 }
 
 // fbEval is one limit's evaluation before consumption.
@@ -47,8 +71,9 @@ func (f *fallback) decide(req *Request, d *Decision, now int64) {
 	if n > len(evals) {
 		ev = make([]fbEval, 0, n)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	sh := f.shard(req.APIID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	allowed, reason := true, ""
 	best, bestRem, bestReset, retry := -1, int64(0), int64(0), int64(0)
 	consider := func(i int, rem, reset int64) {
@@ -62,7 +87,7 @@ func (f *fallback) decide(req *Request, d *Decision, now int64) {
 		rate := math.Max(float64(r.Limit.Rate)*f.share, 1e-9)
 		burst := math.Max(math.Floor(float64(r.Limit.EffectiveBurst())*f.share), 1)
 		T := float64(r.Limit.Per.D().Microseconds()) / rate
-		c := f.counter(req.APIID, r.Key)
+		c := sh.counters[fbKey{req.APIID, r.Key}]
 		tat := fnow
 		if c != nil && c.v > tat {
 			tat = c.v
@@ -90,7 +115,7 @@ func (f *fallback) decide(req *Request, d *Decision, now int64) {
 	for j := range req.Quotas {
 		q := &req.Quotas[j]
 		limit := int64(math.Max(math.Floor(float64(q.Quota.Max)*f.share), 1))
-		c := f.counter(req.APIID, q.Key)
+		c := sh.counters[fbKey{req.APIID, q.Key}]
 		count, end := 0.0, now+q.Quota.Renewal.D().Microseconds()
 		if c != nil && c.end > now {
 			count, end = c.v, c.end
@@ -116,7 +141,7 @@ func (f *fallback) decide(req *Request, d *Decision, now int64) {
 			} else {
 				key = req.Quotas[i-len(req.Rules)].Key
 			}
-			f.store(req.APIID, key, ev[i].c, ev[i].v, ev[i].end)
+			f.store(sh, fbKey{req.APIID, key}, ev[i].c, ev[i].v, ev[i].end)
 		}
 		d.Outcome = Allowed
 	} else {
@@ -130,28 +155,43 @@ func (f *fallback) decide(req *Request, d *Decision, now int64) {
 	}
 }
 
-func (f *fallback) counter(api, key string) *fbCounter {
-	return f.counters[api+"\x00"+key]
-}
-
-func (f *fallback) store(api, key string, c *fbCounter, v float64, end int64) {
+// store records a counter's new value; sh is locked.
+func (f *fallback) store(sh *fbShard, k fbKey, c *fbCounter, v float64, end int64) {
 	if c != nil {
 		c.v, c.end = v, end
 		return
 	}
-	if len(f.counters) >= f.maxKeys {
+	if f.keys.Load() >= f.maxKeys {
 		return // full: this identity goes untracked until a sweep frees room
 	}
-	f.counters[api+"\x00"+key] = &fbCounter{v: v, end: end}
+	f.keys.Add(1)
+	sh.counters[k] = &fbCounter{v: v, end: end}
 }
 
 // sweep drops counters that no longer hold anything back at now.
 func (f *fallback) sweep(now int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for k, c := range f.counters {
-		if c.end <= now {
-			delete(f.counters, k)
+	for i := range f.shards {
+		sh := &f.shards[i]
+		sh.mu.Lock()
+		for k, c := range sh.counters {
+			if c.end <= now {
+				delete(sh.counters, k)
+				f.keys.Add(-1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// forget drops the counters of api (deleted from the config).
+func (f *fallback) forget(api string) {
+	sh := f.shard(api)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for k := range sh.counters {
+		if k.api == api {
+			delete(sh.counters, k)
+			f.keys.Add(-1)
 		}
 	}
 }

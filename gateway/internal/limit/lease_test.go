@@ -140,6 +140,10 @@ func TestLeaseSavesScriptCalls(t *testing.T) {
 	if s.LeaseDecisions == 0 {
 		t.Fatalf("no decision taken from a lease")
 	}
+	settled(t, leaseOf(l, "a", "k"))
+	if n := len(l.refills); n != 0 {
+		t.Fatalf("%d refill slots still taken with no refill in flight", n)
+	}
 	t.Logf("%d decisions: %d script calls, %d from leases", n, s.ScriptCalls, s.LeaseDecisions)
 }
 

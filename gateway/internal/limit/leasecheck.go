@@ -45,7 +45,7 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 			continue
 		}
 		lr := localRule{idx: i, ls: ls, dl: dl, rem: ls.held(), reset: time.Duration(max(ls.full-now, 0))}
-		refill := ls.low() && !l.storeDown()
+		refill := ls.low() && !l.storeDown() && l.refillSlot()
 		if refill {
 			ls.refilling = true
 		}
@@ -93,7 +93,7 @@ func (l *Limiter) reserveQuota(c *collector, cl *call, i int, now int64) bool {
 		return true
 	}
 	lq := localQuota{idx: i, ql: ql, period: ql.period, rem: ql.held, reset: time.Duration(max(ql.end-now, 0))}
-	refill := ql.low() && !l.storeDown()
+	refill := ql.low() && !l.storeDown() && l.refillSlot()
 	if refill {
 		ql.refilling = true
 	}
@@ -200,4 +200,5 @@ func (l *Limiter) refill(c *collector, api string, ls *lease) {
 	ls.refilling = false
 	ls.mu.Unlock()
 	l.putCall(cl)
+	<-l.refills
 }

@@ -105,9 +105,17 @@ type Limiter struct {
 	adjustCalls     atomic.Uint64
 	settles         atomic.Uint64
 
+	// refills bounds the lease refills running at once (a slot each): a
+	// lease that finds none full keeps spending and, once empty, asks
+	// Redis on the request path like any exact decision.
+	refills chan struct{}
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
+
+// maxRefills is the most lease refills running at once.
+const maxRefills = 64
 
 // collector queues the decisions of one API.
 type collector struct {
@@ -177,6 +185,7 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		fb:     newFallback(opts.FallbackShare, opts.FallbackMaxKeys),
 		stop:   make(chan struct{}),
 
+		refills:      make(chan struct{}, maxRefills),
 		adjustScript: redis.NewScript(adjustScript),
 	}
 	_, l.cluster = rdb.(*redis.ClusterClient)
@@ -335,6 +344,26 @@ func (l *Limiter) submit(c *collector, cl *call) {
 			return
 		}
 		b, cl.next = cl.next, nil
+	}
+}
+
+// Forget releases what the limiter holds for api, deleted from the config:
+// its queue and leases (the counters in Redis expire by themselves), its
+// fallback counters and its metric series. A request of api still in
+// flight completes; the next one starts afresh.
+func (l *Limiter) Forget(api string) {
+	l.collectors.Delete(api)
+	l.fb.forget(api)
+	l.m.forget(api)
+}
+
+// refillSlot takes a refill slot, or reports false when all are in use.
+func (l *Limiter) refillSlot() bool {
+	select {
+	case l.refills <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -149,3 +149,9 @@ func (m *metrics) forAPI(api string) *apiDecisions {
 	v, _ := m.perAPI.LoadOrStore(api, ad)
 	return v.(*apiDecisions)
 }
+
+// forget drops the series of api (deleted from the config).
+func (m *metrics) forget(api string) {
+	m.perAPI.Delete(api)
+	m.decisions.DeletePartialMatch(prometheus.Labels{"api": api})
+}

@@ -222,4 +222,5 @@ func (l *Limiter) refillQuota(c *collector, ql *qlease) {
 	ql.refilling = false
 	ql.mu.Unlock()
 	l.putCall(cl)
+	<-l.refills
 }

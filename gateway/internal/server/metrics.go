@@ -115,3 +115,14 @@ func (m *metrics) authFailure(api string, err *Error) {
 	}
 	m.authFailures.WithLabelValues(api, err.Code).Inc()
 }
+
+// forget drops the series of api (deleted from the config).
+func (m *metrics) forget(api string) {
+	m.perAPI.Delete(api)
+	l := prometheus.Labels{"api": api}
+	m.requests.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.upDuration.DeletePartialMatch(l)
+	m.upErrors.DeletePartialMatch(l)
+	m.authFailures.DeletePartialMatch(l)
+}

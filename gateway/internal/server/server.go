@@ -31,6 +31,21 @@ type Limiter interface {
 	Settle(req *limit.Request, d *limit.Decision)
 }
 
+// forgetter is a Limiter that holds per-API state (limit.Limiter).
+type forgetter interface{ Forget(api string) }
+
+// apisRemoved releases the per-API state of APIs deleted from the config:
+// metric series and the limiter's queues, leases and fallback counters.
+func (s *Server) apisRemoved(ids []string) {
+	f, _ := s.limiter.(forgetter)
+	for _, id := range ids {
+		s.m.forget(id)
+		if f != nil {
+			f.Forget(id)
+		}
+	}
+}
+
 // Emitter takes usage events without blocking (internal/usage.Publisher).
 type Emitter interface {
 	Emit(e *pkgusage.Event) bool
@@ -132,6 +147,7 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	s.tunnels.gauge = m.flow.upgraded
 	if st != nil {
 		st.OnKeysEvicted(s.keysEvicted)
+		st.OnAPIsRemoved(s.apisRemoved)
 	}
 	s.pool.New = func() any { return new(exchange) }
 	if s.access, err = newAccessLog(opts.AccessLog, func(n int) { m.accessDropped.Add(float64(n)) }); err != nil {

@@ -98,6 +98,8 @@ type State struct {
 
 	// keysEvicted, when set, hears the key hashes evict forgot.
 	keysEvicted atomic.Pointer[func(hashes []string)]
+	// apisRemoved, when set, hears the ids of APIs a new snapshot dropped.
+	apisRemoved atomic.Pointer[func(ids []string)]
 }
 
 // New returns an empty state; Start (or Reload) loads it.
@@ -298,6 +300,11 @@ func (s *State) evict(v store.Version) {
 // to check its upgraded connections again, in the background).
 func (s *State) OnKeysEvicted(f func(hashes []string)) { s.keysEvicted.Store(&f) }
 
+// OnAPIsRemoved sets f to hear the ids of APIs deleted from the config
+// (after the snapshot without them is in place), so per-API state held
+// elsewhere is released.
+func (s *State) OnAPIsRemoved(f func(ids []string)) { s.apisRemoved.Store(&f) }
+
 func maps(m map[string]*model.Policy) map[string]*model.Policy {
 	out := make(map[string]*model.Policy, len(m))
 	for k, v := range m {
@@ -356,10 +363,18 @@ func (s *State) install(version int64, list []model.API, pols map[string]*model.
 		snap.byID[a.ID] = a
 	}
 	s.snap.Store(snap)
+	var removed []string
 	for id, a := range old.byID {
-		if n := snap.byID[id]; a.Upstream != nil && (n == nil || n.Upstream != a.Upstream) {
+		n := snap.byID[id]
+		if a.Upstream != nil && (n == nil || n.Upstream != a.Upstream) {
 			a.Upstream.Close()
 		}
+		if n == nil {
+			removed = append(removed, id)
+		}
+	}
+	if f := s.apisRemoved.Load(); f != nil && len(removed) > 0 {
+		(*f)(removed)
 	}
 	s.version.Store(version)
 	s.applied.Store(time.Now().UnixNano())

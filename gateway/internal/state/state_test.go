@@ -303,3 +303,38 @@ func TestRevocationDuringStoreOutage(t *testing.T) {
 		})
 	}
 }
+
+// Deleting an API tells OnAPIsRemoved its id, once, after the snapshot
+// without it is in place; a change that keeps an API reports nothing.
+func TestAPIsRemovedHook(t *testing.T) {
+	t.Parallel()
+	s, st, _ := newState(t)
+	ctx := context.Background()
+	var heard [][]string
+	s.OnAPIsRemoved(func(ids []string) {
+		if s.Snapshot().API(ids[0]) != nil {
+			t.Errorf("hook ran while %s was still in the snapshot", ids[0])
+		}
+		heard = append(heard, ids)
+	})
+	for _, id := range []string{"a", "b"} {
+		if _, err := st.PutAPI(ctx, api(id, "/"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(t, s, st, 0)
+	if _, err := st.PutAPI(ctx, api("a", "/a2")); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, st, 2)
+	if len(heard) != 0 {
+		t.Fatalf("changing an API reported removals %v", heard)
+	}
+	if _, err := st.Delete(ctx, store.KindAPI, "b"); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, st, 3)
+	if len(heard) != 1 || len(heard[0]) != 1 || heard[0][0] != "b" {
+		t.Fatalf("heard %v, want [[b]]", heard)
+	}
+}
