@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 func BenchmarkEdgeTLS(b *testing.B) {
 	c := newCluster(b)
 	up := fastUpstream(b)
-	c.put(keyless("e", "/e", "http://"+up))
+	c.put(keyless("e", "/e", up))
 	e := newEdge(b)
 	cf, kf := e.ca.Server(b, "gw.test").Write(b, e.dir, "gw")
 	n := c.node(withTLS([]edgetls.Certificate{{CertFile: cf, KeyFile: kf}}))
@@ -71,16 +70,4 @@ func BenchmarkEdgeTLS(b *testing.B) {
 			b.Logf("%s: %.0f ns/request, %.2f× plain HTTP keep-alive (%.0f ns/request)", tc.name, perOp, perOp/base, base)
 		}
 	}
-}
-
-// fastUpstream is a fasthttp upstream answering a fixed 3-byte body.
-func fastUpstream(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok\n") }}
-	go func() { _ = s.Serve(ln) }()
-	b.Cleanup(func() { _ = s.Shutdown() })
-	return ln.Addr().String()
 }
