@@ -133,3 +133,34 @@ func reportRedisCPU(b *testing.B, c *redis.Client, since int64) {
 	b.Helper()
 	b.ReportMetric(float64(scriptUsec(b, c)-since)/float64(b.N), "redis-us/decision")
 }
+
+// BenchmarkLeasePace decides one request at a time on a lease rule and
+// reports script calls per decision: a lease saves calls only while the
+// node spends a grant within its slots (docs/limits.md, lease trade-offs).
+//
+//	go test -run '^$' -bench LeasePace -benchtime 1000x ./internal/limit/
+func BenchmarkLeasePace(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		per  time.Duration
+	}{
+		{"1e6-per-hour", time.Hour},
+		{"1e6-per-second", time.Second},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := testutil.StartRedis(b)
+			l := newLimiter(b, client(b, r), Options{Timeout: time.Second})
+			req := &Request{APIID: "a", Rules: []Rule{leaseRule("k", 1_000_000, tc.per, 0)}}
+			var d Decision
+			for b.Loop() {
+				l.Check(context.Background(), req, &d)
+				if d.Outcome != Allowed {
+					b.Fatalf("decision %+v", d)
+				}
+			}
+			s := l.Stats()
+			b.ReportMetric(float64(s.ScriptCalls)/float64(b.N), "calls/decision")
+			b.ReportMetric(float64(s.LeaseDecisions)/float64(b.N), "leased/decision")
+		})
+	}
+}
