@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -49,4 +52,54 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b)
+}
+
+// Deleting an API releases what the node kept for it: its metric series
+// (requests, durations, upstream errors, auth failures, limit decisions)
+// and the limiter's per-API state; the other APIs' series stay.
+func TestDeletedAPIReleased(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	up := echoUpstream(t).URL
+	gone := keyless("gone", "/gone", up)
+	gone.RateLimit = &model.Limit{Rate: 1000, Per: model.Duration(time.Second)}
+	gone.Auth.Mode = model.AuthAPIKey
+	kept := keyless("kept", "/kept", up)
+	c.put(gone, kept)
+	n := c.node()
+	do(t, "GET", n.url+"/gone/x")
+	do(t, "GET", n.url+"/kept/x")
+	series := func(api string) int {
+		t.Helper()
+		mfs, err := n.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "api" && l.GetValue() == api {
+						count++
+					}
+				}
+			}
+		}
+		return count
+	}
+	if series("gone") == 0 || series("kept") == 0 {
+		t.Fatalf("series before the delete: gone %d, kept %d", series("gone"), series("kept"))
+	}
+	if _, err := c.store.Delete(context.Background(), store.KindAPI, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.state.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if k := series("gone"); k != 0 {
+		t.Fatalf("%d series of the deleted API left", k)
+	}
+	if series("kept") == 0 {
+		t.Fatal("the remaining API's series were dropped")
+	}
 }
