@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +62,8 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{bench.ScenUpstream, bench.ScenBareHop, bench.ScenKeyless, bench.ScenFull, bench.ScenChurn,
-		bench.ScenBareHopHalf, bench.ScenFullHalf}
+		bench.ScenBareHopHalf, bench.ScenFullHalf, bench.ScenBareHopTLS, bench.ScenHTTPS, bench.ScenRedisTLS,
+		bench.ScenAccessLog, bench.ScenIP, bench.ScenCost, bench.ScenStreamHop, bench.ScenStream, bench.ScenSSEHop, bench.ScenSSE}
 	got := map[string]*bench.Result{}
 	for _, r := range rep.Results {
 		got[r.Name] = r
@@ -104,6 +106,11 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 				ch.StoreBefore, ch.StoreAfter, ch.NodeBefore, ch.NodeAfter, ch.Changes)
 		}
 	}
+	for _, name := range []string{bench.ScenStreamHop, bench.ScenStream, bench.ScenSSEHop, bench.ScenSSE} {
+		if r := got[name]; r != nil && r.Skipped == "" && (r.Stream == nil || r.Stream.Bytes == 0 || r.Errors > 0) {
+			t.Errorf("%s: stream figures %+v, %d errors", name, r.Stream, r.Errors)
+		}
+	}
 	if full := got[bench.ScenFull]; full != nil && (full.Redis.Scripts == 0 || full.Redis.RoundTrips == 0) {
 		t.Errorf("%s made no Redis script call: the rate limit was not checked", bench.ScenFull)
 	}
@@ -136,5 +143,10 @@ func TestHelp(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"--bogus"}, &out, &errb); code != 2 {
 		t.Errorf("bad flag exit %d, want 2", code)
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"--scenarios", "gateway-fulll", "--out", t.TempDir()}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), `unknown scenario "gateway-fulll"`) {
+		t.Errorf("unknown scenario: exit %d, %q", code, errb.String())
 	}
 }
