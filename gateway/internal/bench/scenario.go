@@ -200,7 +200,7 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 		res.Gateway = &g
 		if g.Fallback > 0 || g.StoreErrors > 0 {
 			res.Warning = fmt.Sprintf("the gateway decided %.0f of %.0f limit checks with its fallback limiter after %.0f store errors (see %s): the Redis path was not measured",
-				g.Fallback, g.Decisions, g.StoreErrors, filepath.Join(r.opt.OutDir, "gateway-1.log"))
+				g.Fallback, g.Decisions, g.StoreErrors, filepath.Join(r.opt.OutDir, r.active.name+".log"))
 			fmt.Fprintf(r.out, "  WARNING: %s\n", res.Warning)
 		}
 	}
