@@ -2,7 +2,8 @@
 # make bench: load-test a sluice-gateway node against a bare proxy hop on
 # 127.0.0.1 (see docs/benchmarks.md). Installs wrk from apt when missing and
 # falls back to the built-in Go load generator when that fails.
-# Extra flags for sluice-bench: scripts/bench.sh --quick, or BENCH_FLAGS=...
+# Extra flags for sluice-bench: scripts/bench.sh --quick, or BENCH_FLAGS=...;
+# SCENARIOS=edge,limits (make bench SCENARIOS=...) selects what runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x bin/sluice-bench ]; then
@@ -22,4 +23,4 @@ if ! command -v wrk >/dev/null; then
   fi
 fi
 # shellcheck disable=SC2086
-exec bin/sluice-bench ${BENCH_FLAGS:-} "$@"
+exec bin/sluice-bench ${SCENARIOS:+--scenarios "$SCENARIOS"} ${BENCH_FLAGS:-} "$@"

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,10 +31,10 @@ func TestMain(m *testing.M) {
 // TestQuickBenchEndToEnd runs the whole harness in --quick mode against a
 // gateway built from this tree (SLUICE_BENCH_GATEWAY names another binary)
 // and checks every scenario produced figures. It is a load test that takes
-// about 40 seconds of both cores, so it runs only when SLUICE_BENCH_E2E=1.
+// about a minute of both cores, so it runs only when SLUICE_BENCH_E2E=1.
 func TestQuickBenchEndToEnd(t *testing.T) {
 	if os.Getenv("SLUICE_BENCH_E2E") != "1" {
-		t.Skip("a ~40s load test of the harness: set SLUICE_BENCH_E2E=1 to run it")
+		t.Skip("a ~1 min load test of the harness: set SLUICE_BENCH_E2E=1 to run it")
 	}
 	gw := os.Getenv("SLUICE_BENCH_GATEWAY")
 	if gw == "" {
@@ -45,7 +46,7 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 	}
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	code := run(ctx, []string{"--quick", "--generator", "go", "--connections", "16",
 		"--gateway", gw, "--out", out}, &stdout, &stderr)
@@ -61,7 +62,8 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{bench.ScenUpstream, bench.ScenBareHop, bench.ScenKeyless, bench.ScenFull, bench.ScenChurn,
-		bench.ScenBareHopHalf, bench.ScenFullHalf}
+		bench.ScenBareHopHalf, bench.ScenFullHalf, bench.ScenBareHopTLS, bench.ScenHTTPS, bench.ScenRedisTLS,
+		bench.ScenAccessLog, bench.ScenIP, bench.ScenCost, bench.ScenStreamHop, bench.ScenStream, bench.ScenSSEHop, bench.ScenSSE}
 	got := map[string]*bench.Result{}
 	for _, r := range rep.Results {
 		got[r.Name] = r
@@ -104,6 +106,11 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 				ch.StoreBefore, ch.StoreAfter, ch.NodeBefore, ch.NodeAfter, ch.Changes)
 		}
 	}
+	for _, name := range []string{bench.ScenStreamHop, bench.ScenStream, bench.ScenSSEHop, bench.ScenSSE} {
+		if r := got[name]; r != nil && r.Skipped == "" && (r.Stream == nil || r.Stream.Bytes == 0 || r.Errors > 0) {
+			t.Errorf("%s: stream figures %+v, %d errors", name, r.Stream, r.Errors)
+		}
+	}
 	if full := got[bench.ScenFull]; full != nil && (full.Redis.Scripts == 0 || full.Redis.RoundTrips == 0) {
 		t.Errorf("%s made no Redis script call: the rate limit was not checked", bench.ScenFull)
 	}
@@ -136,5 +143,10 @@ func TestHelp(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"--bogus"}, &out, &errb); code != 2 {
 		t.Errorf("bad flag exit %d, want 2", code)
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"--scenarios", "gateway-fulll", "--out", t.TempDir()}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), `unknown scenario "gateway-fulll"`) {
+		t.Errorf("unknown scenario: exit %d, %q", code, errb.String())
 	}
 }

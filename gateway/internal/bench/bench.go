@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +30,9 @@ type Options struct {
 	Generator   string        // auto (wrk when installed), wrk or go
 	MaxRequests int64         // bound per scenario for the Go generator
 	HalfLoad    float64       // fraction of the full scenario's peak for the latency scenarios
+	// Scenarios selects what runs: a comma-separated list of scenario and
+	// group names (see Select); empty runs every scenario.
+	Scenarios string
 }
 
 // Defaults returns the options of `make bench`.
@@ -58,6 +60,19 @@ const (
 	// The lease mode's latency pair, at half of gateway-full-lease's peak.
 	ScenBareHopHalfLease = "bare-proxy-hop@half-lease"
 	ScenLeaseHalf        = "gateway-full-lease@half"
+	// The edge: TLS on the traffic listener, Redis over TLS, an access log.
+	ScenBareHopTLS = "bare-proxy-hop-https"
+	ScenHTTPS      = "gateway-https"
+	ScenRedisTLS   = "gateway-redis-tls"
+	ScenAccessLog  = "gateway-accesslog"
+	// Limits beyond gateway-full's: per client IP, and by cost.
+	ScenIP   = "gateway-ip"
+	ScenCost = "gateway-cost"
+	// Streamed responses, through the streaming bare hop and the gateway.
+	ScenStreamHop = "stream-10mib-hop"
+	ScenStream    = "stream-10mib"
+	ScenSSEHop    = "sse-hop"
+	ScenSSE       = "sse"
 )
 
 type scenario struct {
@@ -68,6 +83,9 @@ type scenario struct {
 	rate       float64 // constant rate; 0 = as fast as possible
 	profile    bool    // fetch the gateway's CPU profile while it runs
 	churn      bool    // make config changes while it runs
+	tls        bool    // the URL is https: clients trust the run's CA
+	node       *node   // a gateway node of its own, started for this scenario only
+	stream     string  // streamBytes or streamSSE: measured by the stream generator
 }
 
 // run holds what one benchmark run started.
@@ -75,17 +93,24 @@ type run struct {
 	opt          Options
 	out          io.Writer
 	upstreamAddr string
-	hopAddr      string
+	hop          hopAddrs
 	rdb          *redis.Client
+	redisTLSAddr string // Redis's TLS port
 	nc           *nats.Conn
+	natsURL      string
+	certs        *certs
 	signers      []*jwtSigner
 	closers      []func()
-	procs        struct{ gateway, hop, upstream, redis *process }
-	churn        *churner
-	wrk          string
-	gwURL        string
-	opsURL       string
-	gwErr        error
+	procs        struct{ hop, upstream, redis *process }
+	// gw is the main gateway node; active the node the current scenario
+	// measures (its CPU, metrics, profile and memory are read).
+	gw, active *node
+	// Nodes started for one scenario each.
+	redisTLSNode, accessLogNode *node
+	churn                       *churner
+	sel                         map[string]bool // the scenarios to run
+	wrk                         string
+	gwErr                       error
 }
 
 // Run starts everything, runs every scenario and writes the report.
@@ -107,7 +132,9 @@ func Run(ctx context.Context, opt Options, out io.Writer) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		rep.add(r.scenario(ctx, s))
+		if r.sel[s.name] {
+			rep.add(r.scenario(ctx, s))
+		}
 	}
 	if err := r.halfLoad(ctx, rep); err != nil {
 		return rep, err
@@ -123,7 +150,11 @@ func newRun(opt Options, out io.Writer) (*run, error) {
 	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &run{opt: opt, out: out}
+	sel, err := Select(opt.Scenarios)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{opt: opt, out: out, sel: sel}
 	switch opt.Generator {
 	case "auto", "":
 		r.wrk = WrkPath()
@@ -148,19 +179,22 @@ func (r *run) close() {
 }
 
 // start runs Redis, NATS, the upstream and bare-hop children, seeds the
-// benchmark config and starts the gateway. A gateway that does not start
-// is not an error: its scenarios are reported as skipped.
+// benchmark config and starts the main gateway node. A gateway that does
+// not start is not an error: its scenarios are reported as skipped.
 func (r *run) start(ctx context.Context) error {
-	redisProc, rdb, err := startRedis(ctx, r.opt.OutDir)
+	var err error
+	if r.certs, err = newCerts(filepath.Join(r.opt.OutDir, "tls")); err != nil {
+		return fmt.Errorf("bench certificates: %w", err)
+	}
+	redisProc, rdb, tlsAddr, err := startRedis(ctx, r.opt.OutDir, r.certs)
 	if err != nil {
 		return err
 	}
 	r.onClose(redisProc.stop)
 	r.procs.redis = redisProc
 	r.onClose(func() { _ = rdb.Close() })
-	r.rdb = rdb
-	natsURL, err := r.startNATS(ctx)
-	if err != nil {
+	r.rdb, r.redisTLSAddr = rdb, tlsAddr
+	if r.natsURL, err = r.startNATS(ctx); err != nil {
 		return err
 	}
 	up, err := r.startChild(ctx, RoleUpstream)
@@ -170,13 +204,9 @@ func (r *run) start(ctx context.Context) error {
 	r.onClose(up.stop)
 	r.procs.upstream = up.process
 	r.upstreamAddr = up.addr
-	hop, err := r.startChild(ctx, RoleHop, "--target", up.addr)
-	if err != nil {
+	if err := r.startHop(ctx); err != nil {
 		return err
 	}
-	r.onClose(hop.stop)
-	r.procs.hop = hop.process
-	r.hopAddr = hop.addr
 	for _, alg := range []string{model.AlgRS256, model.AlgES256} {
 		sg, err := newJWTSigner(alg)
 		if err != nil {
@@ -189,14 +219,33 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.churn = &churner{st: st, nc: r.nc, upstream: up.addr, rate: churnRate, next: 1}
-	gw, err := r.startGateway(ctx, rdb.Options().Addr, natsURL)
-	r.onClose(gw.stop)
-	r.procs.gateway = gw
-	if err != nil {
+	if err := r.planNodes(); err != nil {
+		return err
+	}
+	r.onClose(r.gw.stop)
+	r.active = r.gw
+	if err := r.startNode(ctx, r.gw); err != nil {
 		r.gwErr = err
 		fmt.Fprintf(r.out, "gateway scenarios skipped: %v\n", err)
 	}
 	return nil
+}
+
+// planNodes plans the main node (with an HTTPS listener beside the plain
+// one) and the nodes of the Redis-over-TLS and access-log scenarios.
+func (r *run) planNodes() error {
+	plain := fmt.Sprintf("{addr: %q}", r.rdb.Options().Addr)
+	var err error
+	if r.gw, err = r.planNode("gateway-1", plain, "", true); err != nil {
+		return err
+	}
+	redisTLS := fmt.Sprintf("{addr: %q, tls: {enabled: true, ca_file: %q, server_name: \"127.0.0.1\"}}", r.redisTLSAddr, r.certs.CAFile)
+	if r.redisTLSNode, err = r.planNode("gateway-redis-tls", redisTLS, "", false); err != nil {
+		return err
+	}
+	accessLog := fmt.Sprintf("access_log: {mode: all, path: %q}\n", filepath.Join(r.opt.OutDir, "access.log"))
+	r.accessLogNode, err = r.planNode("gateway-accesslog", plain, accessLog, false)
+	return err
 }
 
 // startNATS runs the embedded NATS server with the usage stream and
@@ -225,20 +274,22 @@ func (r *run) startNATS(ctx context.Context) (string, error) {
 var (
 	apiKey   = [][2]string{{"X-API-Key", benchKey}}
 	leaseKey = [][2]string{{"X-API-Key", benchLeaseKey}}
+	costKey  = [][2]string{{"X-API-Key", benchCostKey}}
 )
 
-// throughputScenarios are the scenarios run as fast as the server answers.
-// gateway-full+churn follows gateway-full so that the two, compared with
-// each other, run as close together in time as they can.
+// throughputScenarios are every scenario but the half-load ones, in the
+// order they run. gateway-full+churn follows gateway-full so that the two,
+// compared with each other, run as close together in time as they can.
 func (r *run) throughputScenarios() ([]scenario, error) {
+	gw, hop := r.gw.url, "http://"+r.hop.plain
 	scens := []scenario{
 		{name: ScenUpstream, desc: "load generator -> upstream", url: "http://" + r.upstreamAddr + "/"},
-		{name: ScenBareHop, desc: "fasthttp HostClient.Do hop, nothing else (the floor)", url: "http://" + r.hopAddr + "/"},
-		{name: ScenKeyless, desc: "gateway, keyless API", url: r.gwURL + "/open/", gateway: true},
-		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: r.gwURL + "/full/", headers: apiKey, gateway: true, profile: true},
+		{name: ScenBareHop, desc: "fasthttp HostClient.Do hop, nothing else (the floor)", url: hop + "/"},
+		{name: ScenKeyless, desc: "gateway, keyless API", url: gw + "/open/", gateway: true},
+		{name: ScenFull, desc: "gateway, key auth + rate limit (exact) + quota + usage events", url: gw + "/full/", headers: apiKey, gateway: true, profile: true},
 		{name: ScenChurn, desc: fmt.Sprintf("gateway-full while the config changes %d times/s (store + NATS)", churnRate),
-			url: r.gwURL + "/full/", headers: apiKey, gateway: true, churn: true, profile: true},
-		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: r.gwURL + "/lease/", headers: leaseKey, gateway: true},
+			url: gw + "/full/", headers: apiKey, gateway: true, churn: true, profile: true},
+		{name: ScenFullLease, desc: "as gateway-full with the rate limit in lease mode", url: gw + "/lease/", headers: leaseKey, gateway: true},
 	}
 	now := time.Now()
 	names := map[string]string{model.AlgRS256: ScenJWTRS256, model.AlgES256: ScenJWTES256}
@@ -249,9 +300,30 @@ func (r *run) throughputScenarios() ([]scenario, error) {
 		}
 		scens = append(scens, scenario{name: names[sg.alg],
 			desc: fmt.Sprintf("as gateway-full with one %s JWT (static PEM key, scope -> policy) instead of the API key", sg.alg),
-			url:  r.gwURL + jwtPath(sg.alg), headers: [][2]string{{"Authorization", "Bearer " + tok}}, gateway: true})
+			url:  gw + jwtPath(sg.alg), headers: [][2]string{{"Authorization", "Bearer " + tok}}, gateway: true})
 	}
-	return scens, nil
+	return append(scens,
+		scenario{name: ScenBareHopTLS, desc: "the bare hop over HTTPS (TLS 1.3, keep-alive), plain HTTP to the upstream",
+			url: "https://" + r.hop.tls + "/", tls: true},
+		scenario{name: ScenHTTPS, desc: "gateway-full over HTTPS on the traffic listener (TLS 1.3, keep-alive)",
+			url: r.gw.tlsURL + "/full/", headers: apiKey, gateway: true, tls: true},
+		scenario{name: ScenRedisTLS, desc: "gateway-full on a node talking to Redis over TLS",
+			url: r.redisTLSNode.url + "/full/", headers: apiKey, gateway: true, node: r.redisTLSNode},
+		scenario{name: ScenAccessLog, desc: "gateway-full on a node logging every request to a file (access_log mode all)",
+			url: r.accessLogNode.url + "/full/", headers: apiKey, gateway: true, node: r.accessLogNode},
+		scenario{name: ScenIP, desc: "gateway, keyless API with an exact rate limit per client IP (limit_by client_ip)",
+			url: gw + "/ip/", gateway: true},
+		scenario{name: ScenCost, desc: "as gateway-full with the rate limit counting units: reserve, then settle from a response header",
+			url: gw + "/cost" + costPath, headers: costKey, gateway: true},
+		scenario{name: ScenStreamHop, desc: fmt.Sprintf("%d MiB responses through the streaming bare hop", streamBytes>>20),
+			url: "http://" + r.hop.stream + bigPath, stream: streamBig},
+		scenario{name: ScenStream, desc: fmt.Sprintf("%d MiB responses through the gateway (API streaming min_bytes)", streamBytes>>20),
+			url: gw + "/stream" + bigPath, gateway: true, stream: streamBig},
+		scenario{name: ScenSSEHop, desc: fmt.Sprintf("SSE streams (%d events, %v apart) through the streaming bare hop", sseEvents, sseInterval),
+			url: "http://" + r.hop.stream + ssePath, stream: streamSSE},
+		scenario{name: ScenSSE, desc: fmt.Sprintf("SSE streams (%d events, %v apart) through the gateway (text/event-stream)", sseEvents, sseInterval),
+			url: gw + "/stream" + ssePath, gateway: true, stream: streamSSE},
+	), nil
 }
 
 // halfLoad runs, for gateway-full and gateway-full-lease, the bare hop and
@@ -264,10 +336,13 @@ func (r *run) halfLoad(ctx context.Context, rep *Report) error {
 		peak, hopName, gwName, gwURL string
 		headers                      [][2]string
 	}{
-		{ScenFull, ScenBareHopHalf, ScenFullHalf, r.gwURL + "/full/", apiKey},
-		{ScenFullLease, ScenBareHopHalfLease, ScenLeaseHalf, r.gwURL + "/lease/", leaseKey},
+		{ScenFull, ScenBareHopHalf, ScenFullHalf, r.gw.url + "/full/", apiKey},
+		{ScenFullLease, ScenBareHopHalfLease, ScenLeaseHalf, r.gw.url + "/lease/", leaseKey},
 	}
 	for i, p := range pairs {
+		if !r.sel[p.hopName] && !r.sel[p.gwName] {
+			continue
+		}
 		peak := rep.find(p.peak)
 		if peak == nil && i == 0 {
 			peak = rep.find(ScenBareHop)
@@ -277,7 +352,7 @@ func (r *run) halfLoad(ctx context.Context, rep *Report) error {
 		}
 		rate := peak.RPS * r.opt.HalfLoad
 		for _, s := range []scenario{
-			{name: p.hopName, desc: "bare hop at the constant rate below", url: "http://" + r.hopAddr + "/"},
+			{name: p.hopName, desc: "bare hop at the constant rate below", url: "http://" + r.hop.plain + "/"},
 			{name: p.gwName, desc: fmt.Sprintf("%s at half its peak, constant rate", p.peak), url: p.gwURL, headers: p.headers, gateway: true},
 		} {
 			if err := ctx.Err(); err != nil {
@@ -314,62 +389,6 @@ func ensureStream(ctx context.Context, url string) error {
 	return err
 }
 
-// startGateway runs one sluice-gateway node against the harness's Redis and
-// NATS and waits until it is ready and routes the seeded APIs.
-func (r *run) startGateway(ctx context.Context, redisAddr, natsURL string) (*process, error) {
-	if _, err := os.Stat(r.opt.Gateway); err != nil {
-		return nil, fmt.Errorf("%s is not built (make build)", r.opt.Gateway)
-	}
-	lp, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	op, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	cfg := fmt.Sprintf(`# Written by sluice-bench.
-node_id: bench-1
-listen: "127.0.0.1:%d"
-ops_listen: "127.0.0.1:%d"
-redis: {addr: "%s"}
-nats: {url: "%s"}
-log: {level: warn, format: json}
-`, lp, op, redisAddr, natsURL)
-	cfgPath := filepath.Join(r.opt.OutDir, "gateway-1.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(r.opt.OutDir, "gateway-1.log")
-	// Profiling through the environment: a gateway without the setting
-	// ignores the variable, where its strict YAML would refuse the field.
-	p, err := startProcess("gateway-1", logPath, []string{"SLUICE_PROFILING=true"}, r.opt.Gateway, "--config", cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	r.gwURL = "http://127.0.0.1:" + strconv.Itoa(lp)
-	r.opsURL = "http://127.0.0.1:" + strconv.Itoa(op)
-	ready := "http://127.0.0.1:" + strconv.Itoa(op) + "/ready"
-	err = poll(ctx, 30*time.Second, func() error {
-		if p.exited() {
-			return fmt.Errorf("sluice-gateway exited (see %s)", logPath)
-		}
-		code, _, err := get(ready, nil)
-		if err != nil {
-			return err
-		}
-		if code != 200 {
-			return fmt.Errorf("%s answered %d", ready, code)
-		}
-		return nil
-	})
-	if err != nil {
-		return p, fmt.Errorf("gateway not ready: %w", err)
-	}
-	fmt.Fprintf(r.out, "gateway ready on %s (log %s)\n", r.gwURL, logPath)
-	return p, nil
-}
-
 // check sends one request and wants a 2xx: a scenario that fails here would
 // only measure error answers.
 func (r *run) check(ctx context.Context, s scenario) error {
@@ -377,7 +396,7 @@ func (r *run) check(ctx context.Context, s scenario) error {
 	var body []byte
 	err := poll(ctx, 10*time.Second, func() error {
 		var err error
-		code, body, err = get(s.url, s.headers)
+		code, body, err = r.get(s.url, s.headers)
 		if err != nil {
 			return err
 		}

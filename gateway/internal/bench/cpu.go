@@ -49,7 +49,7 @@ func (r *run) cpuNow() CPU {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	c := CPU{
-		Gateway: procCPU(r.procs.gateway), Hop: procCPU(r.procs.hop), Upstream: procCPU(r.procs.upstream),
+		Gateway: procCPU(r.active.process()), Hop: procCPU(r.procs.hop), Upstream: procCPU(r.procs.upstream),
 		Redis: procCPU(r.procs.redis), Harness: tv(ru.Utime) + tv(ru.Stime),
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {

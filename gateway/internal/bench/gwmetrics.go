@@ -57,10 +57,10 @@ func (c gatewayCounters) sub(b gatewayCounters) gatewayCounters {
 // gatewayMetrics scrapes the gateway's /metrics; zero counters when it
 // cannot.
 func (r *run) gatewayMetrics() gatewayCounters {
-	if r.opsURL == "" {
+	if r.active.process() == nil {
 		return gatewayCounters{}
 	}
-	code, body, err := get(r.opsURL+"/metrics", nil)
+	code, body, err := get(r.active.opsURL+"/metrics", nil)
 	if err != nil || code != 200 {
 		return gatewayCounters{}
 	}
@@ -88,10 +88,10 @@ func parseConfigVersion(text []byte) (int64, error) {
 
 // gatewayConfigVersion scrapes the config version the gateway applied.
 func (r *run) gatewayConfigVersion() (int64, error) {
-	if r.opsURL == "" {
+	if r.gw.process() == nil {
 		return 0, errors.New("no gateway")
 	}
-	code, body, err := get(r.opsURL+"/metrics", nil)
+	code, body, err := get(r.gw.opsURL+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}

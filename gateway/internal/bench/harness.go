@@ -83,17 +83,25 @@ func (p *process) stop() {
 	p.log.Close()
 }
 
-// startRedis runs redis-server on a free port without persistence.
-func startRedis(ctx context.Context, dir string) (*process, *redis.Client, error) {
+// startRedis runs redis-server on a free port without persistence, with a
+// TLS port beside it (the run's certificate; clients need none of their
+// own), whose address it returns too.
+func startRedis(ctx context.Context, dir string, c *certs) (*process, *redis.Client, string, error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
+	}
+	tlsPort, err := freePort()
+	if err != nil {
+		return nil, nil, "", err
 	}
 	p, err := startProcess("redis", filepath.Join(dir, "redis.log"), nil, "redis-server",
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--protected-mode", "no")
+		"--dir", dir, "--protected-mode", "no",
+		"--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", c.CertFile, "--tls-key-file", c.KeyFile,
+		"--tls-ca-cert-file", c.CAFile, "--tls-auth-clients", "no")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
 	err = poll(ctx, 10*time.Second, func() error {
@@ -105,9 +113,9 @@ func startRedis(ctx context.Context, dir string) (*process, *redis.Client, error
 	if err != nil {
 		rdb.Close()
 		p.stop()
-		return nil, nil, fmt.Errorf("redis-server: %w", err)
+		return nil, nil, "", fmt.Errorf("redis-server: %w", err)
 	}
-	return p, rdb, nil
+	return p, rdb, "127.0.0.1:" + strconv.Itoa(tlsPort), nil
 }
 
 // startNATS runs an embedded NATS server with JetStream.
@@ -148,6 +156,11 @@ func poll(ctx context.Context, timeout time.Duration, f func() error) error {
 
 // get fetches url with headers and returns the status and body.
 func get(url string, headers [][2]string) (int, []byte, error) {
+	return do(&fasthttp.Client{}, url, headers)
+}
+
+// do fetches url with headers through c.
+func do(c *fasthttp.Client, url string, headers [][2]string) (int, []byte, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -155,7 +168,7 @@ func get(url string, headers [][2]string) (int, []byte, error) {
 	for _, h := range headers {
 		req.Header.Set(h[0], h[1])
 	}
-	if err := fasthttp.DoTimeout(req, resp, 2*time.Second); err != nil {
+	if err := c.DoTimeout(req, resp, 2*time.Second); err != nil {
 		return 0, nil, err
 	}
 	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil

@@ -146,7 +146,7 @@ func TestHopAndUpstreamHandlers(t *testing.T) {
 	upAddr, hopAddr := upLn.Addr().String(), hopLn.Addr().String()
 	var served atomic.Int64
 	go func() { _ = ServeListener(ctx, upLn, "up", UpstreamHandler(&served)) }()
-	hc := NewHopClient(upAddr)
+	hc := NewHopClient(upAddr, false)
 	defer hc.CloseIdleConnections()
 	go func() { _ = ServeListener(ctx, hopLn, "hop", HopHandler(hc)) }()
 	r := &run{upstreamAddr: upAddr}

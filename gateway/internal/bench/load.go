@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"sync"
@@ -25,6 +26,8 @@ type Load struct {
 	Rate        float64
 	MaxRequests int64 // hard bound on requests sent (0: 10 million)
 	Timeout     time.Duration
+	// TLS configures an https URL's connections (kept alive, as for http).
+	TLS *tls.Config
 }
 
 // Recorder holds what a load run measured, in total and per second.
@@ -107,6 +110,8 @@ func Generate(ctx context.Context, l Load, rec *Recorder) error {
 		WriteTimeout:                  l.Timeout,
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: true,
+		IsTLS:                         u.Scheme == "https",
+		TLSConfig:                     l.TLS,
 	}
 	defer hc.CloseIdleConnections()
 	end := rec.start.Add(l.Duration)

@@ -1,13 +1,16 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,22 +28,54 @@ const (
 	RoleHop      = "hop"
 )
 
-// countPath is the upstream's path that answers with the number of other
-// requests it has served; the harness polls it once a second for the
-// per-second throughput series.
-const countPath = "/__sluice_bench/count"
+// Paths of the upstream beside its fixed answer, all under benchPrefix so
+// the ordinary request pays one prefix check.
+const (
+	benchPrefix = "/__sluice_bench/"
+	// countPath answers the number of other requests served; the harness
+	// polls it once a second for the per-second throughput series.
+	countPath = benchPrefix + "count"
+	// costPath answers as / does, with the request's cost in costHeader
+	// (the gateway-cost scenario settles its reservation from it).
+	costPath = benchPrefix + "cost"
+	// bigPath answers streamBytes bytes; ssePath a server-sent event stream.
+	bigPath = benchPrefix + "big"
+	ssePath = benchPrefix + "sse"
+)
+
+// costHeader carries the cost the upstream reports; upstreamCost is it.
+const (
+	costHeader   = "X-Bench-Cost"
+	upstreamCost = "5"
+)
 
 // upstreamBody is the tiny fixed response of the benchmark upstream.
 var upstreamBody = []byte("ok\n")
 
-// UpstreamHandler serves the fixed response and counts requests; countPath
-// answers the count.
+// UpstreamHandler serves the fixed response and counts requests, and the
+// paths under benchPrefix.
 func UpstreamHandler(count *atomic.Int64) fasthttp.RequestHandler {
+	big := make([]byte, streamBytes)
 	return func(ctx *fasthttp.RequestCtx) {
-		if string(ctx.Path()) == countPath {
-			ctx.SetContentType("text/plain")
-			ctx.SetBodyString(strconv.FormatInt(count.Load(), 10))
-			return
+		path := ctx.Path()
+		if bytes.HasPrefix(path, []byte(benchPrefix)) {
+			switch string(path) {
+			case countPath:
+				ctx.SetContentType("text/plain")
+				ctx.SetBodyString(strconv.FormatInt(count.Load(), 10))
+				return
+			case costPath:
+				ctx.Response.Header.Set(costHeader, upstreamCost)
+			case bigPath:
+				count.Add(1)
+				ctx.SetContentType("application/octet-stream")
+				ctx.Response.SetBodyRaw(big)
+				return
+			case ssePath:
+				count.Add(1)
+				serveSSE(ctx)
+				return
+			}
 		}
 		count.Add(1)
 		ctx.SetContentType("text/plain")
@@ -59,16 +94,32 @@ func HopHandler(hc *fasthttp.HostClient) fasthttp.RequestHandler {
 	}
 }
 
-// NewHopClient is the bare hop's client of the upstream at addr.
-func NewHopClient(addr string) *fasthttp.HostClient {
-	return &fasthttp.HostClient{Addr: addr, MaxConns: 4096}
+// PlainUpstream wraps the HTTPS hop's handler: the request arrived over
+// TLS, the upstream is reached over plain HTTP (as the gateway does).
+func PlainUpstream(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.Request.URI().SetScheme("http")
+		h(ctx)
+	}
 }
 
-// Serve runs h on listen until ctx ends, then shuts down.
-func Serve(ctx context.Context, listen, name string, h fasthttp.RequestHandler) error {
+// NewHopClient is the bare hop's client of the upstream at addr. A
+// streaming client hands each response body on unread, as it arrives
+// (the floor of the streaming scenarios); the server writes it to the
+// client chunk by chunk.
+func NewHopClient(addr string, stream bool) *fasthttp.HostClient {
+	return &fasthttp.HostClient{Addr: addr, MaxConns: 4096, StreamResponseBody: stream}
+}
+
+// Serve runs h on listen until ctx ends, then shuts down. With tlsCfg,
+// it serves HTTPS.
+func Serve(ctx context.Context, listen, name string, tlsCfg *tls.Config, h fasthttp.RequestHandler) error {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
+	}
+	if tlsCfg != nil {
+		l = tls.NewListener(l, tlsCfg)
 	}
 	return ServeListener(ctx, l, name, h)
 }
@@ -109,9 +160,48 @@ func (r *run) startChild(ctx context.Context, role string, args ...string) (*chi
 		return nil, err
 	}
 	c := &child{process: p, addr: addr}
-	err = poll(ctx, 10*time.Second, func() error {
+	if err := waitListening(ctx, p, addr); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s: %w (see %s)", role, err, logPath)
+	}
+	return c, nil
+}
+
+// hopAddrs are the bare hop's listeners: plain HTTP, HTTPS (the run's
+// certificate), and plain HTTP with a streaming client.
+type hopAddrs struct{ plain, tls, stream string }
+
+// startHop runs the bare hop child with its three listeners.
+func (r *run) startHop(ctx context.Context) error {
+	var addrs [2]string
+	for i := range addrs {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addrs[i] = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	hop, err := r.startChild(ctx, RoleHop, "--target", r.upstreamAddr, "--tls-listen", addrs[0],
+		"--cert", r.certs.CertFile, "--key", r.certs.KeyFile, "--stream-listen", addrs[1])
+	if err != nil {
+		return err
+	}
+	r.onClose(hop.stop)
+	r.procs.hop = hop.process
+	r.hop = hopAddrs{plain: hop.addr, tls: addrs[0], stream: addrs[1]}
+	for _, a := range addrs {
+		if err := waitListening(ctx, hop.process, a); err != nil {
+			return fmt.Errorf("%s: %w", RoleHop, err)
+		}
+	}
+	return nil
+}
+
+// waitListening polls until addr accepts connections or p exits.
+func waitListening(ctx context.Context, p *process, addr string) error {
+	return poll(ctx, 10*time.Second, func() error {
 		if p.exited() {
-			return fmt.Errorf("%s exited (see %s)", role, logPath)
+			return fmt.Errorf("%s exited (see its log)", p.name)
 		}
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
@@ -119,11 +209,16 @@ func (r *run) startChild(ctx context.Context, role string, args ...string) (*chi
 		}
 		return conn.Close()
 	})
-	if err != nil {
-		p.stop()
-		return nil, fmt.Errorf("%s: %w", role, err)
+}
+
+// get is the package get, trusting the run's CA for https URLs.
+func (r *run) get(url string, headers [][2]string) (int, []byte, error) {
+	if !strings.HasPrefix(url, "https://") {
+		return get(url, headers)
 	}
-	return c, nil
+	c := &fasthttp.Client{TLSConfig: r.certs.clientConfig()}
+	defer c.CloseIdleConnections()
+	return do(c, url, headers)
 }
 
 // upstreamCount reads how many requests the upstream has served.

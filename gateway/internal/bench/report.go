@@ -101,13 +101,22 @@ func (rep *Report) finish() {
 	bare := rep.find(ScenBareHop)
 	if bare != nil && bare.RPS > 0 {
 		for _, r := range rep.Results {
-			if r.Skipped == "" && r.Rate == 0 {
+			if r.Skipped == "" && r.Rate == 0 && r.Stream == nil {
 				r.Ratio = r.RPS / bare.RPS
 			}
 		}
 	}
-	rep.gatewayTargets(ScenFull, ScenFullHalf, ScenBareHopHalf)
-	rep.gatewayTargets(ScenFullLease, ScenLeaseHalf, ScenBareHopHalfLease)
+	rep.gatewayTargets(ScenFull, ScenFullHalf, ScenBareHopHalf, 0.80)
+	rep.gatewayTargets(ScenFullLease, ScenLeaseHalf, ScenBareHopHalfLease, 0.90)
+	rep.memoryTarget()
+	rep.streamFigures()
+	rep.relative(ScenBareHopTLS, ScenBareHop, 0, "the bare hop over HTTPS against the bare hop over HTTP")
+	rep.relative(ScenHTTPS, ScenBareHopTLS, 0, "gateway-full over HTTPS against the bare hop over HTTPS")
+	rep.relative(ScenHTTPS, ScenFull, 0, "gateway-full over HTTPS against gateway-full over HTTP")
+	rep.relative(ScenRedisTLS, ScenFull, 0, "gateway-full with Redis over TLS against over plain TCP")
+	rep.relative(ScenAccessLog, ScenFull, 0.90, "gateway-full logging every request to a file against without")
+	rep.relative(ScenIP, ScenFull, 0, "a keyless API limited per client IP against gateway-full")
+	rep.relative(ScenCost, ScenFull, 0, "a cost limit (reserve, settle) against gateway-full's request limit")
 	full := rep.find(ScenFull)
 	if full == nil || full.RPS <= 0 {
 		return
@@ -142,15 +151,16 @@ func (rep *Report) finish() {
 	}
 }
 
-// gatewayTargets checks issue 2's three targets for one gateway scenario:
-// throughput against the bare hop, Redis round trips per request, and the
-// added p99 latency of its half-peak run over the bare hop's at that rate.
-func (rep *Report) gatewayTargets(name, halfName, hopHalfName string) {
+// gatewayTargets checks the three targets of one gateway scenario:
+// throughput against the bare hop (at least goal), Redis round trips per
+// request, and the added p99 latency of its half-peak run over the bare
+// hop's at that rate.
+func (rep *Report) gatewayTargets(name, halfName, hopHalfName string, goal float64) {
 	bare, g := rep.find(ScenBareHop), rep.find(name)
 	if g != nil && bare != nil {
 		rep.Targets = append(rep.Targets, Target{
-			Name: name + " throughput", Goal: ">= 0.80 of the bare proxy hop", Value: g.Ratio, Unit: "x",
-			Met:  g.Ratio >= 0.8,
+			Name: name + " throughput", Goal: fmt.Sprintf(">= %.2f of the bare proxy hop", goal), Value: g.Ratio, Unit: "x",
+			Met:  g.Ratio >= goal,
 			Note: fmt.Sprintf("%s %.0f req/s vs %s %.0f req/s", name, g.RPS, ScenBareHop, bare.RPS),
 		})
 	}
@@ -167,6 +177,62 @@ func (rep *Report) gatewayTargets(name, halfName, hopHalfName string) {
 			Name: name + " p99 added at half peak", Goal: "< 1 ms over the bare hop", Value: added, Unit: "ms",
 			Met:  added < 1,
 			Note: fmt.Sprintf("p99 %.3f ms vs %.3f ms at %.0f req/s", gh.P99ms, bh.P99ms, gh.Rate),
+		})
+	}
+}
+
+// relative reports scenario name's throughput as a ratio of base's in the
+// run: a target when goal > 0, a figure without a goal otherwise.
+func (rep *Report) relative(name, base string, goal float64, what string) {
+	r, b := rep.find(name), rep.find(base)
+	if r == nil || b == nil || b.RPS <= 0 {
+		return
+	}
+	t := Target{Name: name + " vs " + base, Value: r.RPS / b.RPS, Unit: "x", Met: true, Info: goal <= 0,
+		Goal: "reported: " + what,
+		Note: fmt.Sprintf("%.0f vs %.0f req/s, p99 %.3f vs %.3f ms; %.3f vs %.3f Redis round trips and %.3f vs %.3f script calls per request",
+			r.RPS, b.RPS, r.P99ms, b.P99ms, r.TripsPerReq, b.TripsPerReq, r.ScriptsPerReq, b.ScriptsPerReq)}
+	if goal > 0 {
+		t.Goal, t.Met = fmt.Sprintf(">= %.2f: %s", goal, what), t.Value >= goal
+	}
+	rep.Targets = append(rep.Targets, t)
+}
+
+// rssGoalMiB is the gateway's resident memory goal under gateway-full.
+const rssGoalMiB = 50
+
+// memoryTarget holds the gateway's memory after gateway-full to its goal.
+func (rep *Report) memoryTarget() {
+	r := rep.find(ScenFull)
+	if r == nil || r.GatewayMemory == nil {
+		return
+	}
+	m := r.GatewayMemory
+	rep.Targets = append(rep.Targets, Target{
+		Name: ScenFull + " gateway RSS", Goal: fmt.Sprintf("<= %d MiB", rssGoalMiB), Value: m.RSSMiB, Unit: "MiB",
+		Met:  m.RSSMiB <= rssGoalMiB,
+		Note: fmt.Sprintf("resident after the scenario; peak since the node started %.1f MiB", m.PeakMiB),
+	})
+}
+
+// streamFigures computes the streaming scenarios' ratios to their bare hop
+// and reports TTFB, throughput and event latency against it.
+func (rep *Report) streamFigures() {
+	if g, h := rep.find(ScenStream), rep.find(ScenStreamHop); g != nil && h != nil && g.Stream != nil && h.Stream != nil && h.Stream.MiBps > 0 {
+		g.Stream.Ratio = g.Stream.MiBps / h.Stream.MiBps
+		rep.Targets = append(rep.Targets, Target{
+			Name: ScenStream + " throughput", Goal: "reported: MiB/s against the streaming bare hop",
+			Value: g.Stream.Ratio, Unit: "x", Met: true, Info: true,
+			Note: fmt.Sprintf("%.0f vs %.0f MiB/s; time to first byte p50 %.3f vs %.3f ms, p99 %.3f vs %.3f ms",
+				g.Stream.MiBps, h.Stream.MiBps, g.Stream.TTFBp50ms, h.Stream.TTFBp50ms, g.Stream.TTFBp99ms, h.Stream.TTFBp99ms),
+		})
+	}
+	if g, h := rep.find(ScenSSE), rep.find(ScenSSEHop); g != nil && h != nil && g.Stream != nil && h.Stream != nil {
+		rep.Targets = append(rep.Targets, Target{
+			Name: ScenSSE + " event latency added", Goal: "reported: p99 event latency over the streaming bare hop's",
+			Value: g.Stream.EventP99ms - h.Stream.EventP99ms, Unit: "ms", Met: true, Info: true,
+			Note: fmt.Sprintf("event latency p50 %.3f vs %.3f ms, p99 %.3f vs %.3f ms; first event p50 %.3f vs %.3f ms",
+				g.Stream.EventP50ms, h.Stream.EventP50ms, g.Stream.EventP99ms, h.Stream.EventP99ms, g.Stream.TTFBp50ms, h.Stream.TTFBp50ms),
 		})
 	}
 }
@@ -222,6 +288,8 @@ func (rep *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  %-6s %-44s %8.3f %-9s goal %s\n         %s\n", verdict, t.Name, t.Value, t.Unit, t.Goal, t.Note)
 		}
 	}
+	writeStreams(w, rep.Results)
+	writeMemory(w, rep.Results)
 	writeCPU(w, rep.Results)
 	fmt.Fprintln(w, "\ntrips/req: Redis client read events per request (round trips); scripts/req: EVALSHA/EVAL calls;\n"+
 		"redis cmd/req: INFO commandstats calls, including the commands scripts run inside Redis.")
@@ -237,6 +305,47 @@ func (rep *Report) WriteTable(w io.Writer) {
 	}
 	if rep.JSON != "" {
 		fmt.Fprintf(w, "\nResults: %s\nChart:   %s\n", rep.JSON, rep.Chart)
+	}
+}
+
+// writeStreams prints the streaming scenarios' own figures.
+func writeStreams(w io.Writer, results []*Result) {
+	row := "%-26s %8s %8s %9s %9s %9s %9s %8s\n"
+	header := false
+	for _, r := range results {
+		if r.Skipped != "" || r.Stream == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nStreams (TTFB: to the first byte, or the first event of an SSE stream):")
+			fmt.Fprintf(w, row, "scenario", "streams", "MiB/s", "TTFB p50", "TTFB p99", "event p50", "event p99", "vs hop")
+			header = true
+		}
+		st, ratio, ev50, ev99 := r.Stream, "-", "-", "-"
+		if st.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", st.Ratio)
+		}
+		if st.Kind == streamSSE {
+			ev50, ev99 = fmt.Sprintf("%.3f", st.EventP50ms), fmt.Sprintf("%.3f", st.EventP99ms)
+		}
+		fmt.Fprintf(w, row, r.Name, fmt.Sprint(r.Requests), fmt.Sprintf("%.1f", st.MiBps),
+			fmt.Sprintf("%.3f", st.TTFBp50ms), fmt.Sprintf("%.3f", st.TTFBp99ms), ev50, ev99, ratio)
+	}
+}
+
+// writeMemory prints the gateway's memory after each gateway scenario.
+func writeMemory(w io.Writer, results []*Result) {
+	header := false
+	for _, r := range results {
+		if r.Skipped != "" || r.GatewayMemory == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nGateway memory after each scenario (MiB; peak: since its node started):")
+			fmt.Fprintf(w, "%-26s %8s %8s\n", "scenario", "RSS", "peak")
+			header = true
+		}
+		fmt.Fprintf(w, "%-26s %8.1f %8.1f\n", r.Name, r.GatewayMemory.RSSMiB, r.GatewayMemory.PeakMiB)
 	}
 }
 

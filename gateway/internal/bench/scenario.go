@@ -59,6 +59,10 @@ type Result struct {
 	CPU *CPU `json:"cpu_seconds,omitempty"`
 	// Churn is what the config churn did, in the churn scenario.
 	Churn *ChurnResult `json:"churn,omitempty"`
+	// GatewayMemory is the gateway process's memory after the scenario.
+	GatewayMemory *Memory `json:"gateway_memory,omitempty"`
+	// Stream is what a streaming scenario measured.
+	Stream *StreamResult `json:"stream,omitempty"`
 	// Warning says why the figures may not measure what the scenario means.
 	Warning string `json:"warning,omitempty"`
 }
@@ -80,10 +84,25 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	if s.gateway && r.gwErr != nil {
 		return skip(fmt.Errorf("no gateway: %w", r.gwErr))
 	}
+	if s.node != nil {
+		err := r.startNode(ctx, s.node)
+		defer s.node.stop()
+		if err != nil {
+			return skip(err)
+		}
+		r.active = s.node
+		defer func() { r.active = r.gw }()
+	}
 	if err := r.check(ctx, s); err != nil {
 		return skip(err)
 	}
+	if s.stream != "" {
+		return r.streamScenario(ctx, s, res)
+	}
 	load := Load{URL: s.url, Headers: s.headers, Concurrency: r.opt.Concurrency, Rate: s.rate, MaxRequests: r.opt.MaxRequests}
+	if s.tls {
+		load.TLS = r.certs.clientConfig()
+	}
 	fmt.Fprintf(r.out, "%-26s %s\n", s.name, s.desc)
 	// The churn runs through the warm-up and the measured time.
 	stopChurn := func() *ChurnResult { return nil }
@@ -176,11 +195,12 @@ func (r *run) scenario(ctx context.Context, s scenario) *Result {
 	}
 	res.Redis = after.Sub(before)
 	if s.gateway {
+		res.GatewayMemory = r.gatewayMemory()
 		g := r.gatewayMetrics().sub(gwBefore)
 		res.Gateway = &g
 		if g.Fallback > 0 || g.StoreErrors > 0 {
 			res.Warning = fmt.Sprintf("the gateway decided %.0f of %.0f limit checks with its fallback limiter after %.0f store errors (see %s): the Redis path was not measured",
-				g.Fallback, g.Decisions, g.StoreErrors, filepath.Join(r.opt.OutDir, "gateway-1.log"))
+				g.Fallback, g.Decisions, g.StoreErrors, filepath.Join(r.opt.OutDir, r.active.name+".log"))
 			fmt.Fprintf(r.out, "  WARNING: %s\n", res.Warning)
 		}
 	}
@@ -254,7 +274,7 @@ func (r *run) progress(name string, d time.Duration) func() []float64 {
 // The returned function waits for it and returns the file written, or "".
 func (r *run) profile(ctx context.Context, name string, d time.Duration) func() string {
 	secs := max(1, int((d-time.Second)/time.Second))
-	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.opsURL, secs)
+	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.active.opsURL, secs)
 	path := filepath.Join(r.opt.OutDir, name+".cpu.pprof")
 	done := make(chan string, 1)
 	go func() {

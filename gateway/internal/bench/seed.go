@@ -14,7 +14,12 @@ import (
 const (
 	benchKey      = "bench-key-0123456789abcdef"
 	benchLeaseKey = "bench-lease-key-0123456789abcdef"
+	benchCostKey  = "bench-cost-key-0123456789abcdef"
 )
+
+// costReserve is what a gateway-cost request reserves; the upstream
+// reports a cost of upstreamCost, so settling gives the rest back.
+const costReserve = 10
 
 // High enough that no benchmark request is refused, so every request pays
 // for the full decision.
@@ -67,7 +72,11 @@ func churnPolicy(i int) *model.Policy {
 }
 
 // seed writes the benchmark APIs: keyless /open/; key auth with rate limit
-// and quota in exact mode /full/ and in lease mode /lease/; the same policy
+// and quota in exact mode /full/ and in lease mode /lease/; keyless /ip/
+// limited per client IP; /cost/, whose key's rate limit counts units
+// reserved before forwarding and settled from the upstream's cost header;
+// keyless /stream/, streaming event streams and bodies of 1 MiB or more;
+// the same policy
 // reached through a JWT's scope on /jwt-<alg>/ for each signer; and the
 // churn API and policy.
 func seed(ctx context.Context, st *store.Store, upstream string, signers []*jwtSigner) error {
@@ -76,11 +85,19 @@ func seed(ctx context.Context, st *store.Store, upstream string, signers []*jwtS
 		{ID: "bench-open", ListenPath: "/open/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthKeyless}},
 		{ID: "bench-full", ListenPath: "/full/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthAPIKey}},
 		{ID: "bench-lease", ListenPath: "/lease/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthAPIKey}},
+		{ID: "bench-ip", ListenPath: "/ip/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthKeyless},
+			RateLimit: &model.Limit{Rate: benchRate, Per: model.Duration(time.Second), LimitBy: []string{model.LimitByClientIP}}},
+		{ID: "bench-cost", ListenPath: "/cost/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthAPIKey}},
+		{ID: "bench-stream", ListenPath: "/stream/", StripListenPath: true, Upstream: up, Auth: model.Auth{Mode: model.AuthKeyless},
+			Streaming: &model.Streaming{ContentTypes: []string{"text/event-stream"}, MinBytes: 1 << 20}},
 		churnAPI(upstream, 0),
 	}
 	policies := []*model.Policy{
 		{ID: "bench-full", Access: []model.AccessRight{{API: "bench-full"}}, RateLimit: benchLimit(model.LimitExact), Quota: benchQuotaRule()},
 		{ID: "bench-lease", Access: []model.AccessRight{{API: "bench-lease"}}, RateLimit: benchLimit(model.LimitLease), Quota: benchQuotaRule()},
+		{ID: "bench-cost", Access: []model.AccessRight{{API: "bench-cost"}}, Quota: benchQuotaRule(),
+			RateLimit: &model.Limit{Rate: benchRate, Per: model.Duration(time.Second), Units: &model.Units{
+				From: model.UnitsResponseHeader, Header: costHeader, Reserve: costReserve}}},
 		churnPolicy(0),
 	}
 	for _, s := range signers {
@@ -93,6 +110,7 @@ func seed(ctx context.Context, st *store.Store, upstream string, signers []*jwtS
 	keys := []*model.Key{
 		{ID: "bench-key", Hash: model.HashKey([]byte(benchKey)), Policies: []string{"bench-full"}, CreatedAt: now},
 		{ID: "bench-lease-key", Hash: model.HashKey([]byte(benchLeaseKey)), Policies: []string{"bench-lease"}, CreatedAt: now},
+		{ID: "bench-cost-key", Hash: model.HashKey([]byte(benchCostKey)), Policies: []string{"bench-cost"}, CreatedAt: now},
 	}
 	for _, a := range apis {
 		if errs := a.Validate(); len(errs) > 0 {
