@@ -7,9 +7,14 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Labels of every object; sluice.commonLabels next to sluice.selector. */}}
 {{- define "sluice.labels" -}}
-app.kubernetes.io/part-of: sluice
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "sluice.commonLabels" . }}
+{{- end -}}
+
+{{- define "sluice.commonLabels" -}}
+app.kubernetes.io/part-of: sluice
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
@@ -188,7 +193,7 @@ affinity:
 {{- define "sluice.podMeta" -}}
 labels:
   {{- include "sluice.selector" . | nindent 2 }}
-  {{- include "sluice.labels" .root | nindent 2 }}
+  {{- include "sluice.commonLabels" .root | nindent 2 }}
   {{- with .root.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
