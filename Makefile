@@ -69,10 +69,16 @@ gobench: ## Run the Go micro-benchmarks of every module
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: lint
-lint: ## gofmt, go vet (also the chaos suite's build tag) and staticcheck in every module
+lint: ## gofmt, go vet (also the chaos suite's build tag), staticcheck in every module, and the Helm chart
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./... && go vet -tags chaos ./...); done
 	@set -e; for m in $(MODULES); do echo "staticcheck $$m"; (cd $$m && go run $(STATICCHECK) ./...); done
+	@scripts/helm-check.sh
+
+# Helm runs through the Go module proxy, pinned in the script (HELM_VERSION).
+.PHONY: helm
+helm: ## Lint the Helm chart and compare its rendered value sets (UPDATE=1 rewrites deployments/helm/rendered)
+	@scripts/helm-check.sh $(if $(UPDATE),--update)
 
 .PHONY: tidy
 tidy: ## go mod tidy every module

@@ -1,17 +1,19 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
+	"github.com/sluicegw/sluice/pkg/deploycheck"
 )
 
 // The container configuration in deployments/ loads and is valid.
 func TestDeploymentsConfig(t *testing.T) {
 	t.Parallel()
 	c := Default()
-	if err := pkgconfig.Load(filepath.Join("..", "..", "..", "deployments", "config", "analytics.yaml"), &c); err != nil {
+	if err := pkgconfig.Load(filepath.Join(deployments, "config", "analytics.yaml"), &c); err != nil {
 		t.Fatal(err)
 	}
 	// The token comes from the environment (docker-compose.yml, k8s).
@@ -42,5 +44,60 @@ func TestEarlierConfigLoads(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+var deployments = filepath.Join("..", "..", "..", "deployments")
+
+// Every SLUICE_* variable docker-compose.yml, the Kubernetes manifests and
+// the Helm chart's rendered manifests give the analytics is one it reads: a
+// misspelt variable would be silently ignored by the binary.
+func TestDeploymentEnvVars(t *testing.T) {
+	t.Parallel()
+	settings, err := deploycheck.EnvSettings(deployments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	n, errs := deploycheck.CheckEnv(settings, "sluice-analytics", pkgconfig.Vars(pkgconfig.Prefix, &def))
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if n == 0 {
+		t.Fatal("no variable is given to sluice-analytics: the files were not read")
+	}
+}
+
+// Every analytics.yaml of a ConfigMap (deployments/k8s, the Helm chart's
+// rendered value sets) loads with unknown fields refused and is valid.
+func TestDeploymentConfigMaps(t *testing.T) {
+	t.Parallel()
+	files, err := deploycheck.ConfigFiles(deployments, "analytics.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokensFile := filepath.Join(t.TempDir(), "tokens.yaml")
+	if err := os.WriteFile(tokensFile, []byte("tokens:\n  - {name: grafana, role: viewer, token: deployment-token-0123456789}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found %d analytics.yaml ConfigMap entries, want k8s and Helm's", len(files))
+	}
+	for _, f := range files {
+		c := Default()
+		if err := pkgconfig.Decode([]byte(f.Data), &c); err != nil {
+			t.Errorf("%s: ConfigMap %s, %s: %v", f.File, f.ConfigMap, f.Key, err)
+			continue
+		}
+		// What the Secrets bring: the token (SLUICE_AUTH_TOKEN) and the
+		// tokens file, mounted at the path the configuration names.
+		if c.Auth.TokensFile != "" {
+			c.Auth.TokensFile = tokensFile
+		} else {
+			c.Auth.Token = "deployment-token-0123456789"
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: ConfigMap %s, %s: %v", f.File, f.ConfigMap, f.Key, err)
+		}
 	}
 }
