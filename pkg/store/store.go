@@ -297,11 +297,11 @@ for i = 0, n - 1 do
   end
   if kind == 'key' then
     local prevbody, prev = current(kind, id)
-    local old, new = org_of(prevbody), ''
-    if op == 'put' then new = org_of(body) end
-    if old ~= new then
-      if old ~= '' and redis.call('HINCRBY', KEYS[11], old, -1) <= 0 then redis.call('HDEL', KEYS[11], old) end
-      if new ~= '' then redis.call('HINCRBY', KEYS[11], new, 1) end
+    local oorg, norg = org_of(prevbody), ''
+    if op == 'put' then norg = org_of(body) end
+    if oorg ~= norg then
+      if oorg ~= '' and redis.call('HINCRBY', KEYS[11], oorg, -1) <= 0 then redis.call('HDEL', KEYS[11], oorg) end
+      if norg ~= '' then redis.call('HINCRBY', KEYS[11], norg, 1) end
     end
     if prev and (op == 'delete' or prev ~= hash) then
       redis.call('HDEL', KEYS[5], prev)
