@@ -73,3 +73,38 @@ func FuzzCreateOrg(f *testing.F) {
 	fuzzWrite(f, "POST", "/v1/orgs", `{"id":"o1","rate_limit":{"rate":5,"per":"1s"}}`, `{"id":"o2","quota":{"max":1,"renewal":"1h","units":{"from":"response_json","path":"usage.total_tokens","reserve":1}}}`,
 		`{"id":"o3","rate_limit":{"rate":5,"per":"1s","mode":"lease"}}`, `{"id":"..","quota":null}`, `{"id":"o4","tags":["A"]}`, `[]`)
 }
+
+// TestApplyOrgs: POST /v1/apply creates, updates and (with prune) deletes
+// orgs with the APIs and policies, in one version; an org a key names is
+// not pruned (409, nothing written); a bad org is refused naming
+// orgs[i] and the field.
+func TestApplyOrgs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := `{"apis":[` + apiJSON("orders", "/orders/") + `],"policies":[` + policyJSON("gold", "orders") + `],` +
+		`"orgs":[{"id":"acme","quota":{"max":100,"renewal":"1h"}},{"id":"beta"}]}`
+	r := e.must(200, "POST", "/v1/apply", body)
+	if !strings.Contains(string(r.body), `"kind":"org"`) {
+		t.Fatalf("plan without orgs: %s", r.body)
+	}
+	if q := e.must(200, "GET", "/v1/orgs/acme", "").json(t)["quota"]; q == nil {
+		t.Fatal("org acme not written")
+	}
+	e.must(201, "POST", "/v1/keys", `{"id":"k1","policies":["gold"],"org":"acme"}`)
+	pruneAll := `{"apis":[` + apiJSON("orders", "/orders/") + `],"policies":[` + policyJSON("gold", "orders") + `],"orgs":[{"id":"beta","rate_limit":{"rate":5,"per":"1s"}}],"prune":true}`
+	e.must(409, "POST", "/v1/apply", pruneAll)
+	if b := e.must(200, "GET", "/v1/orgs/beta", "").json(t); b["rate_limit"] != nil {
+		t.Fatal("a refused apply wrote beta's change")
+	}
+	e.must(200, "PUT", "/v1/keys/k1", `{"policies":["gold"]}`)
+	r = e.must(200, "POST", "/v1/apply", pruneAll)
+	if !strings.Contains(string(r.body), `"op":"delete","kind":"org","id":"acme"`) {
+		t.Fatalf("plan does not delete acme: %s", r.body)
+	}
+	e.must(404, "GET", "/v1/orgs/acme", "")
+	bad := e.must(400, "POST", "/v1/apply", `{"apis":[],"policies":[],"orgs":[{"id":"ok"},{"id":"ok","rate_limit":{"rate":1,"per":"1s","mode":"lease"}}]}`)
+	got := bad.fields(t)
+	if !reflect.DeepEqual(got, []string{"orgs[1].rate_limit.mode", "orgs[1].id"}) && !reflect.DeepEqual(got, []string{"orgs[1].id", "orgs[1].rate_limit.mode"}) {
+		t.Fatalf("bad orgs: %v %s", got, bad.body)
+	}
+}
