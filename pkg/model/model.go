@@ -13,6 +13,9 @@
 //   - Key.RateLimit and Key.Quota, when set, replace the limit (or quota) of
 //     every policy the key holds: per-key overrides win.
 //
+//   - Org.RateLimit and Org.Quota count every request of every key naming
+//     the org (Key.Org), across all APIs, under the org's hash tag.
+//
 //   - Limit.LimitBy, on an API or endpoint limit, counts it per client
 //     instead: per client IP, header value, token claim and/or key.
 //
@@ -227,6 +230,10 @@ type Quota struct {
 	// Scope is "api" (default: counted on each API separately) or "key"
 	// (one count across every API the key calls).
 	Scope string `json:"scope,omitempty" yaml:"scope,omitempty"`
+	// Units, when set, makes the quota count units (a cost per request)
+	// instead of requests: Max is then units. A cost the response gives
+	// is reserved before forwarding and settled after, as for a limit.
+	Units *Units `json:"units,omitempty" yaml:"units,omitempty"`
 }
 
 // Policy grants access rights and limits; keys hold one or more policies.
@@ -260,9 +267,12 @@ type Key struct {
 	Access    []AccessRight `json:"access,omitempty" yaml:"access,omitempty"`
 	RateLimit *Limit        `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Quota     *Quota        `json:"quota,omitempty" yaml:"quota,omitempty"`
-	ExpiresAt *time.Time    `json:"expires_at,omitempty" yaml:"expires_at,omitempty"`
-	Disabled  bool          `json:"disabled,omitempty" yaml:"disabled,omitempty"`
-	CreatedAt time.Time     `json:"created_at" yaml:"created_at"`
+	// Org, when set, names the org (tenant) the key belongs to: the org's
+	// rate limit and quota count this key's requests too.
+	Org       string     `json:"org,omitempty" yaml:"org,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty" yaml:"expires_at,omitempty"`
+	Disabled  bool       `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	CreatedAt time.Time  `json:"created_at" yaml:"created_at"`
 	// Certificate, when set, makes this the record of a client certificate
 	// rather than of an API key: Hash is then HashCert of the certificate,
 	// and the record authenticates only TLS clients presenting it.

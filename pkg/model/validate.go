@@ -233,6 +233,17 @@ func (q *Quota) Validate() validation.Errors {
 		errs.Add("renewal", "must be a positive duration, like 1h or 720h")
 	}
 	checkScope(&errs, q.Scope)
+	if u := q.Units; u != nil {
+		errs.Merge("units", u.Validate())
+		for _, f := range []struct {
+			name string
+			v    int64
+		}{{"units.cost", u.Cost}, {"units.max", u.Max}, {"units.reserve", u.Reserve}} {
+			if f.v > q.Max && q.Max > 0 {
+				errs.Add(f.name, "%d is more than the quota's max (%d units): such a request could never be admitted", f.v, q.Max)
+			}
+		}
+	}
 	return errs
 }
 
@@ -370,6 +381,9 @@ func (k *Key) Validate() validation.Errors {
 	}
 	if k.Quota != nil {
 		errs.Merge("quota", k.Quota.Validate())
+	}
+	if k.Org != "" {
+		checkID(&errs, "org", k.Org)
 	}
 	return errs
 }

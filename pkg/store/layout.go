@@ -62,6 +62,13 @@ func (l Layout) Routes() string { return l.cfg("routes") }
 // APIRoutes maps api id -> JSON array of its route keys (HASH).
 func (l Layout) APIRoutes() string { return l.cfg("apiroutes") }
 
+// Orgs maps org id -> JSON (HASH).
+func (l Layout) Orgs() string { return l.cfg("orgs") }
+
+// OrgKeys maps org id -> the number of keys naming it (HASH), kept by the
+// atomic write so an org in use cannot be deleted.
+func (l Layout) OrgKeys() string { return l.cfg("orgkeys") }
+
 // Audit holds one entry per version: actor, changes, ETags before and
 // after (STREAM).
 func (l Layout) Audit() string { return l.cfg("audit") }
@@ -84,6 +91,7 @@ const (
 	KindAPI    = "api"
 	KindPolicy = "policy"
 	KindKey    = "key"
+	KindOrg    = "org"
 )
 
 // Operations.
@@ -104,4 +112,17 @@ func (l Layout) KeyCounterPrefix(keyHash string) string {
 func (l Layout) AppendKeyCounterKey(b []byte, keyHash, key string) []byte {
 	b = append(append(b, l.Namespace()...), ":{key:"...)
 	return append(append(append(b, keyHash...), "}:"...), key...)
+}
+
+// OrgCounterPrefix returns the prefix of the counters of one org, counted
+// across all of its keys and every API: "<ns>:{org:<id>}:". They share the
+// org's hash slot, in general neither a key's nor an API's.
+func (l Layout) OrgCounterPrefix(orgID string) string {
+	return string(l.AppendOrgCounterKey(nil, orgID, ""))
+}
+
+// AppendOrgCounterKey appends OrgCounterPrefix(orgID) + key to b.
+func (l Layout) AppendOrgCounterKey(b []byte, orgID, key string) []byte {
+	b = append(append(b, l.Namespace()...), ":{org:"...)
+	return append(append(append(b, orgID...), "}:"...), key...)
 }

@@ -79,7 +79,7 @@ type Change struct {
 	// before this one in the same Apply. PolicyRefs and KeyRefs list them.
 	Refs []Ref
 	// IfUnused, on an API delete, refuses it (ErrInUse) while a stored
-	// policy grants the API.
+	// policy grants the API; on an org delete, while a key names the org.
 	IfUnused bool
 }
 
@@ -91,12 +91,15 @@ func PolicyRefs(p *model.Policy) []Ref {
 	return accessRefs(nil, p.Access)
 }
 
-// KeyRefs returns the policies a key holds and the APIs its own access
-// grants.
+// KeyRefs returns the policies a key holds, its org and the APIs its own
+// access grants.
 func KeyRefs(k *model.Key) []Ref {
-	refs := make([]Ref, 0, len(k.Policies)+len(k.Access))
+	refs := make([]Ref, 0, len(k.Policies)+len(k.Access)+1)
 	for _, p := range k.Policies {
 		refs = append(refs, Ref{KindPolicy, p})
+	}
+	if k.Org != "" {
+		refs = append(refs, Ref{KindOrg, k.Org})
 	}
 	return accessRefs(refs, k.Access)
 }
@@ -115,7 +118,7 @@ func ETag(body []byte) string {
 }
 
 // applyScript writes all changes or none. KEYS: version, changelog, apis,
-// policies, keys, keyids, routes, apiroutes, audit. ARGV: maxlen, n, then 11
+// policies, keys, keyids, routes, apiroutes, audit, orgs, orgkeys. ARGV: maxlen, n, then 11
 // fields per change: kind op id hash oldhash body ifmatch(sha1 hex or "")
 // create("1"/"") refs(JSON ["kind","id",...] or "") routes(JSON array of
 // the API's route keys, for an API put) unused("1"/""); then actor and the
@@ -132,7 +135,9 @@ func ETag(body []byte) string {
 //   - an API's route keys (model.API.RouteKeys) belong to no other API: the
 //     routes hash indexes route key -> API id, apiroutes API id -> its keys;
 //   - every Ref of a put exists;
-//   - an API deleted with IfUnused is granted by no policy.
+//   - an API deleted with IfUnused is granted by no policy;
+//   - an org deleted with IfUnused is named by no key: orgkeys counts the
+//     keys naming each org, kept here on every key write.
 //
 // The route index is kept for every API; when it does not cover the apis
 // hash (data written before it existed) the script answers NOINDEX and
@@ -142,6 +147,7 @@ local F = 11
 local n = tonumber(ARGV[2])
 local function hkey(kind)
   if kind == 'api' then return KEYS[3] elseif kind == 'policy' then return KEYS[4] end
+  if kind == 'org' then return KEYS[10] end
   return KEYS[5]
 end
 local function current(kind, id)
@@ -162,7 +168,7 @@ local function exists(kind, id)
   local v = exists_ov[kind .. ' ' .. id]
   if v ~= nil then return v end
   if kind == 'key' then return redis.call('HEXISTS', KEYS[6], id) == 1 end
-  if kind ~= 'api' and kind ~= 'policy' then return false end
+  if kind ~= 'api' and kind ~= 'policy' and kind ~= 'org' then return false end
   return redis.call('HEXISTS', hkey(kind), id) == 1
 end
 local function owner(rk)
@@ -185,6 +191,21 @@ local function access_set(body)
     if type(a) == 'table' and type(a.api) == 'string' then set[a.api] = true end
   end
   return set
+end
+local function org_of(body)
+  if not body then return '' end
+  local ok, k = pcall(cjson.decode, body)
+  if ok and type(k) == 'table' and type(k.org) == 'string' then return k.org end
+  return ''
+end
+local keyorg_ov, members_ov = {}, {}
+local function members(org)
+  local v = members_ov[org]
+  if v == nil then v = tonumber(redis.call('HGET', KEYS[11], org) or '0') end
+  return v
+end
+local function count_org(org, d)
+  if org ~= '' then members_ov[org] = members(org) + d end
 end
 local function users(api)
   local out = {}
@@ -229,6 +250,17 @@ for i = 0, n - 1 do
   if kind == 'policy' then
     grants_ov[id] = op == 'put' and access_set(ARGV[b+5]) or false
   end
+  if kind == 'key' then
+    local old = keyorg_ov[id]
+    if old == nil then old = org_of(cur) end
+    local new = ''
+    if op == 'put' then new = org_of(ARGV[b+5]) end
+    count_org(old, -1) count_org(new, 1)
+    keyorg_ov[id] = new
+  end
+  if kind == 'org' and op == 'delete' and ARGV[b+10] == '1' and members(id) > 0 then
+    return redis.error_reply('INUSE org ' .. id .. ' is named by ' .. members(id) .. ' keys')
+  end
   if kind == 'api' then
     if op == 'delete' and ARGV[b+10] == '1' then
       local u = users(id)
@@ -264,7 +296,13 @@ for i = 0, n - 1 do
     table.insert(audit, kv[1] .. i) table.insert(audit, kv[2])
   end
   if kind == 'key' then
-    local _, prev = current(kind, id)
+    local prevbody, prev = current(kind, id)
+    local oorg, norg = org_of(prevbody), ''
+    if op == 'put' then norg = org_of(body) end
+    if oorg ~= norg then
+      if oorg ~= '' and redis.call('HINCRBY', KEYS[11], oorg, -1) <= 0 then redis.call('HDEL', KEYS[11], oorg) end
+      if norg ~= '' then redis.call('HINCRBY', KEYS[11], norg, 1) end
+    end
     if prev and (op == 'delete' or prev ~= hash) then
       redis.call('HDEL', KEYS[5], prev)
       if old == '' then old = prev end
@@ -358,7 +396,7 @@ func (s *Store) ApplyAs(ctx context.Context, actor string, changes ...Change) (i
 	}
 	args = append(args, actor, s.auditLen)
 	l := s.layout
-	keys := []string{l.Version(), l.Changelog(), l.APIs(), l.Policies(), l.Keys(), l.KeyIDs(), l.Routes(), l.APIRoutes(), l.Audit()}
+	keys := []string{l.Version(), l.Changelog(), l.APIs(), l.Policies(), l.Keys(), l.KeyIDs(), l.Routes(), l.APIRoutes(), l.Audit(), l.Orgs(), l.OrgKeys()}
 	for attempt := 0; ; attempt++ {
 		v, err := applyScript.Run(ctx, s.rdb, keys, args...).Int64()
 		if err == nil {
@@ -456,6 +494,15 @@ func (s *Store) PutPolicy(ctx context.Context, p *model.Policy) (int64, error) {
 	return s.Apply(ctx, Change{Kind: KindPolicy, Op: OpPut, ID: p.ID, Body: body})
 }
 
+// PutOrg stores an org (create or replace).
+func (s *Store) PutOrg(ctx context.Context, o *model.Org) (int64, error) {
+	body, err := json.Marshal(o)
+	if err != nil {
+		return 0, err
+	}
+	return s.Apply(ctx, Change{Kind: KindOrg, Op: OpPut, ID: o.ID, Body: body})
+}
+
 // PutKey stores a key under its hash (create or replace; a new hash for the
 // same id rotates the key).
 func (s *Store) PutKey(ctx context.Context, k *model.Key) (int64, error) {
@@ -483,7 +530,7 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 // GetRaw returns the stored JSON of an object and its ETag. For keys, id is
 // the key id.
 func (s *Store) GetRaw(ctx context.Context, kind, id string) ([]byte, string, error) {
-	hkey := map[string]string{KindAPI: s.layout.APIs(), KindPolicy: s.layout.Policies(), KindKey: s.layout.Keys()}[kind]
+	hkey := map[string]string{KindAPI: s.layout.APIs(), KindPolicy: s.layout.Policies(), KindKey: s.layout.Keys(), KindOrg: s.layout.Orgs()}[kind]
 	if hkey == "" {
 		return nil, "", fmt.Errorf("store: unknown kind %q", kind)
 	}
@@ -520,22 +567,24 @@ func (s *Store) KeyByHash(ctx context.Context, hash string) (*model.Key, error) 
 	return &k, nil
 }
 
-// Snapshot is every API and policy at one config version. Keys are not in
-// it: gateways load them on demand by hash.
+// Snapshot is every API, policy and org at one config version. Keys are
+// not in it: gateways load them on demand by hash.
 type Snapshot struct {
 	Version  int64
 	APIs     []model.API
 	Policies []model.Policy
+	Orgs     []model.Org
 }
 
 // LoadSnapshot reads the whole configuration at one version, atomically.
 func (s *Store) LoadSnapshot(ctx context.Context) (*Snapshot, error) {
 	var ver *redis.StringCmd
-	var apis, pols *redis.MapStringStringCmd
+	var apis, pols, orgs *redis.MapStringStringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, s.layout.Version())
 		apis = p.HGetAll(ctx, s.layout.APIs())
 		pols = p.HGetAll(ctx, s.layout.Policies())
+		orgs = p.HGetAll(ctx, s.layout.Orgs())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -558,6 +607,13 @@ func (s *Store) LoadSnapshot(ctx context.Context) (*Snapshot, error) {
 			return nil, fmt.Errorf("store: policy %s: %w", id, err)
 		}
 		snap.Policies = append(snap.Policies, p)
+	}
+	for id, body := range orgs.Val() {
+		var o model.Org
+		if err := json.Unmarshal([]byte(body), &o); err != nil {
+			return nil, fmt.Errorf("store: org %s: %w", id, err)
+		}
+		snap.Orgs = append(snap.Orgs, o)
 	}
 	return snap, nil
 }

@@ -35,6 +35,9 @@ type Session struct {
 	KeyID    string
 	Hash     string // hex SHA-256 of the key
 	Policies []string
+	// Org is the org the key belongs to ("" none): the org's limits,
+	// found in the node's snapshot at each request, count it too.
+	Org      string
 	Disabled bool
 	expires  time.Time // zero: never
 	access   map[string][]right
@@ -82,7 +85,7 @@ func (q *SessionQuota) AppliesTo(api string) bool { return q.apis == nil || q.ap
 // NewSession merges k with its policies; policy returns the policy with an
 // id, or nil.
 func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
-	s := &Session{KeyID: k.ID, Hash: k.Hash, Policies: k.Policies, Disabled: k.Disabled, access: map[string][]right{}}
+	s := &Session{KeyID: k.ID, Hash: k.Hash, Policies: k.Policies, Org: k.Org, Disabled: k.Disabled, access: map[string][]right{}}
 	s.Cert = k.Certificate != nil
 	if k.ExpiresAt != nil {
 		s.expires = *k.ExpiresAt

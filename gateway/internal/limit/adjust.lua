@@ -8,9 +8,10 @@
 --        exists. d > 0 counts more: TAT = max(TAT, now) + d, the expiry
 --        moved with it, as check.lua sets it.
 --   "q", n, bound (Unix ms): a quota; its count goes down by n (n > 0,
---        never below zero) only if its period ends no later than bound
---        (the consuming decision's Redis time + renewal), i.e. the period
---        is the one the request was counted in.
+--        never below zero; n < 0: up by -n, a settled excess) only if its
+--        period ends no later than bound (the consuming decision's Redis
+--        time + renewal), i.e. the period is the one the request was
+--        counted in.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 for i, key in ipairs(KEYS) do
@@ -28,9 +29,13 @@ for i, key in ipairs(KEYS) do
   elseif v then
     local e = redis.call('PEXPIRETIME', key)
     local c = tonumber(v)
-    if e >= 0 and e <= bound and c > 0 then
-      if n > c then n = c end
-      redis.call('DECRBY', key, n)
+    if e >= 0 and e <= bound then
+      if n < 0 then
+        redis.call('INCRBY', key, -n)
+      elseif c > 0 then
+        if n > c then n = c end
+        redis.call('DECRBY', key, n)
+      end
     end
   end
 end

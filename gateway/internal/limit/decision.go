@@ -21,6 +21,10 @@ type Rule struct {
 	// own, counted across every API: store.Layout.KeyCounterPrefix(KeyScope) +
 	// Key. Such rules are exact.
 	KeyScope string
+	// OrgScope, when set (an org id), puts the counter among the org's
+	// own, counted across all of the org's keys and every API:
+	// store.Layout.OrgCounterPrefix(OrgScope) + Key. Such rules are exact.
+	OrgScope string
 	// Cost is the units this request counts (0: 1, a request). A rule
 	// with a cost other than 1 is exact.
 	Cost int64
@@ -38,11 +42,19 @@ type QuotaRule struct {
 	Key   string
 	Name  string
 	Quota model.Quota
-	// KeyScope is as Rule.KeyScope. Such quotas are never leased.
+	// KeyScope and OrgScope are as in Rule. Such quotas are never leased.
 	KeyScope string
+	OrgScope string
 	// Cost is as Rule.Cost; a quota with a cost other than 1 is exact.
 	Cost int64
+	// Reserve and Actual are as in Rule: Cost is a reservation, settled
+	// at Actual by Limiter.Settle. Such quotas are never leased.
+	Reserve bool
+	Actual  int64
 }
+
+// scoped reports whether the quota counts outside its API's slot.
+func (q *QuotaRule) scoped() bool { return q.KeyScope != "" || q.OrgScope != "" }
 
 func (q *QuotaRule) cost() int64 { return max(q.Cost, 1) }
 
@@ -66,7 +78,7 @@ var ErrInvalidLimit = errors.New("invalid limit")
 func (r *Request) Validate() error {
 	for i := range r.Rules {
 		l := &r.Rules[i].Limit
-		if l.Rate <= 0 || l.Per.D() < time.Microsecond || l.Burst < 0 || (r.Rules[i].KeyScope != "" && l.Mode == model.LimitLease) {
+		if l.Rate <= 0 || l.Per.D() < time.Microsecond || l.Burst < 0 || ((r.Rules[i].KeyScope != "" || r.Rules[i].OrgScope != "") && l.Mode == model.LimitLease) {
 			return fmt.Errorf("rule %s: %w: rate and per must be positive", r.Rules[i].Name, ErrInvalidLimit)
 		}
 	}

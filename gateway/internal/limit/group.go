@@ -73,7 +73,7 @@ func (l *Limiter) encode(b *batch) (want, decisions int) {
 	b.args = appendNum(b.args, int64(l.opts.LeaseFraction*1000))
 	b.args = appendNum(b.args, int64(len(b.returns)))
 	for _, r := range b.returns {
-		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, "", r.key))), r.n), r.period)
+		b.args = appendNum(appendNum(appendNum(b.args, int64(b.key(r.api, "", "", r.key))), r.n), r.period)
 	}
 	for _, cl := range b.calls {
 		if cl.carrier {
@@ -133,13 +133,13 @@ func (l *Limiter) appendDecision(b *batch, cl *call) bool {
 			shadow = 1
 		}
 		lone = lone || s.ls != nil
-		b.sig(int64(b.key(req.APIID, r.KeyScope, r.Key)), r.Limit.Per.D().Microseconds(),
+		b.sig(int64(b.key(req.APIID, r.KeyScope, r.OrgScope, r.Key)), r.Limit.Per.D().Microseconds(),
 			r.Limit.Rate, r.Limit.EffectiveBurst(), shadow, s.want, r.cost())
 	}
 	for _, s := range cl.sentQ {
 		q := &req.Quotas[s.idx]
 		lone = lone || s.ql != nil
-		b.sig(int64(b.key(req.APIID, q.KeyScope, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want, q.cost())
+		b.sig(int64(b.key(req.APIID, q.KeyScope, q.OrgScope, q.Key)), q.Quota.Max, q.Quota.Renewal.D().Milliseconds(), s.want, q.cost())
 	}
 	return lone
 }
@@ -158,11 +158,15 @@ func appendNum(b []byte, v int64) []byte {
 }
 
 // key returns the 1-based index in b.keys of the counter, adding it once:
-// an API's counter, or a key's own (scope, a key hash, set).
-func (b *batch) key(api, scope, key string) int {
-	if scope != "" {
+// an API's counter, a key's own (scope, a key hash, set) or an org's
+// (org set).
+func (b *batch) key(api, scope, org, key string) int {
+	switch {
+	case org != "":
+		b.kb = b.layout.AppendOrgCounterKey(b.kb[:0], org, key)
+	case scope != "":
 		b.kb = b.layout.AppendKeyCounterKey(b.kb[:0], scope, key)
-	} else {
+	default:
 		b.kb = b.layout.AppendCounterKey(b.kb[:0], api, key)
 	}
 	if i, ok := b.keyIdx[string(b.kb)]; ok {

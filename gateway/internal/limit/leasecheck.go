@@ -56,7 +56,7 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 		}
 	}
 	for i := range req.Quotas {
-		if !allLease || req.Quotas[i].KeyScope != "" {
+		if q := &req.Quotas[i]; !allLease || q.scoped() || q.Reserve || q.cost() != 1 {
 			cl.sentQ = append(cl.sentQ, sentQuota{idx: i})
 			continue
 		}

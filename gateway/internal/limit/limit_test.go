@@ -61,7 +61,7 @@ func TestCounterPrefixMatchesStore(t *testing.T) {
 	t.Parallel()
 	var b batch
 	b.keyIdx = map[string]int{}
-	b.key("orders", "", "api")
+	b.key("orders", "", "", "api")
 	if want := (store.Layout{}).CounterPrefix("orders") + "api"; b.keys[0] != want {
 		t.Fatalf("key %q, want %q", b.keys[0], want)
 	}

@@ -5,123 +5,190 @@ import (
 	_ "embed"
 )
 
-// Decisions across two slots. A rule or quota with KeyScope counts across
-// every API the key calls, under the key's hash tag, not the API's. On a
-// single Redis (or a primary with replicas) one script takes every
-// counter, whatever its tag, so the decision stays atomic. On Redis
-// Cluster the two tags are in general on different slots, and one script
-// cannot touch both: the decision is split in two parts taken in a fixed
-// order, each atomic in its slot:
+// Decisions across slots. A rule or quota with KeyScope counts across
+// every API the key calls, under the key's hash tag; one with OrgScope
+// across all of an org's keys and APIs, under the org's. On a single Redis
+// (or a primary with replicas) one script takes every counter, whatever
+// its tag, so the decision stays atomic. On Redis Cluster the tags are in
+// general on different slots, and one script cannot touch two: the
+// decision is split in up to three parts taken in a fixed order, each
+// atomic in its slot:
 //
-//  1. the key's counters (its own collector, one script on the key's slot):
-//     refused → the request is refused, nothing consumed anywhere;
-//  2. the API's counters (the API's collector, as any request):
-//     refused → the request is refused, and what part 1 consumed is given
-//     back (refund.lua: a rule's TAT moves back by T, a quota's count down
-//     by 1, only in the period it was counted in; adjust.lua).
+//  1. the key's counters (its own collector, one script on the key's slot),
+//  2. the org's counters (the org's collector, on the org's slot),
+//  3. the API's counters (the API's collector, as any request).
 //
-// While a decision is between 1 and 2, or between 2 and its refund, the
-// key's counters hold one request more than will finally count: another
-// request of the key may be refused early, never admitted over, as nothing
-// is ever admitted that both parts did not allow. A refund that cannot be
-// sent (Redis unreachable, timeout) is lost: the key's counters stay one
-// higher (refusing early until the rule refills or the quota renews).
+// The first part that refuses refuses the request; what the parts before
+// it consumed is given back (adjust.lua: a rule's TAT moves back by its
+// cost's worth, a quota's count down by its cost, only in the period it
+// was counted in; adjust.lua).
+//
+// While a decision is between parts, or between a refusal and its refund,
+// the earlier parts' counters hold one request more than will finally
+// count: another request of the key (or the org) may be refused early,
+// never admitted over, as nothing is ever admitted that every part did
+// not allow. A refund that cannot be sent (Redis unreachable, timeout) is
+// lost: those counters stay higher (refusing early until the rule refills
+// or the quota renews).
 
 //go:embed adjust.lua
 var adjustScript string
 
-// keyCollector names the collector of a key's own counters; it cannot
-// clash with an API id (no ':' in those).
-const keyCollector = "key:"
+// keyCollector and orgCollector name the collectors of a key's and an
+// org's own counters; they cannot clash with an API id (no ':' in those).
+const (
+	keyCollector = "key:"
+	orgCollector = "org:"
+)
 
-// split is the two parts of a decision and the second part's Decision.
+// The parts of a split decision, in the order they are taken.
+const (
+	partKey = iota
+	partOrg
+	partAPI
+	nParts
+)
+
+// split is the parts of a decision and the later parts' Decision.
 type split struct {
-	key, api Request
-	d        Decision
+	parts [nParts]Request
+	d     Decision
+}
+
+func partOf(keyScope, orgScope string) int {
+	switch {
+	case keyScope != "":
+		return partKey
+	case orgScope != "":
+		return partOrg
+	}
+	return partAPI
 }
 
 // needsSplit reports whether req must be split: on Redis Cluster, a request
-// with counters under a key's hash tag.
+// with counters under a key's or an org's hash tag.
 func (l *Limiter) needsSplit(req *Request) bool {
 	if !l.cluster || req.part {
 		return false
 	}
 	for i := range req.Rules {
-		if req.Rules[i].KeyScope != "" {
+		if req.Rules[i].KeyScope != "" || req.Rules[i].OrgScope != "" {
 			return true
 		}
 	}
 	for i := range req.Quotas {
-		if req.Quotas[i].KeyScope != "" {
+		if req.Quotas[i].scoped() {
 			return true
 		}
 	}
 	return false
 }
 
-// checkSplit decides req in two parts, key's slot first (see above).
+// checkSplit decides req in parts, in the fixed order key, org, API (see
+// above).
 func (l *Limiter) checkSplit(ctx context.Context, req *Request, d *Decision) {
 	sp, _ := l.splits.Get().(*split)
 	if sp == nil {
 		sp = &split{}
 	}
 	defer l.splits.Put(sp)
-	sp.key.Rules, sp.key.Quotas = sp.key.Rules[:0], sp.key.Quotas[:0]
-	sp.api.Rules, sp.api.Quotas = sp.api.Rules[:0], sp.api.Quotas[:0]
-	scope := ""
+	for i := range sp.parts {
+		p := &sp.parts[i]
+		p.Rules, p.Quotas, p.FailOpen, p.part = p.Rules[:0], p.Quotas[:0], req.FailOpen, true
+	}
+	sp.parts[partAPI].APIID = req.APIID
 	for _, r := range req.Rules {
-		if r.KeyScope != "" {
-			scope = r.KeyScope
-			sp.key.Rules = append(sp.key.Rules, r)
-		} else {
-			sp.api.Rules = append(sp.api.Rules, r)
-		}
+		i := partOf(r.KeyScope, r.OrgScope)
+		sp.parts[i].Rules = append(sp.parts[i].Rules, r)
+		sp.name(i, r.KeyScope, r.OrgScope)
 	}
 	for _, q := range req.Quotas {
-		if q.KeyScope != "" {
-			scope = q.KeyScope
-			sp.key.Quotas = append(sp.key.Quotas, q)
-		} else {
-			sp.api.Quotas = append(sp.api.Quotas, q)
+		i := partOf(q.KeyScope, q.OrgScope)
+		sp.parts[i].Quotas = append(sp.parts[i].Quotas, q)
+		sp.name(i, q.KeyScope, q.OrgScope)
+	}
+	var at [nParts]int64 // Redis time of each part allowed in Redis (0: none)
+	first := true
+	for i := range sp.parts {
+		p := &sp.parts[i]
+		if len(p.Rules) == 0 && len(p.Quotas) == 0 {
+			continue
 		}
-	}
-	sp.key.APIID, sp.key.FailOpen, sp.key.part = keyCollector+scope, req.FailOpen, true
-	sp.api.APIID, sp.api.FailOpen, sp.api.part = req.APIID, req.FailOpen, true
-	l.Check(ctx, &sp.key, d)
-	if d.Outcome != Allowed || (len(sp.api.Rules) == 0 && len(sp.api.Quotas) == 0) {
-		return
-	}
-	l.Check(ctx, &sp.api, &sp.d)
-	if sp.d.Outcome != Allowed {
-		if !d.Fallback && d.at > 0 {
-			l.refund(&sp.key, d.at)
+		pd := d
+		if !first {
+			pd = &sp.d
 		}
-		*d = sp.d
-		return
-	}
-	d.ShadowLimited = d.ShadowLimited || sp.d.ShadowLimited
-	d.Fallback = d.Fallback || sp.d.Fallback
-	if sp.d.HasLimit && (!d.HasLimit || sp.d.Remaining < d.Remaining) {
-		d.HasLimit, d.Policy, d.Limit, d.Window, d.Remaining, d.Reset =
-			true, sp.d.Policy, sp.d.Limit, sp.d.Window, sp.d.Remaining, sp.d.Reset
+		l.Check(ctx, p, pd)
+		if pd.Outcome != Allowed {
+			for j := 0; j < i; j++ {
+				if at[j] > 0 {
+					l.refund(&sp.parts[j], at[j])
+				}
+			}
+			if !first {
+				*d = sp.d
+			}
+			return
+		}
+		if !pd.Fallback {
+			at[i] = pd.at
+		}
+		if !first {
+			d.merge(&sp.d)
+		}
+		first = false
 	}
 }
 
+// name sets the collector of part i from the scope of one of its limits.
+func (sp *split) name(i int, keyScope, orgScope string) {
+	switch i {
+	case partKey:
+		sp.parts[i].APIID = keyCollector + keyScope
+	case partOrg:
+		sp.parts[i].APIID = orgCollector + orgScope
+	}
+}
+
+// merge adds what a later allowed part says to d, an allowed decision:
+// shadow and fallback flags, and its most restrictive limit when it has
+// fewer remaining.
+func (d *Decision) merge(o *Decision) {
+	d.ShadowLimited = d.ShadowLimited || o.ShadowLimited
+	d.Fallback = d.Fallback || o.Fallback
+	if o.HasLimit && (!d.HasLimit || o.Remaining < d.Remaining) {
+		d.HasLimit, d.Policy, d.Limit, d.Window, d.Remaining, d.Reset =
+			true, o.Policy, o.Limit, o.Window, o.Remaining, o.Reset
+	}
+}
+
+// counterKey returns the Redis key of a counter of the API api, or of a
+// key's (keyScope) or an org's (orgScope) own.
+func (l *Limiter) counterKey(api, keyScope, orgScope, key string) string {
+	switch {
+	case orgScope != "":
+		return l.opts.Layout.OrgCounterPrefix(orgScope) + key
+	case keyScope != "":
+		return l.opts.Layout.KeyCounterPrefix(keyScope) + key
+	}
+	return l.opts.Layout.CounterPrefix(api) + key
+}
+
 // refund gives back what an allowed part consumed at Redis time at (us):
-// one request of each enforced rule and quota (see refund.lua).
+// each enforced rule's and quota's cost (see adjust.lua).
 func (l *Limiter) refund(req *Request, at int64) {
 	keys := make([]string, 0, len(req.Rules)+len(req.Quotas))
-	args := make([]any, 0, 2*cap(keys))
+	args := make([]any, 0, 3*cap(keys))
 	for _, r := range req.Rules {
 		if r.Limit.Shadow {
 			continue // a shadow rule never refuses: what it counted stays
 		}
-		keys = append(keys, l.opts.Layout.KeyCounterPrefix(r.KeyScope)+r.Key)
+		keys = append(keys, l.counterKey(req.APIID, r.KeyScope, r.OrgScope, r.Key))
 		t, _ := ruleT(&r)
 		args = append(args, "r", -t*float64(r.cost()), 0)
 	}
 	for _, q := range req.Quotas {
-		keys = append(keys, l.opts.Layout.KeyCounterPrefix(q.KeyScope)+q.Key)
+		keys = append(keys, l.counterKey(req.APIID, q.KeyScope, q.OrgScope, q.Key))
 		args = append(args, "q", q.cost(), at/1000+q.Quota.Renewal.D().Milliseconds())
 	}
 	if len(keys) == 0 {

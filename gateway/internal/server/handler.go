@@ -265,6 +265,9 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 				req.Quotas = append(req.Quotas, limit.QuotaRule{Key: q.Key, Name: q.Name, Quota: q.Quota, KeyScope: q.KeyScope})
 			}
 		}
+		if x.sess.Org != "" {
+			orgLimits(req, x.snap.Org(x.sess.Org))
+		}
 	}
 	if err := s.unitCosts(ctx, x); err != nil {
 		return err

@@ -70,6 +70,8 @@ func (c *cluster) put(objs ...any) {
 			_, err = c.store.PutPolicy(ctx, o)
 		case *model.Key:
 			_, err = c.store.PutKey(ctx, o)
+		case *model.Org:
+			_, err = c.store.PutOrg(ctx, o)
 		}
 		if err != nil {
 			c.t.Fatal(err)

@@ -17,34 +17,55 @@ import (
 // settled after it (limit.Limiter.Settle): the rest given back, any excess
 // counted.
 
-// unitCosts sets the cost of every rule of the decision that counts
-// units; a request declaring a cost that is malformed or above the
+// unitCosts sets the cost of every rule and quota of the decision that
+// counts units; a request declaring a cost that is malformed or above the
 // limit's max gets 400 bad_cost.
 func (s *Server) unitCosts(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	for i := range x.lreq.Rules {
 		r := &x.lreq.Rules[i]
-		u := r.Limit.Units
-		if u == nil {
+		if r.Limit.Units == nil {
 			continue
 		}
-		switch u.From {
-		case model.UnitsFixed:
-			r.Cost = u.Cost
-		case model.UnitsRequestHeader:
-			n, ok := parseCost(ctx.Request.Header.Peek(u.Header))
-			if !ok || n < 1 || n > u.Max {
-				return costError(u)
-			}
-			r.Cost = n
-		default:
-			r.Cost, r.Reserve = u.Reserve, true
-			x.reserved = true
+		var err *Error
+		if r.Cost, r.Reserve, err = s.unitCost(ctx, x, r.Limit.Units); err != nil {
+			return err
 		}
-		if x.units == 0 {
-			x.units = r.Cost
+	}
+	for i := range x.lreq.Quotas {
+		q := &x.lreq.Quotas[i]
+		if q.Quota.Units == nil {
+			continue
+		}
+		var err *Error
+		if q.Cost, q.Reserve, err = s.unitCost(ctx, x, q.Quota.Units); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// unitCost returns the cost u gives a request before the decision, and
+// whether it is a reservation settled after the response.
+func (s *Server) unitCost(ctx *fasthttp.RequestCtx, x *exchange, u *model.Units) (int64, bool, *Error) {
+	var cost int64
+	reserve := false
+	switch u.From {
+	case model.UnitsFixed:
+		cost = u.Cost
+	case model.UnitsRequestHeader:
+		n, ok := parseCost(ctx.Request.Header.Peek(u.Header))
+		if !ok || n < 1 || n > u.Max {
+			return 0, false, costError(u)
+		}
+		cost = n
+	default:
+		cost, reserve = u.Reserve, true
+		x.reserved = true
+	}
+	if x.units == 0 {
+		x.units = cost
+	}
+	return cost, reserve, nil
 }
 
 // settle settles the reservations of an allowed request once its response
@@ -67,6 +88,19 @@ func (s *Server) settle(ctx *fasthttp.RequestCtx, x *exchange, failed bool) {
 		}
 		if first {
 			x.units, first = r.Actual, false
+		}
+	}
+	for i := range x.lreq.Quotas {
+		q := &x.lreq.Quotas[i]
+		if !q.Reserve {
+			continue
+		}
+		q.Actual = limit.SettleFailed
+		if !failed {
+			q.Actual = responseCost(&ctx.Response, q.Quota.Units)
+		}
+		if first {
+			x.units, first = q.Actual, false
 		}
 	}
 	s.limiter.Settle(&x.lreq, &x.dec)

@@ -60,11 +60,23 @@ type Snapshot struct {
 	Table    *router.Table
 	APIs     []*API // indexed by router.Route.Index
 	policies map[string]*model.Policy
+	orgs     map[string]*Org
 	byID     map[string]*API
+}
+
+// Org is an org as the request path uses it: its limits with their
+// counter ids, fixed once per snapshot ("o:<id>", "q:o:<id>", under the
+// org's hash tag: limit.Rule.OrgScope).
+type Org struct {
+	*model.Org
+	LimitKey, QuotaKey string
 }
 
 // Policy returns the policy with id, or nil.
 func (s *Snapshot) Policy(id string) *model.Policy { return s.policies[id] }
+
+// Org returns the org with id, or nil.
+func (s *Snapshot) Org(id string) *Org { return s.orgs[id] }
 
 // API returns the API with id, or nil.
 func (s *Snapshot) API(id string) *API { return s.byID[id] }
@@ -108,7 +120,7 @@ func New(st *store.Store, opts Options, log zerolog.Logger) (*State, error) {
 		opts.RetryInterval = 500 * time.Millisecond
 	}
 	s := &State{store: st, opts: opts, log: log.With().Str("component", "gateway.state").Logger()}
-	s.snap.Store(&Snapshot{Table: router.Build(nil), policies: map[string]*model.Policy{}, byID: map[string]*API{}})
+	s.snap.Store(&Snapshot{Table: router.Build(nil), policies: map[string]*model.Policy{}, orgs: map[string]*Org{}, byID: map[string]*API{}})
 	sessions, err := auth.NewCache(st, func(id string) *model.Policy { return s.snap.Load().Policy(id) }, opts.Auth)
 	if err != nil {
 		return nil, err
@@ -191,7 +203,11 @@ func (s *State) Reload(ctx context.Context) error {
 	for i := range snap.Policies {
 		pols[snap.Policies[i].ID] = &snap.Policies[i]
 	}
-	s.install(snap.Version, snap.APIs, pols)
+	orgs := make(map[string]*Org, len(snap.Orgs))
+	for i := range snap.Orgs {
+		orgs[snap.Orgs[i].ID] = newOrg(&snap.Orgs[i])
+	}
+	s.install(snap.Version, snap.APIs, pols, orgs)
 	s.sessions.Purge()
 	s.loaded.Store(true)
 	s.log.Info().Int64("version", snap.Version).Int("apis", len(snap.APIs)).Int("policies", len(pols)).Msg("config loaded")
@@ -224,6 +240,7 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 		apis[a.ID] = *a.API
 	}
 	pols := maps(old.policies)
+	orgs := maps(old.orgs)
 	rebuild := false
 	for _, c := range v.Changes {
 		switch c.Kind {
@@ -251,6 +268,18 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 				delete(pols, c.ID)
 			}
 			rebuild = true
+		case store.KindOrg:
+			var o model.Org
+			found, err := s.read(ctx, c, &o)
+			if err != nil {
+				return err
+			}
+			if found {
+				orgs[c.ID] = newOrg(&o)
+			} else {
+				delete(orgs, c.ID)
+			}
+			rebuild = true
 		}
 	}
 	if rebuild {
@@ -258,7 +287,7 @@ func (s *State) Apply(ctx context.Context, v store.Version) error {
 		for _, a := range apis {
 			list = append(list, a)
 		}
-		s.install(v.Version, list, pols)
+		s.install(v.Version, list, pols, orgs)
 	}
 	s.evict(v) // again: a lookup between the first eviction and the new snapshot read the old policies
 	s.version.Store(v.Version)
@@ -305,8 +334,8 @@ func (s *State) OnKeysEvicted(f func(hashes []string)) { s.keysEvicted.Store(&f)
 // elsewhere is released.
 func (s *State) OnAPIsRemoved(f func(ids []string)) { s.apisRemoved.Store(&f) }
 
-func maps(m map[string]*model.Policy) map[string]*model.Policy {
-	out := make(map[string]*model.Policy, len(m))
+func maps[T any](m map[string]*T) map[string]*T {
+	out := make(map[string]*T, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
@@ -334,7 +363,7 @@ func (s *State) read(ctx context.Context, c store.Entry, dst any) (bool, error) 
 // install builds and swaps in a snapshot; callers hold mu. Invalid APIs are
 // left out (logged): the store validates on write, so this only guards
 // against data written by other means.
-func (s *State) install(version int64, list []model.API, pols map[string]*model.Policy) {
+func (s *State) install(version int64, list []model.API, pols map[string]*model.Policy, orgs map[string]*Org) {
 	old := s.snap.Load()
 	slices.SortFunc(list, func(a, b model.API) int {
 		switch {
@@ -353,7 +382,7 @@ func (s *State) install(version int64, list []model.API, pols map[string]*model.
 		}
 		valid = append(valid, a)
 	}
-	snap := &Snapshot{Version: version, Table: router.Build(valid), policies: pols, byID: map[string]*API{}}
+	snap := &Snapshot{Version: version, Table: router.Build(valid), policies: pols, orgs: orgs, byID: map[string]*API{}}
 	for i := range valid {
 		a, err := s.buildAPI(&valid[i], old.byID[valid[i].ID])
 		if err != nil {
@@ -425,4 +454,9 @@ func (s *State) buildJWT(a *API, prev *API) error {
 	}
 	a.JWT = v
 	return nil
+}
+
+// newOrg returns the request path's form of o.
+func newOrg(o *model.Org) *Org {
+	return &Org{Org: o, LimitKey: "o:" + o.ID, QuotaKey: "q:o:" + o.ID}
 }

@@ -1,4 +1,4 @@
-// Package api is the syncer's admin REST API: APIs, policies and keys under
+// Package api is the syncer's admin REST API: APIs, policies, orgs and keys under
 // /v1, node status, health and metrics.
 //
 // It is built on net/http rather than fasthttp: this is a control plane
@@ -136,6 +136,12 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/policies/{id}", allow: configRead, handle: s.getPolicy},
 		{method: "PUT", path: "/v1/policies/{id}", allow: configWrite, handle: s.putPolicy},
 		{method: "DELETE", path: "/v1/policies/{id}", allow: configWrite, handle: s.deletePolicy},
+
+		{method: "POST", path: "/v1/orgs", allow: configWrite, handle: s.createOrg},
+		{method: "GET", path: "/v1/orgs", allow: configRead, handle: s.listOrgs},
+		{method: "GET", path: "/v1/orgs/{id}", allow: configRead, handle: s.getOrg},
+		{method: "PUT", path: "/v1/orgs/{id}", allow: configWrite, handle: s.putOrg},
+		{method: "DELETE", path: "/v1/orgs/{id}", allow: configWrite, handle: s.deleteOrg},
 
 		{method: "POST", path: "/v1/keys", allow: keyIssue, handle: s.createKey},
 		{method: "GET", path: "/v1/keys", allow: keyRead, handle: s.listKeys},

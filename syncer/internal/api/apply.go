@@ -25,6 +25,8 @@ const maxApplyBody = 32 << 20
 type applyRequest struct {
 	APIs     []model.API    `json:"apis"`
 	Policies []model.Policy `json:"policies"`
+	// Orgs are the desired orgs (optional: absent is none).
+	Orgs []model.Org `json:"orgs,omitempty"`
 	// Prune deletes stored objects that are not in the request.
 	Prune bool `json:"prune,omitempty"`
 	// DryRun returns the plan and writes nothing.
@@ -65,12 +67,13 @@ type state struct {
 func (s *Server) readState(r *http.Request) (*state, error) {
 	ctx := r.Context()
 	var ver *redis.StringCmd
-	var apis, pols *redis.MapStringStringCmd
+	var apis, pols, orgs *redis.MapStringStringCmd
 	l := s.opts.Store.Layout()
 	_, err := s.opts.Store.Client().TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, l.Version())
 		apis = p.HGetAll(ctx, l.APIs())
 		pols = p.HGetAll(ctx, l.Policies())
+		orgs = p.HGetAll(ctx, l.Orgs())
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -94,6 +97,14 @@ func (s *Server) readState(r *http.Request) (*state, error) {
 		st.file.Policies = append(st.file.Policies, p)
 		st.etags[store.KindPolicy+"/"+id] = store.ETag([]byte(body))
 	}
+	for id, body := range orgs.Val() {
+		var o model.Org
+		if err := json.Unmarshal([]byte(body), &o); err != nil {
+			return nil, fmt.Errorf("apply: stored org %s: %w", id, err)
+		}
+		st.file.Orgs = append(st.file.Orgs, o)
+		st.etags[store.KindOrg+"/"+id] = store.ETag([]byte(body))
+	}
 	st.file.Normalize()
 	return st, nil
 }
@@ -113,7 +124,7 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 	if errs := decodeStrict(raw, &req); len(errs) > 0 {
 		return errs
 	}
-	want := &declarative.File{APIs: req.APIs, Policies: req.Policies}
+	want := &declarative.File{APIs: req.APIs, Policies: req.Policies, Orgs: req.Orgs}
 	st, err := s.readState(r)
 	if err != nil {
 		return err
@@ -139,6 +150,7 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 	if outside != nil {
 		want.APIs = append(want.APIs, outside.APIs...)
 		want.Policies = append(want.Policies, outside.Policies...)
+		want.Orgs = append(want.Orgs, outside.Orgs...)
 	}
 	if err := st.preconditions(&req); err != nil {
 		return err
@@ -183,8 +195,8 @@ func (st *state) preconditions(req *applyRequest) error {
 	var errs validation.Errors
 	for ref, etag := range req.IfMatch {
 		kind, id, ok := strings.Cut(ref, "/")
-		if !ok || (kind != store.KindAPI && kind != store.KindPolicy) || !model.ValidID(id) {
-			errs.Add("if_match."+ref, "must be named api/ID or policy/ID")
+		if !ok || (kind != store.KindAPI && kind != store.KindPolicy && kind != store.KindOrg) || !model.ValidID(id) {
+			errs.Add("if_match."+ref, "must be named api/ID, policy/ID or org/ID")
 			continue
 		}
 		cur, found := st.etags[ref]
@@ -221,7 +233,7 @@ func (st *state) changes(plan *declarative.Plan) ([]store.Change, error) {
 		case declarative.OpUpdate:
 			c.IfMatch = etag
 		case declarative.OpDelete:
-			c.Op, c.IfMatch, c.IfUnused = store.OpDelete, etag, a.Kind == store.KindAPI
+			c.Op, c.IfMatch, c.IfUnused = store.OpDelete, etag, a.Kind == store.KindAPI || a.Kind == store.KindOrg
 			out = append(out, c)
 			continue
 		}
@@ -234,6 +246,8 @@ func (st *state) changes(plan *declarative.Plan) ([]store.Change, error) {
 				obj.Access = []model.AccessRight{}
 			}
 			c.Refs = store.PolicyRefs(obj)
+			c.Body, err = json.Marshal(obj)
+		case *model.Org:
 			c.Body, err = json.Marshal(obj)
 		default:
 			err = fmt.Errorf("unexpected object %T", a.Object)
@@ -278,6 +292,13 @@ func selectTag(want, cur *declarative.File, tag string) (*declarative.File, vali
 	for i, p := range want.Policies {
 		check(validation.Index("policies", i), "policy", p.ID, p.Tags, curPols)
 	}
+	curOrgs := map[string][]string{}
+	for _, o := range cur.Orgs {
+		curOrgs[o.ID] = o.Tags
+	}
+	for i, o := range want.Orgs {
+		check(validation.Index("orgs", i), "org", o.ID, o.Tags, curOrgs)
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -290,6 +311,11 @@ func selectTag(want, cur *declarative.File, tag string) (*declarative.File, vali
 	for _, p := range cur.Policies {
 		if !model.HasTag(p.Tags, tag) {
 			out.Policies = append(out.Policies, p)
+		}
+	}
+	for _, o := range cur.Orgs {
+		if !model.HasTag(o.Tags, tag) {
+			out.Orgs = append(out.Orgs, o)
 		}
 	}
 	return out, nil

@@ -40,9 +40,9 @@ func auditQuery(r *http.Request) (store.AuditQuery, error) {
 	var errs validation.Errors
 	q := store.AuditQuery{Kind: p.Get("kind"), ID: p.Get("id"), Actor: p.Get("actor"), Limit: defaultPageSize}
 	switch q.Kind {
-	case "", store.KindAPI, store.KindPolicy, store.KindKey:
+	case "", store.KindAPI, store.KindPolicy, store.KindKey, store.KindOrg:
 	default:
-		errs.Add("kind", "%q is not one of api, policy, key", q.Kind)
+		errs.Add("kind", "%q is not one of api, policy, key, org", q.Kind)
 	}
 	for _, t := range []struct {
 		name string

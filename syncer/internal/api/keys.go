@@ -35,6 +35,7 @@ type keyCreate struct {
 	Access    []model.AccessRight `json:"access,omitempty"`
 	RateLimit *model.Limit        `json:"rate_limit,omitempty"`
 	Quota     *model.Quota        `json:"quota,omitempty"`
+	Org       string              `json:"org,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
 	// Key is a caller-chosen clear value; empty means generate one.
@@ -56,6 +57,7 @@ type keyUpdate struct {
 	Access    []model.AccessRight `json:"access,omitempty"`
 	RateLimit *model.Limit        `json:"rate_limit,omitempty"`
 	Quota     *model.Quota        `json:"quota,omitempty"`
+	Org       string              `json:"org,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
 	// ClientCertificate is read-only, accepted so GET-edit-PUT works.
@@ -122,7 +124,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 		in.ID = "key-" + randomHex(8)
 	}
 	k := model.Key{ID: in.ID, Alias: in.Alias, Policies: in.Policies,
-		Access: in.Access, RateLimit: in.RateLimit, Quota: in.Quota, ExpiresAt: in.ExpiresAt,
+		Access: in.Access, RateLimit: in.RateLimit, Quota: in.Quota, Org: in.Org, ExpiresAt: in.ExpiresAt,
 		Disabled: in.Disabled, CreatedAt: s.now().UTC().Truncate(time.Second)}
 	var clear string
 	if in.Certificate != "" {
@@ -187,6 +189,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
 		}
 		cur.Alias, cur.Policies, cur.Access = in.Alias, in.Policies, in.Access
 		cur.RateLimit, cur.Quota, cur.ExpiresAt, cur.Disabled = in.RateLimit, in.Quota, in.ExpiresAt, in.Disabled
+		cur.Org = in.Org
 	}, func(k *model.Key, _ string) any { return k })
 }
 
@@ -288,6 +291,9 @@ func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.
 		}
 	}
 	if err := s.checkAccessAPIs(r, errs, k.Access); err != nil {
+		return nil, err
+	}
+	if err := s.checkKeyOrg(r, errs, k); err != nil {
 		return nil, err
 	}
 	if len(*errs) > 0 {

@@ -53,6 +53,17 @@ func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
 		}
 		cur.Policies = append(cur.Policies, p)
 	}
+	orgs, err := c.listAll(ctx, "/v1/orgs")
+	if err != nil {
+		return nil, err
+	}
+	for _, raw := range orgs {
+		var o model.Org
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return nil, fmt.Errorf("decode stored org: %w", err)
+		}
+		cur.Orgs = append(cur.Orgs, o)
+	}
 	cur.Normalize()
 	return cur, nil
 }
@@ -105,7 +116,7 @@ func expand(args []string) ([]string, error) {
 	return out, nil
 }
 
-var indexRE = regexp.MustCompile(`^(apis|policies)\[(\d+)\]`)
+var indexRE = regexp.MustCompile(`^(apis|policies|orgs)\[(\d+)\]`)
 
 // readInputs parses, resolves ${env:NAME} in and validates every file,
 // then the merged whole. Every problem names its file, line and field.
@@ -136,7 +147,7 @@ func (r *run) readInputs(args []string) (*inputs, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies)}
+		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies), "orgs": len(in.file.Orgs)}
 		for path, line := range declarative.Lines(data) {
 			if m := indexRE.FindStringSubmatch(path); m != nil {
 				i, _ := strconv.Atoi(m[2])
@@ -146,6 +157,7 @@ func (r *run) readInputs(args []string) (*inputs, error) {
 		}
 		in.file.APIs = append(in.file.APIs, f.APIs...)
 		in.file.Policies = append(in.file.Policies, f.Policies...)
+		in.file.Orgs = append(in.file.Orgs, f.Orgs...)
 	}
 	if len(problems) == 0 {
 		problems = in.locate(in.file.Validate())
@@ -205,6 +217,7 @@ func (in *inputs) refused(problems validation.Errors) error {
 type applyRequest struct {
 	APIs      []model.API    `json:"apis"`
 	Policies  []model.Policy `json:"policies"`
+	Orgs      []model.Org    `json:"orgs,omitempty"`
 	Prune     bool           `json:"prune,omitempty"`
 	DryRun    bool           `json:"dry_run,omitempty"`
 	SelectTag string         `json:"select_tag,omitempty"`
@@ -225,7 +238,7 @@ func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag stri
 	if err != nil {
 		return nil, err
 	}
-	req := applyRequest{APIs: in.file.APIs, Policies: in.file.Policies, Prune: prune, DryRun: dryRun, SelectTag: tag}
+	req := applyRequest{APIs: in.file.APIs, Policies: in.file.Policies, Orgs: in.file.Orgs, Prune: prune, DryRun: dryRun, SelectTag: tag}
 	if req.APIs == nil {
 		req.APIs = []model.API{}
 	}

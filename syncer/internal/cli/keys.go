@@ -23,6 +23,7 @@ type keyBody struct {
 	Access    []model.AccessRight `json:"access,omitempty" yaml:"access,omitempty"`
 	RateLimit *model.Limit        `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Quota     *model.Quota        `json:"quota,omitempty" yaml:"quota,omitempty"`
+	Org       string              `json:"org,omitempty" yaml:"org,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty" yaml:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	Key       string              `json:"key,omitempty" yaml:"key,omitempty"`
@@ -38,12 +39,14 @@ type keyFlags struct {
 	alias    optString
 	policies stringList
 	expires  optString
+	org      optString
 }
 
 func (kf *keyFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&kf.alias, "alias", "a name for the key, shown in lists")
 	fs.Var(&kf.policies, "policy", "policy id the key holds (repeat, or comma separated)")
 	fs.Var(&kf.expires, "expires", "expiry: a duration from now (720h) or an RFC 3339 time; \"never\" clears it")
+	fs.Var(&kf.org, "org", "the org (tenant) the key belongs to; \"\" takes it out of its org")
 }
 
 // apply sets the flags given on b.
@@ -53,6 +56,9 @@ func (kf *keyFlags) apply(b *keyBody, now time.Time) error {
 	}
 	if kf.policies.set {
 		b.Policies = kf.policies.vals
+	}
+	if kf.org.set {
+		b.Org = kf.org.val
 	}
 	if kf.expires.set {
 		t, err := parseExpiry(kf.expires.val, now)
@@ -64,7 +70,9 @@ func (kf *keyFlags) apply(b *keyBody, now time.Time) error {
 	return nil
 }
 
-func (kf *keyFlags) any() bool { return kf.alias.set || kf.policies.set || kf.expires.set }
+func (kf *keyFlags) any() bool {
+	return kf.alias.set || kf.policies.set || kf.expires.set || kf.org.set
+}
 
 func parseExpiry(s string, now time.Time) (*time.Time, error) {
 	if s == "never" || s == "" {

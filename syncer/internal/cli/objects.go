@@ -59,6 +59,15 @@ func resources() []*resource {
 			},
 		},
 		{
+			name: "orgs", kind: "org", path: "/v1/orgs",
+			header: []string{"ID", "NAME", "RATE LIMIT", "QUOTA"},
+			decode: decodeAs[model.Org],
+			row: func(o any) []string {
+				g := o.(*model.Org)
+				return []string{g.ID, g.Name, fmtLimit(g.RateLimit), fmtQuota(g.Quota)}
+			},
+		},
+		{
 			name: "keys", kind: "key", path: "/v1/keys",
 			header: []string{"ID", "ALIAS", "HASH", "POLICIES", "RATE LIMIT", "QUOTA", "EXPIRES", "DISABLED", "CREATED"},
 			decode: decodeAs[model.Key],
@@ -80,8 +89,11 @@ func resources() []*resource {
 
 // article is "a" or "an" before the resource kind.
 func (res *resource) article() string {
-	if res.kind == "api" {
+	switch res.kind {
+	case "api":
 		return "an API"
+	case "org":
+		return "an org"
 	}
 	return "a " + res.kind
 }
@@ -260,10 +272,13 @@ func decodeDoc(data []byte, dst any) error {
 	return nil
 }
 
-// objectFor returns a new empty API or policy to decode input into.
+// newObject returns a new empty API, policy or org to decode input into.
 func (res *resource) newObject() any {
-	if res.kind == "api" {
+	switch res.kind {
+	case "api":
 		return &model.API{}
+	case "org":
+		return &model.Org{}
 	}
 	return &model.Policy{}
 }
@@ -273,6 +288,8 @@ func objectID(o any) *string {
 	case *model.API:
 		return &t.ID
 	case *model.Policy:
+		return &t.ID
+	case *model.Org:
 		return &t.ID
 	}
 	return nil

@@ -37,6 +37,8 @@ import (
 type File struct {
 	APIs     []model.API    `json:"apis" yaml:"apis"`
 	Policies []model.Policy `json:"policies" yaml:"policies"`
+	// Orgs are the tenants keys may name (orgs.go).
+	Orgs []model.Org `json:"orgs,omitempty" yaml:"orgs,omitempty"`
 }
 
 // MaxFileBytes bounds the size of a file Parse accepts.
@@ -91,10 +93,12 @@ func ParseWith(data []byte, getenv func(string) (string, bool)) (*File, error) {
 			f.APIs = decodeList[model.API](&errs, "apis", v)
 		case "policies":
 			f.Policies = decodeList[model.Policy](&errs, "policies", v)
+		case "orgs":
+			f.Orgs = decodeList[model.Org](&errs, "orgs", v)
 		case "keys":
 			errs.Add("keys", "line %d: keys are not part of the declarative configuration; manage them with sluicectl keys", k.Line)
 		default:
-			errs.Add(k.Value, "line %d: unknown field (the file holds apis and policies)", k.Line)
+			errs.Add(k.Value, "line %d: unknown field (the file holds apis, policies and orgs)", k.Line)
 		}
 	}
 	if len(errs) > 0 {
@@ -221,6 +225,7 @@ func walk(n *yaml.Node, path string, fn func(path string, line int)) {
 func (f *File) Normalize() {
 	sort.SliceStable(f.APIs, func(i, j int) bool { return f.APIs[i].ID < f.APIs[j].ID })
 	sort.SliceStable(f.Policies, func(i, j int) bool { return f.Policies[i].ID < f.Policies[j].ID })
+	f.normalizeOrgs()
 }
 
 // Marshal writes f as YAML in a stable form: sorted by id, two-space
@@ -229,6 +234,7 @@ func Marshal(f *File) ([]byte, error) {
 	out := *f
 	out.APIs = append([]model.API(nil), f.APIs...)
 	out.Policies = append([]model.Policy(nil), f.Policies...)
+	out.Orgs = append([]model.Org(nil), f.Orgs...)
 	out.Normalize()
 	if out.APIs == nil {
 		out.APIs = []model.API{}

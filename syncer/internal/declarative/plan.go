@@ -47,9 +47,9 @@ type FieldChange struct {
 }
 
 // Plan is the ordered list of writes that makes the stored state match
-// the file: creates and updates of APIs, then of policies (a policy may
-// grant a new API), then deletes of policies, then of APIs (a policy may
-// still grant an API until it is deleted).
+// the file: creates and updates of orgs, of APIs, then of policies (a
+// policy may grant a new API), then deletes of policies, of APIs (a policy
+// may still grant an API until it is deleted), then of orgs.
 type Plan struct {
 	Actions []Action `json:"actions"`
 	// Kept counts stored objects missing from the file that are kept
@@ -101,6 +101,9 @@ func MakePlan(want, cur *File, prune bool) (*Plan, error) {
 			return nil, fmt.Errorf("policy %q: %w", w.Policies[i].ID, ErrDuplicate)
 		}
 	}
+	if err := p.planOrgPuts(want.Orgs, cur.Orgs); err != nil {
+		return nil, err
+	}
 	for i := range w.APIs {
 		a := &w.APIs[i]
 		if err := p.put(KindAPI, a.ID, a, lookup(curAPIs, a.ID)); err != nil {
@@ -131,6 +134,7 @@ func MakePlan(want, cur *File, prune bool) (*Plan, error) {
 	for _, a := range c.APIs {
 		p.remove(KindAPI, a.ID, wantAPIs[a.ID], prune)
 	}
+	p.planOrgRemoves(want.Orgs, cur.Orgs, prune)
 	return p, nil
 }
 

@@ -33,6 +33,7 @@ func (f *File) Validate() validation.Errors {
 			polIdx[pol.ID] = i
 		}
 	}
+	f.validateOrgs(&errs)
 	return errs
 }
 
