@@ -138,12 +138,12 @@ func waitEvent(t *testing.T, n *node, id string) pkgusage.Event {
 	return ev
 }
 
-// TestStreamLargeDownload: 256 MiB go through a gateway as they arrive; the
-// process's heap (gateway, upstream and client together) stays far below
-// the body's size.
+// TestStreamLargeDownload: a chunked download of 1 GiB goes through a
+// gateway as it arrives; the process's heap (gateway, upstream and client
+// together, measured in-process) grows by less than 100 MiB.
 func TestStreamLargeDownload(t *testing.T) {
 	t.Parallel()
-	const size = 256 << 20
+	const size = 1 << 30
 	chunk := []byte(strings.Repeat("sluice-", 64<<10/7))
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -193,7 +193,7 @@ func TestStreamLargeDownload(t *testing.T) {
 	}
 	grew := int64(peak.Load()) - int64(base)
 	t.Logf("heap in use: %d MiB before, peak %d MiB during a %d MiB download", base>>20, peak.Load()>>20, size>>20)
-	if grew > 64<<20 {
+	if grew > 100<<20 {
 		t.Fatalf("heap grew by %d MiB while streaming %d MiB", grew>>20, size>>20)
 	}
 	if ev := waitEvent(t, n, "dl"); ev.BytesOut != size || ev.Status != 200 {
