@@ -102,14 +102,23 @@ func (p *pattern) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// TestUploadLarge: a 1 GiB upload is forwarded as it arrives (the upstream
+// largeBody is the size of the large download and upload tests: 1 GiB,
+// 256 MiB with -short.
+func largeBody() int {
+	if testing.Short() {
+		return 256 << 20
+	}
+	return 1 << 30
+}
+
+// TestUploadLarge: a 1 GiB upload (256 MiB with -short) is forwarded as it arrives (the upstream
 // receives its first MiBs while the client waits to send the rest), with
 // the upstream seeing the client's Content-Length, and the process's heap
 // (gateway, upstream and client together, measured in-process) grows by
 // far less than 100 MiB. The usage event counts the bytes received.
 func TestUploadLarge(t *testing.T) {
 	t.Parallel()
-	const size = 1 << 30
+	size := largeBody()
 	up := newSink(t)
 	c := newCluster(t)
 	c.maxBody = 1<<31 - 1
@@ -117,12 +126,12 @@ func TestUploadLarge(t *testing.T) {
 	n := c.node()
 
 	peak, stop := sampleHeap()
-	body := &pattern{left: size, gateAt: 8 << 20, gate: func() bool { return up.received.Load() >= 4<<20 }}
+	body := &pattern{left: int64(size), gateAt: 8 << 20, gate: func() bool { return up.received.Load() >= 4<<20 }}
 	req, err := http.NewRequest("POST", n.url+"/up/file", body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.ContentLength = size
+	req.ContentLength = int64(size)
 	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
 	grew, base := stop()
 	if err != nil {
@@ -140,7 +149,7 @@ func TestUploadLarge(t *testing.T) {
 	if f := up.framings(); len(f) != 1 || f[0] != "cl="+strconv.Itoa(size) {
 		t.Fatalf("upstream framing %v, want the client's Content-Length", f)
 	}
-	if ev := waitEvent(t, n, "up"); ev.BytesIn != size || ev.Status != 200 {
+	if ev := waitEvent(t, n, "up"); ev.BytesIn != int64(size) || ev.Status != 200 {
 		t.Fatalf("event %+v, want in %d", ev, size)
 	}
 }

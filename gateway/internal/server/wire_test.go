@@ -37,7 +37,7 @@ func TestWire(t *testing.T) {
 		{"chunk extension too long", chunked(longExt), len(chunked("")) + len("5;") + maxChunkExt + 1, errChunkLine},
 		{"chunk extension without end", chunked("5;" + strings.Repeat("e", 2*maxChunkExt)), len(chunked("")) + maxChunkDigits + maxChunkExt + 1, errChunkLine},
 		{"te identity: not followed", "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nGET / HTTP/1.1\n", -1, nil},
-		{"chunks up to the body bound", chunked("10\r\n" + strings.Repeat("b", 16) + "\r\n0\r\n\r\n") + chunked("10\r\n"+strings.Repeat("b", 16)+"\r\n0\r\n\r\n"), -1, nil},
+		{"chunks up to the body bound", chunked("10\r\n"+strings.Repeat("b", 16)+"\r\n0\r\n\r\n") + chunked("10\r\n"+strings.Repeat("b", 16)+"\r\n0\r\n\r\n"), -1, nil},
 		{"chunks past the body bound", chunked("10\r\n" + strings.Repeat("b", 16) + "\r\n1\r\n"), len(chunked("")) + 24, ErrBodyTooLarge},
 		{"chunk size past the body bound", chunked("fffffffffff\r\nhello"), len(chunked("")) + 12, ErrBodyTooLarge},
 	}
