@@ -113,6 +113,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		ClientIP: cip,
 		Listen:   cfg.Listen, TLS: cfg.TLS, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
 		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
+		RequestBufferBytes: cfg.Proxy.RequestBufferBytes, MinBodyRate: cfg.Proxy.MinRequestBodyRate,
 		IdleTimeout:        cfg.Proxy.ClientIdleTimeout,
 		UpgradeIdleTimeout: cfg.Proxy.UpgradeIdleTimeout, UpgradeMaxLifetime: cfg.Proxy.UpgradeMaxLifetime,
 		Forwarding: proxy.Forwarding{

@@ -74,6 +74,16 @@ type Proxy struct {
 	// MaxBodyBytes bounds request and response bodies (default 10 MiB); an
 	// API's max_body_bytes can lower it for that API, never raise it.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RequestBufferBytes: a request body up to this size (a Content-Length
+	// at most it, or a chunked body ending within it) is read whole before
+	// the request is judged; a larger one is forwarded as it arrives, once
+	// judged (default 1 MiB; docs/streaming.md, "Streaming request bodies").
+	RequestBufferBytes int `yaml:"request_buffer_bytes"`
+	// MinRequestBodyRate is the slowest, in bytes per second, a streamed
+	// request body may arrive, averaged from one read_timeout after it
+	// began; a slower one is cut with 408 (default 1024; 0: no minimum,
+	// each wait for more bytes is still bounded by read_timeout).
+	MinRequestBodyRate int64 `yaml:"min_request_body_rate"`
 	// MaxHeaderBytes bounds the request line plus headers; larger get 431
 	// (default 8192).
 	MaxHeaderBytes  int           `yaml:"max_header_bytes"`
@@ -159,6 +169,7 @@ func Default() Config {
 		Sync:            Sync{CheckInterval: 5 * time.Second, HeartbeatInterval: 2 * time.Second},
 		Proxy: Proxy{
 			MaxBodyBytes: 10 << 20, MaxHeaderBytes: 8192, ConnectTimeout: 2 * time.Second,
+			RequestBufferBytes: server.DefaultRequestBufferBytes, MinRequestBodyRate: 1024,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxConnsPerHost: 1024,
 			ClientIdleTimeout: 60 * time.Second, MaxForwardedForBytes: proxy.DefaultMaxForwardedFor,
 			ClientForwardingHeaders: string(proxy.StripClientHeaders),
@@ -264,6 +275,12 @@ func (c *Config) Validate() validation.Errors {
 	positive(&errs, "sync.heartbeat_interval", c.Sync.HeartbeatInterval)
 	if c.Proxy.MaxBodyBytes <= 0 || c.Proxy.MaxBodyBytes > 1<<31-1 {
 		errs.Add("proxy.max_body_bytes", "must be between 1 and 2147483647")
+	}
+	if c.Proxy.RequestBufferBytes < 1 || c.Proxy.RequestBufferBytes > 1<<31-1 {
+		errs.Add("proxy.request_buffer_bytes", "must be between 1 and 2147483647")
+	}
+	if c.Proxy.MinRequestBodyRate < 0 {
+		errs.Add("proxy.min_request_body_rate", "must not be negative (0: no minimum)")
 	}
 	if c.Proxy.MaxHeaderBytes < 1024 || c.Proxy.MaxHeaderBytes > 1<<20 {
 		errs.Add("proxy.max_header_bytes", "must be between 1024 and 1048576")

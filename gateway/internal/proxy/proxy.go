@@ -125,7 +125,9 @@ func New(u model.Upstream, opts Options) (*Upstream, error) {
 // hostClient builds the client of one target. A streaming client hands
 // response bodies over unread (Response.BodyStream) on connections that
 // DoStream's caller can reach (StreamConn) to bound each read; it has no
-// response body bound of its own: the caller counts.
+// response body bound of its own: the caller counts. It also sends the
+// requests whose body streams (Request.SetBodyStream): its write timeout
+// bounds each write to the connection, not the whole request.
 func hostClient(addr string, tls bool, tlsCfg *cryptotls.Config, u model.Upstream, opts Options, connect time.Duration, stream bool) *fasthttp.HostClient {
 	hc := &fasthttp.HostClient{
 		Addr:                          addr,
@@ -150,14 +152,18 @@ func hostClient(addr string, tls bool, tlsCfg *cryptotls.Config, u model.Upstrea
 		RetryIfErr: retryStaleConn,
 	}
 	if stream {
+		// The write timeout bounds each write rather than the whole
+		// request: a streamed request body may take longer than it.
+		write := hc.WriteTimeout
 		hc.StreamResponseBody = true
 		hc.MaxResponseBodySize = 0
+		hc.WriteTimeout = 0
 		hc.Dial = func(addr string) (net.Conn, error) {
 			c, err := fasthttp.DialTimeout(addr, connect)
 			if err != nil {
 				return nil, &dialError{err}
 			}
-			return newStreamConn(c), nil
+			return newStreamConn(c, write), nil
 		}
 	}
 	return hc

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -35,6 +36,7 @@ func StreamConn(resp *fasthttp.Response) net.Conn {
 type streamConn struct {
 	net.Conn
 	local connAddr
+	write time.Duration // each Write's deadline from its start, 0: none
 }
 
 type connAddr struct {
@@ -42,14 +44,28 @@ type connAddr struct {
 	conn net.Conn
 }
 
-func newStreamConn(c net.Conn) *streamConn {
-	sc := &streamConn{Conn: c}
+func newStreamConn(c net.Conn, write time.Duration) *streamConn {
+	sc := &streamConn{Conn: c, write: write}
 	sc.local = connAddr{Addr: c.LocalAddr(), conn: c}
 	return sc
 }
 
 func (c *streamConn) LocalAddr() net.Addr { return &c.local }
 
+func (c *streamConn) Write(p []byte) (int, error) {
+	if c.write > 0 {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.write)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
+}
+
 // MaxResponseBody is the response body bound of the upstream's clients
 // (0: unbounded). DoStream's caller applies it while it reads.
 func (u *Upstream) MaxResponseBody() int64 { return int64(u.opts.MaxResponseBodySize) }
+
+// ReadTimeout is the upstream's read timeout (its own, else the gateway's).
+func (u *Upstream) ReadTimeout() time.Duration {
+	return pick(u.cfg.ReadTimeout.D(), u.opts.ReadTimeout)
+}

@@ -156,7 +156,7 @@ func (a *accessLog) write(ctx *fasthttp.RequestCtx, x *exchange, node string, st
 	if x.upstream > 0 {
 		e = e.Int64("upstream_us", x.upstream.Microseconds())
 	}
-	e = e.Int("bytes_in", len(ctx.Request.Body())).Int("bytes_out", len(ctx.Response.Body()))
+	e = e.Int64("bytes_in", bytesIn(ctx, x)).Int64("bytes_out", bytesOut(ctx, x))
 	if x.sess != nil {
 		e = e.Str("key_id", x.sess.KeyID)
 	}

@@ -57,11 +57,18 @@ type exchange struct {
 
 	// stream is the body of a streamed response (stream.go).
 	stream *stream
+	// upload is a request body forwarded as it arrives, body the buffer
+	// of one read whole (upload.go).
+	upload *upload
+	body   []byte
 }
 
 func (x *exchange) reset(now time.Time) {
 	x.start, x.snap, x.api, x.route, x.endpoint, x.sess = now, nil, nil, nil, nil, nil
-	x.claims, x.stream = nil, nil
+	x.claims, x.stream, x.upload = nil, nil, nil
+	if cap(x.body) > maxKeptBody {
+		x.body = nil
+	}
 	x.path, x.rest, x.limited, x.token = nil, nil, "", false
 	x.client, x.clientSet = netip.Addr{}, false
 	x.units, x.reserved = 0, false
@@ -79,6 +86,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	err := checkFraming(ctx)
 	if err == nil {
 		err = s.route(ctx, x)
+	}
+	if err == nil {
+		err = s.readBody(ctx, x) // upload.go: read whole, or streamed once judged
 	}
 	if err == nil {
 		err = s.authenticate(ctx, x)
@@ -105,7 +115,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) release(x *exchange) {
-	x.snap, x.api, x.route, x.endpoint, x.sess, x.stream = nil, nil, nil, nil, nil, nil
+	x.snap, x.api, x.route, x.endpoint, x.sess, x.stream, x.upload = nil, nil, nil, nil, nil, nil, nil
 	s.pool.Put(x)
 }
 
@@ -296,9 +306,6 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 // as the response, with hop-by-hop headers removed and rate-limit headers
 // added.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
-	if len(ctx.Request.Body()) > x.api.MaxBody {
-		return ErrBodyTooLarge
-	}
 	if x.api.Upstream == nil {
 		return ErrUpstreamDown
 	}
@@ -313,7 +320,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	if x.api.StripListenPath {
 		from = len(x.route.Prefix)
 	}
-	if x.api.Streaming != nil {
+	if x.api.Streaming != nil || x.upload != nil {
 		if err := s.forwardStream(ctx, x, from); err != nil {
 			return err
 		}
@@ -362,7 +369,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		Path:      string(x.path),
 		Status:    status,
 		Latency:   lat.Microseconds(),
-		BytesIn:   int64(len(ctx.Request.Body())),
+		BytesIn:   bytesIn(ctx, x),
 		BytesOut:  bytesOut(ctx, x),
 		Limited:   x.limited,
 		RequestID: string(x.rid),

@@ -40,6 +40,8 @@ type cluster struct {
 	jwt jwtauth.Options
 	// maxResponse bounds upstream response bodies (0: unbounded).
 	maxResponse int
+	// maxBody bounds request bodies (0: 64 KiB).
+	maxBody int
 }
 
 func newCluster(t testing.TB) *cluster {
@@ -127,7 +129,7 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 	}
 	s, err := state.New(st, state.Options{
 		JWT:     jp,
-		MaxBody: 1 << 16,
+		MaxBody: c.requestBound(),
 		Proxy:   proxy.Options{ConnectTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxConnsPerHost: 64, MaxResponseBodySize: c.maxResponse},
 		Auth:    auth.Options{CacheSize: 1000, TTL: time.Minute, NegativeCacheSize: 1000, NegativeTTL: time.Second, LookupTimeout: c.storeTimeout},
 	}, log)
@@ -145,7 +147,7 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 		t.Fatal(err)
 	}
 	opts := Options{
-		Listen: "127.0.0.1:0", Node: "n1", MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 16, MinKeyLength: 16,
+		Listen: "127.0.0.1:0", Node: "n1", MaxHeaderBytes: 4096, MaxBodyBytes: c.requestBound(), MinKeyLength: 16,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
 	}
 	for _, m := range mut {
@@ -167,6 +169,13 @@ func (c *cluster) node(mut ...func(*Options)) *node {
 		_ = jp.Shutdown(ctx)
 	})
 	return &node{srv: srv, state: s, events: rec, reg: reg, url: "http://" + srv.Addr()}
+}
+
+func (c *cluster) requestBound() int {
+	if c.maxBody > 0 {
+		return c.maxBody
+	}
+	return 1 << 16
 }
 
 // echo is an upstream answering with what it received.

@@ -62,6 +62,14 @@ type Options struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds request bodies (413 past it).
 	MaxBodyBytes int
+	// RequestBufferBytes: a request body up to this size is read whole
+	// before the request is judged; a larger one streams to the upstream
+	// once judged (upload.go; default DefaultRequestBufferBytes).
+	RequestBufferBytes int
+	// MinBodyRate is the slowest a streamed request body may arrive, in
+	// bytes per second averaged from one ReadTimeout after it began (0:
+	// no minimum; each wait is still bounded by ReadTimeout).
+	MinBodyRate int64
 	// MinKeyLength: shorter API keys are refused without a store lookup.
 	MinKeyLength int
 	// ReadTimeout and WriteTimeout bound reading a client request and
@@ -138,6 +146,9 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
+	if s.opts.RequestBufferBytes <= 0 {
+		s.opts.RequestBufferBytes = DefaultRequestBufferBytes
+	}
 	if s.opts.UpgradeIdleTimeout <= 0 {
 		s.opts.UpgradeIdleTimeout = DefaultUpgradeIdleTimeout
 	}
@@ -155,19 +166,24 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		ErrorHandler:          errorHandler,
-		ExpectHandler:         s.expect,
-		ReadBufferSize:        opts.MaxHeaderBytes,
-		MaxRequestBodySize:    opts.MaxBodyBytes,
-		ReadTimeout:           opts.ReadTimeout,
-		WriteTimeout:          opts.WriteTimeout,
-		IdleTimeout:           opts.IdleTimeout,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
-		NoDefaultDate:         false,
-		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{s.log},
+		Handler:            s.handle,
+		ErrorHandler:       errorHandler,
+		ExpectHandler:      s.expect,
+		ReadBufferSize:     opts.MaxHeaderBytes,
+		MaxRequestBodySize: opts.MaxBodyBytes,
+		// Bodies are read by the handler (readBody, upload.go): whole when
+		// small, else streamed once judged; byte for byte, never parsed as a
+		// multipart form.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  opts.ReadTimeout,
+		WriteTimeout:                 opts.WriteTimeout,
+		IdleTimeout:                  opts.IdleTimeout,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		NoDefaultDate:                false,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{s.log},
 	}
 	return s, nil
 }
@@ -206,7 +222,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.served.Add(1)
 		go func(ln net.Listener, scheme string) {
 			defer s.served.Done()
-			if err := s.srv.Serve(guardedListener{Listener: ln, maxLine: s.opts.MaxHeaderBytes}); err != nil {
+			if err := s.srv.Serve(guardedListener{Listener: ln, maxLine: s.opts.MaxHeaderBytes, maxBody: s.opts.MaxBodyBytes}); err != nil {
 				s.log.Error().Err(err).Str("scheme", scheme).Msg("traffic listener stopped")
 			}
 		}(l.ln, l.scheme)

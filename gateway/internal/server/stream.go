@@ -29,10 +29,23 @@ var (
 // the settings select becomes the body stream of ctx.Response, written to
 // the client chunk by chunk, each flushed (x.stream records the exchange
 // when it ends); any other is read whole, bounded, as forward does.
+//
+// A request whose body streams (x.upload) takes this path whatever the
+// API's settings: its body is read from the client while the upstream
+// client writes it, and a body that stops before its end (past the bound,
+// too slow, the client gone, broken framing) is answered as such; the
+// upstream saw its connection close before the request's end.
 func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, x *exchange, from int) *Error {
 	up := fasthttp.AcquireResponse()
+	if x.upload != nil {
+		x.upload.attach(&ctx.Request)
+	}
 	if err := x.api.Upstream.DoStream(&ctx.Request, up, &x.target, from); err != nil {
 		fasthttp.ReleaseResponse(up)
+		if e := x.upload.failed(ctx); e != nil {
+			ctx.Response.Reset()
+			return e
+		}
 		return s.upstreamError(ctx, err)
 	}
 	if err := proxy.StripResponse(up); err != nil {
@@ -44,12 +57,15 @@ func (s *Server) forwardStream(ctx *fasthttp.RequestCtx, x *exchange, from int) 
 	max := x.api.Upstream.MaxResponseBody()
 	up.Header.CopyTo(&ctx.Response.Header)
 	conn := proxy.StreamConn(up)
-	idle := x.api.Streaming.EffectiveIdleTimeout()
+	idle := x.api.Upstream.ReadTimeout()
+	if x.api.Streaming != nil {
+		idle = x.api.Streaming.EffectiveIdleTimeout()
+	}
 	switch {
 	case body == nil: // HEAD, 1xx, 204, 304
 		closeUpstream(up)
 		return nil
-	case !selects(x.api.Streaming, &up.Header):
+	case x.api.Streaming == nil || !selects(x.api.Streaming, &up.Header):
 		err := readWhole(ctx, body, conn, idle, max)
 		closeUpstream(up)
 		if err != nil {
@@ -177,6 +193,11 @@ type stream struct {
 	ttfb       time.Duration
 	total      time.Duration
 	status     int
+
+	// settle: the exchange's reservations are settled as the stream ends,
+	// from the costs its events carry (ssecost.go; nil: none scanned).
+	settle bool
+	costs  []*sseCost
 }
 
 func (st *stream) Read(p []byte) (int, error) {
@@ -197,6 +218,11 @@ func (st *stream) Read(p []byte) (int, error) {
 	}
 	st.sent += int64(n)
 	st.last = int64(n)
+	for _, c := range st.costs {
+		if c != nil {
+			c.feed(p[:n])
+		}
+	}
 	switch {
 	case errors.Is(err, io.EOF):
 		st.eof = true
@@ -244,6 +270,9 @@ func (st *stream) CloseWithError(werr error) error {
 	st.s.streams.remove(st)
 	closeUpstream(st.up)
 	st.up = nil
+	if st.settle {
+		st.s.settleStream(st.ctx, st.x, st.costs)
+	}
 	if st.armed {
 		x := st.x
 		st.s.record(st.ctx, x)

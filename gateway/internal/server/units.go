@@ -71,9 +71,15 @@ func (s *Server) unitCost(ctx *fasthttp.RequestCtx, x *exchange, u *model.Units)
 // settle settles the reservations of an allowed request once its response
 // is in (failed: no usable answer, every reservation given back). A cost
 // the response does not give (header missing, not a number) keeps the
-// reservation as the cost.
+// reservation as the cost. A streamed response settles when its stream
+// ends (settleStream).
 func (s *Server) settle(ctx *fasthttp.RequestCtx, x *exchange, failed bool) {
 	if !x.reserved || x.dec.Outcome != limit.Allowed {
+		return
+	}
+	if settlesAtEnd(x) && !failed { // a streamed response: ssecost.go
+		x.stream.costs = streamCosts(x, &ctx.Response.Header)
+		x.stream.settle = true
 		return
 	}
 	first := true

@@ -23,7 +23,11 @@ import (
 //     would answer it, but the guard has to stop following the framing);
 //   - more than maxChunkExt bytes of chunk extensions in one message:
 //     fasthttp reads extensions without a bound and drops them;
-//   - a chunk not followed by CRLF.
+//   - a chunk not followed by CRLF;
+//   - chunk sizes adding up past the body bound (maxBody): 413 as soon as
+//     the size line that passes it arrives. Request bodies are read by the
+//     handler as they arrive (upload.go), so without this a chunk declaring
+//     more than the bound would be waited for.
 //
 // Reads then return the bytes before that byte and, after them, a
 // wireError: fasthttp fails the request it was reading, the ErrorHandler
@@ -59,6 +63,8 @@ type wire struct {
 	state    wireState
 	line     []byte // the current line so far, without its LF
 	maxLine  int    // a longer head line is fasthttp's to refuse (431)
+	maxBody  int64  // chunk sizes of one message adding up past it: 413 (0: no bound)
+	body     int64  // chunk sizes of this message so far
 	inHead   bool   // the request line has been read
 	cl       int64  // Content-Length, -1 when absent
 	clBad    bool   // Content-Length repeated or not digits
@@ -221,7 +227,7 @@ func (w *wire) endHead() {
 	case w.te > 0 && (w.teOther || w.te > 1 || w.cl >= 0 || w.clBad):
 		w.state = wireOff // refused by framing.go or fasthttp
 	case w.te > 0:
-		w.state, w.ext = wireChunkLine, 0
+		w.state, w.ext, w.body = wireChunkLine, 0, 0
 	case w.clBad:
 		w.state = wireOff
 	case w.cl > 0:
@@ -251,6 +257,9 @@ func (w *wire) chunkLine(line []byte) *Error {
 	if size == 0 {
 		w.state = wireTrailer
 		return nil
+	}
+	if w.body += size; w.maxBody > 0 && w.body > w.maxBody {
+		return ErrBodyTooLarge
 	}
 	w.state, w.remain = wireChunkData, size
 	return nil
@@ -315,6 +324,7 @@ func (c *guardedConn) refusal() *Error {
 type guardedListener struct {
 	net.Listener
 	maxLine int
+	maxBody int
 }
 
 func (l guardedListener) Accept() (net.Conn, error) {
@@ -322,7 +332,9 @@ func (l guardedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guardedConn{Conn: c, w: newWire(l.maxLine)}
+	w := newWire(l.maxLine)
+	w.maxBody = int64(l.maxBody)
+	g := &guardedConn{Conn: c, w: w}
 	if tc, ok := c.(tlsConn); ok {
 		return guardedTLSConn{guardedConn: g, tls: tc}, nil
 	}

@@ -7,7 +7,7 @@ import (
 
 // TestWire feeds byte streams to the wire guard, whole and one byte at a
 // time: it must deliver everything (want -1) or stop at the offending byte
-// with the named answer.
+// with the named answer. The body bound is 16 bytes per message.
 func TestWire(t *testing.T) {
 	t.Parallel()
 	const get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -37,12 +37,16 @@ func TestWire(t *testing.T) {
 		{"chunk extension too long", chunked(longExt), len(chunked("")) + len("5;") + maxChunkExt + 1, errChunkLine},
 		{"chunk extension without end", chunked("5;" + strings.Repeat("e", 2*maxChunkExt)), len(chunked("")) + maxChunkDigits + maxChunkExt + 1, errChunkLine},
 		{"te identity: not followed", "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nGET / HTTP/1.1\n", -1, nil},
+		{"chunks up to the body bound", chunked("10\r\n"+strings.Repeat("b", 16)+"\r\n0\r\n\r\n") + chunked("10\r\n"+strings.Repeat("b", 16)+"\r\n0\r\n\r\n"), -1, nil},
+		{"chunks past the body bound", chunked("10\r\n" + strings.Repeat("b", 16) + "\r\n1\r\n"), len(chunked("")) + 24, ErrBodyTooLarge},
+		{"chunk size past the body bound", chunked("fffffffffff\r\nhello"), len(chunked("")) + 12, ErrBodyTooLarge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			for _, step := range []int{len(tc.in), 1, 7} {
 				w := newWire(8192)
+				w.maxBody = 16 // chunk sizes of one message
 				delivered := 0
 				for i := 0; i < len(tc.in) && w.refusal == nil; i += step {
 					p := []byte(tc.in[i:min(i+step, len(tc.in))])
