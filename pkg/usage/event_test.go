@@ -20,10 +20,10 @@ func sample() Event {
 func TestAppendJSONRoundTrip(t *testing.T) {
 	t.Parallel()
 	tests := map[string]Event{
-		"full":    sample(),
-		"empty":   {ID: "x"},
-		"stream":  {ID: "s", Status: 200, Latency: 900, BytesOut: 1 << 30, Duration: 2_500_000},
-		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>", RequestID: "a\"b"},
+		"full":      sample(),
+		"empty":     {ID: "x"},
+		"stream":    {ID: "s", Status: 200, Latency: 900, BytesOut: 1 << 30, Duration: 2_500_000},
+		"escapes":   {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>", RequestID: "a\"b"},
 		"key names": {ID: "k", KeyHash: "ab", KeyID: "k-1", KeyAlias: "Ünïcode \"partner\"", Units: 1500},
 	}
 	for name, e := range tests {
