@@ -32,11 +32,16 @@ const (
 
 // Event is one request served (or refused) by a gateway node.
 type Event struct {
-	ID       string `json:"id"`       // unique per event
-	Time     int64  `json:"ts"`       // request start, Unix nanoseconds
-	Node     string `json:"node"`     // gateway node id
-	API      string `json:"api"`      // API id ("" when no API matched)
-	KeyHash  string `json:"key"`      // SHA-256 hex of the key or identity; "" when keyless
+	ID      string `json:"id"`   // unique per event
+	Time    int64  `json:"ts"`   // request start, Unix nanoseconds
+	Node    string `json:"node"` // gateway node id
+	API     string `json:"api"`  // API id ("" when no API matched)
+	KeyHash string `json:"key"`  // SHA-256 hex of the key or identity; "" when keyless
+	// KeyID and KeyAlias name the key record that authenticated the
+	// request (model.Key.ID and Alias; KeyID "jwt" for a token identity);
+	// optional: encoded only when set. Never the key itself.
+	KeyID    string `json:"key_id,omitempty"`
+	KeyAlias string `json:"key_alias,omitempty"`
 	Method   string `json:"method"`   // HTTP method
 	Path     string `json:"path"`     // request path, without query
 	Endpoint string `json:"endpoint"` // matched endpoint pattern, "" if none
@@ -72,6 +77,14 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	dst = appendString(dst, e.API)
 	dst = append(dst, `,"key":`...)
 	dst = appendString(dst, e.KeyHash)
+	if e.KeyID != "" {
+		dst = append(dst, `,"key_id":`...)
+		dst = appendString(dst, e.KeyID)
+	}
+	if e.KeyAlias != "" {
+		dst = append(dst, `,"key_alias":`...)
+		dst = appendString(dst, e.KeyAlias)
+	}
 	dst = append(dst, `,"method":`...)
 	dst = appendString(dst, e.Method)
 	dst = append(dst, `,"path":`...)

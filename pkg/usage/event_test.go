@@ -20,10 +20,11 @@ func sample() Event {
 func TestAppendJSONRoundTrip(t *testing.T) {
 	t.Parallel()
 	tests := map[string]Event{
-		"full":    sample(),
-		"empty":   {ID: "x"},
-		"stream":  {ID: "s", Status: 200, Latency: 900, BytesOut: 1 << 30, Duration: 2_500_000},
-		"escapes": {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>", RequestID: "a\"b"},
+		"full":      sample(),
+		"empty":     {ID: "x"},
+		"stream":    {ID: "s", Status: 200, Latency: 900, BytesOut: 1 << 30, Duration: 2_500_000},
+		"escapes":   {ID: "q\"\\\n\t\x01", Path: "/ü/\xff/<script>", RequestID: "a\"b"},
+		"key names": {ID: "k", KeyHash: "ab", KeyID: "k-1", KeyAlias: "Ünïcode \"partner\"", Units: 1500},
 	}
 	for name, e := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -58,6 +59,20 @@ func TestRequestIDOptional(t *testing.T) {
 	e.RequestID = "r-1"
 	if line := AppendJSON(nil, &e); !strings.HasSuffix(string(line), `,"rid":"r-1"}`+"\n") {
 		t.Fatalf("rid missing: %s", line)
+	}
+}
+
+// TestKeyNamesOptional: key_id and key_alias are written only when set,
+// so lines of keyless requests are as before.
+func TestKeyNamesOptional(t *testing.T) {
+	t.Parallel()
+	e := Event{ID: "x"}
+	if line := string(AppendJSON(nil, &e)); strings.Contains(line, "key_id") || strings.Contains(line, "key_alias") {
+		t.Fatalf("key names written while empty: %s", line)
+	}
+	e.KeyID, e.KeyAlias = "k-1", "acme"
+	if line := string(AppendJSON(nil, &e)); !strings.Contains(line, `"key_id":"k-1","key_alias":"acme"`) {
+		t.Fatalf("key names missing: %s", line)
 	}
 }
 

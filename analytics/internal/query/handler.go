@@ -38,13 +38,16 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // UsageResponse is the body of GET /v1/usage.
 type UsageResponse struct {
-	API    string         `json:"api,omitempty"`
-	Key    string         `json:"key,omitempty"`
-	From   time.Time      `json:"from"`
-	To     time.Time      `json:"to"`
-	Step   string         `json:"step"`
-	Series []rollup.Point `json:"series"`
-	Totals rollup.Point   `json:"totals"`
+	API      string         `json:"api,omitempty"`
+	Key      string         `json:"key,omitempty"`
+	KeyID    string         `json:"key_id,omitempty"`
+	KeyAlias string         `json:"key_alias,omitempty"`
+	Endpoint string         `json:"endpoint,omitempty"`
+	From     time.Time      `json:"from"`
+	To       time.Time      `json:"to"`
+	Step     string         `json:"step"`
+	Series   []rollup.Point `json:"series"`
+	Totals   rollup.Point   `json:"totals"`
 }
 
 func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
@@ -62,8 +65,11 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ref := store.Ref{Dim: store.DimAPI}
-	if p.Key != "" {
+	switch {
+	case p.Key != "":
 		ref = store.Ref{Dim: store.DimKey, Name: p.Key}
+	case p.Endpoint != "":
+		ref = store.Ref{Dim: store.DimEndpoint, Name: p.Endpoint}
 	}
 	minutes := map[int64]*rollup.Counters{}
 	for _, api := range apis {
@@ -76,12 +82,20 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 			add(minutes, m, c)
 		}
 	}
-	resp := UsageResponse{API: p.API, Key: p.Key, From: p.From.UTC(), To: p.To.UTC(), Step: p.StepName}
+	resp := UsageResponse{API: p.API, Key: p.Key, Endpoint: p.Endpoint, From: p.From.UTC(), To: p.To.UTC(), Step: p.StepName}
+	if p.Key != "" {
+		names, err := h.store.Names(r.Context(), apis, []string{p.Key})
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		resp.KeyID, resp.KeyAlias = names[p.Key].ID, names[p.Key].Alias
+	}
 	resp.Series, resp.Totals = bucket(minutes, p.Range)
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func add(m map[int64]*rollup.Counters, t int64, c *rollup.Counters) {
+func add[K comparable](m map[K]*rollup.Counters, t K, c *rollup.Counters) {
 	if m[t] == nil {
 		m[t] = new(rollup.Counters)
 	}
@@ -124,12 +138,15 @@ func floorTo(t, step int64) int64 {
 type TopItem struct {
 	Name     string        `json:"name"`
 	API      string        `json:"api,omitempty"`
+	KeyID    string        `json:"key_id,omitempty"`
+	KeyAlias string        `json:"key_alias,omitempty"`
 	Requests int64         `json:"requests"`
 	Status   rollup.Status `json:"status"`
 	Errors   int64         `json:"errors"`
 	Limited  int64         `json:"limited"`
 	BytesIn  int64         `json:"bytes_in"`
 	BytesOut int64         `json:"bytes_out"`
+	Units    int64         `json:"units"`
 	P50      float64       `json:"p50_ms"`
 	P95      float64       `json:"p95_ms"`
 	P99      float64       `json:"p99_ms"`
@@ -138,6 +155,7 @@ type TopItem struct {
 // TopResponse is the body of GET /v1/usage/top.
 type TopResponse struct {
 	By    string    `json:"by"`
+	Sort  string    `json:"sort"`
 	From  time.Time `json:"from"`
 	To    time.Time `json:"to"`
 	Items []TopItem `json:"items"`
@@ -154,19 +172,75 @@ func (h *Handler) top(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, TopResponse{By: p.By, From: p.From.UTC(), To: p.To.UTC(), Items: items})
+	writeJSON(w, http.StatusOK, TopResponse{By: p.By, Sort: p.Sort, From: p.From.UTC(), To: p.To.UTC(), Items: items})
 }
 
 type topKey struct{ api, name string }
 
 func (h *Handler) topItems(ctx context.Context, p TopParams) ([]TopItem, error) {
-	apis, err := h.store.APIs(ctx)
+	apis := []string{p.API}
+	if p.API == "" {
+		var err error
+		if apis, err = h.store.APIs(ctx); err != nil {
+			return nil, err
+		}
+	}
+	sums, err := h.topSums(ctx, p, apis)
 	if err != nil {
 		return nil, err
 	}
+	items := make([]TopItem, 0, len(sums))
+	for k, c := range sums {
+		pt := rollup.PointOf(time.Time{}, c)
+		items = append(items, TopItem{Name: k.name, API: k.api, Requests: pt.Requests, Status: pt.Status,
+			Errors: pt.Errors, Limited: pt.Limited, BytesIn: pt.BytesIn, BytesOut: pt.BytesOut, Units: pt.Units,
+			P50: pt.P50, P95: pt.P95, P99: pt.P99})
+	}
+	rank := map[string]func(*TopItem) int64{
+		"requests": func(i *TopItem) int64 { return i.Requests },
+		"units":    func(i *TopItem) int64 { return i.Units },
+		"errors":   func(i *TopItem) int64 { return i.Errors },
+		"limited":  func(i *TopItem) int64 { return i.Limited },
+	}[p.Sort]
+	sort.Slice(items, func(i, j int) bool {
+		if a, b := rank(&items[i]), rank(&items[j]); a != b {
+			return a > b
+		}
+		if items[i].Requests != items[j].Requests {
+			return items[i].Requests > items[j].Requests
+		}
+		if items[i].API != items[j].API {
+			return items[i].API < items[j].API
+		}
+		return items[i].Name < items[j].Name
+	})
+	if len(items) > p.Limit {
+		items = items[:p.Limit]
+	}
+	if p.By == "key" {
+		return items, h.nameKeys(ctx, apis, items)
+	}
+	return items, nil
+}
+
+// topSums sums the usage of each item over the range.
+func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[topKey]*rollup.Counters, error) {
 	from, to := rollup.MinuteOf(p.From.UnixNano()), rollup.MinuteOf(p.To.UnixNano())
-	dim := map[string]byte{"api": store.DimAPI, "key": store.DimKey, "endpoint": store.DimEndpoint}[p.By]
 	sums := map[topKey]*rollup.Counters{}
+	if p.Key != "" { // by=api, the APIs of one key
+		for _, api := range apis {
+			s, err := h.store.Series(ctx, api, store.Ref{Dim: store.DimKey, Name: p.Key}, from, to)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range s {
+				add(sums, topKey{name: api}, c)
+			}
+		}
+		dropEmpty(sums)
+		return sums, nil
+	}
+	dim := map[string]byte{"api": store.DimAPI, "key": store.DimKey, "endpoint": store.DimEndpoint}[p.By]
 	for _, api := range apis {
 		s, err := h.store.Sums(ctx, api, dim, from, to)
 		if err != nil {
@@ -180,32 +254,35 @@ func (h *Handler) topItems(ctx context.Context, p TopParams) ([]TopItem, error) 
 			case "endpoint":
 				k.api = api
 			}
-			if sums[k] == nil {
-				sums[k] = new(rollup.Counters)
-			}
-			sums[k].Merge(c)
+			add(sums, k, c)
 		}
 	}
-	items := make([]TopItem, 0, len(sums))
-	for k, c := range sums {
-		pt := rollup.PointOf(time.Time{}, c)
-		items = append(items, TopItem{Name: k.name, API: k.api, Requests: pt.Requests, Status: pt.Status,
-			Errors: pt.Errors, Limited: pt.Limited, BytesIn: pt.BytesIn, BytesOut: pt.BytesOut,
-			P50: pt.P50, P95: pt.P95, P99: pt.P99})
-	}
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].Requests != items[j].Requests {
-			return items[i].Requests > items[j].Requests
+	return sums, nil
+}
+
+func dropEmpty[K comparable](m map[K]*rollup.Counters) {
+	for k, c := range m {
+		if c[rollup.FRequests] == 0 {
+			delete(m, k)
 		}
-		if items[i].API != items[j].API {
-			return items[i].API < items[j].API
-		}
-		return items[i].Name < items[j].Name
-	})
-	if len(items) > p.Limit {
-		items = items[:p.Limit]
 	}
-	return items, nil
+}
+
+// nameKeys fills in the key id and alias of the items (key hashes).
+func (h *Handler) nameKeys(ctx context.Context, apis []string, items []TopItem) error {
+	hashes := make([]string, len(items))
+	for i := range items {
+		hashes[i] = items[i].Name
+	}
+	names, err := h.store.Names(ctx, apis, hashes)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		n := names[items[i].Name]
+		items[i].KeyID, items[i].KeyAlias = n.ID, n.Alias
+	}
+	return nil
 }
 
 // TotalsResponse is the body of GET /v1/usage/totals: running totals since

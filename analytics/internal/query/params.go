@@ -24,8 +24,22 @@ const MaxPoints = 10_000
 // MaxRange bounds a query range.
 const MaxRange = 400 * 24 * time.Hour
 
-// Steps are the accepted series steps.
-var Steps = map[string]time.Duration{"1m": time.Minute, "1h": time.Hour, "1d": 24 * time.Hour}
+// Steps are the accepted series steps, shortest first.
+var Steps = []struct {
+	Name string
+	D    time.Duration
+}{
+	{"1m", time.Minute}, {"5m", 5 * time.Minute}, {"15m", 15 * time.Minute},
+	{"1h", time.Hour}, {"6h", 6 * time.Hour}, {"1d", 24 * time.Hour},
+}
+
+// AutoPoints bounds the points of a series whose step is auto: the
+// shortest step that gives at most this many (an hour: 1m, a day: 5m,
+// 7 days: 1h, 30 days: 6h).
+const AutoPoints = 500
+
+// stepNames lists the accepted steps for error messages.
+const stepNames = "auto, 1m, 5m, 15m, 1h, 6h or 1d"
 
 // Range is a validated time range and step.
 type Range struct {
@@ -36,7 +50,7 @@ type Range struct {
 
 // UsageParams are the parameters of GET /v1/usage.
 type UsageParams struct {
-	API, Key string
+	API, Key, Endpoint string
 	Range
 }
 
@@ -44,6 +58,12 @@ type UsageParams struct {
 type TopParams struct {
 	By    string
 	Limit int
+	// Sort is the field items are ranked by: requests, units, errors or
+	// limited.
+	Sort string
+	// API keeps only usage of one API; Key only usage of one key hash
+	// (with by=api).
+	API, Key string
 	Range
 }
 
@@ -57,13 +77,37 @@ func ParseUsage(q url.Values, now time.Time) (UsageParams, error) {
 	if p.Key, err = ident(q, "key"); err != nil {
 		return p, err
 	}
+	if p.Endpoint, err = endpoint(q); err != nil {
+		return p, err
+	}
+	if p.Endpoint != "" && p.Key != "" {
+		return p, &ParamError{"endpoint", "cannot be combined with key (usage is kept per key and per endpoint, not per both)"}
+	}
+	if p.Endpoint != "" && p.API == "" {
+		return p, &ParamError{"api", "is required with endpoint"}
+	}
 	p.Range, err = parseRange(q, now)
 	return p, err
 }
 
+// endpoint reads an optional endpoint pattern ("/orders/{id}", or "-" for
+// requests no endpoint matched): up to 256 printable ASCII characters.
+func endpoint(q url.Values) (string, error) {
+	v := q.Get("endpoint")
+	if len(v) > 256 {
+		return "", &ParamError{"endpoint", "is longer than 256 characters"}
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f {
+			return "", &ParamError{"endpoint", fmt.Sprintf("%.40q has a character other than printable ASCII", v)}
+		}
+	}
+	return v, nil
+}
+
 // ParseTop validates the parameters of GET /v1/usage/top.
 func ParseTop(q url.Values, now time.Time) (TopParams, error) {
-	p := TopParams{By: q.Get("by"), Limit: 10}
+	p := TopParams{By: q.Get("by"), Limit: 10, Sort: "requests"}
 	switch p.By {
 	case "key", "api", "endpoint":
 	case "":
@@ -78,7 +122,23 @@ func ParseTop(q url.Values, now time.Time) (TopParams, error) {
 		}
 		p.Limit = n
 	}
+	switch s := q.Get("sort"); s {
+	case "":
+	case "requests", "units", "errors", "limited":
+		p.Sort = s
+	default:
+		return p, &ParamError{"sort", fmt.Sprintf("%.40q is not requests, units, errors or limited", s)}
+	}
 	var err error
+	if p.API, err = ident(q, "api"); err != nil {
+		return p, err
+	}
+	if p.Key, err = ident(q, "key"); err != nil {
+		return p, err
+	}
+	if p.Key != "" && p.By != "api" {
+		return p, &ParamError{"key", "is only accepted with by=api (the APIs one key called)"}
+	}
 	p.Range, err = parseRange(q, now)
 	return p, err
 }
@@ -100,13 +160,19 @@ func ident(q url.Values, name string) (string, error) {
 }
 
 func parseRange(q url.Values, now time.Time) (Range, error) {
-	r := Range{StepName: "1m", Step: time.Minute}
-	if s := q.Get("step"); s != "" {
-		d, ok := Steps[s]
-		if !ok {
-			return r, &ParamError{"step", fmt.Sprintf("%.40q is not 1m, 1h or 1d", s)}
+	var r Range
+	step := q.Get("step")
+	switch step {
+	case "", "auto":
+	default:
+		for _, st := range Steps {
+			if st.Name == step {
+				r.Step, r.StepName = st.D, st.Name
+			}
 		}
-		r.Step, r.StepName = d, s
+		if r.Step == 0 {
+			return r, &ParamError{"step", fmt.Sprintf("%.40q is not %s", step, stepNames)}
+		}
 	}
 	var err error
 	if r.To, err = parseTime(q.Get("to"), now, now); err != nil {
@@ -121,10 +187,24 @@ func parseRange(q url.Values, now time.Time) (Range, error) {
 	if r.To.Sub(r.From) > MaxRange {
 		return r, &ParamError{"from", "range is longer than 400 days"}
 	}
+	if r.Step == 0 {
+		r.Step, r.StepName = autoStep(r.To.Sub(r.From))
+	}
 	if r.To.Sub(r.From)/r.Step > MaxPoints {
 		return r, &ParamError{"step", fmt.Sprintf("range holds more than %d steps", MaxPoints)}
 	}
 	return r, nil
+}
+
+// autoStep is the shortest step that cuts d into at most AutoPoints.
+func autoStep(d time.Duration) (time.Duration, string) {
+	for _, st := range Steps {
+		if d/st.D <= AutoPoints {
+			return st.D, st.Name
+		}
+	}
+	last := Steps[len(Steps)-1]
+	return last.D, last.Name
 }
 
 // parseTime reads RFC 3339, Unix seconds, "now" or a duration before now

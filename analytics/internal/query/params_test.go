@@ -20,8 +20,17 @@ func TestParseUsage(t *testing.T) {
 		{"", "", testNow.Add(-time.Hour), time.Minute},
 		{"api=orders&key=abc&from=-2h&step=1h", "", testNow.Add(-2 * time.Hour), time.Hour},
 		{"from=2025-03-01T00:00:00Z&to=now&step=1d", "", time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), 24 * time.Hour},
-		{"from=1740787200&to=1740830000", "", time.Unix(1740787200, 0), time.Minute},
-		{"step=5m", "step", time.Time{}, 0},
+		{"from=1740787200&to=1740830000", "", time.Unix(1740787200, 0), 5 * time.Minute}, // 12h, auto: 5m
+		{"from=-7d", "", testNow.Add(-7 * 24 * time.Hour), time.Hour},                    // auto: 1h, not 10,080 minutes
+		{"from=-30d&step=auto", "", testNow.Add(-30 * 24 * time.Hour), 6 * time.Hour},
+		{"from=-6h&step=15m", "", testNow.Add(-6 * time.Hour), 15 * time.Minute},
+		{"from=-401d&step=1d", "from", time.Time{}, 0},
+		{"step=2m", "step", time.Time{}, 0},
+		{"step=", "", testNow.Add(-time.Hour), time.Minute},
+		{"api=a&endpoint=/orders/{id}", "", testNow.Add(-time.Hour), time.Minute},
+		{"endpoint=/orders/{id}", "api", time.Time{}, 0},
+		{"api=a&key=k&endpoint=/x", "endpoint", time.Time{}, 0},
+		{"api=a&endpoint=%7F", "endpoint", time.Time{}, 0},
 		{"from=yesterday", "from", time.Time{}, 0},
 		{"to=-1x", "to", time.Time{}, 0},
 		{"from=now", "from", time.Time{}, 0},
@@ -62,6 +71,10 @@ func TestParseTop(t *testing.T) {
 		{"by=api&limit=0", "limit"},
 		{"by=api&limit=x", "limit"},
 		{"by=api&from=x", "from"},
+		{"by=key&sort=units&api=orders", ""},
+		{"by=api&key=abc", ""},
+		{"by=endpoint&key=abc", "key"},
+		{"by=key&sort=bytes", "sort"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {

@@ -40,6 +40,16 @@ type APIBatch struct {
 	Events  int64
 	Total   Counters
 	Minutes map[int64]*Minute
+	// Names are the key id and alias the events gave each key hash (the
+	// last event's), for keys whose events named them.
+	Names map[string]KeyName
+}
+
+// KeyName is what names a key hash in the query API and the dashboard:
+// the key record's id and alias (usage event fields key_id, key_alias).
+type KeyName struct {
+	ID    string `json:"id,omitempty"`
+	Alias string `json:"alias,omitempty"`
 }
 
 // MinuteOf returns the start of the minute of a Unix nanosecond time, in
@@ -123,18 +133,25 @@ func contains(s []int, v int) bool {
 }
 
 func (b *APIBatch) add(ev *Event) {
-	limited := ev.Limited
-	status := int(ev.Status)
-	b.Total.Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
+	b.Total.AddEvent(ev)
 	m := MinuteOf(ev.Time)
 	mb := b.Minutes[m]
 	if mb == nil {
 		mb = &Minute{Keys: map[string]*Counters{}, Endpoints: map[string]*Counters{}}
 		b.Minutes[m] = mb
 	}
-	mb.API.Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
-	counterOf(mb.Keys, ev.Key).Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
-	counterOf(mb.Endpoints, ev.Endpoint).Add(status, ev.Latency, ev.BytesIn, ev.BytesOut, limited)
+	mb.API.AddEvent(ev)
+	counterOf(mb.Keys, ev.Key).AddEvent(ev)
+	counterOf(mb.Endpoints, ev.Endpoint).AddEvent(ev)
+	if len(ev.Key) > 0 && (len(ev.KeyID) > 0 || len(ev.KeyAlias) > 0) {
+		n := KeyName{ID: string(ev.KeyID), Alias: string(ev.KeyAlias)}
+		if b.Names[string(ev.Key)] != n {
+			if b.Names == nil {
+				b.Names = map[string]KeyName{}
+			}
+			b.Names[string(ev.Key)] = n
+		}
+	}
 }
 
 func counterOf(m map[string]*Counters, name []byte) *Counters {

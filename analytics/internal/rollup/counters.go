@@ -15,6 +15,7 @@ const (
 	FLimited
 	FBytesIn
 	FBytesOut
+	FUnits      // the cost of requests counted in units (usage event field units)
 	FLatencySum // microseconds
 	FHist       // first histogram bucket
 )
@@ -42,7 +43,7 @@ type Counters [NumFields]int64
 // Codes are the names of the fields in Redis hashes, streams and rollups.
 var Codes = func() [NumFields]string {
 	var c [NumFields]string
-	copy(c[:], []string{"n", "2xx", "3xx", "4xx", "5xx", "limited", "in", "out", "lat_us"})
+	copy(c[:], []string{"n", "2xx", "3xx", "4xx", "5xx", "limited", "in", "out", "units", "lat_us"})
 	for i := 0; i < NumBuckets; i++ {
 		c[FHist+i] = "h" + strconv.Itoa(i)
 	}
@@ -96,6 +97,12 @@ func (c *Counters) Add(status int, latencyUS, in, out int64, limited bool) {
 	}
 	c[FLatencySum] += latencyUS
 	c[FHist+bucketOf(latencyUS)]++
+}
+
+// AddEvent counts one event, its units included.
+func (c *Counters) AddEvent(ev *Event) {
+	c.Add(int(ev.Status), ev.Latency, ev.BytesIn, ev.BytesOut, ev.Limited)
+	c[FUnits] += ev.Units
 }
 
 // Merge adds o into c.

@@ -14,6 +14,8 @@ import (
 type Event struct {
 	ID       []byte
 	Key      []byte
+	KeyID    []byte
+	KeyAlias []byte
 	Endpoint []byte
 	Limited  bool
 	Time     int64 // Unix nanoseconds
@@ -21,6 +23,7 @@ type Event struct {
 	Latency  int64 // microseconds
 	BytesIn  int64
 	BytesOut int64
+	Units    int64
 }
 
 // DecodeBatch calls fn for every event of an NDJSON batch. It accepts and
@@ -63,8 +66,9 @@ func parseSlow(l []byte, ev *Event) error {
 	}
 	*ev = Event{
 		ID: []byte(e.ID), Key: []byte(e.KeyHash), Endpoint: []byte(e.Endpoint),
+		KeyID: []byte(e.KeyID), KeyAlias: []byte(e.KeyAlias),
 		Limited: e.Limited != "", Time: e.Time, Status: int64(e.Status),
-		Latency: e.Latency, BytesIn: e.BytesIn, BytesOut: e.BytesOut,
+		Latency: e.Latency, BytesIn: e.BytesIn, BytesOut: e.BytesOut, Units: e.Units,
 	}
 	return nil
 }
@@ -119,7 +123,11 @@ func parseValue(l []byte, i int, key []byte, ev *Event) (int, bool) {
 		ev.Key, i, ok = scanString(l, i)
 	case "endpoint":
 		ev.Endpoint, i, ok = scanString(l, i)
-	case "node", "api", "method", "path":
+	case "key_id":
+		ev.KeyID, i, ok = scanString(l, i)
+	case "key_alias":
+		ev.KeyAlias, i, ok = scanString(l, i)
+	case "node", "api", "method", "path", "rid":
 		_, i, ok = scanString(l, i)
 	case "limited":
 		s, i, ok = scanString(l, i)
@@ -135,6 +143,10 @@ func parseValue(l []byte, i int, key []byte, ev *Event) (int, bool) {
 		ev.BytesIn, i, ok = scanInt(l, i)
 	case "out":
 		ev.BytesOut, i, ok = scanInt(l, i)
+	case "units":
+		ev.Units, i, ok = scanInt(l, i)
+	case "dur_us":
+		_, i, ok = scanInt(l, i)
 	}
 	return i, ok
 }

@@ -16,6 +16,9 @@ func sampleBatch() []byte {
 		if st == 429 {
 			e.Limited = "rate"
 		}
+		if st == 200 {
+			e.KeyID, e.KeyAlias, e.Units, e.RequestID, e.Duration = "key-1", "acme", 1500, "r-1", 99
+		}
 		b = usage.AppendJSON(b, &e)
 	}
 	return b
@@ -28,6 +31,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"id":"x","status":200}` + "\n\n" + `{"id":"y","ts":-5,"lat_us":1e3}`))
 	f.Add([]byte(`{"id":"a\u00e9","key":"k\"q","extra":{"n":[1,2]},"limited":null}`))
 	f.Add([]byte(`{"ID":"x","Status":200}`))
+	f.Add([]byte(`{"id":"x","units":-3,"key_id":"k","key_alias":"caf\u00e9","dur_us":1.5}`))
+	f.Add([]byte(`{"id":"x","units":12345678901234567890}`))
 	f.Add([]byte(`{"id":"x","status":9223372036854775808}`))
 	f.Add([]byte(`{"id":"x","status":01}`))
 	f.Add([]byte(`{"id":"","status":200}`))
@@ -40,6 +45,7 @@ func FuzzDecodeBatch(f *testing.F) {
 		gerr := DecodeBatch(data, func(e *Event) {
 			c := *e
 			c.ID, c.Key, c.Endpoint = bytes.Clone(e.ID), bytes.Clone(e.Key), bytes.Clone(e.Endpoint)
+			c.KeyID, c.KeyAlias = bytes.Clone(e.KeyID), bytes.Clone(e.KeyAlias)
 			got = append(got, c)
 		})
 		if (werr == nil) != (gerr == nil) {
@@ -55,7 +61,8 @@ func FuzzDecodeBatch(f *testing.F) {
 			g := got[i]
 			if string(g.ID) != w.ID || string(g.Key) != w.KeyHash || string(g.Endpoint) != w.Endpoint ||
 				g.Limited != (w.Limited != "") || g.Time != w.Time || g.Status != int64(w.Status) ||
-				g.Latency != w.Latency || g.BytesIn != w.BytesIn || g.BytesOut != w.BytesOut {
+				g.Latency != w.Latency || g.BytesIn != w.BytesIn || g.BytesOut != w.BytesOut ||
+				string(g.KeyID) != w.KeyID || string(g.KeyAlias) != w.KeyAlias || g.Units != w.Units {
 				t.Fatalf("event %d: got %+v, want %+v", i, g, w)
 			}
 		}

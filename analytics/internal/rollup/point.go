@@ -12,7 +12,9 @@ type Status struct {
 
 // Point is one bucket as the query API and the rollup messages show it.
 // Errors are responses with a 5xx status; limited are requests a rate
-// limit or quota refused.
+// limit or quota refused; units the sum of the events' units (the cost
+// counted against limits counting units, 0 for requests counted as
+// requests).
 type Point struct {
 	T        time.Time `json:"t"`
 	Requests int64     `json:"requests"`
@@ -21,6 +23,7 @@ type Point struct {
 	Limited  int64     `json:"limited"`
 	BytesIn  int64     `json:"bytes_in"`
 	BytesOut int64     `json:"bytes_out"`
+	Units    int64     `json:"units"`
 	P50      float64   `json:"p50_ms"`
 	P95      float64   `json:"p95_ms"`
 	P99      float64   `json:"p99_ms"`
@@ -32,7 +35,7 @@ func PointOf(t time.Time, c *Counters) Point {
 		T: t.UTC(), Requests: c[FRequests],
 		Status:  Status{S2xx: c[F2xx], S3xx: c[F3xx], S4xx: c[F4xx], S5xx: c[F5xx]},
 		Errors:  c[F5xx],
-		Limited: c[FLimited], BytesIn: c[FBytesIn], BytesOut: c[FBytesOut],
+		Limited: c[FLimited], BytesIn: c[FBytesIn], BytesOut: c[FBytesOut], Units: c[FUnits],
 		P50: round3(c.Quantile(0.50)), P95: round3(c.Quantile(0.95)), P99: round3(c.Quantile(0.99)),
 	}
 }

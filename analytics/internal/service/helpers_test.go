@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,13 +120,31 @@ type expected struct {
 	byAPI  map[string]int
 	byKey  map[string]int
 	status map[string]map[string]int // api -> class -> n
+	// units summed as the gateways reported them: in all, by API, by key
+	// hash and by API and endpoint.
+	units      int64
+	unitsAPI   map[string]int64
+	unitsKey   map[string]int64
+	unitsEndpt map[string]int64 // "api endpoint"
 }
 
 var (
 	testAPIs   = []string{"orders", "users", "search"}
 	testKeys   = []string{"k1" + strings.Repeat("a", 62), "k2" + strings.Repeat("b", 62), "k3" + strings.Repeat("c", 62), ""}
 	testStatus = []int{200, 200, 201, 204, 301, 404, 429, 500, 503}
+	testEndpts = []string{"/v1/chat", "/v1/embed", ""}
+	// testNames are the key id and alias the events carry per key hash.
+	testNames = map[string][2]string{testKeys[0]: {"key-1", "acme"}, testKeys[1]: {"key-2", ""}, testKeys[2]: {"jwt", ""}}
 )
+
+// unitsOf is the cost event i reports: refused requests and one in five
+// others cost nothing (no units field), the rest 1 to 2,000.
+func unitsOf(i, status int) int64 {
+	if status == 429 || i%5 == 0 {
+		return 0
+	}
+	return int64(1 + (i*7919)%2000)
+}
 
 // gen makes batches: batches[i] is one message of api batches[i].api.
 type batch struct {
@@ -134,7 +153,8 @@ type batch struct {
 }
 
 func gen(k, perBatch int, at time.Time) ([]batch, expected) {
-	exp := expected{byAPI: map[string]int{}, byKey: map[string]int{}, status: map[string]map[string]int{}}
+	exp := expected{byAPI: map[string]int{}, byKey: map[string]int{}, status: map[string]map[string]int{},
+		unitsAPI: map[string]int64{}, unitsKey: map[string]int64{}, unitsEndpt: map[string]int64{}}
 	var out []batch
 	for i := 0; i < k; {
 		api := testAPIs[len(out)%len(testAPIs)]
@@ -143,11 +163,19 @@ func gen(k, perBatch int, at time.Time) ([]batch, expected) {
 			st := testStatus[i%len(testStatus)]
 			key := testKeys[i%len(testKeys)]
 			ev := usage.Event{ID: fmt.Sprintf("node1-boot1-e%d", i), Time: at.UnixNano(), Node: "node1", API: api,
-				KeyHash: key, Method: "GET", Path: "/v1/x", Endpoint: "/v1/*", Status: st,
-				Latency: int64(100 + i%5000), BytesIn: 10, BytesOut: 100}
+				KeyHash: key, Method: "GET", Path: "/v1/x", Endpoint: testEndpts[i%len(testEndpts)], Status: st,
+				Latency: int64(100 + i%5000), BytesIn: 10, BytesOut: 100, Units: unitsOf(i, st)}
+			ev.KeyID, ev.KeyAlias = testNames[key][0], testNames[key][1]
 			if st == 429 {
 				ev.Limited = "rate"
 			}
+			ep := ev.Endpoint
+			if ep == "" {
+				ep = "-"
+			}
+			exp.units += ev.Units
+			exp.unitsAPI[api] += ev.Units
+			exp.unitsEndpt[api+" "+ep] += ev.Units
 			b.evs = append(b.evs, ev)
 			exp.total++
 			exp.byAPI[api]++
@@ -155,6 +183,7 @@ func gen(k, perBatch int, at time.Time) ([]batch, expected) {
 				key = "-"
 			}
 			exp.byKey[key]++
+			exp.unitsKey[key] += ev.Units
 			if exp.status[api] == nil {
 				exp.status[api] = map[string]int{}
 			}
@@ -188,14 +217,20 @@ type usageResp struct {
 		Requests int            `json:"requests"`
 		Status   map[string]int `json:"status"`
 		Limited  int            `json:"limited"`
+		Units    int64          `json:"units"`
 	} `json:"totals"`
+	KeyID    string `json:"key_id"`
+	KeyAlias string `json:"key_alias"`
 }
 
 type topResp struct {
 	Items []struct {
 		Name     string `json:"name"`
 		API      string `json:"api"`
+		KeyID    string `json:"key_id"`
+		KeyAlias string `json:"key_alias"`
 		Requests int    `json:"requests"`
+		Units    int64  `json:"units"`
 	} `json:"items"`
 }
 
@@ -205,16 +240,16 @@ func checkExact(addr string, exp expected) error {
 	if err := getJSON(addr, "/v1/usage?from=-2h", &all); err != nil {
 		return err
 	}
-	if all.Totals.Requests != exp.total {
-		return fmt.Errorf("all APIs: %d requests, want %d", all.Totals.Requests, exp.total)
+	if all.Totals.Requests != exp.total || all.Totals.Units != exp.units {
+		return fmt.Errorf("all APIs: %d requests %d units, want %d %d", all.Totals.Requests, all.Totals.Units, exp.total, exp.units)
 	}
 	for api, n := range exp.byAPI {
 		var u usageResp
 		if err := getJSON(addr, "/v1/usage?from=-2h&api="+api, &u); err != nil {
 			return err
 		}
-		if u.Totals.Requests != n {
-			return fmt.Errorf("api %s: %d requests, want %d", api, u.Totals.Requests, n)
+		if u.Totals.Requests != n || u.Totals.Units != exp.unitsAPI[api] {
+			return fmt.Errorf("api %s: %d requests %d units, want %d %d", api, u.Totals.Requests, u.Totals.Units, n, exp.unitsAPI[api])
 		}
 		for class, want := range exp.status[api] {
 			if u.Totals.Status[class] != want {
@@ -227,9 +262,15 @@ func checkExact(addr string, exp expected) error {
 		if err := getJSON(addr, "/v1/usage?from=-2h&key="+key, &u); err != nil {
 			return err
 		}
-		if u.Totals.Requests != n {
-			return fmt.Errorf("key %s: %d requests, want %d", key, u.Totals.Requests, n)
+		if u.Totals.Requests != n || u.Totals.Units != exp.unitsKey[key] {
+			return fmt.Errorf("key %s: %d requests %d units, want %d %d", key, u.Totals.Requests, u.Totals.Units, n, exp.unitsKey[key])
 		}
+		if u.KeyID != testNames[key][0] || u.KeyAlias != testNames[key][1] {
+			return fmt.Errorf("key %s named %q %q, want %q", key, u.KeyID, u.KeyAlias, testNames[key])
+		}
+	}
+	if err := checkEndpoints(addr, exp); err != nil {
+		return err
 	}
 	var top topResp
 	if err := getJSON(addr, "/v1/usage/top?by=key&from=-2h", &top); err != nil {
@@ -239,8 +280,41 @@ func checkExact(addr string, exp expected) error {
 		return fmt.Errorf("top keys: %d items, want %d", len(top.Items), len(exp.byKey))
 	}
 	for _, it := range top.Items {
-		if it.Requests != exp.byKey[it.Name] {
-			return fmt.Errorf("top key %s: %d, want %d", it.Name, it.Requests, exp.byKey[it.Name])
+		if it.Requests != exp.byKey[it.Name] || it.Units != exp.unitsKey[it.Name] {
+			return fmt.Errorf("top key %s: %d requests %d units, want %d %d", it.Name, it.Requests, it.Units, exp.byKey[it.Name], exp.unitsKey[it.Name])
+		}
+		if it.KeyID != testNames[it.Name][0] || it.KeyAlias != testNames[it.Name][1] {
+			return fmt.Errorf("top key %s named %q %q, want %q", it.Name, it.KeyID, it.KeyAlias, testNames[it.Name])
+		}
+	}
+	return nil
+}
+
+// checkEndpoints verifies the units of every endpoint, from the top list
+// and from the endpoint's series.
+func checkEndpoints(addr string, exp expected) error {
+	var top topResp
+	if err := getJSON(addr, "/v1/usage/top?by=endpoint&sort=units&limit=1000&from=-2h", &top); err != nil {
+		return err
+	}
+	if len(top.Items) != len(exp.unitsEndpt) {
+		return fmt.Errorf("top endpoints: %d items, want %d", len(top.Items), len(exp.unitsEndpt))
+	}
+	for i, it := range top.Items {
+		if want := exp.unitsEndpt[it.API+" "+it.Name]; it.Units != want {
+			return fmt.Errorf("endpoint %s %s: %d units, want %d", it.API, it.Name, it.Units, want)
+		}
+		if i > 0 && it.Units > top.Items[i-1].Units {
+			return fmt.Errorf("top endpoints by units not in order: %d after %d", it.Units, top.Items[i-1].Units)
+		}
+		var u usageResp
+		q := url.Values{"from": {"-2h"}, "api": {it.API}, "endpoint": {it.Name}}
+		if err := getJSON(addr, "/v1/usage?"+q.Encode(), &u); err != nil {
+			return err
+		}
+		if u.Totals.Units != it.Units || u.Totals.Requests != it.Requests {
+			return fmt.Errorf("endpoint %s %s series: %d requests %d units, top says %d %d",
+				it.API, it.Name, u.Totals.Requests, u.Totals.Units, it.Requests, it.Units)
 		}
 	}
 	return nil

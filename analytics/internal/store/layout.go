@@ -25,6 +25,8 @@
 //	T+"e:<pattern>" STREAM closed minutes of one endpoint
 //	T+"keys"        ZSET   key hash -> last closed minute it appears in
 //	T+"eps"         ZSET   endpoint -> last closed minute it appears in
+//	T+"kn"          HASH   key hash -> its name, JSON {"id","alias"} (usage event key_id, key_alias)
+//	T+"knt"         ZSET   key hash -> last minute its name was set; names older than the retention are removed
 //
 // and Layout.APIs, "<ns>:{usage}:apis", the set of API ids seen, under its
 // own tag.

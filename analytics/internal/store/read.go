@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -197,4 +198,34 @@ func (s *Store) Totals(ctx context.Context, api string) (rollup.Counters, int64,
 	}
 	late, _ := strconv.ParseInt(v["late"], 10, 64)
 	return c, late, nil
+}
+
+// Names returns the names (key id and alias) of key hashes, looked up in
+// the usage of every API in apis; a hash without a name is left out.
+func (s *Store) Names(ctx context.Context, apis, hashes []string) (map[string]rollup.KeyName, error) {
+	out := map[string]rollup.KeyName{}
+	if len(apis) == 0 || len(hashes) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, 0, len(apis)*len(hashes))
+	for _, api := range apis {
+		for _, h := range hashes {
+			cmds = append(cmds, pipe.HGet(ctx, s.layout.Prefix(api)+"kn", h))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("read key names: %w", err)
+	}
+	for i, c := range cmds {
+		h := hashes[i%len(hashes)]
+		if _, done := out[h]; done || c.Err() != nil {
+			continue
+		}
+		var n rollup.KeyName
+		if json.Unmarshal([]byte(c.Val()), &n) == nil {
+			out[h] = n
+		}
+	}
+	return out, nil
 }

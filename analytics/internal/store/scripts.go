@@ -8,7 +8,8 @@ import "github.com/redis/go-redis/v9"
 // ARGV: T, dedupTTLms, nIDs, ids..., minID (Unix ms), retention ms,
 //
 //	nTotals, (code, delta)..., nMinutes, then per minute: minute, requests,
-//	nFields, (field, delta)...
+//	nFields, (field, delta)..., then nNames, last minute (Unix ms),
+//	(key hash, name JSON)...
 //
 // It returns {1, i...} with the 1-based positions of messages already
 // recorded, changing nothing; or {0, late} after adding everything. A
@@ -17,7 +18,8 @@ import "github.com/redis/go-redis/v9"
 // and added to the minute's correction bucket T.."l:<minute>" (indexed in
 // T.."late", expiring with the minute's retention), which the readers add
 // to the closed minute, so series and totals agree. A minute older than
-// minID (past the retention) is only counted.
+// minID (past the retention) is only counted. Key names (id and alias) are
+// set in T.."kn", with the batch's last minute in T.."knt" for their expiry.
 var applyScript = redis.NewScript(`
 local T = ARGV[1]
 local ttl = ARGV[2]
@@ -68,6 +70,14 @@ for j = 1, nm do
   end
 end
 if late > 0 then redis.call('HINCRBY', tot, 'late', late) end
+local nn = tonumber(ARGV[p]); p = p + 1
+if nn > 0 then
+  local last = ARGV[p]; p = p + 1
+  for j = 1, nn do
+    redis.call('HSET', T .. 'kn', ARGV[p], ARGV[p + 1])
+    redis.call('ZADD', T .. 'knt', last, ARGV[p]); p = p + 2
+  end
+end
 return {0, late}
 `)
 
@@ -128,5 +138,10 @@ end
 redis.call('ZREMRANGEBYSCORE', T .. 'late', '-inf', '(' .. minid)
 redis.call('ZREMRANGEBYSCORE', T .. 'keys', '-inf', '(' .. minid)
 redis.call('ZREMRANGEBYSCORE', T .. 'eps', '-inf', '(' .. minid)
+local gone = redis.call('ZRANGEBYSCORE', T .. 'knt', '-inf', '(' .. minid)
+for i = 1, #gone, 500 do
+  redis.call('HDEL', T .. 'kn', unpack(gone, i, math.min(i + 499, #gone)))
+end
+redis.call('ZREMRANGEBYSCORE', T .. 'knt', '-inf', '(' .. minid)
 return out
 `)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -144,6 +145,23 @@ func applyArgs(prefix string, b *rollup.APIBatch, dedupTTL time.Duration, minID 
 			args = appendFields(args, c, DimEndpoint, e)
 		}
 		args[at] = (len(args) - start) / 2
+	}
+	return appendNames(args, b)
+}
+
+func appendNames(args []any, b *rollup.APIBatch) []any {
+	args = append(args, len(b.Names))
+	if len(b.Names) == 0 {
+		return args
+	}
+	var last int64
+	for m := range b.Minutes {
+		last = max(last, m)
+	}
+	args = append(args, last)
+	for h, n := range b.Names {
+		js, _ := json.Marshal(n)
+		args = append(args, h, string(js))
 	}
 	return args
 }

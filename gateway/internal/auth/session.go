@@ -33,6 +33,7 @@ import (
 // key's own hash tag (store.Layout.KeyCounterPrefix).
 type Session struct {
 	KeyID    string
+	Alias    string // the key record's alias, "" when none
 	Hash     string // hex SHA-256 of the key
 	Policies []string
 	// Org is the org the key belongs to ("" none): the org's limits,
@@ -85,7 +86,7 @@ func (q *SessionQuota) AppliesTo(api string) bool { return q.apis == nil || q.ap
 // NewSession merges k with its policies; policy returns the policy with an
 // id, or nil.
 func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
-	s := &Session{KeyID: k.ID, Hash: k.Hash, Policies: k.Policies, Org: k.Org, Disabled: k.Disabled, access: map[string][]right{}}
+	s := &Session{KeyID: k.ID, Alias: k.Alias, Hash: k.Hash, Policies: k.Policies, Org: k.Org, Disabled: k.Disabled, access: map[string][]right{}}
 	s.Cert = k.Certificate != nil
 	if k.ExpiresAt != nil {
 		s.expires = *k.ExpiresAt

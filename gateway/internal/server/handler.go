@@ -376,7 +376,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		Units:     x.units,
 	}
 	if x.sess != nil {
-		e.KeyHash = x.sess.Hash
+		e.KeyHash, e.KeyID, e.KeyAlias = x.sess.Hash, x.sess.KeyID, x.sess.Alias
 	}
 	if x.endpoint != nil {
 		e.Endpoint = x.endpoint.Pattern.String()

@@ -128,7 +128,7 @@ func TestLimits(t *testing.T) {
 		&model.Policy{ID: "p", Access: []model.AccessRight{{API: "a"}}, RateLimit: &model.Limit{Rate: 3, Per: model.Duration(time.Hour)}},
 		&model.Policy{ID: "q", Access: []model.AccessRight{{API: "a"}}, Quota: &model.Quota{Max: 2, Renewal: model.Duration(time.Hour)}},
 		keyFor("rate-key-0123456789", func(k *model.Key) { k.Policies = []string{"p"} }),
-		keyFor("quota-key-0123456789", func(k *model.Key) { k.Policies = []string{"q"} }),
+		keyFor("quota-key-0123456789", func(k *model.Key) { k.Policies, k.Alias = []string{"q"}, "quota partner" }),
 	)
 	n := c.node()
 	t.Run("rate", func(t *testing.T) {
@@ -164,7 +164,8 @@ func TestLimits(t *testing.T) {
 		}
 		ev := n.events.all()
 		last := ev[len(ev)-1]
-		if last.Limited != "quota" || last.Status != 429 || last.KeyHash != model.HashKey([]byte("quota-key-0123456789")) {
+		if last.Limited != "quota" || last.Status != 429 || last.KeyHash != model.HashKey([]byte("quota-key-0123456789")) ||
+			last.KeyID != "k-quota-" || last.KeyAlias != "quota partner" {
 			t.Fatalf("usage event %+v", last)
 		}
 	})

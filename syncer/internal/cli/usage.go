@@ -37,13 +37,14 @@ type point struct {
 	Limited  int64   `json:"limited"`
 	BytesIn  int64   `json:"bytes_in"`
 	BytesOut int64   `json:"bytes_out"`
+	Units    int64   `json:"units"`
 	P50      float64 `json:"p50_ms"`
 	P95      float64 `json:"p95_ms"`
 	P99      float64 `json:"p99_ms"`
 }
 
 func cmdUsage(ctx context.Context, r *run, args []string) error {
-	fs := r.flagSet("usage", "", "Show requests per step (counts by status class, limited, bytes, latency percentiles) from the analytics query API (GET /v1/usage), then the top consumers over the same range (GET /v1/usage/top).")
+	fs := r.flagSet("usage", "", "Show requests per step (counts by status class, limited, bytes, units, latency percentiles) from the analytics query API (GET /v1/usage), then the top consumers over the same range (GET /v1/usage/top).")
 	fs.StringVar(&r.g.analytics, "analytics", r.g.analytics, "analytics query API address (env SLUICE_ANALYTICS_URL)")
 	token := fs.String("analytics-token", r.env.Getenv("SLUICE_ANALYTICS_TOKEN"), "bearer token of the analytics API; needed unless the worker runs with auth.disabled (env SLUICE_ANALYTICS_TOKEN)")
 	api := fs.String("api", "", "only this API id")
@@ -148,13 +149,13 @@ type topAnswer struct {
 	} `json:"items"`
 }
 
-var pointHeader = []string{"REQUESTS", "2XX", "3XX", "4XX", "5XX", "LIMITED", "BYTES IN", "BYTES OUT", "P50 MS", "P95 MS", "P99 MS"}
+var pointHeader = []string{"REQUESTS", "2XX", "3XX", "4XX", "5XX", "LIMITED", "BYTES IN", "BYTES OUT", "UNITS", "P50 MS", "P95 MS", "P99 MS"}
 
 func (p *point) cells() []string {
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	return []string{i(p.Requests), i(p.Status.S2xx), i(p.Status.S3xx), i(p.Status.S4xx), i(p.Status.S5xx),
-		i(p.Limited), i(p.BytesIn), i(p.BytesOut), f(p.P50), f(p.P95), f(p.P99)}
+		i(p.Limited), i(p.BytesIn), i(p.BytesOut), i(p.Units), f(p.P50), f(p.P95), f(p.P99)}
 }
 
 func printSeries(w io.Writer, raw json.RawMessage) error {

@@ -201,11 +201,11 @@ func TestUsageTable(t *testing.T) {
 		switch r.URL.Path {
 		case "/v1/usage":
 			fmt.Fprint(w, `{"api":"orders","step":"1m","series":[
-				{"t":"2030-01-02T03:04:00Z","requests":10,"status":{"2xx":8,"3xx":0,"4xx":2,"5xx":0},"errors":0,"limited":2,"bytes_in":0,"bytes_out":420,"p50_ms":1.5,"p95_ms":3,"p99_ms":4.25},
+				{"t":"2030-01-02T03:04:00Z","requests":10,"status":{"2xx":8,"3xx":0,"4xx":2,"5xx":0},"errors":0,"limited":2,"bytes_in":0,"bytes_out":420,"units":1500,"p50_ms":1.5,"p95_ms":3,"p99_ms":4.25},
 				{"t":"2030-01-02T03:05:00Z","requests":0,"status":{"2xx":0,"3xx":0,"4xx":0,"5xx":0},"errors":0,"limited":0,"bytes_in":0,"bytes_out":0,"p50_ms":0,"p95_ms":0,"p99_ms":0}],
-				"totals":{"t":"2030-01-02T03:04:00Z","requests":10,"status":{"2xx":8,"3xx":0,"4xx":2,"5xx":0},"errors":0,"limited":2,"bytes_in":0,"bytes_out":420,"p50_ms":1.5,"p95_ms":3,"p99_ms":4.25}}`)
+				"totals":{"t":"2030-01-02T03:04:00Z","requests":10,"status":{"2xx":8,"3xx":0,"4xx":2,"5xx":0},"errors":0,"limited":2,"bytes_in":0,"bytes_out":420,"units":1500,"p50_ms":1.5,"p95_ms":3,"p99_ms":4.25}}`)
 		case "/v1/usage/top":
-			fmt.Fprint(w, `{"by":"key","items":[{"name":"abc","api":"orders","requests":9,"status":{"2xx":8,"4xx":1},"errors":0,"limited":1,"p50_ms":1.5},{"name":"def","requests":1,"status":{"2xx":1}}]}`)
+			fmt.Fprint(w, `{"by":"key","items":[{"name":"abc","api":"orders","requests":9,"status":{"2xx":8,"4xx":1},"errors":0,"limited":1,"units":1200,"p50_ms":1.5},{"name":"def","requests":1,"status":{"2xx":1}}]}`)
 		default:
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprint(w, `{"error":{"code":"invalid_request","message":"step: \"5m\" is not 1m, 1h or 1d"}}`)
@@ -216,13 +216,13 @@ func TestUsageTable(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	want := "TIME                  REQUESTS  2XX  3XX  4XX  5XX  LIMITED  BYTES IN  BYTES OUT  P50 MS  P95 MS  P99 MS\n" +
-		"2030-01-02T03:04:00Z  10        8    0    2    0    2        0         420        1.5     3       4.25\n" +
-		"2030-01-02T03:05:00Z  0         0    0    0    0    0        0         0          0       0       0\n" +
-		"TOTAL                 10        8    0    2    0    2        0         420        1.5     3       4.25\n" +
+	want := "TIME                  REQUESTS  2XX  3XX  4XX  5XX  LIMITED  BYTES IN  BYTES OUT  UNITS  P50 MS  P95 MS  P99 MS\n" +
+		"2030-01-02T03:04:00Z  10        8    0    2    0    2        0         420        1500   1.5     3       4.25\n" +
+		"2030-01-02T03:05:00Z  0         0    0    0    0    0        0         0          0      0       0       0\n" +
+		"TOTAL                 10        8    0    2    0    2        0         420        1500   1.5     3       4.25\n" +
 		"\ntop by endpoint:\n" +
-		"KEY  API     REQUESTS  2XX  3XX  4XX  5XX  LIMITED  BYTES IN  BYTES OUT  P50 MS  P95 MS  P99 MS\n" +
-		"abc  orders  9         8    0    1    0    1        0         0          1.5     0       0\n"
+		"KEY  API     REQUESTS  2XX  3XX  4XX  5XX  LIMITED  BYTES IN  BYTES OUT  UNITS  P50 MS  P95 MS  P99 MS\n" +
+		"abc  orders  9         8    0    1    0    1        0         0          1200   1.5     0       0\n"
 	if r.stdout != want {
 		t.Errorf("usage:\n%s\nwant:\n%s", r.stdout, want)
 	}
