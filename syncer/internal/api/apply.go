@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,6 +26,9 @@ const maxApplyBody = 32 << 20
 type applyRequest struct {
 	APIs     []model.API    `json:"apis"`
 	Policies []model.Policy `json:"policies"`
+	// Keys, when present (even empty), are the desired keys, each with its
+	// hash (apply_keys.go); absent, stored keys are left alone.
+	Keys *[]declarative.Key `json:"keys,omitempty"`
 	// Prune deletes stored objects that are not in the request.
 	Prune bool `json:"prune,omitempty"`
 	// DryRun returns the plan and writes nothing.
@@ -58,25 +62,31 @@ type state struct {
 	version int64
 	file    declarative.File
 	etags   map[string]string // "kind/id" -> ETag
+	keys    keyState          // set when keys were read
+	now     time.Time
 }
 
 // readState reads the version and every API and policy in one
 // transaction, so the plan is made against one version.
-func (s *Server) readState(r *http.Request) (*state, error) {
+func (s *Server) readState(r *http.Request, withKeys bool) (*state, error) {
 	ctx := r.Context()
 	var ver *redis.StringCmd
-	var apis, pols *redis.MapStringStringCmd
+	var apis, pols, keyIDs, keys *redis.MapStringStringCmd
 	l := s.opts.Store.Layout()
 	_, err := s.opts.Store.Client().TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, l.Version())
 		apis = p.HGetAll(ctx, l.APIs())
 		pols = p.HGetAll(ctx, l.Policies())
+		if withKeys {
+			keyIDs = p.HGetAll(ctx, l.KeyIDs())
+			keys = p.HGetAll(ctx, l.Keys())
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("apply: read state: %w", err)
 	}
-	st := &state{etags: map[string]string{}}
+	st := &state{etags: map[string]string{}, now: s.now().UTC().Truncate(time.Second)}
 	st.version, _ = ver.Int64()
 	for id, body := range apis.Val() {
 		var a model.API
@@ -93,6 +103,11 @@ func (s *Server) readState(r *http.Request) (*state, error) {
 		}
 		st.file.Policies = append(st.file.Policies, p)
 		st.etags[store.KindPolicy+"/"+id] = store.ETag([]byte(body))
+	}
+	if withKeys {
+		if err := st.addKeys(keyIDs.Val(), keys.Val()); err != nil {
+			return nil, err
+		}
 	}
 	st.file.Normalize()
 	return st, nil
@@ -114,7 +129,10 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		return errs
 	}
 	want := &declarative.File{APIs: req.APIs, Policies: req.Policies}
-	st, err := s.readState(r)
+	if req.Keys != nil {
+		want.Keys, want.KeysSet = *req.Keys, true
+	}
+	st, err := s.readState(r, want.KeysSet)
 	if err != nil {
 		return err
 	}
@@ -124,8 +142,13 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		if outside, errs = selectTag(want, &st.file, req.SelectTag); len(errs) > 0 {
 			return errs
 		}
+		if want.KeysSet {
+			if errs := selectKeyTag(want, &st.file, outside, req.SelectTag); len(errs) > 0 {
+				return errs
+			}
+		}
 	}
-	if errs := want.Validate(); len(errs) > 0 {
+	if errs := append(want.Validate(), st.checkCertKeys(want)...); len(errs) > 0 {
 		return errs
 	}
 	checkCur, checkPrune := &st.file, req.Prune
@@ -139,6 +162,7 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 	if outside != nil {
 		want.APIs = append(want.APIs, outside.APIs...)
 		want.Policies = append(want.Policies, outside.Policies...)
+		want.Keys = append(want.Keys, outside.Keys...)
 	}
 	if err := st.preconditions(&req); err != nil {
 		return err
@@ -183,8 +207,8 @@ func (st *state) preconditions(req *applyRequest) error {
 	var errs validation.Errors
 	for ref, etag := range req.IfMatch {
 		kind, id, ok := strings.Cut(ref, "/")
-		if !ok || (kind != store.KindAPI && kind != store.KindPolicy) || !model.ValidID(id) {
-			errs.Add("if_match."+ref, "must be named api/ID or policy/ID")
+		if !ok || (kind != store.KindAPI && kind != store.KindPolicy && kind != store.KindKey) || !model.ValidID(id) {
+			errs.Add("if_match."+ref, "must be named api/ID, policy/ID or key/ID")
 			continue
 		}
 		cur, found := st.etags[ref]
@@ -235,6 +259,8 @@ func (st *state) changes(plan *declarative.Plan) ([]store.Change, error) {
 			}
 			c.Refs = store.PolicyRefs(obj)
 			c.Body, err = json.Marshal(obj)
+		case *declarative.Key:
+			err = st.keyChange(&c, obj)
 		default:
 			err = fmt.Errorf("unexpected object %T", a.Object)
 		}

@@ -37,6 +37,7 @@ type keyCreate struct {
 	Quota     *model.Quota        `json:"quota,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
+	Tags      []string            `json:"tags,omitempty"`
 	// Key is a caller-chosen clear value; empty means generate one.
 	Key string `json:"key,omitempty"`
 	// Certificate, a PEM client certificate, makes the key that
@@ -58,6 +59,7 @@ type keyUpdate struct {
 	Quota     *model.Quota        `json:"quota,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
+	Tags      []string            `json:"tags,omitempty"`
 	// ClientCertificate is read-only, accepted so GET-edit-PUT works.
 	ClientCertificate *model.KeyCertificate `json:"client_certificate,omitempty"`
 }
@@ -123,7 +125,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	k := model.Key{ID: in.ID, Alias: in.Alias, Policies: in.Policies,
 		Access: in.Access, RateLimit: in.RateLimit, Quota: in.Quota, ExpiresAt: in.ExpiresAt,
-		Disabled: in.Disabled, CreatedAt: s.now().UTC().Truncate(time.Second)}
+		Disabled: in.Disabled, Tags: in.Tags, CreatedAt: s.now().UTC().Truncate(time.Second)}
 	var clear string
 	if in.Certificate != "" {
 		certificateKey(&errs, &k, in)
@@ -187,6 +189,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
 		}
 		cur.Alias, cur.Policies, cur.Access = in.Alias, in.Policies, in.Access
 		cur.RateLimit, cur.Quota, cur.ExpiresAt, cur.Disabled = in.RateLimit, in.Quota, in.ExpiresAt, in.Disabled
+		cur.Tags = in.Tags
 	}, func(k *model.Key, _ string) any { return k })
 }
 

@@ -28,7 +28,7 @@ type problemsError struct {
 
 func (e problemsError) Error() string { return e.msg }
 
-// fetchState reads every stored API and policy.
+// fetchState reads every stored API and policy (and key, see fetchKeys).
 func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
 	cur := &declarative.File{}
 	apis, err := c.listAll(ctx, "/v1/apis")
@@ -55,6 +55,31 @@ func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
 	}
 	cur.Normalize()
 	return cur, nil
+}
+
+// fetchKeys adds every stored key to cur in the declarative form (its
+// hash, never a value) and returns how many client certificate records it
+// left out: they are not declarative.
+func fetchKeys(ctx context.Context, c *client, cur *declarative.File) (int, error) {
+	raws, err := c.listAll(ctx, "/v1/keys")
+	if err != nil {
+		return 0, err
+	}
+	certs := 0
+	for _, raw := range raws {
+		var k model.Key
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return 0, fmt.Errorf("decode stored key: %w", err)
+		}
+		if k.Certificate != nil {
+			certs++
+			continue
+		}
+		cur.Keys = append(cur.Keys, declarative.KeyOf(&k))
+	}
+	cur.KeysSet = true
+	cur.Normalize()
+	return certs, nil
 }
 
 // inputs is the desired configuration read from every -f, merged, with
@@ -105,7 +130,7 @@ func expand(args []string) ([]string, error) {
 	return out, nil
 }
 
-var indexRE = regexp.MustCompile(`^(apis|policies)\[(\d+)\]`)
+var indexRE = regexp.MustCompile(`^(apis|policies|keys)\[(\d+)\]`)
 
 // readInputs parses, resolves ${env:NAME} in and validates every file,
 // then the merged whole. Every problem names its file, line and field.
@@ -136,7 +161,7 @@ func (r *run) readInputs(args []string) (*inputs, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies)}
+		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies), "keys": len(in.file.Keys)}
 		for path, line := range declarative.Lines(data) {
 			if m := indexRE.FindStringSubmatch(path); m != nil {
 				i, _ := strconv.Atoi(m[2])
@@ -146,6 +171,8 @@ func (r *run) readInputs(args []string) (*inputs, error) {
 		}
 		in.file.APIs = append(in.file.APIs, f.APIs...)
 		in.file.Policies = append(in.file.Policies, f.Policies...)
+		in.file.Keys = append(in.file.Keys, f.Keys...)
+		in.file.KeysSet = in.file.KeysSet || f.KeysSet
 	}
 	if len(problems) == 0 {
 		problems = in.locate(in.file.Validate())
@@ -203,11 +230,13 @@ func (in *inputs) refused(problems validation.Errors) error {
 
 // applyRequest is the body of POST /v1/apply.
 type applyRequest struct {
-	APIs      []model.API    `json:"apis"`
-	Policies  []model.Policy `json:"policies"`
-	Prune     bool           `json:"prune,omitempty"`
-	DryRun    bool           `json:"dry_run,omitempty"`
-	SelectTag string         `json:"select_tag,omitempty"`
+	APIs     []model.API    `json:"apis"`
+	Policies []model.Policy `json:"policies"`
+	// Keys is set when a file has a keys section: hashes only.
+	Keys      *[]declarative.Key `json:"keys,omitempty"`
+	Prune     bool               `json:"prune,omitempty"`
+	DryRun    bool               `json:"dry_run,omitempty"`
+	SelectTag string             `json:"select_tag,omitempty"`
 }
 
 // applyResult is its answer.
@@ -231,6 +260,13 @@ func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag stri
 	}
 	if req.Policies == nil {
 		req.Policies = []model.Policy{}
+	}
+	if in.file.KeysSet {
+		keys := in.file.Keys
+		if keys == nil {
+			keys = []declarative.Key{}
+		}
+		req.Keys = &keys
 	}
 	resp, err := c.do(ctx, http.MethodPost, "/v1/apply", nil, req)
 	var ae *APIError
@@ -387,21 +423,21 @@ func (r *run) export(ctx context.Context, out string) error {
 			return err
 		}
 	}
+	certs, err := fetchKeys(ctx, c, cur)
+	if err != nil {
+		return err
+	}
+	if certs > 0 {
+		fmt.Fprintf(r.env.Stderr, "export: %d client certificate key(s) not exported (manage them with sluicectl keys)\n", certs)
+	}
 	asJSON := r.g.output == "json" || (r.g.output == "table" && strings.EqualFold(filepath.Ext(out), ".json"))
 	var data []byte
 	if asJSON {
-		if cur.APIs == nil {
-			cur.APIs = []model.API{}
-		}
-		if cur.Policies == nil {
-			cur.Policies = []model.Policy{}
-		}
-		b, err := json.MarshalIndent(cur, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode: %w", err)
-		}
-		data = append(b, '\n')
-	} else if data, err = declarative.Marshal(cur); err != nil {
+		data, err = declarative.MarshalJSON(cur)
+	} else {
+		data, err = declarative.Marshal(cur)
+	}
+	if err != nil {
 		return err
 	}
 	if len(refs) > 0 {
@@ -415,7 +451,7 @@ func (r *run) export(ctx context.Context, out string) error {
 	if err := os.WriteFile(out, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
-	fmt.Fprintf(r.env.Stderr, "exported %d APIs and %d policies to %s\n", len(cur.APIs), len(cur.Policies), out)
+	fmt.Fprintf(r.env.Stderr, "exported %d APIs, %d policies and %d keys to %s\n", len(cur.APIs), len(cur.Policies), len(cur.Keys), out)
 	return nil
 }
 

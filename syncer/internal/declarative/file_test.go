@@ -62,7 +62,10 @@ func TestParseProblemsHavePaths(t *testing.T) {
 		{"wrong type", "apis:\n  - id: a\n    hosts: 3\n", []string{"apis[0].hosts"}},
 		{"bad duration", "policies:\n  - id: p\n    rate_limit: {rate: 1, per: soon}\n", []string{"policies[0]"}},
 		{"unknown top-level", "apis: []\nroutes: []\n", []string{"routes"}},
-		{"keys refused", "keys:\n  - id: k\n", []string{"keys"}},
+		{"clear key value refused", "keys:\n  - id: k\n    policies: [p]\n    key: sk_live_0123456789abcdef\n", []string{"keys[0].key"}},
+		{"key value not a scalar", "keys:\n  - id: k\n    key: {a: b}\n", []string{"keys[0].key", "keys[0].key.a"}},
+		{"unknown field in key", "keys:\n  - id: k\n    secret: x\n", []string{"keys[0].secret"}},
+		{"keys not a list", "keys: {id: k}\n", []string{"keys"}},
 		{"apis not a list", "apis: {id: a}\n", []string{"apis"}},
 		{"not a mapping", "- a\n- b\n", []string{""}},
 	}

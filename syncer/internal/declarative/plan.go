@@ -48,8 +48,10 @@ type FieldChange struct {
 
 // Plan is the ordered list of writes that makes the stored state match
 // the file: creates and updates of APIs, then of policies (a policy may
-// grant a new API), then deletes of policies, then of APIs (a policy may
-// still grant an API until it is deleted).
+// grant a new API), then of keys (a key may hold a new policy), then
+// deletes of keys, of policies, then of APIs (a policy may still grant an
+// API until it is deleted). Keys are planned only when the file has a
+// keys section (File.KeysSet).
 type Plan struct {
 	Actions []Action `json:"actions"`
 	// Kept counts stored objects missing from the file that are kept
@@ -112,6 +114,12 @@ func MakePlan(want, cur *File, prune bool) (*Plan, error) {
 		if err := p.put(KindPolicy, pol.ID, pol, lookup(curPols, pol.ID)); err != nil {
 			return nil, err
 		}
+	}
+	if want.KeysSet {
+		if err := p.planKeys(want.Keys, cur.Keys); err != nil {
+			return nil, err
+		}
+		p.pruneKeys(want.Keys, cur.Keys, prune)
 	}
 	wantAPIs := map[string]bool{}
 	for _, a := range w.APIs {
