@@ -120,6 +120,12 @@ func (s *Server) readState(r *http.Request, withKeys bool) (*state, error) {
 // against, so a concurrent write to any object the plan touches refuses
 // the whole apply (412) instead of being overwritten.
 func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
+	return s.applyOrPlan(w, r, false)
+}
+
+// applyOrPlan is POST /v1/apply, or POST /v1/plan when planOnly (a dry
+// run, whatever the body says; see plan.go).
+func (s *Server) applyOrPlan(w http.ResponseWriter, r *http.Request, planOnly bool) error {
 	raw, err := readBody(r)
 	if err != nil {
 		return err
@@ -128,6 +134,7 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 	if errs := decodeStrict(raw, &req); len(errs) > 0 {
 		return errs
 	}
+	req.DryRun = req.DryRun || planOnly
 	want := &declarative.File{APIs: req.APIs, Policies: req.Policies}
 	if req.Keys != nil {
 		want.Keys, want.KeysSet = *req.Keys, true
@@ -176,6 +183,9 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := applyResponse{DryRun: req.DryRun, BaseVersion: st.version, Version: st.version, Plan: plan}
+	if planOnly && !mayWrite(r.Context()) {
+		maskSecrets(plan)
+	}
 	if req.DryRun || len(changes) == 0 {
 		w.Header().Set("Sluice-Config-Version", strconv.FormatInt(st.version, 10))
 		writeJSON(w, http.StatusOK, resp)

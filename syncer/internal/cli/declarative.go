@@ -250,6 +250,12 @@ type applyResult struct {
 // send asks the syncer to plan (dry run) or apply the inputs. Problems the
 // syncer finds are reported at the file and line of their field.
 func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag string) (*applyResult, error) {
+	return r.sendTo(ctx, "/v1/apply", in, prune, dryRun, tag)
+}
+
+// sendTo is send to path: /v1/apply, or /v1/plan (a dry run any role that
+// reads the configuration may ask for: diff works with a viewer's token).
+func (r *run) sendTo(ctx context.Context, path string, in *inputs, prune, dryRun bool, tag string) (*applyResult, error) {
 	c, err := r.admin()
 	if err != nil {
 		return nil, err
@@ -268,7 +274,7 @@ func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag stri
 		}
 		req.Keys = &keys
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/apply", nil, req)
+	resp, err := c.do(ctx, http.MethodPost, path, nil, req)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && len(ae.Details) > 0 {
 		return nil, in.refused(in.locate(ae.Details))
@@ -278,7 +284,7 @@ func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag stri
 	}
 	var res applyResult
 	if err := json.Unmarshal(resp.Body, &res); err != nil || res.Plan == nil {
-		return nil, fmt.Errorf("POST /v1/apply: unexpected answer: %s", truncate(resp.Body))
+		return nil, fmt.Errorf("POST %s: unexpected answer: %s", path, truncate(resp.Body))
 	}
 	if !r.g.showSecrets {
 		maskPlan(res.Plan)
@@ -299,14 +305,16 @@ func (r *run) applyCommand() *cobra.Command {
 	var tag string
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR [-f ...]",
-		Short: "make stored APIs and policies match the files, all or nothing",
-		Long: `Make the stored APIs and policies match the files. The files are read and
+		Short: "make stored APIs, policies and keys match the files, all or nothing",
+		Long: `Make the stored APIs, policies and keys match the files. The files are read and
 validated first (every problem with its file, line and field; nothing is
 written). The syncer then plans the change against the stored state and
 writes it in one atomic step (POST /v1/apply): one config version, all of
 it or, if anything fails or changed meanwhile, none of it. The plan is
 printed: + create, ~ update (with the fields that change), - delete.
-Values written ${env:NAME} are read from the environment.`,
+Values written ${env:NAME} are read from the environment. Keys are managed
+only when a file has a keys section; a key's value is given as
+key: ${env:NAME} (sent as its SHA-256, never in clear) or hash: SHA256.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := r.readInputs(files)
@@ -331,7 +339,7 @@ Values written ${env:NAME} are read from the environment.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
-	cmd.Flags().BoolVar(&prune, "prune", false, "delete stored APIs and policies that are not in the files")
+	cmd.Flags().BoolVar(&prune, "prune", false, "delete stored APIs and policies (and keys, when the files have a keys section) that are not in the files")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "ask the syncer for the plan and write nothing")
 	cmd.Flags().StringVar(&tag, "select-tag", "", "manage only objects with this tag: every object of the files must carry it; stored objects without it are left alone (also by --prune)")
 	return cmd
@@ -344,9 +352,11 @@ func (r *run) diffCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "diff -f FILE|DIR [-f ...]",
 		Short: "print what apply would change; exit 2 when there are differences",
-		Long: `Print the plan that 'apply' would carry out (the syncer plans it; nothing
-is written): + create, ~ update (with the fields that change), - delete
-(with --prune). Secret values are masked unless --show-secrets.
+		Long: `Print the plan that 'apply' would carry out (the syncer plans it with
+POST /v1/plan; nothing is written, and a viewer's token is enough):
++ create, ~ update (with the fields that change), - delete (with --prune).
+Secret values are masked unless --show-secrets (which shows them only to
+tokens that may write the configuration).
 
 Exit codes: 0 the stored state matches the files, 2 there are
 differences, 1 an error.`,
@@ -356,7 +366,7 @@ differences, 1 an error.`,
 			if err != nil {
 				return err
 			}
-			res, err := r.send(cmd.Context(), in, prune, true, tag)
+			res, err := r.sendTo(cmd.Context(), "/v1/plan", in, prune, true, tag)
 			if err != nil {
 				return err
 			}
@@ -375,7 +385,7 @@ differences, 1 an error.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
-	cmd.Flags().BoolVar(&prune, "prune", false, "plan to delete stored APIs and policies that are not in the files")
+	cmd.Flags().BoolVar(&prune, "prune", false, "plan to delete stored APIs and policies (and keys, when the files have a keys section) that are not in the files")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (same as -o json)")
 	cmd.Flags().StringVar(&tag, "select-tag", "", "compare only objects with this tag (as apply --select-tag)")
 	return cmd
@@ -385,9 +395,10 @@ func (r *run) exportCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "export [--out FILE]",
-		Short: "write stored APIs and policies in the declarative format",
-		Long: `Write the stored APIs and policies in the declarative format, sorted by id,
-so that applying the export changes nothing. Keys are not exported.
+		Short: "write stored APIs, policies and keys in the declarative format",
+		Long: `Write the stored APIs, policies and keys in the declarative format, sorted
+by id, so that applying the export changes nothing. Keys are written with
+their hash (never a value); client certificate records are left out.
 
 The format is YAML unless -o json, or the --out file ends in .json
 (-o FILE is read as --out FILE). Secrets are never written in clear
