@@ -186,6 +186,11 @@ func (s *Server) applyOrPlan(w http.ResponseWriter, r *http.Request, planOnly bo
 	if planOnly && !mayWrite(r.Context()) {
 		maskSecrets(plan)
 	}
+	if !req.DryRun {
+		if err := checkKeyIssue(r, plan); err != nil {
+			return err
+		}
+	}
 	if req.DryRun || len(changes) == 0 {
 		w.Header().Set("Sluice-Config-Version", strconv.FormatInt(st.version, 10))
 		writeJSON(w, http.StatusOK, resp)

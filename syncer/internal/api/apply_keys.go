@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/validation"
 	"github.com/sluicegw/sluice/syncer/internal/declarative"
 )
@@ -104,4 +107,39 @@ func (st *state) keyChange(c *store.Change, k *declarative.Key) error {
 	}
 	c.Hash, c.Body, c.Refs = m.Hash, body, store.KeyRefs(&m)
 	return nil
+}
+
+// checkKeyIssue refuses (403) an apply that creates a key or changes a
+// key's value when the token may not issue keys: as with the key routes,
+// an operator may change a key's settings and delete it, not mint or
+// rotate one.
+func checkKeyIssue(r *http.Request, plan *declarative.Plan) error {
+	if mayIssue(r.Context()) {
+		return nil
+	}
+	for _, a := range plan.Actions {
+		if a.Kind != declarative.KindKey {
+			continue
+		}
+		rotates := false
+		for _, c := range a.Changes {
+			rotates = rotates || c.Field == "hash"
+		}
+		if a.Op == declarative.OpCreate || rotates {
+			return errorf(http.StatusForbidden, codeForbidden,
+				"key %s: creating a key or changing its value needs a token that may issue keys (admin, issuer); nothing was written", a.ID)
+		}
+	}
+	return nil
+}
+
+// mayIssue reports whether the request's token may create and rotate keys
+// (or no authentication is configured).
+func mayIssue(ctx context.Context) bool {
+	r, ok := ctx.Value(roleKey{}).(tokens.Role)
+	if !ok {
+		_, authed := ctx.Value(actorKey{}).(string)
+		return !authed
+	}
+	return keyIssue.has(r)
 }

@@ -175,3 +175,30 @@ func TestPlanForViewer(t *testing.T) {
 		t.Errorf("plan wrote: %+v, version %d -> %d", p, v, e.version())
 	}
 }
+
+// TestApplyKeysOperator: as with the key routes, an operator's apply may
+// change a key's settings and delete it, but not create a key or change
+// its value (403, nothing written).
+func TestApplyKeysOperator(t *testing.T) {
+	t.Parallel()
+	e, _, _ := newRolesEnv(t)
+	apis, pols := []string{apiJSON("orders", "/orders/")}, []string{policyJSON("gold", "orders")}
+	withKey := func(value, alias string) string {
+		return applyBody(true, false, apis, pols, keysMember(keyJSON("ci", value, `"policies":["gold"]`, `"alias":"`+alias+`"`)))
+	}
+	e.must(403, "POST", "/v1/apply", withKey("ci-value-0123456789", "a"), as(tokens.Operator))
+	if v := e.version(); v != 0 {
+		t.Fatalf("a refused apply wrote version %d", v)
+	}
+	e.must(200, "POST", "/v1/apply", withKey("ci-value-0123456789", "a"), as(tokens.Admin))
+	e.must(200, "POST", "/v1/apply", withKey("ci-value-0123456789", "b"), as(tokens.Operator))
+	v := e.version()
+	e.must(403, "POST", "/v1/apply", withKey("ci-value-rotated-0123", "b"), as(tokens.Operator))
+	if e.version() != v {
+		t.Fatal("a refused rotation wrote")
+	}
+	e.must(200, "POST", "/v1/apply", applyBody(true, false, apis, pols, keysMember()), as(tokens.Operator))
+	if _, _, err := e.store.GetRaw(context.Background(), store.KindKey, "ci"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("operator's prune of a key: %v", err)
+	}
+}
