@@ -205,6 +205,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policies:\n  - id: p\n    rate_limit: {rate: 1, per: 60}\n"))
 	f.Add([]byte("&a [*a, *a]"))
 	f.Add([]byte("apis: !!binary aGVsbG8=\n"))
+	f.Add([]byte("keys:\n  - id: k\n    tags: [a]\n    policies: [p]\n    expires_at: 2031-01-02T03:04:05+02:00\n    hash: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"))
+	f.Add([]byte("keys: []\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse(data)
 		if err != nil {
