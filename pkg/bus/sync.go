@@ -26,6 +26,9 @@ type SyncChange struct {
 type SyncMessage struct {
 	Version int64        `json:"version"`
 	Changes []SyncChange `json:"changes"`
+	// Truncated: the changes did not fit in one NATS message (a large
+	// declarative apply) and were left out; read them from the changelog.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // NewSyncMessage converts a changelog version to its wire form.

@@ -277,6 +277,8 @@ type Key struct {
 	// rather than of an API key: Hash is then HashCert of the certificate,
 	// and the record authenticates only TLS clients presenting it.
 	Certificate *KeyCertificate `json:"client_certificate,omitempty" yaml:"client_certificate,omitempty"`
+	// Tags label the key, as API.Tags (declarative files select by them).
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 }
 
 // Expired reports whether the key has expired at now.

@@ -365,6 +365,7 @@ func (p *Policy) Validate() validation.Errors {
 func (k *Key) Validate() validation.Errors {
 	var errs validation.Errors
 	checkID(&errs, "id", k.ID)
+	checkTags(&errs, "tags", k.Tags)
 	if len(k.Hash) != 64 || strings.Trim(k.Hash, "0123456789abcdef") != "" {
 		errs.Add("hash", "must be the lowercase hex SHA-256 of the key")
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -145,6 +146,19 @@ func ETag(body []byte) string {
 var applyScript = redis.NewScript(`
 local F = 11
 local n = tonumber(ARGV[2])
+-- The same call sent again (the client retries a script whose answer timed
+-- out, though Redis ran it) answers the version it wrote, writing nothing.
+local aid = ARGV[5 + n * F]
+if aid and aid ~= '' then
+  for _, e in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 32)) do
+    local f = e[2]
+    for j = 1, #f - 1, 2 do
+      if f[j] == 'apply' and f[j+1] == aid then
+        return tonumber((string.gsub(e[1], '%-0$', '')))
+      end
+    end
+  end
+end
 local function hkey(kind)
   if kind == 'api' then return KEYS[3] elseif kind == 'policy' then return KEYS[4] end
   if kind == 'org' then return KEYS[10] end
@@ -339,6 +353,9 @@ for i = 0, n - 1 do
   table.insert(log, hash or '') table.insert(log, old or '')
 end
 local fields = {'n', tostring(n)}
+if aid and aid ~= '' then
+  table.insert(fields, 'apply') table.insert(fields, aid)
+end
 if n > 700 then
   -- A Lua call takes at most 8000 arguments: a large batch is logged as
   -- one JSON array of [kind, op, id, hash, old] in the field 'changes'.
@@ -394,7 +411,15 @@ func (s *Store) ApplyAs(ctx context.Context, actor string, changes ...Change) (i
 	if actor == "" {
 		actor = SystemActor
 	}
-	args = append(args, actor, s.auditLen)
+	// A unique id of this call: go-redis sends a command again when its
+	// answer times out, and Redis may have run the script already (a large
+	// apply on a busy server); the script answers the id's version instead
+	// of applying twice (and failing its own preconditions).
+	var aid [16]byte
+	if _, err := rand.Read(aid[:]); err != nil {
+		return 0, fmt.Errorf("store: apply id: %w", err)
+	}
+	args = append(args, actor, s.auditLen, hex.EncodeToString(aid[:]))
 	l := s.layout
 	keys := []string{l.Version(), l.Changelog(), l.APIs(), l.Policies(), l.Keys(), l.KeyIDs(), l.Routes(), l.APIRoutes(), l.Audit(), l.Orgs(), l.OrgKeys()}
 	for attempt := 0; ; attempt++ {

@@ -67,12 +67,24 @@ func (k *killable) kill() {
 	<-k.done
 }
 
-// desired is a configuration of n APIs and n policies; each round moves
-// every API to other listen paths and changes every policy's rate.
+// declaredKey is a key of POST /v1/apply: its settings and hash.
+type declaredKey struct {
+	ID       string   `json:"id"`
+	Policies []string `json:"policies"`
+	Hash     string   `json:"hash"`
+}
+
+// keyValue is the value of key i in round: every round rotates every key.
+func keyValue(round, i int) string { return fmt.Sprintf("kill-test-key-%d-%d", round, i) }
+
+// desired is a configuration of n APIs, n policies and n keys; each round
+// moves every API to other listen paths, changes every policy's rate and
+// rotates every key.
 func desired(round, n int) string {
 	type file struct {
 		APIs     []model.API    `json:"apis"`
 		Policies []model.Policy `json:"policies"`
+		Keys     []declaredKey  `json:"keys"`
 		Prune    bool           `json:"prune"`
 	}
 	f := file{Prune: true}
@@ -82,12 +94,15 @@ func desired(round, n int) string {
 			Upstream: model.Upstream{Targets: []string{"http://127.0.0.1:1"}}, Auth: model.Auth{Mode: model.AuthAPIKey}})
 		f.Policies = append(f.Policies, model.Policy{ID: fmt.Sprintf("pol-%04d", i), Access: []model.AccessRight{{API: id}},
 			RateLimit: &model.Limit{Rate: int64(round + 1), Per: model.Duration(time.Second)}})
+		f.Keys = append(f.Keys, declaredKey{ID: fmt.Sprintf("key-%04d", i), Policies: []string{fmt.Sprintf("pol-%04d", i)},
+			Hash: model.HashKey([]byte(keyValue(round, i)))})
 	}
 	b, _ := json.Marshal(f)
 	return string(b)
 }
 
-// TestKillMidApplyIsAllOrNothing sends applies of 2,000 objects to real
+// TestKillMidApplyIsAllOrNothing sends applies of 3,000 objects (APIs,
+// policies and keys) to real
 // syncer processes and SIGKILLs each one at a different moment of its
 // apply. Afterwards the store holds either the whole new configuration
 // (one version more) or the whole previous one (same version), never a
@@ -187,6 +202,24 @@ func checkRound(t *testing.T, st *store.Store, round, n int) {
 	for _, p := range snap.Policies {
 		if p.RateLimit == nil || p.RateLimit.Rate != int64(round+1) {
 			t.Fatalf("policy %s has rate %+v, want %d: a partial apply", p.ID, p.RateLimit, round+1)
+		}
+	}
+	ctx := context.Background()
+	ids, err := st.Client().HGetAll(ctx, st.Layout().KeyIDs()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.Client().HLen(ctx, st.Layout().Keys()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != n || stored != int64(n) {
+		t.Fatalf("store holds %d key ids and %d keys, want %d: a partial apply", len(ids), stored, n)
+	}
+	for i := range n {
+		id := fmt.Sprintf("key-%04d", i)
+		if ids[id] != model.HashKey([]byte(keyValue(round, i))) {
+			t.Fatalf("key %s holds the value of another round than %d: a partial apply", id, round)
 		}
 	}
 }

@@ -124,6 +124,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/openapi.json", allow: anyRole, handle: s.openapi},
 		{method: "GET", path: "/v1/version", public: true, handle: s.version},
 		{method: "POST", path: "/v1/apply", allow: configWrite, handle: s.applyConfig, bodyLimit: maxApplyBody},
+		{method: "POST", path: "/v1/plan", allow: planRead, handle: s.planConfig, bodyLimit: maxApplyBody},
 
 		{method: "POST", path: "/v1/apis", allow: configWrite, handle: s.createAPI},
 		{method: "GET", path: "/v1/apis", allow: configRead, handle: s.listAPIs},

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,6 +28,9 @@ type applyRequest struct {
 	Policies []model.Policy `json:"policies"`
 	// Orgs are the desired orgs (optional: absent is none).
 	Orgs []model.Org `json:"orgs,omitempty"`
+	// Keys, when present (even empty), are the desired keys, each with its
+	// hash (apply_keys.go); absent, stored keys are left alone.
+	Keys *[]declarative.Key `json:"keys,omitempty"`
 	// Prune deletes stored objects that are not in the request.
 	Prune bool `json:"prune,omitempty"`
 	// DryRun returns the plan and writes nothing.
@@ -60,26 +64,32 @@ type state struct {
 	version int64
 	file    declarative.File
 	etags   map[string]string // "kind/id" -> ETag
+	keys    keyState          // set when keys were read
+	now     time.Time
 }
 
 // readState reads the version and every API and policy in one
 // transaction, so the plan is made against one version.
-func (s *Server) readState(r *http.Request) (*state, error) {
+func (s *Server) readState(r *http.Request, withKeys bool) (*state, error) {
 	ctx := r.Context()
 	var ver *redis.StringCmd
-	var apis, pols, orgs *redis.MapStringStringCmd
+	var apis, pols, orgs, keyIDs, keys *redis.MapStringStringCmd
 	l := s.opts.Store.Layout()
 	_, err := s.opts.Store.Client().TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, l.Version())
 		apis = p.HGetAll(ctx, l.APIs())
 		pols = p.HGetAll(ctx, l.Policies())
 		orgs = p.HGetAll(ctx, l.Orgs())
+		if withKeys {
+			keyIDs = p.HGetAll(ctx, l.KeyIDs())
+			keys = p.HGetAll(ctx, l.Keys())
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("apply: read state: %w", err)
 	}
-	st := &state{etags: map[string]string{}}
+	st := &state{etags: map[string]string{}, now: s.now().UTC().Truncate(time.Second)}
 	st.version, _ = ver.Int64()
 	for id, body := range apis.Val() {
 		var a model.API
@@ -105,6 +115,11 @@ func (s *Server) readState(r *http.Request) (*state, error) {
 		st.file.Orgs = append(st.file.Orgs, o)
 		st.etags[store.KindOrg+"/"+id] = store.ETag([]byte(body))
 	}
+	if withKeys {
+		if err := st.addKeys(keyIDs.Val(), keys.Val()); err != nil {
+			return nil, err
+		}
+	}
 	st.file.Normalize()
 	return st, nil
 }
@@ -116,6 +131,12 @@ func (s *Server) readState(r *http.Request) (*state, error) {
 // against, so a concurrent write to any object the plan touches refuses
 // the whole apply (412) instead of being overwritten.
 func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
+	return s.applyOrPlan(w, r, false)
+}
+
+// applyOrPlan is POST /v1/apply, or POST /v1/plan when planOnly (a dry
+// run, whatever the body says; see plan.go).
+func (s *Server) applyOrPlan(w http.ResponseWriter, r *http.Request, planOnly bool) error {
 	raw, err := readBody(r)
 	if err != nil {
 		return err
@@ -124,8 +145,12 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 	if errs := decodeStrict(raw, &req); len(errs) > 0 {
 		return errs
 	}
+	req.DryRun = req.DryRun || planOnly
 	want := &declarative.File{APIs: req.APIs, Policies: req.Policies, Orgs: req.Orgs}
-	st, err := s.readState(r)
+	if req.Keys != nil {
+		want.Keys, want.KeysSet = *req.Keys, true
+	}
+	st, err := s.readState(r, want.KeysSet)
 	if err != nil {
 		return err
 	}
@@ -135,8 +160,13 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		if outside, errs = selectTag(want, &st.file, req.SelectTag); len(errs) > 0 {
 			return errs
 		}
+		if want.KeysSet {
+			if errs := selectKeyTag(want, &st.file, outside, req.SelectTag); len(errs) > 0 {
+				return errs
+			}
+		}
 	}
-	if errs := want.Validate(); len(errs) > 0 {
+	if errs := append(want.Validate(), st.checkCertKeys(want)...); len(errs) > 0 {
 		return errs
 	}
 	checkCur, checkPrune := &st.file, req.Prune
@@ -151,6 +181,7 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		want.APIs = append(want.APIs, outside.APIs...)
 		want.Policies = append(want.Policies, outside.Policies...)
 		want.Orgs = append(want.Orgs, outside.Orgs...)
+		want.Keys = append(want.Keys, outside.Keys...)
 	}
 	if err := st.preconditions(&req); err != nil {
 		return err
@@ -164,6 +195,14 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := applyResponse{DryRun: req.DryRun, BaseVersion: st.version, Version: st.version, Plan: plan}
+	if planOnly && !mayWrite(r.Context()) {
+		maskSecrets(plan)
+	}
+	if !req.DryRun {
+		if err := checkKeyIssue(r, plan); err != nil {
+			return err
+		}
+	}
 	if req.DryRun || len(changes) == 0 {
 		w.Header().Set("Sluice-Config-Version", strconv.FormatInt(st.version, 10))
 		writeJSON(w, http.StatusOK, resp)
@@ -195,8 +234,8 @@ func (st *state) preconditions(req *applyRequest) error {
 	var errs validation.Errors
 	for ref, etag := range req.IfMatch {
 		kind, id, ok := strings.Cut(ref, "/")
-		if !ok || (kind != store.KindAPI && kind != store.KindPolicy && kind != store.KindOrg) || !model.ValidID(id) {
-			errs.Add("if_match."+ref, "must be named api/ID, policy/ID or org/ID")
+		if !ok || (kind != store.KindAPI && kind != store.KindPolicy && kind != store.KindOrg && kind != store.KindKey) || !model.ValidID(id) {
+			errs.Add("if_match."+ref, "must be named api/ID, policy/ID, org/ID or key/ID")
 			continue
 		}
 		cur, found := st.etags[ref]
@@ -249,6 +288,8 @@ func (st *state) changes(plan *declarative.Plan) ([]store.Change, error) {
 			c.Body, err = json.Marshal(obj)
 		case *model.Org:
 			c.Body, err = json.Marshal(obj)
+		case *declarative.Key:
+			err = st.keyChange(&c, obj)
 		default:
 			err = fmt.Errorf("unexpected object %T", a.Object)
 		}

@@ -38,6 +38,7 @@ type keyCreate struct {
 	Org       string              `json:"org,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
+	Tags      []string            `json:"tags,omitempty"`
 	// Key is a caller-chosen clear value; empty means generate one.
 	Key string `json:"key,omitempty"`
 	// Certificate, a PEM client certificate, makes the key that
@@ -60,6 +61,7 @@ type keyUpdate struct {
 	Org       string              `json:"org,omitempty"`
 	ExpiresAt *time.Time          `json:"expires_at,omitempty"`
 	Disabled  bool                `json:"disabled,omitempty"`
+	Tags      []string            `json:"tags,omitempty"`
 	// ClientCertificate is read-only, accepted so GET-edit-PUT works.
 	ClientCertificate *model.KeyCertificate `json:"client_certificate,omitempty"`
 }
@@ -125,7 +127,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	k := model.Key{ID: in.ID, Alias: in.Alias, Policies: in.Policies,
 		Access: in.Access, RateLimit: in.RateLimit, Quota: in.Quota, Org: in.Org, ExpiresAt: in.ExpiresAt,
-		Disabled: in.Disabled, CreatedAt: s.now().UTC().Truncate(time.Second)}
+		Disabled: in.Disabled, Tags: in.Tags, CreatedAt: s.now().UTC().Truncate(time.Second)}
 	var clear string
 	if in.Certificate != "" {
 		certificateKey(&errs, &k, in)
@@ -190,6 +192,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) error {
 		cur.Alias, cur.Policies, cur.Access = in.Alias, in.Policies, in.Access
 		cur.RateLimit, cur.Quota, cur.ExpiresAt, cur.Disabled = in.RateLimit, in.Quota, in.ExpiresAt, in.Disabled
 		cur.Org = in.Org
+		cur.Tags = in.Tags
 	}, func(k *model.Key, _ string) any { return k })
 }
 

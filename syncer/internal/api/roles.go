@@ -97,5 +97,20 @@ func (s *Server) authorize(r *http.Request, rt route) (*http.Request, *Error) {
 		return r, errorf(http.StatusForbidden, codeForbidden, "token %q has role %s; %s %s needs one of: %s",
 			tok.Name, tok.Role, rt.method, rt.path, rt.allow.names())
 	}
-	return r.WithContext(context.WithValue(r.Context(), actorKey{}, tok.Name)), nil
+	ctx := context.WithValue(r.Context(), actorKey{}, tok.Name)
+	return r.WithContext(context.WithValue(ctx, roleKey{}, tok.Role)), nil
+}
+
+type roleKey struct{}
+
+// mayWrite reports whether the request's token may write configuration
+// (admin, operator), or no authentication is configured (--insecure-dev):
+// such callers may see the values they could write.
+func mayWrite(ctx context.Context) bool {
+	r, ok := ctx.Value(roleKey{}).(tokens.Role)
+	if !ok {
+		_, authed := ctx.Value(actorKey{}).(string)
+		return !authed
+	}
+	return configWrite.has(r)
 }

@@ -126,6 +126,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"GET", "/v1/nodes", "", ok, ok, no, ok},
 		{"GET", "/v1/status", "", ok, ok, no, ok},
 		{"GET", "/v1/audit", "", ok, ok, no, ok},
+		{"POST", "/v1/plan", applyBody(false, false, []string{apiJSON("a1", "/a1/")}, nil), ok, ok, no, ok},
+		{"POST", "/v1/apply", applyBody(false, true, []string{apiJSON("a1", "/a1/")}, nil), ok, ok, no, no},
 	} {
 		for _, r := range tokens.Roles {
 			allowed := map[tokens.Role]bool{tokens.Admin: tc.admin, tokens.Operator: tc.operator, tokens.Issuer: tc.issuer, tokens.Viewer: tc.viewer}[r]

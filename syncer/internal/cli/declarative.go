@@ -28,7 +28,7 @@ type problemsError struct {
 
 func (e problemsError) Error() string { return e.msg }
 
-// fetchState reads every stored API and policy.
+// fetchState reads every stored API and policy (and key, see fetchKeys).
 func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
 	cur := &declarative.File{}
 	apis, err := c.listAll(ctx, "/v1/apis")
@@ -66,6 +66,31 @@ func fetchState(ctx context.Context, c *client) (*declarative.File, error) {
 	}
 	cur.Normalize()
 	return cur, nil
+}
+
+// fetchKeys adds every stored key to cur in the declarative form (its
+// hash, never a value) and returns how many client certificate records it
+// left out: they are not declarative.
+func fetchKeys(ctx context.Context, c *client, cur *declarative.File) (int, error) {
+	raws, err := c.listAll(ctx, "/v1/keys")
+	if err != nil {
+		return 0, err
+	}
+	certs := 0
+	for _, raw := range raws {
+		var k model.Key
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return 0, fmt.Errorf("decode stored key: %w", err)
+		}
+		if k.Certificate != nil {
+			certs++
+			continue
+		}
+		cur.Keys = append(cur.Keys, declarative.KeyOf(&k))
+	}
+	cur.KeysSet = true
+	cur.Normalize()
+	return certs, nil
 }
 
 // inputs is the desired configuration read from every -f, merged, with
@@ -116,7 +141,7 @@ func expand(args []string) ([]string, error) {
 	return out, nil
 }
 
-var indexRE = regexp.MustCompile(`^(apis|policies|orgs)\[(\d+)\]`)
+var indexRE = regexp.MustCompile(`^(apis|policies|orgs|keys)\[(\d+)\]`)
 
 // readInputs parses, resolves ${env:NAME} in and validates every file,
 // then the merged whole. Every problem names its file, line and field.
@@ -147,7 +172,7 @@ func (r *run) readInputs(args []string) (*inputs, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies), "orgs": len(in.file.Orgs)}
+		offsets := map[string]int{"apis": len(in.file.APIs), "policies": len(in.file.Policies), "orgs": len(in.file.Orgs), "keys": len(in.file.Keys)}
 		for path, line := range declarative.Lines(data) {
 			if m := indexRE.FindStringSubmatch(path); m != nil {
 				i, _ := strconv.Atoi(m[2])
@@ -158,6 +183,8 @@ func (r *run) readInputs(args []string) (*inputs, error) {
 		in.file.APIs = append(in.file.APIs, f.APIs...)
 		in.file.Policies = append(in.file.Policies, f.Policies...)
 		in.file.Orgs = append(in.file.Orgs, f.Orgs...)
+		in.file.Keys = append(in.file.Keys, f.Keys...)
+		in.file.KeysSet = in.file.KeysSet || f.KeysSet
 	}
 	if len(problems) == 0 {
 		problems = in.locate(in.file.Validate())
@@ -215,12 +242,14 @@ func (in *inputs) refused(problems validation.Errors) error {
 
 // applyRequest is the body of POST /v1/apply.
 type applyRequest struct {
-	APIs      []model.API    `json:"apis"`
-	Policies  []model.Policy `json:"policies"`
-	Orgs      []model.Org    `json:"orgs,omitempty"`
-	Prune     bool           `json:"prune,omitempty"`
-	DryRun    bool           `json:"dry_run,omitempty"`
-	SelectTag string         `json:"select_tag,omitempty"`
+	APIs     []model.API    `json:"apis"`
+	Policies []model.Policy `json:"policies"`
+	Orgs     []model.Org    `json:"orgs,omitempty"`
+	// Keys is set when a file has a keys section: hashes only.
+	Keys      *[]declarative.Key `json:"keys,omitempty"`
+	Prune     bool               `json:"prune,omitempty"`
+	DryRun    bool               `json:"dry_run,omitempty"`
+	SelectTag string             `json:"select_tag,omitempty"`
 }
 
 // applyResult is its answer.
@@ -234,6 +263,12 @@ type applyResult struct {
 // send asks the syncer to plan (dry run) or apply the inputs. Problems the
 // syncer finds are reported at the file and line of their field.
 func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag string) (*applyResult, error) {
+	return r.sendTo(ctx, "/v1/apply", in, prune, dryRun, tag)
+}
+
+// sendTo is send to path: /v1/apply, or /v1/plan (a dry run any role that
+// reads the configuration may ask for: diff works with a viewer's token).
+func (r *run) sendTo(ctx context.Context, path string, in *inputs, prune, dryRun bool, tag string) (*applyResult, error) {
 	c, err := r.admin()
 	if err != nil {
 		return nil, err
@@ -245,7 +280,14 @@ func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag stri
 	if req.Policies == nil {
 		req.Policies = []model.Policy{}
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/apply", nil, req)
+	if in.file.KeysSet {
+		keys := in.file.Keys
+		if keys == nil {
+			keys = []declarative.Key{}
+		}
+		req.Keys = &keys
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, nil, req)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusBadRequest && len(ae.Details) > 0 {
 		return nil, in.refused(in.locate(ae.Details))
@@ -255,7 +297,7 @@ func (r *run) send(ctx context.Context, in *inputs, prune, dryRun bool, tag stri
 	}
 	var res applyResult
 	if err := json.Unmarshal(resp.Body, &res); err != nil || res.Plan == nil {
-		return nil, fmt.Errorf("POST /v1/apply: unexpected answer: %s", truncate(resp.Body))
+		return nil, fmt.Errorf("POST %s: unexpected answer: %s", path, truncate(resp.Body))
 	}
 	if !r.g.showSecrets {
 		maskPlan(res.Plan)
@@ -276,14 +318,16 @@ func (r *run) applyCommand() *cobra.Command {
 	var tag string
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR [-f ...]",
-		Short: "make stored APIs and policies match the files, all or nothing",
-		Long: `Make the stored APIs and policies match the files. The files are read and
+		Short: "make stored APIs, policies and keys match the files, all or nothing",
+		Long: `Make the stored APIs, policies and keys match the files. The files are read and
 validated first (every problem with its file, line and field; nothing is
 written). The syncer then plans the change against the stored state and
 writes it in one atomic step (POST /v1/apply): one config version, all of
 it or, if anything fails or changed meanwhile, none of it. The plan is
 printed: + create, ~ update (with the fields that change), - delete.
-Values written ${env:NAME} are read from the environment.`,
+Values written ${env:NAME} are read from the environment. Keys are managed
+only when a file has a keys section; a key's value is given as
+key: ${env:NAME} (sent as its SHA-256, never in clear) or hash: SHA256.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := r.readInputs(files)
@@ -308,7 +352,7 @@ Values written ${env:NAME} are read from the environment.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
-	cmd.Flags().BoolVar(&prune, "prune", false, "delete stored APIs and policies that are not in the files")
+	cmd.Flags().BoolVar(&prune, "prune", false, "delete stored APIs and policies (and keys, when the files have a keys section) that are not in the files")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "ask the syncer for the plan and write nothing")
 	cmd.Flags().StringVar(&tag, "select-tag", "", "manage only objects with this tag: every object of the files must carry it; stored objects without it are left alone (also by --prune)")
 	return cmd
@@ -321,9 +365,11 @@ func (r *run) diffCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "diff -f FILE|DIR [-f ...]",
 		Short: "print what apply would change; exit 2 when there are differences",
-		Long: `Print the plan that 'apply' would carry out (the syncer plans it; nothing
-is written): + create, ~ update (with the fields that change), - delete
-(with --prune). Secret values are masked unless --show-secrets.
+		Long: `Print the plan that 'apply' would carry out (the syncer plans it with
+POST /v1/plan; nothing is written, and a viewer's token is enough):
++ create, ~ update (with the fields that change), - delete (with --prune).
+Secret values are masked unless --show-secrets (which shows them only to
+tokens that may write the configuration).
 
 Exit codes: 0 the stored state matches the files, 2 there are
 differences, 1 an error.`,
@@ -333,7 +379,7 @@ differences, 1 an error.`,
 			if err != nil {
 				return err
 			}
-			res, err := r.send(cmd.Context(), in, prune, true, tag)
+			res, err := r.sendTo(cmd.Context(), "/v1/plan", in, prune, true, tag)
 			if err != nil {
 				return err
 			}
@@ -352,7 +398,7 @@ differences, 1 an error.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "declarative file or directory of files (YAML or JSON; - for stdin); repeatable")
-	cmd.Flags().BoolVar(&prune, "prune", false, "plan to delete stored APIs and policies that are not in the files")
+	cmd.Flags().BoolVar(&prune, "prune", false, "plan to delete stored APIs and policies (and keys, when the files have a keys section) that are not in the files")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON (same as -o json)")
 	cmd.Flags().StringVar(&tag, "select-tag", "", "compare only objects with this tag (as apply --select-tag)")
 	return cmd
@@ -362,9 +408,10 @@ func (r *run) exportCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "export [--out FILE]",
-		Short: "write stored APIs and policies in the declarative format",
-		Long: `Write the stored APIs and policies in the declarative format, sorted by id,
-so that applying the export changes nothing. Keys are not exported.
+		Short: "write stored APIs, policies and keys in the declarative format",
+		Long: `Write the stored APIs, policies and keys in the declarative format, sorted
+by id, so that applying the export changes nothing. Keys are written with
+their hash (never a value); client certificate records are left out.
 
 The format is YAML unless -o json, or the --out file ends in .json
 (-o FILE is read as --out FILE). Secrets are never written in clear
@@ -400,21 +447,21 @@ func (r *run) export(ctx context.Context, out string) error {
 			return err
 		}
 	}
+	certs, err := fetchKeys(ctx, c, cur)
+	if err != nil {
+		return err
+	}
+	if certs > 0 {
+		fmt.Fprintf(r.env.Stderr, "export: %d client certificate key(s) not exported (manage them with sluicectl keys)\n", certs)
+	}
 	asJSON := r.g.output == "json" || (r.g.output == "table" && strings.EqualFold(filepath.Ext(out), ".json"))
 	var data []byte
 	if asJSON {
-		if cur.APIs == nil {
-			cur.APIs = []model.API{}
-		}
-		if cur.Policies == nil {
-			cur.Policies = []model.Policy{}
-		}
-		b, err := json.MarshalIndent(cur, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode: %w", err)
-		}
-		data = append(b, '\n')
-	} else if data, err = declarative.Marshal(cur); err != nil {
+		data, err = declarative.MarshalJSON(cur)
+	} else {
+		data, err = declarative.Marshal(cur)
+	}
+	if err != nil {
 		return err
 	}
 	if len(refs) > 0 {
@@ -428,7 +475,7 @@ func (r *run) export(ctx context.Context, out string) error {
 	if err := os.WriteFile(out, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
-	fmt.Fprintf(r.env.Stderr, "exported %d APIs and %d policies to %s\n", len(cur.APIs), len(cur.Policies), out)
+	fmt.Fprintf(r.env.Stderr, "exported %d APIs, %d policies and %d keys to %s\n", len(cur.APIs), len(cur.Policies), len(cur.Keys), out)
 	return nil
 }
 

@@ -115,7 +115,7 @@ func TestApplyDiffExportRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "- delete policy free\n- delete policy gold\n- delete api orders\n") || !strings.Contains(out, "applied 3 change(s) in config version") {
 		t.Errorf("apply --prune:\n%s", out)
 	}
-	if out := must(t, addr, "", "export"); out != "apis:\n  - id: catalog\n    listen_path: /catalog/\n    upstream:\n      targets:\n        - http://127.0.0.1:8004\n    auth:\n      mode: keyless\npolicies: []\n" {
+	if out := must(t, addr, "", "export"); out != "apis:\n  - id: catalog\n    listen_path: /catalog/\n    upstream:\n      targets:\n        - http://127.0.0.1:8004\n    auth:\n      mode: keyless\npolicies: []\nkeys: []\n" {
 		t.Errorf("export after prune:\n%s", out)
 	}
 }

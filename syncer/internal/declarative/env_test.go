@@ -41,6 +41,7 @@ func FuzzParseWithEnv(f *testing.F) {
 	f.Add([]byte("apis:\n  - id: a\n    name: ${env:A}\n"))
 	f.Add([]byte("policies: [{id: \"${env:B}\", rate_limit: {rate: \"${env:A}\"}}]"))
 	f.Add([]byte("${env:A}: [${env:A}]"))
+	f.Add([]byte("keys:\n  - {id: k, policies: [p], key: ${env:A}}\n  - {id: j, key: x}\n"))
 	getenv := func(k string) (string, bool) { return "1", k == "A" }
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = ParseWith(data, getenv)

@@ -13,12 +13,18 @@
 //	  - id: gold
 //	    access: [{api: orders}]
 //	    rate_limit: {rate: 100, per: 1s}
+//	keys:
+//	  - id: ci-bot
+//	    policies: [gold]
+//	    key: ${env:CI_BOT_KEY}
 //
-// Keys are not part of it: their values are secrets shown once.
+// Keys carry their value only as a ${env:NAME} reference (hashed when the
+// file is read) or as its SHA-256 (see Key).
 package declarative
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -32,13 +38,17 @@ import (
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
-// File is the declarative configuration: the APIs and policies that should
-// be stored.
+// File is the declarative configuration: the APIs, policies and keys that
+// should be stored.
 type File struct {
 	APIs     []model.API    `json:"apis" yaml:"apis"`
 	Policies []model.Policy `json:"policies" yaml:"policies"`
 	// Orgs are the tenants keys may name (orgs.go).
 	Orgs []model.Org `json:"orgs,omitempty" yaml:"orgs,omitempty"`
+	// Keys are managed only when KeysSet: a file without a keys section
+	// leaves stored keys alone, even when pruning.
+	Keys    []Key `json:"keys,omitempty" yaml:"keys,omitempty"`
+	KeysSet bool  `json:"-" yaml:"-"`
 }
 
 // MaxFileBytes bounds the size of a file Parse accepts.
@@ -81,6 +91,7 @@ func ParseWith(data []byte, getenv func(string) (string, bool)) (*File, error) {
 		return f, nil
 	}
 	var errs validation.Errors
+	checkKeyValues(&errs, doc)
 	resolveEnv(&errs, doc, "", getenv)
 	if doc.Kind != yaml.MappingNode {
 		errs.Add("", "line %d: the file must be a mapping with apis and policies", doc.Line)
@@ -96,9 +107,9 @@ func ParseWith(data []byte, getenv func(string) (string, bool)) (*File, error) {
 		case "orgs":
 			f.Orgs = decodeList[model.Org](&errs, "orgs", v)
 		case "keys":
-			errs.Add("keys", "line %d: keys are not part of the declarative configuration; manage them with sluicectl keys", k.Line)
+			f.Keys, f.KeysSet = decodeKeys(&errs, v), true
 		default:
-			errs.Add(k.Value, "line %d: unknown field (the file holds apis, policies and orgs)", k.Line)
+			errs.Add(k.Value, "line %d: unknown field (the file holds apis, policies, orgs and keys)", k.Line)
 		}
 	}
 	if len(errs) > 0 {
@@ -226,15 +237,17 @@ func (f *File) Normalize() {
 	sort.SliceStable(f.APIs, func(i, j int) bool { return f.APIs[i].ID < f.APIs[j].ID })
 	sort.SliceStable(f.Policies, func(i, j int) bool { return f.Policies[i].ID < f.Policies[j].ID })
 	f.normalizeOrgs()
+	sort.SliceStable(f.Keys, func(i, j int) bool { return f.Keys[i].ID < f.Keys[j].ID })
 }
 
-// Marshal writes f as YAML in a stable form: sorted by id, two-space
-// indentation. Parse(Marshal(f)) equals f.
-func Marshal(f *File) ([]byte, error) {
+// document is the encoded form of f: sorted by id, empty lists written
+// as [], and keys written when f manages them.
+func document(f *File) any {
 	out := *f
 	out.APIs = append([]model.API(nil), f.APIs...)
 	out.Policies = append([]model.Policy(nil), f.Policies...)
 	out.Orgs = append([]model.Org(nil), f.Orgs...)
+	out.Keys = append([]Key(nil), f.Keys...)
 	out.Normalize()
 	if out.APIs == nil {
 		out.APIs = []model.API{}
@@ -242,10 +255,37 @@ func Marshal(f *File) ([]byte, error) {
 	if out.Policies == nil {
 		out.Policies = []model.Policy{}
 	}
+	doc := struct {
+		APIs     []model.API    `json:"apis" yaml:"apis"`
+		Policies []model.Policy `json:"policies" yaml:"policies"`
+		Orgs     []model.Org    `json:"orgs,omitempty" yaml:"orgs,omitempty"`
+		Keys     *[]Key         `json:"keys,omitempty" yaml:"keys,omitempty"`
+	}{APIs: out.APIs, Policies: out.Policies, Orgs: out.Orgs}
+	if f.KeysSet || len(f.Keys) > 0 {
+		if out.Keys == nil {
+			out.Keys = []Key{}
+		}
+		doc.Keys = &out.Keys
+	}
+	return &doc
+}
+
+// MarshalJSON writes f as indented JSON in the stable form of Marshal.
+func MarshalJSON(f *File) ([]byte, error) {
+	b, err := json.MarshalIndent(document(f), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Marshal writes f as YAML in a stable form: sorted by id, two-space
+// indentation. Parse(Marshal(f)) equals f.
+func Marshal(f *File) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(&out); err != nil {
+	if err := enc.Encode(document(f)); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	if err := enc.Close(); err != nil {

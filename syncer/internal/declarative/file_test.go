@@ -62,7 +62,10 @@ func TestParseProblemsHavePaths(t *testing.T) {
 		{"wrong type", "apis:\n  - id: a\n    hosts: 3\n", []string{"apis[0].hosts"}},
 		{"bad duration", "policies:\n  - id: p\n    rate_limit: {rate: 1, per: soon}\n", []string{"policies[0]"}},
 		{"unknown top-level", "apis: []\nroutes: []\n", []string{"routes"}},
-		{"keys refused", "keys:\n  - id: k\n", []string{"keys"}},
+		{"clear key value refused", "keys:\n  - id: k\n    policies: [p]\n    key: sk_live_0123456789abcdef\n", []string{"keys[0].key"}},
+		{"key value not a scalar", "keys:\n  - id: k\n    key: {a: b}\n", []string{"keys[0].key", "keys[0].key.a"}},
+		{"unknown field in key", "keys:\n  - id: k\n    secret: x\n", []string{"keys[0].secret"}},
+		{"keys not a list", "keys: {id: k}\n", []string{"keys"}},
 		{"apis not a list", "apis: {id: a}\n", []string{"apis"}},
 		{"not a mapping", "- a\n- b\n", []string{""}},
 	}
@@ -202,6 +205,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policies:\n  - id: p\n    rate_limit: {rate: 1, per: 60}\n"))
 	f.Add([]byte("&a [*a, *a]"))
 	f.Add([]byte("apis: !!binary aGVsbG8=\n"))
+	f.Add([]byte("keys:\n  - id: k\n    tags: [a]\n    policies: [p]\n    expires_at: 2031-01-02T03:04:05+02:00\n    hash: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"))
+	f.Add([]byte("keys: []\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse(data)
 		if err != nil {

@@ -48,8 +48,11 @@ type FieldChange struct {
 
 // Plan is the ordered list of writes that makes the stored state match
 // the file: creates and updates of orgs, of APIs, then of policies (a
-// policy may grant a new API), then deletes of policies, of APIs (a policy
-// may still grant an API until it is deleted), then of orgs.
+// policy may grant a new API), then of keys (a key may hold a new policy or
+// name a new org), then deletes of keys, of policies, of APIs (a policy may
+// still grant an API until it is deleted), then of orgs (a key may name an
+// org until it is deleted or moved). Keys are planned only when the file
+// has a keys section (File.KeysSet).
 type Plan struct {
 	Actions []Action `json:"actions"`
 	// Kept counts stored objects missing from the file that are kept
@@ -115,6 +118,12 @@ func MakePlan(want, cur *File, prune bool) (*Plan, error) {
 		if err := p.put(KindPolicy, pol.ID, pol, lookup(curPols, pol.ID)); err != nil {
 			return nil, err
 		}
+	}
+	if want.KeysSet {
+		if err := p.planKeys(want.Keys, cur.Keys); err != nil {
+			return nil, err
+		}
+		p.pruneKeys(want.Keys, cur.Keys, prune)
 	}
 	wantAPIs := map[string]bool{}
 	for _, a := range w.APIs {

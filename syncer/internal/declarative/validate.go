@@ -34,7 +34,7 @@ func (f *File) Validate() validation.Errors {
 		}
 	}
 	f.validateOrgs(&errs)
-	return errs
+	return append(errs, f.validateKeys()...)
 }
 
 // clashes reports the listen-path clashes of apis (the file's, at field
@@ -93,6 +93,9 @@ func (f *File) CheckAgainst(cur *File, prune bool) validation.Errors {
 					"unknown API %q: it is neither in the file nor stored", ar.API)
 			}
 		}
+	}
+	if f.KeysSet {
+		errs = append(errs, f.checkKeysAgainst(cur, prune)...)
 	}
 	return errs
 }

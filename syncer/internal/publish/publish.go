@@ -69,6 +69,12 @@ func (p *Publisher) Announce(ctx context.Context, st *store.Store, v int64) {
 func (p *Publisher) Publish(v store.Version) {
 	msg := bus.NewSyncMessage(v)
 	data, err := json.Marshal(msg)
+	if max := p.nc.MaxPayload(); err == nil && max > 0 && int64(len(data)) > max {
+		// Too large for one message (thousands of changes): announce the
+		// version alone; nodes read the changes from the changelog anyway.
+		msg.Changes, msg.Truncated = []bus.SyncChange{}, true
+		data, err = json.Marshal(msg)
+	}
 	if err == nil {
 		err = p.nc.Publish(p.names.SyncSubject(msg.Kind()), data)
 	}
