@@ -57,6 +57,8 @@ type exchange struct {
 
 	// stream is the body of a streamed response (stream.go).
 	stream *stream
+
+	trace requestTrace // the request's spans (tracing.go), zero when off
 }
 
 func (x *exchange) reset(now time.Time) {
@@ -76,18 +78,19 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x := s.pool.Get().(*exchange)
 	x.reset(time.Now())
 	s.requestID(ctx, x)
+	s.traceRequest(ctx, x)
 	err := checkFraming(ctx)
 	if err == nil {
-		err = s.route(ctx, x)
+		err = s.traced(ctx, x, spanRoute, s.route)
 	}
 	if err == nil {
-		err = s.authenticate(ctx, x)
+		err = s.traced(ctx, x, spanAuthenticate, s.authenticate)
 	}
 	if err == nil {
 		err = s.authorize(ctx, x)
 	}
 	if err == nil {
-		err = s.limit(ctx, x)
+		err = s.traced(ctx, x, spanLimit, s.limit)
 	}
 	if err == nil {
 		err = s.forward(ctx, x)
@@ -345,6 +348,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	s.m.forAPI(id).observe(status, lat.Seconds())
 	s.m.authFailure(id, x.err)
+	s.traceEnd(x, status)
 	ctx.Response.Header.SetBytesV(s.rid.header, x.rid)
 	s.accessLog(ctx, x, status, lat)
 	if x.api == nil || s.usage == nil {
