@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
@@ -163,10 +164,23 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// Close is Shutdown within five seconds, for a service's exit: a failure
+// is logged, the exit goes on.
+func (p *Provider) Close(log zerolog.Logger) {
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("spans not exported at exit")
+	}
+}
+
 // setErrorHandler sends the SDK's errors (failed exports) to the
 // service's log.
 func setErrorHandler(log zerolog.Logger) {
-	l := log.With().Str("component", "tracing").Logger().Sample(&zerolog.BurstSampler{Burst: 1, Period: 60e9})
+	l := log.With().Str("component", "tracing").Logger().Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		l.Warn().Err(err).Msg("tracing: spans not exported")
 	}))
