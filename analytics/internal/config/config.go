@@ -9,6 +9,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/tokens"
+	"github.com/sluicegw/sluice/pkg/tracing"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -30,6 +31,9 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// Log is the logger configuration.
 	Log logging.Config `yaml:"log"`
+	// Tracing: OpenTelemetry spans, off by default; exporter, endpoint and
+	// sampler come from the OTEL_* variables (docs/operations.md, "Tracing").
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // Redis is the connection (the fields every service shares, see
@@ -127,6 +131,7 @@ func (c *Config) Validate() error {
 	errs.Merge("redis", c.Redis.Validate())
 	positive(&errs, "redis.timeout", c.Redis.Timeout)
 	errs.Merge("nats", c.NATS.Validate())
+	errs.Merge("tracing", c.Tracing.Validate())
 	if d := c.NATS.Durable; strings.ContainsAny(d, ".*> \t") {
 		errs.Add("nats.durable", "%q holds '.', '*', '>' or white space, which a consumer name cannot", d)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/bus"
 	pkgstore "github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/tokens"
+	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
 // Service is a running analytics worker.
@@ -42,6 +43,8 @@ type Service struct {
 	now    func() time.Time
 	tokens *tokens.Source // nil: auth.disabled
 	denied prometheus.Counter
+	// tracing traces the worker's apply step (nil: off).
+	tracing *tracing.Provider
 }
 
 // Option changes a Service built by New.
@@ -64,6 +67,11 @@ func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
 // /ready tells when it consumes (see ready).
 func (s *Service) Start(ctx context.Context) error {
 	c := s.cfg
+	tp, err := tracing.New(ctx, c.Tracing, tracing.Identity{Service: "sluice-analytics", Version: buildinfo.Get().Version}, s.log)
+	if err != nil {
+		return err
+	}
+	s.tracing = tp
 	rdb, err := c.Redis.Client(s.log)
 	if err != nil {
 		return err
@@ -84,7 +92,7 @@ func (s *Service) Start(ctx context.Context) error {
 		Stream: bus.StreamOptions{MaxAge: c.UsageStream.MaxAge, MaxBytes: c.UsageStream.MaxBytes,
 			Replicas: c.UsageStream.Replicas, DedupWindow: c.UsageStream.DedupWindow},
 		Grace: c.Aggregation.Grace, CloseInterval: c.Aggregation.CloseInterval,
-		RedisTimeout: c.Redis.Timeout, Now: s.now,
+		RedisTimeout: c.Redis.Timeout, Now: s.now, Tracing: tp,
 	}, s.reg)
 	if err != nil {
 		return err
@@ -167,6 +175,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
+	errs = append(errs, s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 

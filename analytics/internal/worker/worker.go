@@ -22,10 +22,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
 	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/pkg/bus"
+	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
 // Options tune the worker.
@@ -50,6 +53,8 @@ type Options struct {
 	// RetryInterval is the pause between set-up attempts while NATS or
 	// Redis cannot be reached (default 1s).
 	RetryInterval time.Duration
+	// Tracing traces each batch's apply step (tracing.go); nil: off.
+	Tracing *tracing.Provider
 }
 
 // Worker is one analytics worker.
@@ -60,6 +65,8 @@ type Worker struct {
 	store *store.Store
 	opts  Options
 	m     *metrics
+	// tracer makes the apply step's spans (tracing.go).
+	tracer trace.Tracer
 
 	stream jetstream.Stream
 	cons   jetstream.Consumer
@@ -94,6 +101,7 @@ func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg p
 	return &Worker{
 		log: log.With().Str("component", "analytics.worker").Logger(),
 		nc:  nc, js: js, store: st, opts: opts, m: newMetrics(reg),
+		tracer: opts.Tracing.Tracer("github.com/sluicegw/sluice/analytics/worker"),
 	}, nil
 }
 
@@ -269,6 +277,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // returns false when Redis failed (the unrecorded messages are redelivered).
 func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 	start := time.Now()
+	ctx, span := w.traceStart(ctx, "usage.apply", attribute.Int("messaging.batch.message_count", len(msgs)))
 	data := make([][]byte, len(msgs))
 	byAPI := map[string][]int{}
 	var order []string
@@ -292,6 +301,7 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) bool {
 		batches = append(batches, b)
 	}
 	failed := w.record(ctx, data, batches)
+	traceEnd(span, len(failed), attribute.Int("sluice.usage.apis", len(batches)))
 	w.m.apply.Observe(time.Since(start).Seconds())
 	for _, b := range failed {
 		for _, i := range b.Msgs {
@@ -321,8 +331,16 @@ func (w *Worker) record(ctx context.Context, data [][]byte, batches []*rollup.AP
 	pending := batches
 	for round := 0; len(pending) > 0 && round < 8; round++ {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.RedisTimeout)
+		rctx, span := w.traceStart(rctx, "usage.record", attribute.Int("sluice.usage.round", round), attribute.Int("sluice.usage.apis", len(pending)))
 		res := w.store.Apply(rctx, pending, w.opts.Now())
 		cancel()
+		roundFailed := 0
+		for _, r := range res {
+			if r.Err != nil {
+				roundFailed++
+			}
+		}
+		traceEnd(span, roundFailed)
 		var retry []*rollup.APIBatch
 		for i, r := range res {
 			b := pending[i]

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
 // component is what the node starts and stops, in order.
@@ -41,12 +42,19 @@ type node struct {
 	server  *server.Server
 	ops     *ops.Server
 	reg     *namedRegistry
+	tracing *tracing.Provider // nil: off
 	started []component
 	order   []component // start order; shutdown runs it backwards
 }
 
 func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	n := &node{cfg: cfg, log: log}
+	tp, err := tracing.New(context.Background(), cfg.Tracing,
+		tracing.Identity{Service: "sluice-gateway", Version: buildinfo.Get().Version, Instance: cfg.NodeID}, log)
+	if err != nil {
+		return nil, err
+	}
+	n.tracing = tp
 	reg := newNamedRegistry()
 	n.reg = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
@@ -122,6 +130,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		},
 		RequestIDHeader: cfg.Proxy.RequestIDHeader,
 		AccessLog:       cfg.AccessLog,
+		Tracing:         tp,
 	}, st, lim, pub, reg, log)
 	if err != nil {
 		return nil, err
@@ -155,7 +164,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	}
 	follower, err := configsync.New(n.nc, store.NewIn(layout, n.rdb, 0), st, configsync.Options{
 		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names, BuildVersion: buildinfo.Get().Version,
-		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval,
+		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval, Tracing: tp,
 	}, log, reg)
 	if err != nil {
 		return nil, err
@@ -206,5 +215,8 @@ func (n *node) Shutdown(ctx context.Context) error {
 		n.nc.Close()
 	}
 	_ = n.rdb.Close()
+	if err := n.tracing.Shutdown(ctx); err != nil { // the spans still buffered
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -21,6 +21,7 @@ import (
 	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
+	"github.com/sluicegw/sluice/pkg/tracing"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -60,6 +61,9 @@ type Config struct {
 	// AccessLog: one JSON line per request (mode off, errors, sampled or
 	// all; see docs/operations.md, "Access log").
 	AccessLog server.AccessLogOptions `yaml:"access_log"`
+	// Tracing: OpenTelemetry spans, off by default; exporter, endpoint and
+	// sampler come from the OTEL_* variables (docs/operations.md, "Tracing").
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // Sync tunes how the node follows config changes.
@@ -331,6 +335,7 @@ func (c *Config) Validate() validation.Errors {
 	}
 	errs.Merge("jwt", c.JWT.Validate())
 	errs.Merge("access_log", c.AccessLog.Validate())
+	errs.Merge("tracing", c.Tracing.Validate())
 	if err := c.Log.Validate(); err != nil {
 		errs.Add("", "%v", err)
 	}

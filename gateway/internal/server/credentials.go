@@ -69,5 +69,6 @@ func (s *Server) forwardHeaders(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 		return ErrForwardedForTooLong
 	}
 	ctx.Request.Header.SetBytesV(s.rid.header, x.rid)
+	s.traceUpstream(ctx, x)
 	return nil
 }

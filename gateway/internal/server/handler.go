@@ -61,6 +61,8 @@ type exchange struct {
 	// of one read whole (upload.go).
 	upload *upload
 	body   []byte
+
+	trace requestTrace // the request's spans (tracing.go), zero when off
 }
 
 func (x *exchange) reset(now time.Time) {
@@ -83,21 +85,22 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x := s.pool.Get().(*exchange)
 	x.reset(time.Now())
 	s.requestID(ctx, x)
+	s.traceRequest(ctx, x)
 	err := checkFraming(ctx)
 	if err == nil {
-		err = s.route(ctx, x)
+		err = s.traced(ctx, x, spanRoute, s.route)
 	}
 	if err == nil {
 		err = s.readBody(ctx, x) // upload.go: read whole, or streamed once judged
 	}
 	if err == nil {
-		err = s.authenticate(ctx, x)
+		err = s.traced(ctx, x, spanAuthenticate, s.authenticate)
 	}
 	if err == nil {
 		err = s.authorize(ctx, x)
 	}
 	if err == nil {
-		err = s.limit(ctx, x)
+		err = s.traced(ctx, x, spanLimit, s.limit)
 	}
 	if err == nil {
 		err = s.forward(ctx, x)
@@ -355,6 +358,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 	}
 	s.m.forAPI(id).observe(status, lat.Seconds())
 	s.m.authFailure(id, x.err)
+	s.traceEnd(x, status)
 	ctx.Response.Header.SetBytesV(s.rid.header, x.rid)
 	s.accessLog(ctx, x, status, lat)
 	if x.api == nil || s.usage == nil {

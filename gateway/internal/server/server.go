@@ -20,6 +20,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/state"
+	"github.com/sluicegw/sluice/pkg/tracing"
 	pkgusage "github.com/sluicegw/sluice/pkg/usage"
 )
 
@@ -91,6 +92,8 @@ type Options struct {
 	// ClientIP finds the client address limit_by client_ip counts (nil:
 	// the connection's peer).
 	ClientIP *clientip.Resolver
+	// Tracing traces requests (tracing.go); nil: off.
+	Tracing *tracing.Provider
 }
 
 // Server is the traffic listener of a node.
@@ -102,6 +105,7 @@ type Server struct {
 	log     zerolog.Logger
 	m       *metrics
 	rid     *requestIDs
+	tracer  tracer
 	access  *accessLog // nil when off
 	srv     *fasthttp.Server
 	ln      net.Listener
@@ -139,7 +143,8 @@ func New(opts Options, st *state.State, lim Limiter, em Emitter, reg prometheus.
 	}
 	s := &Server{
 		opts: opts, state: st, limiter: lim, usage: em, m: m, rid: newRequestIDs(opts.RequestIDHeader),
-		log: log.With().Str("component", "gateway.server").Logger(),
+		tracer: newTracer(opts.Tracing),
+		log:    log.With().Str("component", "gateway.server").Logger(),
 	}
 	if opts.TLS.Enabled() {
 		if s.edge, err = edgetls.New(opts.TLS, reg, log); err != nil {

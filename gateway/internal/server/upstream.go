@@ -12,6 +12,7 @@ func (s *Server) upstreamDo(ctx *fasthttp.RequestCtx, x *exchange, from int) err
 	t := time.Now()
 	err := x.api.Upstream.Do(&ctx.Request, &ctx.Response, &x.target, from)
 	x.upstream = time.Since(t)
+	x.traceUpstreamDone(ctx.Response.StatusCode(), err)
 	s.m.upstream(x.api.ID, x.upstream, err)
 	return err
 }

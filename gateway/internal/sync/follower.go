@@ -46,6 +46,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
 // State is what the follower drives: the node's config state
@@ -84,6 +85,8 @@ type Options struct {
 	// Names are the environment's subjects (its nats.namespace; zero: the
 	// default namespace).
 	Names bus.Names
+	// Tracing traces each applied version (tracing.go); nil: off.
+	Tracing *tracing.Provider
 }
 
 func (o *Options) defaults() {
@@ -126,6 +129,7 @@ type Follower struct {
 	opts    Options
 	log     zerolog.Logger
 	hintLog zerolog.Logger // sampled: at most one line per warnEvery
+	tracer  *applyTracer
 	started time.Time
 	m       metrics
 
@@ -154,7 +158,8 @@ func New(nc *nats.Conn, st *store.Store, state State, opts Options, log zerolog.
 	}
 	f := &Follower{nc: nc, store: st, state: state, opts: opts,
 		log:  log.With().Str("component", "gateway.sync").Logger(),
-		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), beat: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), beat: make(chan struct{}, 1),
+		tracer: newApplyTracer(opts.Tracing, opts.NodeID)}
 	f.hintLog = f.log.Sample(&zerolog.BurstSampler{Burst: 1, Period: warnEvery})
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
@@ -231,6 +236,7 @@ func (f *Follower) onMessage(m *nats.Msg) {
 		return
 	}
 	f.evict(m.Data)
+	f.tracer.announced(m, v)
 	for {
 		cur := f.hint.Load()
 		if v <= cur || f.hint.CompareAndSwap(cur, v) {
@@ -335,7 +341,10 @@ func (f *Follower) wakeUp(ctx context.Context) bool {
 func (f *Follower) apply(ctx context.Context, v store.Version) bool {
 	actx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
-	if err := f.state.Apply(actx, v); err != nil {
+	actx, span := f.tracer.start(actx, v)
+	err := f.state.Apply(actx, v)
+	f.tracer.done(span, err)
+	if err != nil {
 		f.log.Warn().Err(err).Int64("version", v.Version).Msg("apply config version failed; catching up")
 		return false
 	}

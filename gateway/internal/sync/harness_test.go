@@ -27,6 +27,8 @@ type cluster struct {
 	nats  *testutil.NATS
 	store *store.Store
 	nc    *nats.Conn
+	// env is added to the environment of the binaries run (run).
+	env []string
 }
 
 func newCluster(t testing.TB, changelogLen int64) *cluster {

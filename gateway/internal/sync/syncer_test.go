@@ -49,6 +49,7 @@ func (c *cluster) run(pkg, readyURL string, args ...string) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SLUICE_ADMIN_TOKEN="+adminToken, "SLUICE_REDIS_ADDR="+c.redis.Addr(),
 		"SLUICE_NATS_URL="+c.nats.URL(), "SLUICE_LOG_LEVEL=warn", "SLUICE_LOG_FORMAT=json")
+	cmd.Env = append(cmd.Env, c.env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/tokens"
+	"github.com/sluicegw/sluice/pkg/tracing"
 	"github.com/sluicegw/sluice/syncer/internal/api"
 	"github.com/sluicegw/sluice/syncer/internal/config"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
@@ -132,9 +133,15 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	}
 	defer nc.Close()
 
+	tp, err := tracing.New(ctx, cfg.Tracing, tracing.Identity{Service: "sluice-syncer", Version: buildinfo.Get().Version}, log)
+	if err != nil {
+		return err
+	}
+	defer tp.Close(log)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
-	pub, err := publish.New(nc, cfg.NATS.Names(), log, reg)
+	pub, err := publish.New(nc, cfg.NATS.Names(), log, reg, tp)
 	if err != nil {
 		return err
 	}
@@ -149,7 +156,7 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	st := store.NewIn(cfg.Redis.Layout(), rdb, cfg.ChangelogLength)
 	st.SetAuditLength(cfg.AuditLength)
 	srv, err := api.New(api.Options{Store: st, Announcer: pub, Nodes: nodeReg,
-		NATS: nc, Tokens: toks, Log: log, Registry: reg})
+		NATS: nc, Tokens: toks, Log: log, Registry: reg, Tracing: tp})
 	if err != nil {
 		return err
 	}

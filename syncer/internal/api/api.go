@@ -30,6 +30,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/tokens"
+	"github.com/sluicegw/sluice/pkg/tracing"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
 )
 
@@ -61,6 +62,8 @@ type Options struct {
 	Log        zerolog.Logger
 	// Registry registers the API's metrics and is served at /metrics.
 	Registry *prometheus.Registry
+	// Tracing traces every call (tracing.go); nil: off.
+	Tracing *tracing.Provider
 }
 
 // Server is the admin API.
@@ -223,6 +226,7 @@ func (s *Server) wrap(rt route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
+		r, span := s.traceCall(r, rt, label)
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error().Interface("panic", p).Str("route", label).Msg("handler panicked")
@@ -231,6 +235,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				}
 			}
 			s.requests.WithLabelValues(label, strconv.Itoa(sw.code)).Inc()
+			endCall(span, sw.code)
 		}()
 		if !rt.public {
 			var e *Error

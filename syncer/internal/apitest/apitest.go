@@ -59,7 +59,7 @@ func StartIn(t testing.TB, env Env, r *testutil.Redis, n *testutil.NATS, opts ap
 	nc := n.Conn(t)
 	reg := prometheus.NewRegistry()
 	log := zerolog.Nop()
-	pub, err := publish.New(nc, env.Names, log, reg)
+	pub, err := publish.New(nc, env.Names, log, reg, opts.Tracing)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/tokens"
+	"github.com/sluicegw/sluice/pkg/tracing"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	// (default 6s: three 2s gateway heartbeat intervals).
 	NodeTTL time.Duration  `yaml:"node_ttl"`
 	Log     logging.Config `yaml:"log"`
+	// Tracing: OpenTelemetry spans, off by default; exporter, endpoint and
+	// sampler come from the OTEL_* variables (docs/operations.md, "Tracing").
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // Default returns the configuration with every default filled in.
@@ -73,6 +77,7 @@ func (c *Config) Validate() validation.Errors {
 	}
 	errs.Merge("redis", c.Redis.Validate())
 	errs.Merge("nats", c.NATS.Validate())
+	errs.Merge("tracing", c.Tracing.Validate())
 	if c.ChangelogLength < 100 {
 		errs.Add("changelog_length", "must be at least 100")
 	}

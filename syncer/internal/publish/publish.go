@@ -16,26 +16,36 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
 // Publisher sends config versions to the nodes.
 type Publisher struct {
 	nc        *nats.Conn
+	tracing   *tracing.Provider
+	tracer    trace.Tracer
 	names     bus.Names
 	log       zerolog.Logger
 	published prometheus.Counter
 	errors    prometheus.Counter
 }
 
-// New returns a Publisher over nc, registering its metrics on reg.
-func New(nc *nats.Conn, names bus.Names, log zerolog.Logger, reg prometheus.Registerer) (*Publisher, error) {
+// New returns a Publisher over nc, registering its metrics on reg. With
+// tracing on (tp not nil), each announcement is a producer span whose
+// context the message carries in its NATS headers (traceparent).
+func New(nc *nats.Conn, names bus.Names, log zerolog.Logger, reg prometheus.Registerer, tp *tracing.Provider) (*Publisher, error) {
 	p := &Publisher{
-		nc:    nc,
-		names: names,
-		log:   log.With().Str("component", "syncer.publish").Logger(),
+		nc:      nc,
+		tracing: tp,
+		tracer:  tp.Tracer("github.com/sluicegw/sluice/syncer/publish"),
+		names:   names,
+		log:     log.With().Str("component", "syncer.publish").Logger(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_sync_published_total", Help: "Config versions announced on NATS.",
 		}),
@@ -60,13 +70,15 @@ func (p *Publisher) Announce(ctx context.Context, st *store.Store, v int64) {
 		p.log.Warn().Err(err).Int64("version", v).Msg("read back config version failed; nodes will catch up from the changelog")
 		return
 	}
-	p.Publish(vs[0])
+	p.Publish(ctx, vs[0])
 }
 
 // Publish announces v. While NATS is disconnected the client buffers the
 // message and sends it on reconnect; an error is logged and counted, never
 // returned to the admin API caller, whose write has already succeeded.
-func (p *Publisher) Publish(v store.Version) {
+// With tracing on, the message carries ctx's trace context: the nodes'
+// apply spans continue it.
+func (p *Publisher) Publish(ctx context.Context, v store.Version) {
 	msg := bus.NewSyncMessage(v)
 	data, err := json.Marshal(msg)
 	if max := p.nc.MaxPayload(); err == nil && max > 0 && int64(len(data)) > max {
@@ -76,7 +88,7 @@ func (p *Publisher) Publish(v store.Version) {
 		data, err = json.Marshal(msg)
 	}
 	if err == nil {
-		err = p.nc.Publish(p.names.SyncSubject(msg.Kind()), data)
+		err = p.send(ctx, p.names.SyncSubject(msg.Kind()), data, v)
 	}
 	if err != nil {
 		p.errors.Inc()
@@ -84,4 +96,22 @@ func (p *Publisher) Publish(v store.Version) {
 		return
 	}
 	p.published.Inc()
+}
+
+// send publishes data on subject, inside a producer span when tracing is on.
+func (p *Publisher) send(ctx context.Context, subject string, data []byte, v store.Version) error {
+	if !p.tracing.Enabled() {
+		return p.nc.Publish(subject, data)
+	}
+	ctx, sp := p.tracer.Start(ctx, "sync.announce", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject),
+		attribute.Int64("sluice.config.version", v.Version), attribute.Int("sluice.config.changes", len(v.Changes))))
+	defer sp.End()
+	m := &nats.Msg{Subject: subject, Data: data}
+	p.tracing.InjectMsg(ctx, m)
+	err := p.nc.PublishMsg(m)
+	if err != nil {
+		sp.SetStatus(codes.Error, "publish failed")
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestPublishLargeVersion(t *testing.T) {
 	n := testutil.StartNATS(t)
 	nc := n.Conn(t)
 	names := bus.NewNames("")
-	p, err := New(nc, names, zerolog.Nop(), prometheus.NewRegistry())
+	p, err := New(nc, names, zerolog.Nop(), prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +41,8 @@ func TestPublishLargeVersion(t *testing.T) {
 			Hash: model.HashKey(fmt.Appendf(nil, "a%d", i)), OldHash: model.HashKey(fmt.Appendf(nil, "b%d", i))})
 	}
 	small := store.Version{Version: 8, Changes: large.Changes[:2]}
-	p.Publish(large)
-	p.Publish(small)
+	p.Publish(context.Background(), large)
+	p.Publish(context.Background(), small)
 	for _, want := range []struct {
 		version   int64
 		changes   int
