@@ -3,12 +3,13 @@
 package logging
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/pkg/validation"
 )
 
 // Config is the logging section of every service's configuration.
@@ -19,16 +20,21 @@ type Config struct {
 	Format string `yaml:"format"`
 }
 
-// Validate reports a bad level or format.
-func (c Config) Validate() error {
-	if _, err := zerolog.ParseLevel(c.Level); err != nil || c.Level == "" {
-		return fmt.Errorf("log.level: %q is not one of trace, debug, info, warn, error", c.Level)
+// Validate reports a bad level or format, with paths relative to the
+// section (level, format): services merge them under "log".
+func (c Config) Validate() validation.Errors {
+	var errs validation.Errors
+	switch c.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		errs.Add("level", "%q is not one of trace, debug, info, warn, error", c.Level)
 	}
 	switch c.Format {
 	case "json", "console", "auto":
-		return nil
+	default:
+		errs.Add("format", "%q is not one of json, console, auto", c.Format)
 	}
-	return fmt.Errorf("log.format: %q is not one of json, console, auto", c.Format)
+	return errs
 }
 
 // Default is info level, auto format.

@@ -314,9 +314,7 @@ func (c *Config) Validate() validation.Errors {
 	}
 	errs.Merge("jwt", c.JWT.Validate())
 	errs.Merge("access_log", c.AccessLog.Validate())
-	if err := c.Log.Validate(); err != nil {
-		errs.Add("", "%v", err)
-	}
+	errs.Merge("log", c.Log.Validate())
 	return errs
 }
 
