@@ -124,6 +124,14 @@ func Default() Config {
 	}
 }
 
+// Load returns the defaults overlaid with the YAML file at path (none when
+// empty) and then the SLUICE_* environment. It does not validate.
+func Load(path string) (Config, error) {
+	c := Default()
+	err := pkgconfig.Load(path, &c)
+	return c, err
+}
+
 // Vars lists the environment variables that set configuration fields.
 func Vars() []pkgconfig.Var {
 	c := Default()

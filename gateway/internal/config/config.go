@@ -315,6 +315,7 @@ func (c *Config) Validate() validation.Errors {
 	errs.Merge("jwt", c.JWT.Validate())
 	errs.Merge("access_log", c.AccessLog.Validate())
 	errs.Merge("log", c.Log.Validate())
+	c.crossChecks(&errs)
 	return errs
 }
 
