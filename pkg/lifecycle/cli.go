@@ -110,16 +110,16 @@ func Problems(err error) []string {
 	var out []string
 	var walk func(error)
 	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
 		var ve validation.Errors
 		if errors.As(err, &ve) {
 			for _, p := range ve {
 				out = append(out, oneLine(p.String()))
-			}
-			return
-		}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
 			}
 			return
 		}
