@@ -5,6 +5,7 @@ package logging
 import (
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +38,8 @@ func (c Config) Validate() validation.Errors {
 	return errs
 }
 
+var timeFormat sync.Once
+
 // Default is info level, auto format.
 func Default() Config { return Config{Level: "info", Format: "auto"} }
 
@@ -61,6 +64,6 @@ func New(c Config, w io.Writer, service string) zerolog.Logger {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
+	timeFormat.Do(func() { zerolog.TimeFieldFormat = time.RFC3339Nano }) // a global: set once
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", service).Logger()
 }
