@@ -45,6 +45,17 @@ test: deps ## Run the whole test suite (race detector on) in every module
 	@failed=""; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "FAILED in:$$failed"; exit 1; fi
 
+# Coverage per package of every module: each package's own tests (no
+# race detector, to keep it quick); profiles and the total in .run/cover/.
+.PHONY: cover
+cover: deps ## Report test coverage per package in every module (profiles in .run/cover/)
+	@mkdir -p $(RUN_DIR)/cover; failed=""; for m in $(MODULES); do n=$$(basename $$m); echo "== $$n"; \
+		(cd $$m && set -o pipefail && go test -count=1 -timeout 20m -covermode=atomic -coverprofile=$(CURDIR)/$(RUN_DIR)/cover/$$n.out ./... \
+			| awk '/coverage:/ {for (i = 1; i <= NF; i++) if ($$i == "coverage:") printf "  %-70s %s\n", $$2, $$(i+1); next} /no test files/ {printf "  %-70s none\n", $$2; next} /^(FAIL|---)/ {print}') \
+			|| failed="$$failed $$n"; \
+		go tool cover -func=$(RUN_DIR)/cover/$$n.out 2>/dev/null | tail -1 | sed "s/^total:/  total ($$n):/"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED in:$$failed"; exit 1; fi
+
 .PHONY: e2e
 e2e: deps ## Run the end-to-end usage pipeline test (real gateway and analytics binaries)
 	cd analytics && go test $(GOTEST_FLAGS) -run 'TestUsagePipelineEndToEnd' -v ./e2e/

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicegw/sluice/pkg/validation"
 )
 
 // Prefix is the prefix of every Sluice environment variable.
@@ -30,14 +32,26 @@ const Prefix = "SLUICE_"
 
 // Load fills dst (a pointer to a struct holding defaults) from the YAML
 // file at path (skipped when path is empty) and then from the environment.
+// Its error is a validation.Errors: the file's problems under the field
+// "config" (one per YAML error, each naming its line), each variable's
+// under the field it sets.
 func Load(path string, dst any) error {
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("config: %w", err)
+			return validation.Errors{{Field: "config", Message: err.Error()}}
 		}
 		if err := Decode(data, dst); err != nil {
-			return fmt.Errorf("config %s: %w", path, err)
+			var errs validation.Errors
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				for _, e := range te.Errors {
+					errs.Add("config", "%s: %s", path, e)
+				}
+				return errs
+			}
+			errs.Add("config", "%s: %v", path, err)
+			return errs
 		}
 	}
 	return ApplyEnv(Prefix, os.Environ(), dst)
@@ -71,7 +85,9 @@ func Vars(prefix string, cfg any) []Var {
 	return out
 }
 
-// ApplyEnv sets the fields of *dst named by variables in env ("K=V").
+// ApplyEnv sets the fields of *dst named by variables in env ("K=V"). Its
+// error is a validation.Errors: one problem per variable that cannot be
+// parsed, under the field it sets, naming the variable.
 func ApplyEnv(prefix string, env []string, dst any) error {
 	vals := map[string]string{}
 	for _, kv := range env {
@@ -79,7 +95,7 @@ func ApplyEnv(prefix string, env []string, dst any) error {
 			vals[k] = v
 		}
 	}
-	var errs []string
+	var errs validation.Errors
 	walk(reflect.ValueOf(dst).Elem(), "", func(path string, v reflect.Value) {
 		name := envName(prefix, path)
 		s, ok := vals[name]
@@ -87,13 +103,10 @@ func ApplyEnv(prefix string, env []string, dst any) error {
 			return
 		}
 		if err := setValue(v, s); err != nil {
-			errs = append(errs, fmt.Sprintf("%s (%s): %v", name, path, err))
+			errs.Add(path, "%s: %v", name, err)
 		}
 	})
-	if len(errs) > 0 {
-		return fmt.Errorf("config: environment: %s", strings.Join(errs, "; "))
-	}
-	return nil
+	return errs.Err()
 }
 
 func envName(prefix, path string) string {

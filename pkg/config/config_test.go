@@ -64,7 +64,7 @@ func TestErrorsNameTheField(t *testing.T) {
 	}{
 		{"unknown field", "listne: x\n", nil, "listne"},
 		{"wrong type", "redis:\n  db: many\n", nil, "many"},
-		{"bad env int", "", []string{"SLUICE_REDIS_DB=x"}, "SLUICE_REDIS_DB (redis.db)"},
+		{"bad env int", "", []string{"SLUICE_REDIS_DB=x"}, "redis.db: SLUICE_REDIS_DB: "},
 		{"bad env duration", "", []string{"SLUICE_REDIS_TIMEOUT=soon"}, "SLUICE_REDIS_TIMEOUT"},
 		{"bad env bool", "", []string{"SLUICE_DEBUG=perhaps"}, "SLUICE_DEBUG"},
 	}

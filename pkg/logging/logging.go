@@ -3,12 +3,14 @@
 package logging
 
 import (
-	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sluicegw/sluice/pkg/validation"
 )
 
 // Config is the logging section of every service's configuration.
@@ -19,17 +21,24 @@ type Config struct {
 	Format string `yaml:"format"`
 }
 
-// Validate reports a bad level or format.
-func (c Config) Validate() error {
-	if _, err := zerolog.ParseLevel(c.Level); err != nil || c.Level == "" {
-		return fmt.Errorf("log.level: %q is not one of trace, debug, info, warn, error", c.Level)
+// Validate reports a bad level or format, with paths relative to the
+// section (level, format): services merge them under "log".
+func (c Config) Validate() validation.Errors {
+	var errs validation.Errors
+	switch c.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		errs.Add("level", "%q is not one of trace, debug, info, warn, error", c.Level)
 	}
 	switch c.Format {
 	case "json", "console", "auto":
-		return nil
+	default:
+		errs.Add("format", "%q is not one of json, console, auto", c.Format)
 	}
-	return fmt.Errorf("log.format: %q is not one of json, console, auto", c.Format)
+	return errs
 }
+
+var timeFormat sync.Once
 
 // Default is info level, auto format.
 func Default() Config { return Config{Level: "info", Format: "auto"} }
@@ -55,6 +64,6 @@ func New(c Config, w io.Writer, service string) zerolog.Logger {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
+	timeFormat.Do(func() { zerolog.TimeFieldFormat = time.RFC3339Nano }) // a global: set once
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", service).Logger()
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	pkgconfig "github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/connect"
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/tokens"
@@ -29,6 +30,10 @@ type Config struct {
 	Aggregation Aggregation `yaml:"aggregation"`
 	// Auth guards the query API (/v1/...): every request carries a token.
 	Auth Auth `yaml:"auth"`
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM: the HTTP server
+	// stops and the batch in hand is recorded (default 15s); past it the
+	// process exits 1.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Log is the logger configuration.
 	Log logging.Config `yaml:"log"`
 	// Tracing: OpenTelemetry spans, off by default; exporter, endpoint and
@@ -118,8 +123,23 @@ func Default() Config {
 			Grace: 10 * time.Second, Retention: 7 * 24 * time.Hour,
 			DedupTTL: 25 * time.Hour, CloseInterval: time.Second,
 		},
-		Log: logging.Default(),
+		ShutdownTimeout: 15 * time.Second,
+		Log:             logging.Default(),
 	}
+}
+
+// Load returns the defaults overlaid with the YAML file at path (none when
+// empty) and then the SLUICE_* environment. It does not validate.
+func Load(path string) (Config, error) {
+	c := Default()
+	err := pkgconfig.Load(path, &c)
+	return c, err
+}
+
+// Vars lists the environment variables that set configuration fields.
+func Vars() []pkgconfig.Var {
+	c := Default()
+	return pkgconfig.Vars(pkgconfig.Prefix, &c)
 }
 
 // Validate returns every problem, each with its field path.
@@ -162,14 +182,37 @@ func (c *Config) Validate() error {
 	}
 	positive(&errs, "aggregation.dedup_ttl", c.Aggregation.DedupTTL)
 	positive(&errs, "aggregation.close_interval", c.Aggregation.CloseInterval)
-	if c.NATS.AckWait > 0 && c.Aggregation.DedupTTL > 0 && c.Aggregation.DedupTTL < 2*c.NATS.AckWait {
-		errs.Add("aggregation.dedup_ttl", "must be at least twice nats.ack_wait")
-	}
-	if err := c.Log.Validate(); err != nil {
-		errs.Add("log", "%v", err)
-	}
+	positive(&errs, "shutdown_timeout", c.ShutdownTimeout)
+	c.crossChecks(&errs)
+	errs.Merge("log", c.Log.Validate())
 	c.Auth.validate(&errs)
 	return errs.Err()
+}
+
+// crossChecks are the rules between fields: each names the field to
+// change and the one it is measured against.
+func (c *Config) crossChecks(errs *validation.Errors) {
+	agg, ns, us := c.Aggregation, c.NATS, c.UsageStream
+	if ns.AckWait > 0 && agg.DedupTTL > 0 && agg.DedupTTL < 2*ns.AckWait {
+		errs.Add("aggregation.dedup_ttl", "must be at least twice nats.ack_wait")
+	}
+	// A batch stays in the stream, and may be redelivered, for up to
+	// max_age: its dedup record must outlive it, or the redelivery is
+	// counted twice.
+	if agg.DedupTTL > 0 && us.MaxAge > 0 && agg.DedupTTL < us.MaxAge {
+		errs.Add("aggregation.dedup_ttl", "%v is shorter than usage_stream.max_age (%v): a batch redelivered after its dedup record expired would be counted twice",
+			agg.DedupTTL, us.MaxAge)
+	}
+	// Messages delivered at the start of a fetch wait for it to end before
+	// they are processed: the wait must leave time within ack_wait.
+	if ns.FetchWait > 0 && ns.AckWait > 0 && ns.FetchWait >= ns.AckWait {
+		errs.Add("nats.fetch_wait", "%v is not below nats.ack_wait (%v): fetched events would be redelivered before they are recorded", ns.FetchWait, ns.AckWait)
+	}
+	// Late events of a minute are accepted for grace; a grace as long as
+	// the retention would keep minutes open past their deletion.
+	if agg.Grace > 0 && agg.Retention > 0 && agg.Grace >= agg.Retention {
+		errs.Add("aggregation.grace", "%v is not below aggregation.retention (%v)", agg.Grace, agg.Retention)
+	}
 }
 
 func positive(errs *validation.Errors, field string, d time.Duration) {

@@ -59,6 +59,7 @@ func (e *env) config() config.Config {
 	c.NATS.AckWait = time.Second
 	c.NATS.FetchWait = 100 * time.Millisecond
 	c.Aggregation.DedupTTL = time.Hour
+	c.UsageStream.MaxAge = time.Hour // within dedup_ttl, as Validate requires
 	c.Aggregation.CloseInterval = 50 * time.Millisecond
 	c.Log.Level = "warn"
 	c.Auth.Token = testToken

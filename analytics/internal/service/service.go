@@ -25,6 +25,7 @@ import (
 	"github.com/sluicegw/sluice/analytics/internal/worker"
 	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/bus"
+	"github.com/sluicegw/sluice/pkg/connect"
 	pkgstore "github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/tracing"
@@ -157,7 +158,8 @@ func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // Shutdown stops the HTTP server, lets the batch in hand finish and closes
-// the connections.
+// the connections. It releases what a failed Start built, too
+// (pkg/lifecycle runs it after one).
 func (s *Service) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.srv != nil {
@@ -170,10 +172,12 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.worker.Shutdown(ctx))
 	}
 	if s.nc != nil {
-		errs = append(errs, s.nc.Drain())
+		errs = append(errs, connect.Drain(ctx, s.nc))
+		s.nc = nil
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
+		s.rdb = nil
 	}
 	errs = append(errs, s.tracing.Shutdown(ctx))
 	return errors.Join(errs...)

@@ -3,96 +3,52 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/sluicegw/sluice/gateway/internal/config"
-	"github.com/sluicegw/sluice/pkg/buildinfo"
+	"github.com/sluicegw/sluice/pkg/lifecycle"
 	"github.com/sluicegw/sluice/pkg/logging"
 )
+
+const about = `Runs one gateway node: routes, authenticates, rate limits and proxies the
+traffic of the APIs in Redis, follows their changes on NATS and publishes
+usage events. Signals: SIGINT or SIGTERM drains in-flight requests and
+flushes usage events within shutdown_timeout; a second signal exits at once.`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the whole command: parse, load and check the configuration,
+// build the node, run it until a signal (pkg/lifecycle), return the exit
+// code.
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sluice-gateway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "YAML configuration `file` (optional: defaults and SLUICE_* variables apply)")
-	check := fs.Bool("check-config", false, "validate the configuration, print every problem and exit")
-	listen := fs.String("listen", "", "traffic `address`, overrides listen")
-	opsListen := fs.String("ops-listen", "", "operations `address` (/health /ready /metrics), overrides ops_listen")
-	version := fs.Bool("version", false, "print the version, commit, build date and Go version, and exit")
-	fs.Usage = func() { printUsage(fs, stderr) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	cli := lifecycle.NewCLI("sluice-gateway", about, config.Vars())
+	listen := cli.Flags.String("listen", "", "traffic `address`, overrides listen")
+	opsListen := cli.Flags.String("ops-listen", "", "operations `address` (/health /ready /metrics), overrides ops_listen")
+	if code, exit := cli.Parse(args, stdout, stderr); exit {
+		return code
+	}
+	cfg, err := config.Load(cli.ConfigPath)
+	if err == nil {
+		if *listen != "" {
+			cfg.Listen = *listen
 		}
-		return 2
-	}
-	if *version {
-		fmt.Fprintln(stdout, buildinfo.Get().String("sluice-gateway"))
-		return 0
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "sluice-gateway: %v\n", err)
-		return 1
-	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *opsListen != "" {
-		cfg.OpsListen = *opsListen
-	}
-	if errs := cfg.Validate(); len(errs) > 0 {
-		fmt.Fprintln(stderr, "sluice-gateway: invalid configuration:")
-		for _, p := range errs {
-			fmt.Fprintf(stderr, "  %s\n", p)
+		if *opsListen != "" {
+			cfg.OpsListen = *opsListen
 		}
-		return 1
+		err = cfg.Validate().Err()
 	}
-	if *check {
-		fmt.Fprintln(stdout, "configuration ok")
-		return 0
+	if code, exit := cli.Check(err); exit {
+		return code
 	}
 	cfg.ResolveNodeID()
 	cfg.ResolveAdvertiseAddress()
 	log := logging.New(cfg.Log, stderr, "sluice-gateway").With().Str("node", cfg.NodeID).Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	n, err := newNode(cfg, log)
 	if err != nil {
-		log.Error().Err(err).Msg("cannot build the node")
-		return 1
+		return lifecycle.CannotStart(log, err)
 	}
-	if err := n.Start(ctx); err != nil {
-		log.Error().Err(err).Msg("cannot start the node")
-		_ = n.Shutdown(context.Background())
-		return 1
-	}
-	<-ctx.Done()
-	log.Info().Msg("shutting down: draining requests and flushing usage events")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := n.Shutdown(sctx); err != nil {
-		log.Error().Err(err).Msg("shutdown incomplete")
-		return 1
-	}
-	return 0
-}
-
-func printUsage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, "Usage: sluice-gateway [--config FILE] [--check-config] [--listen ADDR] [--ops-listen ADDR] [--version]\n\nFlags:\n")
-	fs.PrintDefaults()
-	fmt.Fprintf(w, "\nEnvironment (each overrides the configuration field named):\n")
-	for _, v := range config.Vars() {
-		fmt.Fprintf(w, "  %-40s %s (%s)\n", v.Name, v.Field, v.Type)
-	}
+	return lifecycle.Run(n, lifecycle.RunOptions{Log: log, ShutdownTimeout: cfg.ShutdownTimeout})
 }

@@ -22,58 +22,113 @@ import (
 	configsync "github.com/sluicegw/sluice/gateway/internal/sync"
 	"github.com/sluicegw/sluice/gateway/internal/usage"
 	"github.com/sluicegw/sluice/pkg/buildinfo"
+	"github.com/sluicegw/sluice/pkg/lifecycle"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
-// component is what the node starts and stops, in order.
-type component interface {
-	Start(ctx context.Context) error
-	Shutdown(ctx context.Context) error
-}
-
-// node is one gateway node wired from its configuration.
+// node is one gateway node wired from its configuration: its parts, in
+// start order, in a lifecycle.Group.
 type node struct {
-	cfg     config.Config
-	log     zerolog.Logger
-	rdb     redis.UniversalClient
-	nc      *nats.Conn
-	state   *state.State
-	server  *server.Server
-	ops     *ops.Server
-	reg     *namedRegistry
-	tracing *tracing.Provider // nil: off
-	started []component
-	order   []component // start order; shutdown runs it backwards
+	lifecycle.Group
+	cfg    config.Config
+	log    zerolog.Logger
+	rdb    redis.UniversalClient
+	nc     *nats.Conn
+	state  *state.State
+	server *server.Server
+	reg    *namedRegistry
 }
 
-func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
-	n := &node{cfg: cfg, log: log}
+// newNode builds the node. Each part joins the group as soon as it is
+// built, in start order: the Redis client, the JWT key provider, state
+// (loads in the background once started), the NATS connection, config
+// sync, the limiter, the usage publisher, the operations listener and the
+// traffic listener last. Shutdown runs that backwards: traffic drains
+// first, usage is flushed while NATS is still connected, the connections
+// close last. When a step fails, what the steps before it built is
+// released before newNode returns.
+func newNode(cfg config.Config, log zerolog.Logger) (_ *node, err error) {
+	n := &node{cfg: cfg, log: log, reg: newNamedRegistry()}
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			if cerr := n.Shutdown(ctx); cerr != nil {
+				log.Warn().Err(cerr).Msg("releasing a node whose construction failed")
+			}
+		}
+	}()
+	reg := n.reg
 	tp, err := tracing.New(context.Background(), cfg.Tracing,
 		tracing.Identity{Service: "sluice-gateway", Version: buildinfo.Get().Version, Instance: cfg.NodeID}, log)
 	if err != nil {
 		return nil, err
 	}
-	n.tracing = tp
-	reg := newNamedRegistry()
-	n.reg = reg
+	// First in, last out: the spans of the parts stopped before it are
+	// exported.
+	n.Add("tracing", lifecycle.Funcs(nil, tp.Shutdown))
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
 	calls, err := ops.NewRedisCalls(reg)
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := cfg.Redis.Client(log)
-	if err != nil {
+	if n.rdb, err = cfg.Redis.Client(log); err != nil {
 		return nil, err
 	}
-	n.rdb = rdb
+	n.Closer("redis", n.rdb.Close)
 	// One environment: its Redis keys and NATS subjects carry the namespaces.
 	layout, names := cfg.Redis.Layout(), cfg.NATS.Names()
 	jp, err := jwtauth.New(cfg.JWT, log, reg)
 	if err != nil {
 		return nil, err
 	}
-	st, err := state.New(store.NewIn(layout, n.rdb, 0), state.Options{
+	n.Add("jwt", jp)
+	if n.state, err = newState(cfg, n.rdb, jp, calls, log); err != nil {
+		return nil, err
+	}
+	n.Add("state", n.state)
+	// NATS: reconnect forever; a node whose NATS is down at start still
+	// serves, and the usage buffer holds (then drops, counted) events.
+	if n.nc, err = cfg.NATS.Connect("sluice-gateway "+cfg.NodeID, log); err != nil {
+		return nil, err
+	}
+	n.Closer("nats", func() error { n.nc.Close(); return nil })
+	follower, err := configsync.New(n.nc, store.NewIn(layout, n.rdb, 0), n.state, configsync.Options{
+		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names, BuildVersion: buildinfo.Get().Version,
+		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval, Tracing: tp,
+	}, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	n.Add("sync", follower)
+	limOpts := cfg.Limits
+	limOpts.Layout = layout
+	lim, err := limit.New(n.rdb, limOpts, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	lim.ObserveCalls(calls.Observer(ops.CallLimitScript))
+	n.Add("limit", lim)
+	usageOpts := cfg.Usage
+	usageOpts.Names = names
+	pub, err := usage.New(n.nc, cfg.NodeID, usageOpts, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	n.Add("usage", pub)
+	n.registerStateMetrics()
+	n.Add("ops", n.newOps())
+	if n.server, err = newServer(cfg, n.state, lim, pub, tp, reg, log); err != nil {
+		return nil, err
+	}
+	n.Add("server", n.server)
+	return n, nil
+}
+
+// newState builds the node's configuration state and session cache.
+func newState(cfg config.Config, rdb redis.UniversalClient, jp *jwtauth.Provider, calls *ops.RedisCalls, log zerolog.Logger) (*state.State, error) {
+	return state.New(store.NewIn(cfg.Redis.Layout(), rdb, 0), state.Options{
 		JWT:     jp,
 		MaxBody: int(cfg.Proxy.MaxBodyBytes),
 		Proxy: proxy.Options{
@@ -86,29 +141,11 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 			Observe: calls.Observer(ops.CallSessionLookup),
 		},
 	}, log)
-	if err != nil {
-		return nil, err
-	}
-	n.state = st
-	limOpts := cfg.Limits
-	limOpts.Layout = layout
-	lim, err := limit.New(n.rdb, limOpts, log, reg)
-	if err != nil {
-		return nil, err
-	}
-	lim.ObserveCalls(calls.Observer(ops.CallLimitScript))
-	// NATS: reconnect forever; a node whose NATS is down at start still
-	// serves, and the usage buffer holds (then drops, counted) events.
-	n.nc, err = cfg.NATS.Connect("sluice-gateway "+cfg.NodeID, log)
-	if err != nil {
-		return nil, err
-	}
-	usageOpts := cfg.Usage
-	usageOpts.Names = names
-	pub, err := usage.New(n.nc, cfg.NodeID, usageOpts, log, reg)
-	if err != nil {
-		return nil, err
-	}
+}
+
+// newServer builds the traffic server (its access log, when on, runs from
+// here: the server's Shutdown stops it, started or not).
+func newServer(cfg config.Config, st *state.State, lim *limit.Limiter, pub *usage.Publisher, tp *tracing.Provider, reg prometheus.Registerer, log zerolog.Logger) (*server.Server, error) {
 	ciph, err := clientip.ParseHeader(cfg.Proxy.ClientIPHeader)
 	if err != nil {
 		return nil, err
@@ -117,7 +154,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.server, err = server.New(server.Options{
+	return server.New(server.Options{
 		ClientIP: cip,
 		Listen:   cfg.Listen, TLS: cfg.TLS, Node: cfg.NodeID, MaxHeaderBytes: cfg.Proxy.MaxHeaderBytes, MaxBodyBytes: int(cfg.Proxy.MaxBodyBytes),
 		MinKeyLength: cfg.Auth.MinKeyLength, ReadTimeout: cfg.Proxy.ReadTimeout, WriteTimeout: cfg.Proxy.WriteTimeout,
@@ -132,13 +169,16 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		AccessLog:       cfg.AccessLog,
 		Tracing:         tp,
 	}, st, lim, pub, reg, log)
-	if err != nil {
-		return nil, err
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+}
+
+// registerStateMetrics exports the applied config version and the stale
+// sessions served.
+func (n *node) registerStateMetrics() {
+	st := n.state
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_config_version", Help: "Config version applied by this node.",
 	}, func() float64 { return float64(st.Version()) }))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_config_last_applied_timestamp_seconds",
 		Help: "Unix time this node last applied a config version (0 before the first).",
 	}, func() float64 {
@@ -147,34 +187,27 @@ func newNode(cfg config.Config, log zerolog.Logger) (*node, error) {
 		}
 		return 0
 	}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "sluice_auth_stale_sessions_total",
 		Help: "Key lookups answered with a cached session past its TTL because the store could not re-read it.",
 	}, func() float64 { return float64(st.Sessions().StaleServed()) }))
-	n.ops = ops.New(cfg.OpsListen, n.ready, reg, log)
-	n.ops.Watch("redis", func(ctx context.Context) error { return store.Ping(ctx, n.rdb) })
-	n.ops.Watch("nats", func(context.Context) error {
+}
+
+// newOps builds the operations listener: /health with the Redis and NATS
+// probes, /ready, /metrics and, when on, pprof.
+func (n *node) newOps() *ops.Server {
+	o := ops.New(n.cfg.OpsListen, n.ready, n.reg, n.log)
+	o.Watch("redis", func(ctx context.Context) error { return store.Ping(ctx, n.rdb) })
+	o.Watch("nats", func(context.Context) error {
 		if !n.nc.IsConnected() {
 			return errors.New(n.nc.Status().String())
 		}
 		return nil
 	})
-	if cfg.Profiling {
-		n.ops.EnableProfiling()
+	if n.cfg.Profiling {
+		o.EnableProfiling()
 	}
-	follower, err := configsync.New(n.nc, store.NewIn(layout, n.rdb, 0), st, configsync.Options{
-		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names, BuildVersion: buildinfo.Get().Version,
-		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval, Tracing: tp,
-	}, log, reg)
-	if err != nil {
-		return nil, err
-	}
-	// Start order: the JWT key provider, state loads (in the background),
-	// config sync follows changes, limiter, usage, ops, traffic last.
-	// Shutdown stops traffic first (drain), then flushes usage, and stops
-	// key fetches last.
-	n.order = []component{jp, st, follower, lim, pub, n.ops, n.server}
-	return n, nil
+	return o
 }
 
 // ready is /ready: the node holds a configuration snapshot and serves
@@ -188,35 +221,4 @@ func (n *node) ready(context.Context) error {
 		return errors.New("configuration not loaded yet")
 	}
 	return nil
-}
-
-// Start starts every component in order.
-func (n *node) Start(ctx context.Context) error {
-	for _, c := range n.order {
-		if err := c.Start(ctx); err != nil {
-			return err
-		}
-		n.started = append(n.started, c)
-	}
-	return nil
-}
-
-// Shutdown stops the started components in reverse order, then closes the
-// connections.
-func (n *node) Shutdown(ctx context.Context) error {
-	var errs []error
-	for i := len(n.started) - 1; i >= 0; i-- {
-		if err := n.started[i].Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	n.started = nil
-	if n.nc != nil {
-		n.nc.Close()
-	}
-	_ = n.rdb.Close()
-	if err := n.tracing.Shutdown(ctx); err != nil { // the spans still buffered
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }

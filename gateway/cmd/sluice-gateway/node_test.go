@@ -338,8 +338,8 @@ func TestCheckConfigAndHelp(t *testing.T) {
 			t.Errorf("problem for %s not printed: %s", f, errb.String())
 		}
 	}
-	errb.Reset()
-	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "SLUICE_REDIS_ADDR") || !strings.Contains(errb.String(), "SLUICE_JWT_FETCH_TIMEOUT") || !strings.Contains(errb.String(), "-check-config") {
-		t.Fatalf("help: %d %s", code, errb.String())
+	out.Reset()
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "SLUICE_REDIS_ADDR") || !strings.Contains(out.String(), "SLUICE_JWT_FETCH_TIMEOUT") || !strings.Contains(out.String(), "-check-config") {
+		t.Fatalf("help: %d %s", code, out.String())
 	}
 }

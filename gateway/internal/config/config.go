@@ -336,9 +336,8 @@ func (c *Config) Validate() validation.Errors {
 	errs.Merge("jwt", c.JWT.Validate())
 	errs.Merge("access_log", c.AccessLog.Validate())
 	errs.Merge("tracing", c.Tracing.Validate())
-	if err := c.Log.Validate(); err != nil {
-		errs.Add("", "%v", err)
-	}
+	errs.Merge("log", c.Log.Validate())
+	c.crossChecks(&errs)
 	return errs
 }
 

@@ -23,13 +23,13 @@ func TestAdminTokenRule(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SLUICE_ADMIN_TOKEN", tc.token)
-			var out bytes.Buffer
-			err := run(append(tc.args, "--check-config"), &out, &out)
+			var out, errb bytes.Buffer
+			code := run(append(tc.args, "--check-config"), &out, &errb)
 			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+			case tc.wantErr == "" && code != 0:
+				t.Fatalf("exit %d: %s", code, errb.String())
+			case tc.wantErr != "" && (code != 3 || !strings.Contains(errb.String(), tc.wantErr)):
+				t.Fatalf("exit %d %q, want 3 and a message mentioning %q", code, errb.String(), tc.wantErr)
 			}
 		})
 	}
@@ -50,26 +50,28 @@ func TestAdminTokensFile(t *testing.T) {
 	t.Setenv("SLUICE_ADMIN_TOKEN", "")
 	t.Setenv("SLUICE_ADMIN_TOKENS_FILE", good)
 	var out bytes.Buffer
-	if err := run([]string{"--listen", ":9090", "--check-config"}, &out, &out); err != nil {
-		t.Fatalf("tokens file alone: %v", err)
+	if code := run([]string{"--listen", ":9090", "--check-config"}, &out, &out); code != 0 {
+		t.Fatalf("tokens file alone: exit %d: %s", code, out.String())
 	}
 	for _, path := range []string{bad, filepath.Join(dir, "missing.yaml")} {
 		t.Setenv("SLUICE_ADMIN_TOKENS_FILE", path)
-		err := run([]string{"--listen", ":9090", "--check-config"}, &out, &out)
-		if err == nil || !strings.Contains(err.Error(), "admin_tokens_file") || strings.Contains(err.Error(), tok) {
-			t.Errorf("%s: error %v, want one naming admin_tokens_file without the token", filepath.Base(path), err)
+		var errb bytes.Buffer
+		code := run([]string{"--listen", ":9090", "--check-config"}, &out, &errb)
+		if code != 3 || !strings.Contains(errb.String(), "admin_tokens_file") || strings.Contains(errb.String(), tok) {
+			t.Errorf("%s: exit %d %q, want 3 naming admin_tokens_file without the token", filepath.Base(path), code, errb.String())
 		}
 	}
 	t.Setenv("SLUICE_ADMIN_TOKENS_FILE", bad)
-	if err := run([]string{"--listen", ":9090", "--check-config"}, &out, &out); err == nil || !strings.Contains(err.Error(), "tokens[0].role") {
-		t.Errorf("bad role: %v", err)
+	var errb bytes.Buffer
+	if code := run([]string{"--listen", ":9090", "--check-config"}, &out, &errb); code != 3 || !strings.Contains(errb.String(), "tokens[0].role") {
+		t.Errorf("bad role: exit %d %q", code, errb.String())
 	}
 }
 
 func TestHelpListsEnvironment(t *testing.T) {
-	var out bytes.Buffer
-	if err := run([]string{"--help"}, &out, &out); err == nil {
-		t.Fatal("--help returned no ErrHelp")
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || errb.Len() > 0 {
+		t.Fatalf("--help: exit %d, stderr %q", code, errb.String())
 	}
 	for _, v := range []string{"SLUICE_ADMIN_TOKEN", "SLUICE_REDIS_ADDR", "SLUICE_NATS_URL", "SLUICE_NODE_TTL", "insecure-dev", "check-config"} {
 		if !strings.Contains(out.String(), v) {
@@ -81,14 +83,13 @@ func TestHelpListsEnvironment(t *testing.T) {
 func TestBadConfigListsEveryProblem(t *testing.T) {
 	t.Setenv("SLUICE_ADMIN_TOKEN", "short")
 	t.Setenv("SLUICE_NODE_TTL", "1ms")
-	var out bytes.Buffer
-	err := run([]string{"--listen", "nope", "--check-config"}, &out, &out)
-	if err == nil {
-		t.Fatal("bad config accepted")
+	var out, errb bytes.Buffer
+	if code := run([]string{"--listen", "nope", "--check-config"}, &out, &errb); code != 3 {
+		t.Fatalf("bad config: exit %d, want 3", code)
 	}
-	for _, f := range []string{"listen", "admin_token", "node_ttl"} {
-		if !strings.Contains(err.Error(), f) {
-			t.Errorf("error lacks %s: %v", f, err)
+	for _, f := range []string{"listen: ", "admin_token: ", "node_ttl: "} {
+		if !strings.Contains(errb.String(), "\n"+f) && !strings.HasPrefix(errb.String(), f) {
+			t.Errorf("no line starts with %q:\n%s", f, errb.String())
 		}
 	}
 }
@@ -96,8 +97,8 @@ func TestBadConfigListsEveryProblem(t *testing.T) {
 func TestVersionFlag(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := run([]string{"--version"}, &out, &out); err != nil {
-		t.Fatalf("--version: %v", err)
+	if code := run([]string{"--version"}, &out, &out); code != 0 {
+		t.Fatalf("--version: exit %d", code)
 	}
 	if line := out.String(); !strings.HasPrefix(line, "sluice-syncer ") || !strings.Contains(line, "commit ") || !strings.Contains(line, "go1.") {
 		t.Fatalf("--version printed %q", line)
@@ -110,10 +111,9 @@ func TestCheckConfigRefusesHostileValues(t *testing.T) {
 	t.Setenv("SLUICE_ADMIN_TOKEN", strings.Repeat(" ", 16))
 	t.Setenv("SLUICE_REDIS_CLUSTER_ADDRS", "a:7000,b:99999")
 	t.Setenv("SLUICE_NATS_URL", "garbage")
-	var out bytes.Buffer
-	err := run([]string{"--listen", ":99999", "--check-config"}, &out, &out)
-	if err == nil {
-		t.Fatalf("hostile config accepted: %s", out.String())
+	var out, errb bytes.Buffer
+	if code := run([]string{"--listen", ":99999", "--check-config"}, &out, &errb); code != 3 {
+		t.Fatalf("hostile config: exit %d, want 3: %s", code, out.String())
 	}
 	for _, want := range []string{
 		"listen: port 99999 out of range 0-65535",
@@ -122,8 +122,8 @@ func TestCheckConfigRefusesHostileValues(t *testing.T) {
 		"redis.cluster_addrs[1]: port 99999 out of range 1-65535",
 		`nats.url: server 1: "garbage": scheme must be nats, tls, ws or wss`,
 	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
+		if !strings.Contains(errb.String(), "\n"+want) && !strings.HasPrefix(errb.String(), want) {
+			t.Errorf("no line starts with %q:\n%s", want, errb.String())
 		}
 	}
 	if strings.Contains(out.String(), "configuration ok") {

@@ -36,8 +36,11 @@ type Config struct {
 	AuditLength int64 `yaml:"audit_length"`
 	// NodeTTL is how long a node counts as live after its last heartbeat
 	// (default 6s: three 2s gateway heartbeat intervals).
-	NodeTTL time.Duration  `yaml:"node_ttl"`
-	Log     logging.Config `yaml:"log"`
+	NodeTTL time.Duration `yaml:"node_ttl"`
+	// ShutdownTimeout bounds the drain of in-flight admin requests on
+	// SIGINT/SIGTERM (default 15s); past it the process exits 1.
+	ShutdownTimeout time.Duration  `yaml:"shutdown_timeout"`
+	Log             logging.Config `yaml:"log"`
 	// Tracing: OpenTelemetry spans, off by default; exporter, endpoint and
 	// sampler come from the OTEL_* variables (docs/operations.md, "Tracing").
 	Tracing tracing.Config `yaml:"tracing"`
@@ -52,6 +55,7 @@ func Default() Config {
 		ChangelogLength: 10000,
 		AuditLength:     100000,
 		NodeTTL:         6 * time.Second,
+		ShutdownTimeout: 15 * time.Second,
 		Log:             logging.Default(),
 	}
 }
@@ -64,6 +68,12 @@ func Load(path string) (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// Vars lists the environment variables that set configuration fields.
+func Vars() []pkgconfig.Var {
+	c := Default()
+	return pkgconfig.Vars(pkgconfig.Prefix, &c)
 }
 
 // Validate returns every problem with the configuration, with field paths.
@@ -87,9 +97,10 @@ func (c *Config) Validate() validation.Errors {
 	if c.NodeTTL < 100*time.Millisecond {
 		errs.Add("node_ttl", "must be at least 100ms")
 	}
-	if err := c.Log.Validate(); err != nil {
-		errs.Add("log", "%v", err)
+	if c.ShutdownTimeout <= 0 {
+		errs.Add("shutdown_timeout", "must be a positive duration, like 500ms or 5s")
 	}
+	errs.Merge("log", c.Log.Validate())
 	return errs
 }
 

@@ -30,7 +30,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	c.NodeTTL = 0
 	c.Log.Level = "loud"
 	errs := c.Validate()
-	want := []string{"listen", "admin_token", "redis.addr", "nats.url", "changelog_length", "audit_length", "node_ttl", "log"}
+	want := []string{"listen", "admin_token", "redis.addr", "nats.url", "changelog_length", "audit_length", "node_ttl", "log.level"}
 	got := map[string]bool{}
 	for _, p := range errs {
 		got[p.Field] = true
