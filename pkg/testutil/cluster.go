@@ -28,6 +28,8 @@ type RedisCluster struct {
 
 type clusterNode struct {
 	port, busPort int
+	tlsPort       int      // StartRedisClusterTLS: the node's TLS port
+	tlsArgs       []string // StartRedisClusterTLS: the TLS settings
 	dir           string
 	cmd           *exec.Cmd
 	done          chan struct{}
@@ -40,6 +42,40 @@ type clusterNode struct {
 // and waits until every node reports cluster_state:ok. Everything is stopped
 // when the test ends. The test is skipped when redis-cli is not installed.
 func StartRedisCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	return startRedisCluster(t, nil, nil)
+}
+
+// StartRedisClusterTLS starts a cluster as StartRedisCluster does, each
+// node also listening on a TLS port (TLSAddrs) with a certificate of ca and
+// requiring client certificates of ca; the cluster bus runs over TLS too
+// (tls-cluster), so a TLS client is told the nodes' TLS ports. The plain
+// ports stay open for the test's own setup (Addrs, Client, NodeFor).
+func StartRedisClusterTLS(t testing.TB, ca *CA) *RedisCluster {
+	t.Helper()
+	srv, cli, peer := ca.Server(t), ca.Client(t, "redis-cli"), ca.Client(t, "cluster-bus")
+	// The cluster is created over TLS: the nodes meet on their TLS ports.
+	create := []string{"--tls", "--cacert", ca.File, "--cert", cli.CertFile, "--key", cli.KeyFile}
+	return startRedisCluster(t, create, func(n *clusterNode) {
+		n.tlsPort = FreePort(t)
+		n.tlsArgs = []string{"--tls-port", strconv.Itoa(n.tlsPort), "--tls-cluster", "yes",
+			"--tls-cert-file", srv.CertFile, "--tls-key-file", srv.KeyFile,
+			// A node dials its peers' bus with a client certificate.
+			"--tls-client-cert-file", peer.CertFile, "--tls-client-key-file", peer.KeyFile,
+			"--tls-ca-cert-file", ca.File, "--tls-auth-clients", "yes"}
+	})
+}
+
+// TLSAddrs is host:port of every node's TLS port (StartRedisClusterTLS).
+func (c *RedisCluster) TLSAddrs() []string {
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = "127.0.0.1:" + strconv.Itoa(n.tlsPort)
+	}
+	return addrs
+}
+
+func startRedisCluster(t testing.TB, tlsCreate []string, setup func(*clusterNode)) *RedisCluster {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found on PATH: install it (apt-get install -y redis-server)")
@@ -54,6 +90,9 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 		var err error
 		for attempt := 0; attempt < 5; attempt++ {
 			n.port, n.busPort = FreePort(t), FreePort(t)
+			if setup != nil {
+				setup(n)
+			}
 			if n.port == n.busPort {
 				continue
 			}
@@ -68,8 +107,13 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args := append(c.Addrs(), "--cluster-replicas", "0", "--cluster-yes")
-	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"--cluster", "create"}, args...)...).CombinedOutput()
+	addrs := c.Addrs()
+	if tlsCreate != nil {
+		addrs = c.TLSAddrs()
+	}
+	args := append(append(tlsCreate, "--cluster", "create"), addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -147,10 +191,10 @@ func (c *RedisCluster) KillNode(i int) {
 func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 
 func (n *clusterNode) start() error {
-	cmd, done, err := spawnRedis(n.dir, n.port,
-		"--cluster-port", strconv.Itoa(n.busPort), "--cluster-enabled", "yes",
+	args := append([]string{"--cluster-port", strconv.Itoa(n.busPort), "--cluster-enabled", "yes",
 		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
-		"--cluster-node-timeout", "5000", "--appendonly", "no")
+		"--cluster-node-timeout", "5000", "--appendonly", "no"}, n.tlsArgs...)
+	cmd, done, err := spawnRedis(n.dir, n.port, args...)
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,7 @@ func TestWorkerOwnsStreamSettings(t *testing.T) {
 	e := newEnv(t) // the stream exists, with the defaults
 	cfg := e.config()
 	cfg.UsageStream = config.UsageStream{MaxAge: 3 * time.Hour, MaxBytes: 32 << 20, Replicas: 1, DedupWindow: 5 * time.Minute}
+	cfg.Aggregation.DedupTTL = 3 * time.Hour // dedup records outlive the stream (config check)
 	e.start(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		s, err := e.js.Stream(t.Context(), bus.Names{}.UsageStream())

@@ -12,12 +12,6 @@ func (c *Config) crossChecks(errs *validation.Errors) {
 		errs.Add("proxy.upgrade_idle_timeout", "%v exceeds proxy.upgrade_max_lifetime (%v): it could never fire",
 			p.UpgradeIdleTimeout, p.UpgradeMaxLifetime)
 	}
-	// A lease is taken by a script call bounded by limits.timeout: a lease
-	// living no longer than that call may expire before it is spent.
-	if lim.LeaseTTL <= lim.Timeout {
-		errs.Add("limits.lease_ttl", "%v is not above limits.timeout (%v): a lease could expire before the call that takes it returns",
-			lim.LeaseTTL, lim.Timeout)
-	}
 	// A request waiting on the store longer than the whole drain could
 	// never be answered before the node stops.
 	if c.ShutdownTimeout > 0 && lim.Timeout >= c.ShutdownTimeout {
