@@ -257,7 +257,7 @@ func names(spans map[string]tracetest.SpanStub) []string {
 func attrMap(s tracetest.SpanStub) map[string]string {
 	m := map[string]string{}
 	for _, a := range s.Attributes {
-		m[string(a.Key)] = a.Value.Emit()
+		m[string(a.Key)] = a.Value.String()
 	}
 	return m
 }

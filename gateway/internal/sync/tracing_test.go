@@ -59,7 +59,7 @@ func TestTracingAdminWriteToNodeApply(t *testing.T) {
 			}
 			attrs := map[string]string{}
 			for _, kv := range sp.Attributes {
-				attrs[string(kv.Key)] = kv.Value.Emit()
+				attrs[string(kv.Key)] = kv.Value.String()
 			}
 			if attrs["sluice.config.version"] != version || !sp.Parent.IsRemote() || sp.SpanKind != trace.SpanKindConsumer {
 				t.Fatalf("apply span %v parent %+v kind %v, want version %s under a remote parent", attrs, sp.Parent, sp.SpanKind, version)
