@@ -261,3 +261,34 @@ func attrMap(s tracetest.SpanStub) map[string]string {
 	}
 	return m
 }
+
+// TestTracingHostileTraceparent: a malformed, oversized or all-zero client
+// traceparent is not continued; the request is served in a trace of the
+// gateway's own, and the upstream receives the gateway's well-formed
+// traceparent, never the client's bytes.
+func TestTracingHostileTraceparent(t *testing.T) {
+	t.Parallel()
+	c, _ := tracedCluster(t)
+	exp := tracetest.NewInMemoryExporter()
+	n := c.node(withTracing(exp))
+	for _, tp := range []string{
+		"garbage",
+		"00-00000000000000000000000000000000-0000000000000000-01", // all-zero ids
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",    // no flags
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // forbidden version
+		"00-" + strings.Repeat("z", 32) + "-00f067aa0ba902b7-01",  // not hex
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" + strings.Repeat("-x", 200),
+	} {
+		r := do(t, "GET", n.url+"/open/x", "traceparent", tp)
+		if r.status != 200 {
+			t.Fatalf("traceparent %q: status %d: %s", tp, r.status, r.body)
+		}
+		if got := r.echo.Headers["Traceparent"]; got == tp {
+			t.Fatalf("the client's traceparent %q reached the upstream as it was", tp)
+		}
+		tid, _ := traceparentOf(t, r.echo) // well-formed, or the test fails
+		if tid.String() == "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Fatalf("traceparent %q was continued", tp)
+		}
+	}
+}
