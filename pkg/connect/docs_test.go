@@ -41,7 +41,7 @@ func docExamples(t *testing.T) map[string]string {
 // checkedElsewhere are the examples of docs/security.md that configure
 // something other than connections, and the test that checks each.
 var checkedElsewhere = map[string]string{
-	"edge-tls":     "gateway/internal/config TestSecurityDocEdgeTLSExample",
+	"edge-tls":     "gateway/internal/settings TestSecurityDocEdgeTLSExample",
 	"admin-tokens": "pkg/tokens TestSecurityDocExample",
 }
 

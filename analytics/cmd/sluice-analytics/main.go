@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/sluicegw/sluice/analytics/internal/config"
 	"github.com/sluicegw/sluice/analytics/internal/service"
+	"github.com/sluicegw/sluice/analytics/internal/settings"
 	"github.com/sluicegw/sluice/pkg/lifecycle"
 	"github.com/sluicegw/sluice/pkg/logging"
 )
@@ -24,12 +24,12 @@ func main() {
 // run is the whole command: parse, load and check the configuration,
 // run the worker until a signal (pkg/lifecycle), return the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	cli := lifecycle.NewCLI("sluice-analytics", about, config.Vars())
+	cli := lifecycle.NewCLI("sluice-analytics", about, settings.Vars())
 	listen := cli.Flags.String("listen", "", "`address` of the query API, dashboard and metrics (overrides listen)")
 	if code, exit := cli.Parse(args, stdout, stderr); exit {
 		return code
 	}
-	cfg, err := config.Load(cli.ConfigPath)
+	cfg, err := settings.Load(cli.ConfigPath)
 	if err == nil {
 		if *listen != "" {
 			cfg.Listen = *listen

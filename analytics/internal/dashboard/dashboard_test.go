@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/analytics/internal/config"
 	"github.com/sluicegw/sluice/analytics/internal/service"
+	"github.com/sluicegw/sluice/analytics/internal/settings"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
@@ -54,7 +54,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Skipf("%s not installed (apt-get install -y chromium); set SLUICE_REQUIRE_CHROMIUM=1 to make this a failure", chromium)
 	}
 	rd, ns := testutil.StartRedis(t), testutil.StartNATS(t)
-	cfg := config.Default()
+	cfg := settings.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Redis.Addr, cfg.NATS.URL = rd.Addr(), ns.URL()
 	cfg.NATS.FetchWait = 100 * time.Millisecond

@@ -10,19 +10,19 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
-	"github.com/sluicegw/sluice/analytics/internal/store"
 )
 
 // Handler serves /v1/usage, /v1/usage/top and /v1/usage/totals.
 type Handler struct {
 	log   zerolog.Logger
-	store *store.Store
+	store *aggregates.Store
 	now   func() time.Time
 }
 
 // New returns the query handler; now is the clock (time.Now when nil).
-func New(log zerolog.Logger, st *store.Store, now func() time.Time) *Handler {
+func New(log zerolog.Logger, st *aggregates.Store, now func() time.Time) *Handler {
 	if now == nil {
 		now = time.Now
 	}
@@ -64,12 +64,12 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ref := store.Ref{Dim: store.DimAPI}
+	ref := aggregates.Ref{Dim: aggregates.DimAPI}
 	switch {
 	case p.Key != "":
-		ref = store.Ref{Dim: store.DimKey, Name: p.Key}
+		ref = aggregates.Ref{Dim: aggregates.DimKey, Name: p.Key}
 	case p.Endpoint != "":
-		ref = store.Ref{Dim: store.DimEndpoint, Name: p.Endpoint}
+		ref = aggregates.Ref{Dim: aggregates.DimEndpoint, Name: p.Endpoint}
 	}
 	minutes := map[int64]*rollup.Counters{}
 	for _, api := range apis {
@@ -229,7 +229,7 @@ func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[
 	sums := map[topKey]*rollup.Counters{}
 	if p.Key != "" { // by=api, the APIs of one key
 		for _, api := range apis {
-			s, err := h.store.Series(ctx, api, store.Ref{Dim: store.DimKey, Name: p.Key}, from, to)
+			s, err := h.store.Series(ctx, api, aggregates.Ref{Dim: aggregates.DimKey, Name: p.Key}, from, to)
 			if err != nil {
 				return nil, err
 			}
@@ -240,7 +240,7 @@ func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[
 		dropEmpty(sums)
 		return sums, nil
 	}
-	dim := map[string]byte{"api": store.DimAPI, "key": store.DimKey, "endpoint": store.DimEndpoint}[p.By]
+	dim := map[string]byte{"api": aggregates.DimAPI, "key": aggregates.DimKey, "endpoint": aggregates.DimEndpoint}[p.By]
 	for _, api := range apis {
 		s, err := h.store.Sums(ctx, api, dim, from, to)
 		if err != nil {

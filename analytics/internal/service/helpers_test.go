@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/analytics/internal/config"
+	"github.com/sluicegw/sluice/analytics/internal/settings"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
@@ -51,8 +51,8 @@ func newEnvWith(t *testing.T, r *testutil.Redis) *env {
 	return e
 }
 
-func (e *env) config() config.Config {
-	c := config.Default()
+func (e *env) config() settings.Config {
+	c := settings.Default()
 	c.Listen = "127.0.0.1:0"
 	c.Redis.Addr = e.redis.Addr()
 	c.NATS.URL = e.nats.URL()
@@ -79,7 +79,7 @@ func get(url string) (*http.Response, error) {
 	return http.DefaultClient.Do(req)
 }
 
-func (e *env) start(t *testing.T, cfg config.Config, opts ...Option) *Service {
+func (e *env) start(t *testing.T, cfg settings.Config, opts ...Option) *Service {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
-	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
@@ -86,11 +86,11 @@ func TestGraceAndLate(t *testing.T) {
 	}
 	rdb := e.redis.Client(t)
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		n, err := rdb.XLen(t.Context(), store.Layout{}.StreamKey("orders", store.DimAPI, "")).Result()
+		n, err := rdb.XLen(t.Context(), aggregates.Layout{}.StreamKey("orders", aggregates.DimAPI, "")).Result()
 		if err != nil || n != 1 {
 			return fmt.Errorf("api stream has %d entries (%v), want 1", n, err)
 		}
-		if k, _ := rdb.XLen(t.Context(), store.Layout{}.StreamKey("orders", store.DimKey, "kk")).Result(); k != 1 {
+		if k, _ := rdb.XLen(t.Context(), aggregates.Layout{}.StreamKey("orders", aggregates.DimKey, "kk")).Result(); k != 1 {
 			return fmt.Errorf("key stream has %d entries, want 1", k)
 		}
 		return nil
@@ -191,7 +191,7 @@ func TestRedisOutageAcrossMinuteBoundary(t *testing.T) {
 	set(2 * time.Minute) // the grace of the minute is over while Redis is down
 	e.redis.Start()
 	testutil.WaitFor(t, 10*time.Second, func() error { // the minute closed
-		n, err := rdb.XLen(t.Context(), store.Layout{}.StreamKey("orders", store.DimAPI, "")).Result()
+		n, err := rdb.XLen(t.Context(), aggregates.Layout{}.StreamKey("orders", aggregates.DimAPI, "")).Result()
 		if err != nil || n != 1 {
 			return fmt.Errorf("api stream has %d entries (%v), want 1", n, err)
 		}

@@ -18,15 +18,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/analytics/internal/config"
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/analytics/internal/dashboard"
 	"github.com/sluicegw/sluice/analytics/internal/query"
-	"github.com/sluicegw/sluice/analytics/internal/store"
+	"github.com/sluicegw/sluice/analytics/internal/settings"
 	"github.com/sluicegw/sluice/analytics/internal/worker"
 	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/connect"
-	pkgstore "github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/tracing"
 )
@@ -34,7 +34,7 @@ import (
 // Service is a running analytics worker.
 type Service struct {
 	log    zerolog.Logger
-	cfg    config.Config
+	cfg    settings.Config
 	reg    *prometheus.Registry
 	rdb    redis.UniversalClient
 	nc     *nats.Conn
@@ -55,7 +55,7 @@ type Option func(*Service)
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // New builds the service from a validated configuration.
-func New(cfg config.Config, log zerolog.Logger, opts ...Option) *Service {
+func New(cfg settings.Config, log zerolog.Logger, opts ...Option) *Service {
 	s := &Service{log: log, cfg: cfg, reg: prometheus.NewRegistry(), now: time.Now}
 	for _, o := range opts {
 		o(s)
@@ -78,7 +78,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.rdb = rdb
-	st := store.NewIn(store.NewLayout(c.Redis.Layout()), s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
+	st := aggregates.NewIn(aggregates.NewLayout(c.Redis.Layout()), s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
 	// NATS need not answer yet: the client keeps trying, and the worker
 	// sets its stream and consumer up once it does (/ready tells when).
 	nc, err := c.NATS.Connect("sluice-analytics", s.log)
@@ -141,7 +141,7 @@ func (s *Service) ready(w http.ResponseWriter, r *http.Request) {
 	if !s.worker.Ready() {
 		problems = append(problems, "worker: usage consumer not set up yet")
 	}
-	if err := pkgstore.Ping(ctx, s.rdb); err != nil {
+	if err := store.Ping(ctx, s.rdb); err != nil {
 		problems = append(problems, "redis: "+err.Error())
 	}
 	if !s.nc.IsConnected() {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicegw/sluice/analytics/internal/config"
+	"github.com/sluicegw/sluice/analytics/internal/settings"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
@@ -66,7 +66,7 @@ func TestWorkerOwnsStreamSettings(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t) // the stream exists, with the defaults
 	cfg := e.config()
-	cfg.UsageStream = config.UsageStream{MaxAge: 3 * time.Hour, MaxBytes: 32 << 20, Replicas: 1, DedupWindow: 5 * time.Minute}
+	cfg.UsageStream = settings.UsageStream{MaxAge: 3 * time.Hour, MaxBytes: 32 << 20, Replicas: 1, DedupWindow: 5 * time.Minute}
 	cfg.Aggregation.DedupTTL = 3 * time.Hour // dedup records outlive the stream (config check)
 	e.start(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, func() error {

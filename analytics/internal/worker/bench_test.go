@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/analytics/internal/store"
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/pkg/bus"
 	tu "github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
@@ -20,7 +20,7 @@ import (
 
 const benchPerMsg = 500
 
-func benchWorker(b *testing.B, nc *nats.Conn, st *store.Store) *Worker {
+func benchWorker(b *testing.B, nc *nats.Conn, st *aggregates.Store) *Worker {
 	w, err := New(zerolog.Nop(), nc, st, Options{
 		Durable: "bench", AckWait: 30 * time.Second, MaxAckPending: 2000, FetchBatch: 200,
 		FetchWait: 100 * time.Millisecond, Grace: 10 * time.Second, CloseInterval: time.Second,
@@ -65,7 +65,7 @@ func BenchmarkAggregate(b *testing.B) {
 		}
 	}
 	<-js.PublishAsyncComplete()
-	st := store.New(rd.Client(b), time.Hour, 24*time.Hour)
+	st := aggregates.New(rd.Client(b), time.Hour, 24*time.Hour)
 	w := benchWorker(b, nc, st)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -93,7 +93,7 @@ func BenchmarkVisibleLag(b *testing.B) {
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	rdb := rd.Client(b)
-	st := store.New(rdb, time.Hour, 24*time.Hour)
+	st := aggregates.New(rdb, time.Hour, 24*time.Hour)
 	w := benchWorker(b, nc, st)
 	if err := w.Start(ctx); err != nil {
 		b.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/sluicegw/sluice/analytics/internal/store"
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/pkg/bus"
 	tu "github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/tracing"
@@ -28,7 +28,7 @@ func TestTracingApplyStep(t *testing.T) {
 	rd, ns := tu.StartRedis(t), tu.StartNATS(t)
 	nc := ns.Conn(t)
 	exp := tracetest.NewInMemoryExporter()
-	w, err := New(zerolog.Nop(), nc, store.New(rd.Client(t), time.Hour, 24*time.Hour), Options{
+	w, err := New(zerolog.Nop(), nc, aggregates.New(rd.Client(t), time.Hour, 24*time.Hour), Options{
 		Durable: "d", AckWait: 5 * time.Second, MaxAckPending: 100, FetchBatch: 10,
 		FetchWait: 50 * time.Millisecond, Grace: time.Second, CloseInterval: time.Hour,
 		Tracing: tracing.FromSDK(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))),

@@ -3,7 +3,7 @@
 // rollup streams and republishes them on NATS.
 //
 // One fetched batch goes through: fetch -> group messages by API ->
-// rollup.Build (decode and pre-sum in memory) -> store.Apply (one script per
+// rollup.Build (decode and pre-sum in memory) -> aggregates.Apply (one script per
 // API, one pipeline) -> ack. A message is acknowledged only after Redis
 // recorded it; a redelivered or republished message finds its dedup record
 // and adds nothing.
@@ -25,8 +25,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
-	"github.com/sluicegw/sluice/analytics/internal/store"
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/tracing"
 )
@@ -62,7 +62,7 @@ type Worker struct {
 	log   zerolog.Logger
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	store *store.Store
+	store *aggregates.Store
 	opts  Options
 	m     *metrics
 	// tracer makes the apply step's spans (tracing.go).
@@ -81,7 +81,7 @@ type Worker struct {
 }
 
 // New returns a worker reading from nc and writing to st.
-func New(log zerolog.Logger, nc *nats.Conn, st *store.Store, opts Options, reg prometheus.Registerer) (*Worker, error) {
+func New(log zerolog.Logger, nc *nats.Conn, st *aggregates.Store, opts Options, reg prometheus.Registerer) (*Worker, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)

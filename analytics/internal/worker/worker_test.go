@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/analytics/internal/store"
+	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/pkg/bus"
 	tu "github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
@@ -27,7 +27,7 @@ func TestRecordedButNotAcked(t *testing.T) {
 	rd, ns := tu.StartRedis(t), tu.StartNATS(t)
 	nc := ns.Conn(t)
 	rdb := rd.Client(t)
-	st := store.New(rdb, time.Hour, 24*time.Hour)
+	st := aggregates.New(rdb, time.Hour, 24*time.Hour)
 	w, err := New(zerolog.Nop(), nc, st, Options{
 		Durable: "d", AckWait: 500 * time.Millisecond, MaxAckPending: 100, FetchBatch: 3,
 		FetchWait: 50 * time.Millisecond, Grace: time.Second, CloseInterval: time.Hour,

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/gateway/internal/config"
 	"github.com/sluicegw/sluice/gateway/internal/edgetls"
+	"github.com/sluicegw/sluice/gateway/internal/settings"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -95,7 +95,7 @@ func TestConstructionFailureReleasesEverything(t *testing.T) {
 	r := testutil.StartRedis(t)
 	nt := testutil.StartNATS(t)
 	dir := t.TempDir()
-	base := func(t *testing.T) config.Config {
+	base := func(t *testing.T) settings.Config {
 		cfg := testConfig(t, "leak-node")
 		cfg.Redis.Addr = r.Addr()
 		cfg.NATS.URL = nt.URL()
@@ -111,23 +111,23 @@ func TestConstructionFailureReleasesEverything(t *testing.T) {
 	t.Cleanup(func() { _ = taken.Close() })
 	cases := []struct {
 		name    string
-		set     func(*config.Config)
+		set     func(*settings.Config)
 		start   bool   // construction succeeds, Start fails
 		wantErr string // names the step
 	}{
-		{"jwt provider refuses its options", func(c *config.Config) { c.JWT.FetchTimeout = -time.Second }, false, "fetch_timeout"},
-		{"nats unreachable", func(c *config.Config) {
+		{"jwt provider refuses its options", func(c *settings.Config) { c.JWT.FetchTimeout = -time.Second }, false, "fetch_timeout"},
+		{"nats unreachable", func(c *settings.Config) {
 			c.NATS.URL = fmt.Sprintf("nats://127.0.0.1:%d", testutil.FreePort(t))
 			c.NATS.RetryOnFailedConnect = false
 			c.NATS.ConnectTimeout = time.Second
 		}, false, "connect"},
-		{"config sync refuses the node id", func(c *config.Config) { c.NodeID = "bad.node" }, false, "node id"},
-		{"usage publisher refuses its options", func(c *config.Config) { c.Usage.BatchSize = -1 }, false, "batch_size"},
-		{"server cannot read its certificate", func(c *config.Config) {
+		{"config sync refuses the node id", func(c *settings.Config) { c.NodeID = "bad.node" }, false, "node id"},
+		{"usage publisher refuses its options", func(c *settings.Config) { c.Usage.BatchSize = -1 }, false, "batch_size"},
+		{"server cannot read its certificate", func(c *settings.Config) {
 			c.TLS.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 			c.TLS.Certificates = edgetls.Certificates{{CertFile: filepath.Join(dir, "absent.pem"), KeyFile: filepath.Join(dir, "absent.key")}}
 		}, false, "absent.pem"},
-		{"ops listener address taken", func(c *config.Config) { c.OpsListen = taken.Addr().String() }, true, "ops: listen"},
+		{"ops listener address taken", func(c *settings.Config) { c.OpsListen = taken.Addr().String() }, true, "ops: listen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

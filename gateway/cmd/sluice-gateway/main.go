@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/gateway/internal/settings"
 	"github.com/sluicegw/sluice/pkg/lifecycle"
 	"github.com/sluicegw/sluice/pkg/logging"
 )
@@ -24,13 +24,13 @@ func main() {
 // build the node, run it until a signal (pkg/lifecycle), return the exit
 // code.
 func run(args []string, stdout, stderr io.Writer) int {
-	cli := lifecycle.NewCLI("sluice-gateway", about, config.Vars())
+	cli := lifecycle.NewCLI("sluice-gateway", about, settings.Vars())
 	listen := cli.Flags.String("listen", "", "traffic `address`, overrides listen")
 	opsListen := cli.Flags.String("ops-listen", "", "operations `address` (/health /ready /metrics), overrides ops_listen")
 	if code, exit := cli.Parse(args, stdout, stderr); exit {
 		return code
 	}
-	cfg, err := config.Load(cli.ConfigPath)
+	cfg, err := settings.Load(cli.ConfigPath)
 	if err == nil {
 		if *listen != "" {
 			cfg.Listen = *listen

@@ -12,15 +12,15 @@ import (
 
 	"github.com/sluicegw/sluice/gateway/internal/auth"
 	"github.com/sluicegw/sluice/gateway/internal/clientip"
-	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/gateway/internal/emitter"
+	"github.com/sluicegw/sluice/gateway/internal/follower"
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/gateway/internal/limit"
 	"github.com/sluicegw/sluice/gateway/internal/ops"
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/server"
+	"github.com/sluicegw/sluice/gateway/internal/settings"
 	"github.com/sluicegw/sluice/gateway/internal/state"
-	configsync "github.com/sluicegw/sluice/gateway/internal/sync"
-	"github.com/sluicegw/sluice/gateway/internal/usage"
 	"github.com/sluicegw/sluice/pkg/buildinfo"
 	"github.com/sluicegw/sluice/pkg/lifecycle"
 	"github.com/sluicegw/sluice/pkg/store"
@@ -31,7 +31,7 @@ import (
 // start order, in a lifecycle.Group.
 type node struct {
 	lifecycle.Group
-	cfg    config.Config
+	cfg    settings.Config
 	log    zerolog.Logger
 	rdb    redis.UniversalClient
 	nc     *nats.Conn
@@ -48,7 +48,7 @@ type node struct {
 // first, usage is flushed while NATS is still connected, the connections
 // close last. When a step fails, what the steps before it built is
 // released before newNode returns.
-func newNode(cfg config.Config, log zerolog.Logger) (_ *node, err error) {
+func newNode(cfg settings.Config, log zerolog.Logger) (_ *node, err error) {
 	n := &node{cfg: cfg, log: log, reg: newNamedRegistry()}
 	defer func() {
 		if err != nil {
@@ -94,7 +94,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (_ *node, err error) {
 		return nil, err
 	}
 	n.Closer("nats", func() error { n.nc.Close(); return nil })
-	follower, err := configsync.New(n.nc, store.NewIn(layout, n.rdb, 0), n.state, configsync.Options{
+	follower, err := follower.New(n.nc, store.NewIn(layout, n.rdb, 0), n.state, follower.Options{
 		NodeID: cfg.NodeID, Address: cfg.AdvertiseAddress, Names: names, BuildVersion: buildinfo.Get().Version,
 		CheckInterval: cfg.Sync.CheckInterval, HeartbeatInterval: cfg.Sync.HeartbeatInterval, Tracing: tp,
 	}, log, reg)
@@ -112,7 +112,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (_ *node, err error) {
 	n.Add("limit", lim)
 	usageOpts := cfg.Usage
 	usageOpts.Names = names
-	pub, err := usage.New(n.nc, cfg.NodeID, usageOpts, log, reg)
+	pub, err := emitter.New(n.nc, cfg.NodeID, usageOpts, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func newNode(cfg config.Config, log zerolog.Logger) (_ *node, err error) {
 }
 
 // newState builds the node's configuration state and session cache.
-func newState(cfg config.Config, rdb redis.UniversalClient, jp *jwtauth.Provider, calls *ops.RedisCalls, log zerolog.Logger) (*state.State, error) {
+func newState(cfg settings.Config, rdb redis.UniversalClient, jp *jwtauth.Provider, calls *ops.RedisCalls, log zerolog.Logger) (*state.State, error) {
 	return state.New(store.NewIn(cfg.Redis.Layout(), rdb, 0), state.Options{
 		JWT:     jp,
 		MaxBody: int(cfg.Proxy.MaxBodyBytes),
@@ -145,7 +145,7 @@ func newState(cfg config.Config, rdb redis.UniversalClient, jp *jwtauth.Provider
 
 // newServer builds the traffic server (its access log, when on, runs from
 // here: the server's Shutdown stops it, started or not).
-func newServer(cfg config.Config, st *state.State, lim *limit.Limiter, pub *usage.Publisher, tp *tracing.Provider, reg prometheus.Registerer, log zerolog.Logger) (*server.Server, error) {
+func newServer(cfg settings.Config, st *state.State, lim *limit.Limiter, pub *emitter.Publisher, tp *tracing.Provider, reg prometheus.Registerer, log zerolog.Logger) (*server.Server, error) {
 	ciph, err := clientip.ParseHeader(cfg.Proxy.ClientIPHeader)
 	if err != nil {
 		return nil, err

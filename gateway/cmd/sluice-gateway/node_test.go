@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/gateway/internal/settings"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -30,9 +30,9 @@ func get(url string) (int, string, error) {
 
 // testConfig is the default configuration with the node's listeners on
 // free loopback ports.
-func testConfig(t *testing.T, nodeID string) config.Config {
+func testConfig(t *testing.T, nodeID string) settings.Config {
 	t.Helper()
-	cfg := config.Default()
+	cfg := settings.Default()
 	cfg.NodeID = nodeID
 	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	cfg.OpsListen = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
@@ -40,7 +40,7 @@ func testConfig(t *testing.T, nodeID string) config.Config {
 }
 
 // startNode builds and starts a node from cfg, shut down when the test ends.
-func startNode(t *testing.T, cfg config.Config) {
+func startNode(t *testing.T, cfg settings.Config) {
 	t.Helper()
 	n, err := newNode(cfg, zerolog.Nop())
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sluicegw/sluice/gateway/internal/config"
+	"github.com/sluicegw/sluice/gateway/internal/settings"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -237,7 +237,7 @@ func TestNodeConfigsLoad(t *testing.T) {
 		if err := os.WriteFile(path, []byte(n.config("nats://127.0.0.1:4999", c)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := config.Load(path)
+		cfg, err := settings.Load(path)
 		if err != nil {
 			t.Fatalf("%s: %v", n.name, err)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/router"
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	"github.com/sluicegw/sluice/pkg/model"
-	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // exchange is the per-request scratch state, pooled. Nothing in it outlives
@@ -35,7 +35,7 @@ type exchange struct {
 	lreq     limit.Request
 	dec      limit.Decision
 	limited  string
-	ev       pkgusage.Event
+	ev       usage.Event
 	rid      []byte        // request id (requestid.go), kept for the log and the usage event
 	upstream time.Duration // time spent in the upstream call
 	err      *Error        // the error that answered the request, nil when served
@@ -365,7 +365,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	e := &x.ev
-	*e = pkgusage.Event{
+	*e = usage.Event{
 		Time:      x.start.UnixNano(),
 		Node:      s.opts.Node,
 		API:       x.api.ID,

@@ -25,7 +25,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/testutil"
-	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // cluster is one Redis shared by any number of gateway nodes.
@@ -84,20 +84,20 @@ func (c *cluster) put(objs ...any) {
 // recorder keeps usage events (the usage publisher is tested on its own).
 type recorder struct {
 	mu     sync.Mutex
-	events []pkgusage.Event
+	events []usage.Event
 }
 
-func (r *recorder) Emit(e *pkgusage.Event) bool {
+func (r *recorder) Emit(e *usage.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, *e)
 	return true
 }
 
-func (r *recorder) all() []pkgusage.Event {
+func (r *recorder) all() []usage.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]pkgusage.Event(nil), r.events...)
+	return append([]usage.Event(nil), r.events...)
 }
 
 type node struct {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/usage"
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/testutil"
@@ -41,7 +41,7 @@ func fastUpstream(t testing.TB) string {
 // discard counts usage events and keeps none.
 type discard struct{ n atomic.Int64 }
 
-func (d *discard) Emit(*pkgusage.Event) bool { d.n.Add(1); return true }
+func (d *discard) Emit(*usage.Event) bool { d.n.Add(1); return true }
 
 // hotPath is one request shape of the hot path with its allocation budget.
 type hotPath struct {

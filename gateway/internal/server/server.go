@@ -21,7 +21,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	"github.com/sluicegw/sluice/pkg/tracing"
-	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // Limiter decides rate limits and quotas (internal/limit.Limiter).
@@ -47,9 +47,9 @@ func (s *Server) apisRemoved(ids []string) {
 	}
 }
 
-// Emitter takes usage events without blocking (internal/usage.Publisher).
+// Emitter takes usage events without blocking (internal/emitter.Publisher).
 type Emitter interface {
-	Emit(e *pkgusage.Event) bool
+	Emit(e *usage.Event) bool
 }
 
 // Options configure the traffic listener.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/sluicegw/sluice/gateway/internal/proxy"
 	"github.com/sluicegw/sluice/pkg/model"
-	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // StatusClientClosed is the status recorded (events and metrics, never
@@ -310,7 +310,7 @@ func bytesOut(ctx *fasthttp.RequestCtx, x *exchange) int64 {
 func (st *stream) outcome() (int, time.Duration) { return st.status, st.ttfb }
 
 // fill completes the usage event of a streamed exchange.
-func (st *stream) fill(e *pkgusage.Event) {
+func (st *stream) fill(e *usage.Event) {
 	e.BytesOut = st.sent
 	e.Duration = st.total.Microseconds()
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/testutil"
-	pkgusage "github.com/sluicegw/sluice/pkg/usage"
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 func streamingAPI(id, listen, target string, st *model.Streaming) *model.API {
@@ -123,9 +123,9 @@ func TestStreamSSE(t *testing.T) {
 }
 
 // waitEvent waits for the usage event of API id on node n.
-func waitEvent(t *testing.T, n *node, id string) pkgusage.Event {
+func waitEvent(t *testing.T, n *node, id string) usage.Event {
 	t.Helper()
-	var ev pkgusage.Event
+	var ev usage.Event
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		for _, e := range n.events.all() {
 			if e.API == id {

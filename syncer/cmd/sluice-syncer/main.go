@@ -11,7 +11,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/logging"
 	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/validation"
-	"github.com/sluicegw/sluice/syncer/internal/config"
+	"github.com/sluicegw/sluice/syncer/internal/settings"
 )
 
 const about = `Runs the control plane: the admin API for APIs, policies and keys (writes
@@ -27,13 +27,13 @@ func main() {
 // build the syncer, run it until a signal (pkg/lifecycle), return the exit
 // code.
 func run(args []string, stdout, stderr io.Writer) int {
-	cli := lifecycle.NewCLI("sluice-syncer", about, config.Vars())
+	cli := lifecycle.NewCLI("sluice-syncer", about, settings.Vars())
 	listen := cli.Flags.String("listen", "", "admin API `address`, overrides listen (default :7460)")
 	insecureDev := cli.Flags.Bool("insecure-dev", false, "allow running without an admin token, only on a loopback listen address")
 	if code, exit := cli.Parse(args, stdout, stderr); exit {
 		return code
 	}
-	cfg, err := config.Load(cli.ConfigPath)
+	cfg, err := settings.Load(cli.ConfigPath)
 	if err == nil {
 		if *listen != "" {
 			cfg.Listen = *listen
@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // check is every problem of the configuration, including the admin token
 // rule (no token is allowed only on loopback with --insecure-dev) and the
 // tokens file's contents.
-func check(cfg *config.Config, insecureDev bool) validation.Errors {
+func check(cfg *settings.Config, insecureDev bool) validation.Errors {
 	errs := cfg.Validate()
 	if cfg.AdminToken == "" && cfg.AdminTokensFile == "" && !(insecureDev && cfg.Loopback()) {
 		errs.Add("admin_token", "no admin token: set admin_token (SLUICE_ADMIN_TOKEN) or admin_tokens_file (SLUICE_ADMIN_TOKENS_FILE); "+

@@ -15,9 +15,9 @@ import (
 	"github.com/sluicegw/sluice/pkg/tokens"
 	"github.com/sluicegw/sluice/pkg/tracing"
 	"github.com/sluicegw/sluice/syncer/internal/api"
-	"github.com/sluicegw/sluice/syncer/internal/config"
 	"github.com/sluicegw/sluice/syncer/internal/nodes"
 	"github.com/sluicegw/sluice/syncer/internal/publish"
+	"github.com/sluicegw/sluice/syncer/internal/settings"
 )
 
 // syncer is one syncer process wired from its configuration: its parts,
@@ -31,7 +31,7 @@ type syncer struct {
 // (heartbeats) and the admin API, started in that order and stopped
 // backwards (the API drains first, NATS is drained before Redis closes).
 // When a step fails, what the steps before it built is released.
-func newSyncer(cfg config.Config, log zerolog.Logger) (_ *syncer, err error) {
+func newSyncer(cfg settings.Config, log zerolog.Logger) (_ *syncer, err error) {
 	s := &syncer{}
 	defer func() {
 		if err != nil {
@@ -89,7 +89,7 @@ func newSyncer(cfg config.Config, log zerolog.Logger) (_ *syncer, err error) {
 // adminTokens returns the admin API's tokens: admin_token as an admin named
 // api.AdminTokenName, then the file's, re-read when it changes. Nil: no
 // token at all (--insecure-dev).
-func adminTokens(cfg config.Config, log zerolog.Logger, reg prometheus.Registerer) (*tokens.Source, error) {
+func adminTokens(cfg settings.Config, log zerolog.Logger, reg prometheus.Registerer) (*tokens.Source, error) {
 	if cfg.AdminToken == "" && cfg.AdminTokensFile == "" {
 		return nil, nil
 	}

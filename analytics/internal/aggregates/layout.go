@@ -1,0 +1,69 @@
+// Package aggregates is the Redis layout of usage aggregates and the scripts
+// that write them.
+//
+// Every key of one API shares the hash tag {usage:<api>}, so the script that
+// adds a batch (dedup records, bucket increments, running totals) and the
+// script that closes a minute (bucket to streams, watermark) each touch one
+// slot, on a single Redis or on Redis Cluster. A fetched batch holding
+// several APIs becomes one script call per API, sent in one pipeline; each
+// message belongs to exactly one API, so each message is still recorded in
+// one atomic step. A per-API tag (rather than one tag for all usage) lets a
+// cluster spread APIs over its shards.
+//
+// Every key starts with the environment's namespace ns (Layout), outside
+// the hash tag. Keys of API a, with T = Layout.Prefix(a) = "<ns>:{usage:a}:":
+//
+//	T+"open"        ZSET   minute (Unix ms) of every open bucket
+//	T+"m:<minute>"  HASH   open bucket: "<code>|<dim>|<name>" -> count; dim a (API, no name), k (key hash), e (endpoint)
+//	T+"closed"      STRING watermark: minutes <= it are closed; events for them are late
+//	T+"l:<minute>"  HASH   correction bucket of a closed minute: its late events, fields as in "m:"; expires with the minute's retention
+//	T+"late"        ZSET   minute (Unix ms) of every correction bucket
+//	T+"tot"         HASH   running totals of the API by code, plus "late"
+//	T+"d:<id>"      STRING dedup record of one message (PX dedup TTL)
+//	T+"s"           STREAM closed minutes of the API, entry ID "<minute>-0"
+//	T+"k:<hash>"    STREAM closed minutes of one key on this API
+//	T+"e:<pattern>" STREAM closed minutes of one endpoint
+//	T+"keys"        ZSET   key hash -> last closed minute it appears in
+//	T+"eps"         ZSET   endpoint -> last closed minute it appears in
+//	T+"kn"          HASH   key hash -> its name, JSON {"id","alias"} (usage event key_id, key_alias)
+//	T+"knt"         ZSET   key hash -> last minute its name was set; names older than the retention are removed
+//
+// and Layout.APIs, "<ns>:{usage}:apis", the set of API ids seen, under its
+// own tag.
+package aggregates
+
+import "github.com/sluicegw/sluice/pkg/store"
+
+// Layout names the usage keys of one environment: NS is its namespace
+// (redis.namespace); the zero Layout is the default namespace's.
+type Layout struct{ NS string }
+
+// NewLayout returns the usage layout of the environment whose config keys
+// l names (the same namespace).
+func NewLayout(l store.Layout) Layout { return Layout{NS: l.NS} }
+
+func (l Layout) ns() string { return store.Layout{NS: l.NS}.Namespace() }
+
+// APIs is the set of API ids that have usage.
+func (l Layout) APIs() string { return l.ns() + ":{usage}:apis" }
+
+// Prefix returns the key prefix of an API's usage data.
+func (l Layout) Prefix(api string) string { return l.ns() + ":{usage:" + api + "}:" }
+
+// Dimensions of a bucket field.
+const (
+	DimAPI      = 'a'
+	DimKey      = 'k'
+	DimEndpoint = 'e'
+)
+
+// StreamKey returns the stream of a dimension of an API.
+func (l Layout) StreamKey(api string, dim byte, name string) string {
+	switch dim {
+	case DimKey:
+		return l.Prefix(api) + "k:" + name
+	case DimEndpoint:
+		return l.Prefix(api) + "e:" + name
+	}
+	return l.Prefix(api) + "s"
+}

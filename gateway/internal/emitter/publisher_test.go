@@ -1,0 +1,361 @@
+package emitter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+	"github.com/sluicegw/sluice/pkg/bus"
+	"github.com/sluicegw/sluice/pkg/testutil"
+	"github.com/sluicegw/sluice/pkg/usage"
+)
+
+func newPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
+	t.Helper()
+	p, err := New(nc, "node-1", opts, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("new publisher: %v", err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	})
+	return p
+}
+
+func event(api string, i int) *usage.Event {
+	return &usage.Event{Time: time.Now().UnixNano(), API: api, Method: "GET",
+		Path: "/items/" + strconv.Itoa(i), Status: 200, Latency: 120}
+}
+
+// streamEvents reads every message of the usage stream and decodes it.
+func streamEvents(t testing.TB, nc *nats.Conn) (msgs int, events []usage.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, bus.Names{}.UsageStream())
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(info.State.Msgs)
+	if total == 0 {
+		return 0, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for msgs < total {
+		batch, err := c.Fetch(total-msgs, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			msgs++
+			if v := m.Headers().Get(usage.HeaderVersion); v != usage.Version {
+				t.Fatalf("message version header %q", v)
+			}
+			if m.Headers().Get(usage.HeaderMsgID) == "" {
+				t.Fatal("message without Nats-Msg-Id")
+			}
+			err := usage.DecodeBatch(m.Data(), func(e *usage.Event) error {
+				if m.Subject() != (bus.Names{}).UsageSubject(e.API) {
+					return fmt.Errorf("event of %s on %s", e.API, m.Subject())
+				}
+				events = append(events, *e)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return msgs, events
+}
+
+// checkExactly fails unless events holds n events with distinct ids.
+func checkExactly(t testing.TB, events []usage.Event, n int) {
+	t.Helper()
+	ids := make(map[string]bool, len(events))
+	for _, e := range events {
+		if ids[e.ID] {
+			t.Fatalf("event id %s twice", e.ID)
+		}
+		ids[e.ID] = true
+		if e.Node != "node-1" {
+			t.Fatalf("event node %q", e.Node)
+		}
+	}
+	if len(events) != n {
+		t.Fatalf("stream holds %d events, want exactly %d", len(events), n)
+	}
+}
+
+func waitPublished(t testing.TB, p *Publisher, n int) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if got := promtest.ToFloat64(p.m.published); got != float64(n) {
+			return fmt.Errorf("published %v of %d (held %d)", got, n, p.held.Load())
+		}
+		return nil
+	})
+}
+
+func TestEveryEventArrivesOnce(t *testing.T) {
+	t.Parallel()
+	srv := testutil.StartNATS(t)
+	nc := srv.Conn(t)
+	p := newPublisher(t, nc, Options{BatchSize: 50, FlushInterval: 20 * time.Millisecond})
+	const n = 1000
+	for i := 0; i < n; i++ {
+		if !p.Emit(event("api-"+strconv.Itoa(i%3), i)) {
+			t.Fatalf("event %d dropped", i)
+		}
+	}
+	waitPublished(t, p, n)
+	msgs, events := streamEvents(t, nc)
+	checkExactly(t, events, n)
+	if batches := promtest.ToFloat64(p.m.batches); int(batches) != msgs || msgs >= n {
+		t.Fatalf("%d messages, %v batches counted, for %d events", msgs, batches, n)
+	}
+	if d := promtest.ToFloat64(p.m.dropped); d != 0 {
+		t.Fatalf("dropped %v", d)
+	}
+}
+
+func TestNATSDownBuffersThenDrops(t *testing.T) {
+	t.Parallel()
+	srv := testutil.StartNATS(t)
+	nc := srv.Conn(t)
+	const size = 100
+	p := newPublisher(t, nc, Options{BufferSize: size, BatchSize: 10, FlushInterval: 10 * time.Millisecond,
+		AckTimeout: 200 * time.Millisecond})
+	srv.Stop()
+
+	start := time.Now()
+	accepted := 0
+	for i := 0; i < size+50; i++ {
+		if p.Emit(event("a", i)) {
+			accepted++
+		}
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("emitting with NATS down took %v", el)
+	}
+	if accepted != size {
+		t.Fatalf("accepted %d, want the buffer's %d", accepted, size)
+	}
+	if d := promtest.ToFloat64(p.m.dropped); d != 50 {
+		t.Fatalf("dropped %v, want 50", d)
+	}
+
+	srv.Start()
+	waitPublished(t, p, size)
+	// Room again: new events are accepted and published.
+	for i := 0; i < 5; i++ {
+		if !p.Emit(event("a", 1000+i)) {
+			t.Fatal("event dropped after recovery")
+		}
+	}
+	waitPublished(t, p, size+5)
+	_, events := streamEvents(t, nc)
+	checkExactly(t, events, size+5)
+}
+
+func TestNATSDownAtStart(t *testing.T) {
+	t.Parallel()
+	srv := testutil.StartNATS(t)
+	nc := srv.Conn(t)
+	srv.Stop()
+	p := newPublisher(t, nc, Options{FlushInterval: 10 * time.Millisecond, AckTimeout: 200 * time.Millisecond})
+	for i := 0; i < 20; i++ {
+		if !p.Emit(event("a", i)) {
+			t.Fatal("dropped")
+		}
+	}
+	srv.Start()
+	waitPublished(t, p, 20)
+	_, events := streamEvents(t, nc)
+	checkExactly(t, events, 20)
+}
+
+func TestShutdownFlushes(t *testing.T) {
+	t.Parallel()
+	srv := testutil.StartNATS(t)
+	nc := srv.Conn(t)
+	p, err := New(nc, "node-1", Options{BatchSize: 1000, FlushInterval: time.Hour}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		p.Emit(event("a", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if p.Emit(event("a", 99)) {
+		t.Fatal("event accepted after shutdown")
+	}
+	_, events := streamEvents(t, nc)
+	checkExactly(t, events, 10)
+}
+
+func TestShutdownEndsWithContext(t *testing.T) {
+	t.Parallel()
+	srv := testutil.StartNATS(t)
+	nc := srv.Conn(t)
+	p, err := New(nc, "node-1", Options{AckTimeout: 100 * time.Millisecond}, zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	p.Emit(event("a", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("shutdown with NATS down: %v, want deadline exceeded", err)
+	}
+	if d := promtest.ToFloat64(p.m.dropped); d != 1 {
+		t.Fatalf("dropped %v, want the 1 unpublished event", d)
+	}
+}
+
+func TestRetriedBatchIsDeduplicated(t *testing.T) {
+	t.Parallel()
+	srv := testutil.StartNATS(t)
+	nc := srv.Conn(t)
+	p := newPublisher(t, nc, Options{})
+	b := &batch{api: "a", subject: p.subject("a"), id: p.batchID(1)}
+	b.data = usage.AppendJSON(nil, &usage.Event{ID: "e1", Node: "node-1", API: "a"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		ack, err := p.js.PublishMsg(ctx, b.message())
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if ack.Duplicate != (i == 1) {
+			t.Fatalf("publish %d: duplicate=%v", i, ack.Duplicate)
+		}
+	}
+	msgs, events := streamEvents(t, nc)
+	if msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1", msgs)
+	}
+	checkExactly(t, events, 1)
+}
+
+func TestEventIDsAreUnique(t *testing.T) {
+	t.Parallel()
+	a, _ := New(&nats.Conn{}, "n", Options{}, zerolog.Nop(), prometheus.NewRegistry())
+	b, _ := New(&nats.Conn{}, "n", Options{}, zerolog.Nop(), prometheus.NewRegistry())
+	if a == nil || b == nil || a.boot == b.boot {
+		t.Fatal("two publishers share a boot id")
+	}
+	if x, y := string(a.eventID(nil, 35)), string(a.eventID(nil, 36)); x == y || x != a.boot+"-z" {
+		t.Fatalf("event ids %q %q", x, y)
+	}
+}
+
+func BenchmarkEmit(b *testing.B) {
+	srv := testutil.StartNATS(b)
+	p := newPublisher(b, srv.Conn(b), Options{})
+	e := event("bench", 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Emit(e)
+	}
+}
+
+// The usage stream's settings belong to the analytics workers: a gateway
+// publisher starting, or reconnecting after a NATS restart, publishes into
+// the stream as it is and changes none of them.
+func TestPublisherLeavesStreamSettings(t *testing.T) {
+	t.Parallel()
+	ns := testutil.StartNATS(t)
+	nc := ns.Conn(t)
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned := bus.StreamOptions{MaxAge: 5 * time.Hour, MaxBytes: 64 << 20, Replicas: 1, DedupWindow: 7 * time.Minute}
+	s, err := bus.ConfigureUsageStream(ctx, js, bus.Names{}, owned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := func(c jetstream.StreamConfig) string {
+		return fmt.Sprintf("max_age=%v max_bytes=%d replicas=%d dedup=%v subjects=%v", c.MaxAge, c.MaxBytes, c.Replicas, c.Duplicates, c.Subjects)
+	}
+	check := func(when string) {
+		t.Helper()
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := settings(info.Config), settings(before.Config); got != want {
+			t.Fatalf("%s: stream settings %s, want %s", when, got, want)
+		}
+	}
+
+	gw := ns.Conn(t)
+	p := newPublisher(t, gw, Options{FlushInterval: 10 * time.Millisecond})
+	wait := func(n int) {
+		t.Helper()
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			if _, evs := streamEvents(t, nc); len(evs) != n {
+				return fmt.Errorf("%d events in the stream, want %d", len(evs), n)
+			}
+			return nil
+		})
+	}
+	p.Emit(event("a", 1))
+	wait(1)
+	check("after a gateway started")
+
+	ns.Stop()
+	ns.Start()
+	p.Emit(event("a", 2))
+	wait(2)
+	check("after a NATS restart and reconnect")
+
+	p2 := newPublisher(t, ns.Conn(t), Options{FlushInterval: 10 * time.Millisecond})
+	p2.Emit(event("b", 1))
+	wait(3)
+	check("after a second gateway started")
+}
