@@ -66,13 +66,17 @@ type Event struct {
 func (e *Event) Timestamp() time.Time { return time.Unix(0, e.Time) }
 
 // AppendJSON appends e as one JSON line (with trailing newline) to dst.
-func AppendJSON(dst []byte, e *Event) []byte {
+func AppendJSON(dst []byte, e *Event) []byte { return AppendJSONWith(dst, e, e.ID, e.Node) }
+
+// AppendJSONWith appends e as AppendJSON does, with id and node in place of
+// e.ID and e.Node (a publisher filling them in without changing *e).
+func AppendJSONWith(dst []byte, e *Event, id, node string) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, e.ID)
+	dst = appendString(dst, id)
 	dst = append(dst, `,"ts":`...)
 	dst = strconv.AppendInt(dst, e.Time, 10)
 	dst = append(dst, `,"node":`...)
-	dst = appendString(dst, e.Node)
+	dst = appendString(dst, node)
 	dst = append(dst, `,"api":`...)
 	dst = appendString(dst, e.API)
 	dst = append(dst, `,"key":`...)

@@ -12,13 +12,11 @@ import (
 
 // loopState is owned by the loop goroutine.
 type loopState struct {
-	open     map[string]*batch // API id -> batch being filled
 	ready    []*batch          // sealed, waiting to be published (retries first)
-	free     [][]byte          // buffers of acknowledged batches
+	taken    []*batch          // scratch: batches just taken from the shards
+	joining  map[string]*batch // scratch: API id -> its last batch sealed by collect
 	inflight int
 	batchSeq uint64
-	eventSeq uint64
-	idbuf    []byte
 	streamOK bool
 	backoff  time.Duration
 	retryAt  time.Time
@@ -38,7 +36,7 @@ const (
 func (p *Publisher) loop(streamOK bool) {
 	defer close(p.done)
 	defer close(p.acks)
-	s := &loopState{open: make(map[string]*batch), streamOK: streamOK}
+	s := &loopState{streamOK: streamOK, joining: make(map[string]*batch)}
 	tick := time.NewTicker(p.opts.FlushInterval)
 	defer tick.Stop()
 	retry := time.NewTimer(time.Hour)
@@ -46,28 +44,20 @@ func (p *Publisher) loop(streamOK bool) {
 	stopping, stop := false, p.stop
 	for {
 		p.publishReady(s, retry)
-		if stopping && len(s.ready) == 0 && s.inflight == 0 && len(s.open) == 0 && len(p.ch) == 0 {
+		if stopping && len(s.ready) == 0 && s.inflight == 0 {
 			return
 		}
 		select {
-		case e := <-p.ch:
-			p.add(s, &e)
+		case <-p.kick:
+			p.collect(s, false, false)
 		case <-tick.C:
-			p.sealAll(s)
+			p.collect(s, true, false)
 		case r := <-p.results:
 			p.settle(s, r, retry)
 		case <-retry.C:
 		case <-stop:
 			stopping, stop = true, nil // a nil channel blocks: handled once
-			for drained := false; !drained; {
-				select {
-				case e := <-p.ch:
-					p.add(s, &e)
-				default:
-					drained = true
-				}
-			}
-			p.sealAll(s)
+			p.collect(s, true, true)
 		case <-p.abort:
 			lost := p.held.Load()
 			p.m.dropped.Add(float64(lost))
@@ -81,27 +71,21 @@ func (p *Publisher) loop(streamOK bool) {
 	}
 }
 
-// add appends e to its API's open batch, sealing the batch when full.
-func (p *Publisher) add(s *loopState, e *usage.Event) {
-	b := s.open[e.API]
-	if b == nil {
-		b = &batch{api: e.API, subject: p.subject(e.API)}
-		if n := len(s.free); n > 0 {
-			b.data, s.free = s.free[n-1][:0], s.free[:n-1]
+// collect takes the shards' full batches (and their open ones when all is
+// set), joins batches of one API while the result stays within a batch's
+// bounds, and seals them in the order taken.
+func (p *Publisher) collect(s *loopState, all, closing bool) {
+	s.taken = p.take(s.taken[:0], all, closing)
+	clear(s.joining)
+	for i, b := range s.taken {
+		s.taken[i] = nil
+		if into := s.joining[b.api]; into != nil && into.n+b.n <= p.opts.BatchSize && len(into.data)+len(b.data) <= maxBatchBytes {
+			into.data = append(into.data, b.data...)
+			into.n += b.n
+			p.recycle(b)
+			continue
 		}
-		s.open[b.api] = b
-	}
-	if e.ID == "" {
-		s.eventSeq++
-		s.idbuf = p.eventID(s.idbuf[:0], s.eventSeq)
-		e.ID = unsafeString(s.idbuf) // copied by AppendJSON below
-	}
-	if e.Node == "" {
-		e.Node = p.node
-	}
-	b.data = usage.AppendJSON(b.data, e)
-	b.n++
-	if b.n >= p.opts.BatchSize || len(b.data) >= maxBatchBytes {
+		s.joining[b.api] = b
 		p.seal(s, b)
 	}
 }
@@ -115,16 +99,9 @@ func (p *Publisher) subject(api string) string {
 }
 
 func (p *Publisher) seal(s *loopState, b *batch) {
-	delete(s.open, b.api)
 	s.batchSeq++
 	b.id = p.batchID(s.batchSeq)
 	s.ready = append(s.ready, b)
-}
-
-func (p *Publisher) sealAll(s *loopState) {
-	for _, b := range s.open {
-		p.seal(s, b)
-	}
 }
 
 // publishReady sends ready batches while in-flight slots are free and no
@@ -178,9 +155,7 @@ func (p *Publisher) settle(s *loopState, r result, retry *time.Timer) {
 	p.m.batches.Inc()
 	p.m.publishTime.Observe(time.Since(r.b.sent).Seconds())
 	p.m.batchSize.Observe(float64(r.b.n))
-	if cap(r.b.data) <= maxBatchBytes*2 && len(s.free) < p.opts.MaxInFlight {
-		s.free = append(s.free, r.b.data[:0])
-	}
+	p.recycle(r.b)
 }
 
 // failed backs off before the next publish attempt.

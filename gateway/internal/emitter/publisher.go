@@ -1,12 +1,14 @@
 // Package emitter buffers a gateway node's usage events and publishes them to
 // JetStream in batches, so a request never waits on NATS.
 //
-// Emit copies the event into a bounded channel and returns at once. One
-// goroutine (loop) groups events by API into NDJSON batches
-// (pkg/usage.AppendJSON) and publishes each, when it is full or
-// FlushInterval has passed, to Options.Names.UsageSubject(api) with an asynchronous
-// JetStream publish; a second goroutine (acker) waits for the
-// acknowledgements in order. A batch is kept until JetStream acknowledges
+// Emit encodes the event (pkg/usage.AppendJSON) into its API's batch in
+// one of several shards, picked at random, and returns at once: a request
+// takes one shard's lock and one shared counter, never a channel, and
+// waits for no other goroutine. One goroutine (loop) takes the batches when
+// one is full or FlushInterval has passed, joins an API's batches from
+// different shards into one message where they fit, and publishes each to
+// Options.Names.UsageSubject(api) with an asynchronous JetStream publish; a
+// second goroutine (acker) waits for the acknowledgements in order. A batch is kept until JetStream acknowledges
 // it and sent again, with the same Nats-Msg-Id, after a failure or a
 // timeout, so JetStream's duplicate window drops a retry of a batch that did
 // arrive. The buffer bound counts every event not yet acknowledged: while
@@ -53,8 +55,11 @@ type Publisher struct {
 	log  zerolog.Logger
 	m    *metrics
 
-	ch      chan usage.Event
-	held    atomic.Int64 // events emitted and not yet acknowledged
+	shards  []shard
+	batches sync.Pool     // *batch with an empty buffer
+	idBlock atomic.Uint64 // event ids handed out to shards, in blocks
+	kick    chan struct{} // a shard sealed a full batch
+	held    atomic.Int64  // events emitted and not yet acknowledged
 	closed  atomic.Bool
 	results chan result
 	acks    chan inflight
@@ -111,7 +116,8 @@ func New(nc *nats.Conn, node string, opts Options, log zerolog.Logger, reg prome
 	p := &Publisher{
 		nc: nc, js: js, node: node, boot: hex.EncodeToString(rb[:]), opts: opts,
 		log:     log.With().Str("component", "gateway.usage").Logger(),
-		ch:      make(chan usage.Event, opts.BufferSize),
+		shards:  newShards(),
+		kick:    make(chan struct{}, 1),
 		results: make(chan result, opts.MaxInFlight),
 		acks:    make(chan inflight, opts.MaxInFlight),
 		stop:    make(chan struct{}),
@@ -124,17 +130,13 @@ func New(nc *nats.Conn, node string, opts Options, log zerolog.Logger, reg prome
 	return p, nil
 }
 
-// Emit copies *e into the buffer. It never blocks: when the buffer is full
+// Emit encodes *e into the buffer. It never blocks: when the buffer is full
 // (or the publisher is shut down) it drops the event, counts it and returns
 // false. An empty e.ID or e.Node is filled in before publishing.
 func (p *Publisher) Emit(e *usage.Event) bool {
 	if !p.closed.Load() {
-		if p.held.Add(1) <= int64(p.opts.BufferSize) {
-			select {
-			case p.ch <- *e:
-				return true
-			default:
-			}
+		if p.held.Add(1) <= int64(p.opts.BufferSize) && p.add(p.pick(), e) {
+			return true
 		}
 		p.held.Add(-1)
 	}
@@ -197,12 +199,6 @@ func (p *Publisher) acker() {
 // batchID returns the next batch's message id.
 func (p *Publisher) batchID(seq uint64) string {
 	return p.node + "-" + p.boot + "-" + strconv.FormatUint(seq, 10)
-}
-
-// eventID appends the id of event seq to dst.
-func (p *Publisher) eventID(dst []byte, seq uint64) []byte {
-	dst = append(append(dst, p.boot...), '-')
-	return strconv.AppendUint(dst, seq, 36)
 }
 
 // unsafeString views b as a string without copying; b must not change while
