@@ -46,12 +46,15 @@ type Event struct {
 	Path     string `json:"path"`     // request path, without query
 	Endpoint string `json:"endpoint"` // matched endpoint pattern, "" if none
 	Status   int    `json:"status"`   // HTTP status sent to the client
-	Latency  int64  `json:"lat_us"`   // microseconds from request read to response written
-	BytesIn  int64  `json:"in"`       // request body bytes
-	BytesOut int64  `json:"out"`      // response body bytes
-	Limited  string `json:"limited"`  // "" or why it was refused: "rate", "quota"
-	// Duration is the microseconds from request read to the last response
-	// byte, set (non-zero) only for streamed responses and upgraded
+	// Latency is the microseconds from the request read to its response
+	// ready to send (the gateway's and the upstream's time; the write to the
+	// client is not in it); for a streamed response, to its first byte.
+	Latency  int64  `json:"lat_us"`
+	BytesIn  int64  `json:"in"`      // request body bytes
+	BytesOut int64  `json:"out"`     // response body bytes
+	Limited  string `json:"limited"` // "" or why it was refused: "rate", "quota"
+	// Duration is the microseconds from the request read to the last
+	// response byte written, set (non-zero) only for streamed responses and upgraded
 	// connections, whose Latency is the time to the first byte.
 	Duration int64 `json:"dur_us,omitempty"`
 	// RequestID is the request's id (the X-Request-ID the client sent or

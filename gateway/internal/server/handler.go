@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -365,18 +366,19 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		return
 	}
 	e := &x.ev
+	// Path and RequestID view x's buffers: Emit encodes before it returns.
 	*e = usage.Event{
 		Time:      x.start.UnixNano(),
 		Node:      s.opts.Node,
 		API:       x.api.ID,
 		Method:    methodName(ctx.Method()),
-		Path:      string(x.path),
+		Path:      view(x.path),
 		Status:    status,
 		Latency:   lat.Microseconds(),
 		BytesIn:   bytesIn(ctx, x),
 		BytesOut:  bytesOut(ctx, x),
 		Limited:   x.limited,
-		RequestID: string(x.rid),
+		RequestID: view(x.rid),
 		Units:     x.units,
 	}
 	if x.sess != nil {
@@ -389,6 +391,15 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, x *exchange) {
 		x.stream.fill(e)
 	}
 	s.usage.Emit(e)
+}
+
+// view returns b as a string without copying, for a value used only while
+// b is unchanged (the usage event, encoded by Emit before it returns).
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}

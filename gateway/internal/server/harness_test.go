@@ -90,7 +90,9 @@ type recorder struct {
 func (r *recorder) Emit(e *usage.Event) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, *e)
+	c := *e // Path and RequestID view the request's buffers: copy them
+	c.Path, c.RequestID = strings.Clone(e.Path), strings.Clone(e.RequestID)
+	r.events = append(r.events, c)
 	return true
 }
 

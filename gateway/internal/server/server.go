@@ -48,6 +48,9 @@ func (s *Server) apisRemoved(ids []string) {
 }
 
 // Emitter takes usage events without blocking (internal/emitter.Publisher).
+// Emit must not keep e, or the bytes its strings view, after it returns:
+// Path and RequestID view the request's buffers, reused by the next
+// request (internal/emitter encodes the event before returning).
 type Emitter interface {
 	Emit(e *usage.Event) bool
 }
