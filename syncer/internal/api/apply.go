@@ -56,6 +56,9 @@ type applyResponse struct {
 	// nothing was written).
 	Version int64             `json:"version"`
 	Plan    *declarative.Plan `json:"plan"`
+	// SecretsUnchecked is set on a plan answered to a token that may not
+	// write configuration: secret fields were not compared (plan.go).
+	SecretsUnchecked bool `json:"secrets_unchecked,omitempty"`
 }
 
 // state is the stored APIs and policies at one version, with the ETag of
@@ -196,7 +199,8 @@ func (s *Server) applyOrPlan(w http.ResponseWriter, r *http.Request, planOnly bo
 	}
 	resp := applyResponse{DryRun: req.DryRun, BaseVersion: st.version, Version: st.version, Plan: plan}
 	if planOnly && !mayWrite(r.Context()) {
-		maskSecrets(plan)
+		withoutSecrets(plan)
+		resp.SecretsUnchecked = true
 	}
 	if !req.DryRun {
 		if err := checkKeyIssue(r, plan); err != nil {

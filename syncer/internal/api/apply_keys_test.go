@@ -149,30 +149,45 @@ func TestApplyKeysSelectTagAndPreconditions(t *testing.T) {
 }
 
 // TestPlanForViewer: a viewer's token may plan (POST /v1/plan) but not
-// apply; the plan writes nothing and masks a changed secret, which an
-// operator's plan shows.
+// apply; the plan writes nothing and does not compare secrets, so it
+// cannot tell a viewer whether a guessed secret is the stored one; an
+// operator's plan shows the change.
 func TestPlanForViewer(t *testing.T) {
 	t.Parallel()
 	e, _, _ := newRolesEnv(t)
-	jwtAPI := func(secret string) string {
-		return `{"id":"j","listen_path":"/j/","upstream":{"targets":["http://127.0.0.1:1"]},"auth":{"mode":"jwt","jwt":{"algorithms":["HS256"],"keys":{"secret":"` + secret + `"},"policies":{"default":["gold"]}}}}`
+	jwtAPI := func(secret, path string) string {
+		return `{"id":"j","listen_path":"` + path + `","upstream":{"targets":["http://127.0.0.1:1"]},"auth":{"mode":"jwt","jwt":{"algorithms":["HS256"],"keys":{"secret":"` + secret + `"},"policies":{"default":["gold"]}}}}`
 	}
+	const stored = "storedsecret0123456789abcdef0123456789abcdefgh"
 	pols := []string{policyJSON("gold", "j")}
-	e.must(200, "POST", "/v1/apply", applyBody(false, false, []string{jwtAPI("storedsecret0123456789abcdef0123456789abcdefgh")}, pols))
+	e.must(200, "POST", "/v1/apply", applyBody(false, false, []string{jwtAPI(stored, "/j/")}, pols))
 	v := e.version()
-	body := applyBody(false, false, []string{jwtAPI("newsecret0123456789abcdef0123456789abcdefghi")}, pols)
-	e.must(403, "POST", "/v1/apply", body, as(tokens.Viewer))
-	viewer := e.must(200, "POST", "/v1/plan", body, as(tokens.Viewer))
-	if strings.Contains(string(viewer.body), "storedsecret") || strings.Contains(string(viewer.body), "newsecret") ||
-		!strings.Contains(string(viewer.body), "auth.jwt.keys.secret") {
-		t.Errorf("viewer's plan: %s", viewer.body)
+	guess := applyBody(false, false, []string{jwtAPI("newsecret0123456789abcdef0123456789abcdefghi", "/j/")}, pols)
+	right := applyBody(false, false, []string{jwtAPI(stored, "/j/")}, pols)
+	e.must(403, "POST", "/v1/apply", guess, as(tokens.Viewer))
+	wrong := e.must(200, "POST", "/v1/plan", guess, as(tokens.Viewer))
+	same := e.must(200, "POST", "/v1/plan", right, as(tokens.Viewer))
+	if string(wrong.body) != string(same.body) || strings.Contains(string(wrong.body), "keys.secret") ||
+		!strings.Contains(string(wrong.body), `"secrets_unchecked":true`) {
+		t.Errorf("a viewer's plan tells a wrong secret from the stored one:\nwrong: %s\nright: %s", wrong.body, same.body)
 	}
-	operator := e.must(200, "POST", "/v1/plan", body, as(tokens.Operator))
-	if !strings.Contains(string(operator.body), "storedsecret") {
+	if p := decodeApply(t, wrong); !p.DryRun || len(p.Plan.Actions) != 0 || e.version() != v {
+		t.Errorf("viewer's plan of a secret change: %+v, version %d -> %d", p, v, e.version())
+	}
+	// Other changes of the same object still show, without the secret.
+	moved := e.must(200, "POST", "/v1/plan", applyBody(false, false,
+		[]string{jwtAPI("newsecret0123456789abcdef0123456789abcdefghi", "/j2/")}, pols), as(tokens.Viewer))
+	if p := decodeApply(t, moved); len(p.Plan.Actions) != 1 || !strings.Contains(string(moved.body), `"field":"listen_path"`) ||
+		strings.Contains(string(moved.body), "keys.secret") {
+		t.Errorf("viewer's plan of a moved API: %s", moved.body)
+	}
+	operator := e.must(200, "POST", "/v1/plan", guess, as(tokens.Operator))
+	if !strings.Contains(string(operator.body), "storedsecret") || !strings.Contains(string(operator.body), "auth.jwt.keys.secret") ||
+		strings.Contains(string(operator.body), "secrets_unchecked") {
 		t.Errorf("operator's plan lacks the values: %s", operator.body)
 	}
-	if p := decodeApply(t, viewer); !p.DryRun || len(p.Plan.Actions) != 1 || e.version() != v {
-		t.Errorf("plan wrote: %+v, version %d -> %d", p, v, e.version())
+	if e.version() != v {
+		t.Errorf("plans wrote: version %d -> %d", v, e.version())
 	}
 }
 

@@ -11,36 +11,42 @@ import (
 // planRead may call POST /v1/plan: whoever may read the configuration.
 var planRead = set(tokens.Operator, tokens.Viewer)
 
-// maskedValue replaces a secret's old and new values in a plan answered
-// to a caller that may not write configuration.
-const maskedValue = `"(secret, masked)"`
-
 // planConfig is POST /v1/plan: the body of POST /v1/apply, planned against
 // the stored state and never written (a dry run, whatever dry_run says).
 // It only reads, so viewers may call it: `sluicectl diff` works with a
 // read-only token. A plan answered to a token that may not write
-// configuration shows a changed secret (auth.jwt.keys.secret, any field
-// named like a secret, password or private key) as changed with both
-// values masked.
+// configuration does not compare secrets (auth.jwt.keys.secret, any field
+// named like a secret, password or private key): their changes are left
+// out, and an update that changes nothing else is not shown. Were they
+// shown, even masked, the plan would tell a viewer whether a guessed
+// secret is the stored one.
 func (s *Server) planConfig(w http.ResponseWriter, r *http.Request) error {
 	return s.applyOrPlan(w, r, true)
 }
 
-// maskSecrets masks the values of the secret fields a plan changes.
-func maskSecrets(p *declarative.Plan) {
-	for i := range p.Actions {
-		for j := range p.Actions[i].Changes {
-			c := &p.Actions[i].Changes[j]
-			if !secretField(c.Field) {
+// withoutSecrets removes the secret fields' changes from p's updates, and
+// the updates left with no change.
+func withoutSecrets(p *declarative.Plan) {
+	kept := p.Actions[:0]
+	for _, a := range p.Actions {
+		if a.Op == declarative.OpUpdate {
+			changes := a.Changes[:0]
+			for _, c := range a.Changes {
+				if !secretField(c.Field) {
+					changes = append(changes, c)
+				}
+			}
+			if len(changes) == 0 {
 				continue
 			}
-			if c.Old != "" {
-				c.Old = maskedValue
-			}
-			if c.New != "" {
-				c.New = maskedValue
-			}
+			a.Changes = changes
 		}
+		kept = append(kept, a)
+	}
+	clear(p.Actions[len(kept):])
+	p.Actions = kept
+	if len(kept) == 0 {
+		p.Actions = nil // as a plan with nothing to do, to the byte
 	}
 }
 

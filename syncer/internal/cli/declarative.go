@@ -258,6 +258,8 @@ type applyResult struct {
 	BaseVersion int64             `json:"base_version"`
 	Version     int64             `json:"version"`
 	Plan        *declarative.Plan `json:"plan"`
+	// SecretsUnchecked: the token may not write, so secrets were not compared.
+	SecretsUnchecked bool `json:"secrets_unchecked"`
 }
 
 // send asks the syncer to plan (dry run) or apply the inputs. Problems the
@@ -368,8 +370,9 @@ func (r *run) diffCommand() *cobra.Command {
 		Long: `Print the plan that 'apply' would carry out (the syncer plans it with
 POST /v1/plan; nothing is written, and a viewer's token is enough):
 + create, ~ update (with the fields that change), - delete (with --prune).
-Secret values are masked unless --show-secrets (which shows them only to
-tokens that may write the configuration).
+Secret values are masked unless --show-secrets. A token that may not write
+the configuration gets a plan that does not compare secrets at all (a
+note on stderr says so).
 
 Exit codes: 0 the stored state matches the files, 2 there are
 differences, 1 an error.`,
@@ -382,6 +385,9 @@ differences, 1 an error.`,
 			res, err := r.sendTo(cmd.Context(), "/v1/plan", in, prune, true, tag)
 			if err != nil {
 				return err
+			}
+			if res.SecretsUnchecked {
+				fmt.Fprintln(r.env.Stderr, "note: secrets were not compared: this token may not write the configuration")
 			}
 			if asJSON || r.g.output == "json" {
 				if res.Plan.Actions == nil {
