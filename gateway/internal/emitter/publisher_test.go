@@ -19,7 +19,16 @@ import (
 	"github.com/sluicegw/sluice/pkg/usage"
 )
 
+// newPublisher starts a publisher shut down when the test ends.
 func newPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
+	t.Helper()
+	p := startPublisher(t, nc, opts)
+	t.Cleanup(func() { _ = shutdown(p, time.Second) })
+	return p
+}
+
+// startPublisher starts a publisher the test shuts down itself.
+func startPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
 	t.Helper()
 	p, err := New(nc, "node-1", opts, zerolog.Nop(), prometheus.NewRegistry())
 	if err != nil {
@@ -28,12 +37,14 @@ func newPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	})
 	return p
+}
+
+// shutdown shuts p down within d.
+func shutdown(p *Publisher, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return p.Shutdown(ctx)
 }
 
 func event(api string, i int) *usage.Event {
@@ -189,21 +200,13 @@ func TestShardsJoinedIntoOneBatch(t *testing.T) {
 	t.Parallel()
 	srv := testutil.StartNATS(t)
 	nc := srv.Conn(t)
-	p, err := New(nc, "node-1", Options{BatchSize: 1000, FlushInterval: time.Hour}, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	p := startPublisher(t, nc, Options{BatchSize: 1000, FlushInterval: time.Hour})
 	const n = 40
 	for i := range n {
 		p.add(&p.shards[i%len(p.shards)], event("a", i)) // every shard holds some
 		p.held.Add(1)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.Shutdown(ctx); err != nil {
+	if err := shutdown(p, 5*time.Second); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	msgs, events := streamEvents(t, nc)
@@ -273,19 +276,11 @@ func TestShutdownFlushes(t *testing.T) {
 	t.Parallel()
 	srv := testutil.StartNATS(t)
 	nc := srv.Conn(t)
-	p, err := New(nc, "node-1", Options{BatchSize: 1000, FlushInterval: time.Hour}, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	p := startPublisher(t, nc, Options{BatchSize: 1000, FlushInterval: time.Hour})
 	for i := 0; i < 10; i++ {
 		p.Emit(event("a", i))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.Shutdown(ctx); err != nil {
+	if err := shutdown(p, 5*time.Second); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if p.Emit(event("a", 99)) {
@@ -299,18 +294,10 @@ func TestShutdownEndsWithContext(t *testing.T) {
 	t.Parallel()
 	srv := testutil.StartNATS(t)
 	nc := srv.Conn(t)
-	p, err := New(nc, "node-1", Options{AckTimeout: 100 * time.Millisecond}, zerolog.Nop(), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	p := startPublisher(t, nc, Options{AckTimeout: 100 * time.Millisecond})
 	srv.Stop()
 	p.Emit(event("a", 1))
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if err := p.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := shutdown(p, 300*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("shutdown with NATS down: %v, want deadline exceeded", err)
 	}
 	if d := promtest.ToFloat64(p.m.dropped); d != 1 {
