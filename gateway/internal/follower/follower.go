@@ -35,7 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -137,10 +137,10 @@ type Follower struct {
 	wake   chan struct{} // a hint is pending
 	kick   chan struct{} // catch-up requested
 	beat   chan struct{} // heartbeat requested
-	mu     stdsync.Mutex
+	mu     sync.Mutex
 	sub    *nats.Subscription
 	cancel context.CancelFunc
-	wg     stdsync.WaitGroup
+	wg     sync.WaitGroup
 }
 
 type metrics struct {

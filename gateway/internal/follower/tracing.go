@@ -2,7 +2,7 @@ package follower
 
 import (
 	"context"
-	stdsync "sync"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -28,7 +28,7 @@ type applyTracer struct {
 	tp     *tracing.Provider
 	t      trace.Tracer
 	node   string
-	mu     stdsync.Mutex
+	mu     sync.Mutex
 	parent map[int64]trace.SpanContext // announced version -> its trace context
 }
 
