@@ -48,7 +48,8 @@ type Event struct {
 	Status   int    `json:"status"`   // HTTP status sent to the client
 	// Latency is the microseconds from the request read to its response
 	// ready to send (the gateway's and the upstream's time; the write to the
-	// client is not in it); for a streamed response, to its first byte.
+	// client is not in it); for a streamed response, until its headers were
+	// ready to send.
 	Latency  int64  `json:"lat_us"`
 	BytesIn  int64  `json:"in"`      // request body bytes
 	BytesOut int64  `json:"out"`     // response body bytes
