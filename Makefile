@@ -22,9 +22,11 @@ BUILDINFO := github.com/sluicegw/sluice/pkg/buildinfo
 LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(BUILD_DATE)
 
 .PHONY: build
-build: ## Build every binary into bin/ (version stamped from git)
+# The product's binaries (*/cmd/...) and the tools beside them
+# (gateway/tools/cmd/...: sluice-dev for make run/up, sluice-bench for make bench).
+build: ## Build every binary, the services and the dev and bench tools, into bin/ (version stamped from git)
 	@mkdir -p bin
-	cd gateway && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/...
+	cd gateway && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/... ./tools/cmd/...
 	cd syncer && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/...
 	cd analytics && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/...
 
