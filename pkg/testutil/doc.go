@@ -7,5 +7,5 @@
 // tree and runs them as processes a test can kill, freeze and restart
 // (BuildBinaries, StartProc), and reads Prometheus expositions.
 //
-// It is for tests only: no service imports it.
+// It is for tests only: tests and test helpers import it, no binary does.
 package testutil
