@@ -22,9 +22,11 @@ BUILDINFO := github.com/sluicegw/sluice/pkg/buildinfo
 LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(BUILD_DATE)
 
 .PHONY: build
-build: ## Build every binary into bin/ (version stamped from git)
+# The product's binaries (*/cmd/...) and the tools beside them
+# (gateway/tools/cmd/...: sluice-dev for make run/up, sluice-bench for make bench).
+build: ## Build every binary, the services and the dev and bench tools, into bin/ (version stamped from git)
 	@mkdir -p bin
-	cd gateway && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/...
+	cd gateway && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/... ./tools/cmd/...
 	cd syncer && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/...
 	cd analytics && go build -ldflags '$(LDFLAGS)' -o ../bin/ ./cmd/...
 
@@ -76,14 +78,24 @@ bench: deps build ## Load-test the gateway against a bare proxy hop and print a 
 gobench: ## Run the Go micro-benchmarks of every module
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
 
-# staticcheck, pinned; run through the Go module proxy (no install step).
+# staticcheck and deadcode, pinned; run through the Go module proxy (no
+# install step).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE ?= golang.org/x/tools/cmd/deadcode@v0.52.0
 
+# deadcode reports functions that no binary and no test reaches. It looks at
+# every module at once, since pkg's functions are called from the other
+# modules (one module alone would call them dead), with -test (a helper that
+# only tests use counts as used) and the chaos suite's build tag (code only
+# that suite calls counts as used). There is no allow-list: what it reports
+# is deleted, or used.
 .PHONY: lint
-lint: ## gofmt, go vet (also the chaos suite's build tag), staticcheck in every module, and the Helm chart
+lint: ## gofmt, go vet (also the chaos suite's build tag), staticcheck and deadcode over every module, and the Helm chart
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && go vet ./... && go vet -tags chaos ./...); done
 	@set -e; for m in $(MODULES); do echo "staticcheck $$m"; (cd $$m && go run $(STATICCHECK) ./...); done
+	@echo "deadcode"; out=$$(go run $(DEADCODE) -test -tags chaos $(addsuffix /...,$(MODULES))) || exit 1; \
+		if [ -n "$$out" ]; then echo "unreachable code (delete it, or use it):"; echo "$$out"; exit 1; fi
 	@scripts/helm-check.sh
 
 # Helm runs through the Go module proxy, pinned in the script (HELM_VERSION).

@@ -6,11 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sluicegw/sluice/analytics/internal/proctest"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // metric sums the samples of the Prometheus metric name at addr/metrics.
@@ -19,7 +20,7 @@ func metric(addr, name string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sum, found, err := proctest.SumMetric(data, name)
+	sum, found, err := testutil.SumMetric(data, name)
 	if err != nil {
 		return 0, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sluicegw/sluice/analytics/internal/proctest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -269,7 +268,7 @@ func metric(addr, name string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sum, found, err := proctest.SumMetric(data, name)
+	sum, found, err := testutil.SumMetric(data, name)
 	if err != nil {
 		return 0, err
 	}

@@ -3,19 +3,19 @@ package e2e
 import (
 	"testing"
 
-	"github.com/sluicegw/sluice/analytics/internal/proctest"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // The binaries this suite runs, and the process helpers it runs them with
-// (analytics/internal/proctest).
+// (pkg/testutil).
 type (
-	binaries = proctest.Binaries
-	proc     = proctest.Proc
+	binaries = testutil.Binaries
+	proc     = testutil.Proc
 )
 
-func buildBinaries(t *testing.T, dir string) binaries { return proctest.Build(t, dir, false) }
+func buildBinaries(t *testing.T, dir string) binaries { return testutil.BuildBinaries(t, dir, false) }
 
 func startProc(t *testing.T, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	return proctest.Start(t, name, bin, env, args...)
+	return testutil.StartProc(t, name, bin, env, args...)
 }

@@ -11,10 +11,3 @@ func HashKey(key []byte) string {
 	sum := sha256.Sum256(key)
 	return hex.EncodeToString(sum[:])
 }
-
-// AppendHashKey appends the hex SHA-256 of key to dst without allocating
-// when dst has room for 64 bytes.
-func AppendHashKey(dst, key []byte) []byte {
-	sum := sha256.Sum256(key)
-	return hex.AppendEncode(dst, sum[:])
-}

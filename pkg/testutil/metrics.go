@@ -1,7 +1,9 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,4 +68,25 @@ func CheckExported(t testing.TB, body, path string) {
 			t.Errorf("%s lists %s, which the service does not export", path, n)
 		}
 	}
+}
+
+// SumMetric sums the samples of the Prometheus metric name (every label
+// set) in a text exposition body; found is false when there is none.
+func SumMetric(body []byte, name string) (sum float64, found bool, err error) {
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("metric %s: %q: %w", name, line, err)
+		}
+		sum, found = sum+v, true
+	}
+	return sum, found, nil
 }

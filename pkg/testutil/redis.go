@@ -1,6 +1,3 @@
-// Package testutil starts real Redis and NATS servers for tests, on free
-// ports, with functions to stop, restart and pause them. Nothing here mocks
-// either: tests talk to the real thing.
 package testutil
 
 import (

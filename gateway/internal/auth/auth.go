@@ -5,6 +5,10 @@
 // Verified token identities (internal/jwtauth) get sessions from the same
 // cache (Identity), built from their policies without a store lookup.
 //
+// Sessions merge a key with the node's current policies, which the cache
+// is given as data (SetPolicies) by whoever holds the configuration
+// (internal/state): auth reads no snapshot of its own.
+//
 // Cached sessions are evicted by config sync (Evict, EvictPolicy); the
 // session TTL bounds how stale a session can be if an eviction is missed.
 // Once its TTL has run out a session is read again; when the store cannot
@@ -66,9 +70,11 @@ type Options struct {
 
 // Cache holds sessions by key hash and remembers unknown hashes.
 type Cache struct {
-	opts   Options
-	store  *store.Store
-	policy func(id string) *model.Policy
+	opts  Options
+	store *store.Store
+	// policies are the node's current policies by id (SetPolicies); the
+	// map is never modified once stored.
+	policies atomic.Pointer[map[string]*model.Policy]
 	// sessions and negative are sharded: lookups of different keys do not
 	// wait on one lock.
 	sessions *shardlru.Cache[Sum, entry]
@@ -88,9 +94,9 @@ type entry struct {
 	expires time.Time // end of the TTL: read again after it
 }
 
-// NewCache returns a session cache reading keys from st and policies from
-// policy (the current config snapshot).
-func NewCache(st *store.Store, policy func(id string) *model.Policy, opts Options) (*Cache, error) {
+// NewCache returns a session cache reading keys from st. It knows no
+// policy until SetPolicies.
+func NewCache(st *store.Store, opts Options) (*Cache, error) {
 	if opts.CacheSize <= 0 || opts.NegativeCacheSize <= 0 {
 		return nil, errors.New("auth: cache sizes must be positive")
 	}
@@ -102,8 +108,18 @@ func NewCache(st *store.Store, policy func(id string) *model.Policy, opts Option
 	if opts.StoreRetry <= 0 {
 		opts.StoreRetry = DefaultStoreRetry
 	}
-	return &Cache{opts: opts, store: st, policy: policy, sessions: sessions, negative: negative, now: time.Now}, nil
+	c := &Cache{opts: opts, store: st, sessions: sessions, negative: negative, now: time.Now}
+	c.SetPolicies(nil)
+	return c, nil
 }
+
+// SetPolicies sets the policies, by id, that sessions built from now on
+// merge their keys with; the caller does not modify policies afterwards.
+// It does not evict a session: the caller that changed a policy calls
+// EvictPolicy (or Purge) after SetPolicies, and a lookup that raced with
+// that eviction does not cache what it built (see gen), so no session built
+// from the old policies outlives the eviction.
+func (c *Cache) SetPolicies(policies map[string]*model.Policy) { c.policies.Store(&policies) }
 
 // Lookup returns the session of the key whose SHA-256 is sum. A cached
 // session costs no Redis call and no allocation. It returns ErrUnknownKey
@@ -166,7 +182,7 @@ func (c *Cache) Lookup(ctx context.Context, sum Sum) (*Session, error) {
 	if k.Hash != hash {
 		return nil, ErrUnknownKey
 	}
-	s := NewSession(k, c.policy)
+	s := NewSession(k, *c.policies.Load())
 	if c.gen.Load() == gen {
 		c.sessions.Add(&sum, entry{s: s, expires: now.Add(c.opts.TTL)})
 	}
@@ -207,7 +223,7 @@ func (c *Cache) Identity(sum Sum, hash string, policies []string) *Session {
 		c.sessions.Remove(&sum)
 	}
 	gen := c.gen.Load()
-	s := NewSession(&model.Key{ID: IdentityKeyID, Hash: hash, Policies: policies}, c.policy)
+	s := NewSession(&model.Key{ID: IdentityKeyID, Hash: hash, Policies: policies}, *c.policies.Load())
 	if c.gen.Load() == gen {
 		c.sessions.Add(&sum, entry{s: s, expires: now.Add(c.opts.TTL)})
 	}

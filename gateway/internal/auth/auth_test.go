@@ -24,7 +24,6 @@ func TestNewSessionMerge(t *testing.T) {
 		"pay":    {ID: "pay", Access: []model.AccessRight{{API: "payments"}}, RateLimit: limit(1)},
 		"global": {ID: "global", RateLimit: limit(1000)},
 	}
-	get := func(id string) *model.Policy { return pols[id] }
 	h := "ab"
 	cases := []struct {
 		name   string
@@ -50,7 +49,7 @@ func TestNewSessionMerge(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := NewSession(&c.key, get)
+			s := NewSession(&c.key, pols)
 			if got := s.Allowed(c.api, []byte(c.method), []byte(c.path)); got != c.allow {
 				t.Fatalf("Allowed = %v, want %v", got, c.allow)
 			}
@@ -95,7 +94,6 @@ func equal(a, b []string) bool {
 func TestUsable(t *testing.T) {
 	t.Parallel()
 	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Minute)
-	none := func(string) *model.Policy { return nil }
 	cases := []struct {
 		key  model.Key
 		want error
@@ -106,7 +104,7 @@ func TestUsable(t *testing.T) {
 		{model.Key{Disabled: true}, ErrDisabled},
 	}
 	for _, c := range cases {
-		if err := NewSession(&c.key, none).Usable(time.Now()); !errors.Is(err, c.want) {
+		if err := NewSession(&c.key, nil).Usable(time.Now()); !errors.Is(err, c.want) {
 			t.Errorf("Usable(%+v) = %v, want %v", c.key, err, c.want)
 		}
 	}
@@ -118,13 +116,13 @@ func TestCacheLookup(t *testing.T) {
 	st := store.New(r.Client(t), 0)
 	ctx := context.Background()
 	pol := &model.Policy{ID: "p1", Access: []model.AccessRight{{API: "a"}}}
-	policies := map[string]*model.Policy{"p1": pol}
-	c, err := NewCache(st, func(id string) *model.Policy { return policies[id] }, Options{
+	c, err := NewCache(st, Options{
 		CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10, NegativeTTL: time.Minute, LookupTimeout: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.SetPolicies(map[string]*model.Policy{"p1": pol})
 	secret := []byte("0123456789abcdef-secret")
 	sum := SumKey(secret)
 
@@ -156,7 +154,7 @@ func TestCacheLookup(t *testing.T) {
 	r.Start()
 
 	// A changed policy evicts the sessions holding it.
-	policies["p1"] = &model.Policy{ID: "p1", Access: []model.AccessRight{{API: "b"}}}
+	c.SetPolicies(map[string]*model.Policy{"p1": {ID: "p1", Access: []model.AccessRight{{API: "b"}}}})
 	c.EvictPolicy("p1")
 	s3, err := c.Lookup(ctx, sum)
 	if err != nil || s3.Allowed("a", []byte("GET"), []byte("/")) || !s3.Allowed("b", []byte("GET"), []byte("/")) {
@@ -176,7 +174,7 @@ func TestCacheTTL(t *testing.T) {
 	t.Parallel()
 	r := testutil.StartRedis(t)
 	st := store.New(r.Client(t), 0)
-	c, err := NewCache(st, func(string) *model.Policy { return nil }, Options{CacheSize: 4, TTL: time.Minute, NegativeCacheSize: 4, NegativeTTL: time.Minute})
+	c, err := NewCache(st, Options{CacheSize: 4, TTL: time.Minute, NegativeCacheSize: 4, NegativeTTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,15 +207,15 @@ func TestCacheIdentity(t *testing.T) {
 	t.Parallel()
 	r := testutil.StartRedis(t)
 	st := store.New(r.Client(t), 0)
-	policies := map[string]*model.Policy{
-		"read": {ID: "read", Access: []model.AccessRight{{API: "a", Methods: []string{"GET"}}}, RateLimit: limit(5)},
-	}
-	c, err := NewCache(st, func(id string) *model.Policy { return policies[id] }, Options{
+	c, err := NewCache(st, Options{
 		CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10, NegativeTTL: time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.SetPolicies(map[string]*model.Policy{
+		"read": {ID: "read", Access: []model.AccessRight{{API: "a", Methods: []string{"GET"}}}, RateLimit: limit(5)},
+	})
 	now := time.Now()
 	c.now = func() time.Time { return now }
 	id := model.HashKey([]byte("issuer|alice"))
@@ -244,7 +242,7 @@ func TestCacheIdentity(t *testing.T) {
 		t.Fatal("identity session with redis down")
 	}
 
-	policies["read"] = &model.Policy{ID: "read", Access: []model.AccessRight{{API: "a", Methods: []string{"GET", "POST"}}}}
+	c.SetPolicies(map[string]*model.Policy{"read": {ID: "read", Access: []model.AccessRight{{API: "a", Methods: []string{"GET", "POST"}}}}})
 	c.EvictPolicy("unrelated")
 	if c.Identity(sum, id, []string{"read"}) != s {
 		t.Fatal("unrelated policy evicted the session")
@@ -264,7 +262,7 @@ func TestCacheIdentity(t *testing.T) {
 }
 
 func TestCacheIdentityAllocs(t *testing.T) {
-	c, err := NewCache(nil, func(string) *model.Policy { return nil }, Options{CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10})
+	c, err := NewCache(nil, Options{CacheSize: 10, TTL: time.Minute, NegativeCacheSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +295,7 @@ func TestCacheStaleWhileStoreDown(t *testing.T) {
 			r := testutil.StartRedis(t)
 			st := store.New(r.Client(t), 0)
 			ctx := context.Background()
-			c, err := NewCache(st, func(string) *model.Policy { return nil }, Options{
+			c, err := NewCache(st, Options{
 				CacheSize: 4, TTL: time.Minute, NegativeCacheSize: 4, NegativeTTL: time.Minute,
 				LookupTimeout: time.Second, MaxStale: tc.maxStale, StoreRetry: time.Second,
 			})

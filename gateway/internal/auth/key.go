@@ -72,17 +72,6 @@ func FindKey(req *fasthttp.Request, header, query string, notKey func([]byte) bo
 	return f.key, f.loc, nil
 }
 
-// FindHeaderKey is FindKey without "Authorization: Bearer": the key in the
-// header and the query parameter only.
-func FindHeaderKey(req *fasthttp.Request, header, query string) ([]byte, Location, error) {
-	var f found
-	f.addNamed(req, header, query)
-	if f.ambiguous {
-		return nil, InNone, ErrAmbiguous
-	}
-	return f.key, f.loc, nil
-}
-
 func (f *found) addNamed(req *fasthttp.Request, header, query string) {
 	if header == "" {
 		header = DefaultHeader

@@ -82,36 +82,28 @@ func TestFindKey(t *testing.T) {
 	}
 }
 
-// FindHeaderKey never reads the bearer token; FindKey with notKey skips the
-// bearer values it names.
-func TestFindHeaderKey(t *testing.T) {
+// FindKey with notKey skips the bearer values it names and still finds
+// the key in the header or the query beside them.
+func TestFindKeySkipsNotKeys(t *testing.T) {
 	t.Parallel()
 	jwtLike := func(v []byte) bool { return bytes.HasPrefix(v, []byte("eyJ")) }
 	cases := []struct {
 		name          string
 		req           *fasthttp.Request
 		header, query string
-		notKey        bool
 		want          string
 		loc           Location
 	}{
-		{"bearer ignored", request("/x", "Authorization", "Bearer abc"), "", "", false, "", InNone},
-		{"header beside bearer", request("/x", "Authorization", "Bearer b", "X-API-Key", "h"), "", "", false, "h", InHeader},
-		{"custom header", request("/x", "X-Token", "k3"), "X-Token", "", false, "k3", InHeader},
-		{"query beside bearer", request("/x?api_key=q1", "Authorization", "Bearer b"), "", "api_key", false, "q1", InQuery},
-		{"jwt bearer is no key", request("/x", "Authorization", "Bearer eyJx", "X-API-Key", "h"), "", "", true, "h", InHeader},
+		{"jwt bearer alone", request("/x", "Authorization", "Bearer eyJx"), "", "", "", InNone},
+		{"key bearer", request("/x", "Authorization", "Bearer abc"), "", "", "abc", InBearer},
+		{"header beside jwt bearer", request("/x", "Authorization", "Bearer eyJx", "X-API-Key", "h"), "", "", "h", InHeader},
+		{"custom header", request("/x", "X-Token", "k3"), "X-Token", "", "k3", InHeader},
+		{"query beside jwt bearer", request("/x?api_key=q1", "Authorization", "Bearer eyJb"), "", "api_key", "q1", InQuery},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			var got []byte
-			var loc Location
-			var err error
-			if c.notKey {
-				got, loc, err = FindKey(c.req, c.header, c.query, jwtLike)
-			} else {
-				got, loc, err = FindHeaderKey(c.req, c.header, c.query)
-			}
+			got, loc, err := FindKey(c.req, c.header, c.query, jwtLike)
 			if string(got) != c.want || loc != c.loc || err != nil {
 				t.Fatalf("got %q at %b, %v; want %q at %b", got, loc, err, c.want, c.loc)
 			}

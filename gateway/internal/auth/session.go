@@ -3,7 +3,6 @@ package auth
 import (
 	"time"
 
-	"github.com/sluicegw/sluice/gateway/internal/router"
 	"github.com/sluicegw/sluice/pkg/model"
 )
 
@@ -83,9 +82,8 @@ func (l *SessionLimit) AppliesTo(api string) bool { return l.apis == nil || l.ap
 // AppliesTo reports whether the quota counts on api.
 func (q *SessionQuota) AppliesTo(api string) bool { return q.apis == nil || q.apis[api] }
 
-// NewSession merges k with its policies; policy returns the policy with an
-// id, or nil.
-func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
+// NewSession merges k with its policies, found by id in policies.
+func NewSession(k *model.Key, policies map[string]*model.Policy) *Session {
 	s := &Session{KeyID: k.ID, Alias: k.Alias, Hash: k.Hash, Policies: k.Policies, Org: k.Org, Disabled: k.Disabled, access: map[string][]right{}}
 	s.Cert = k.Certificate != nil
 	if k.ExpiresAt != nil {
@@ -93,7 +91,7 @@ func NewSession(k *model.Key, policy func(id string) *model.Policy) *Session {
 	}
 	var pols []*model.Policy
 	for _, id := range k.Policies {
-		if p := policy(id); p != nil {
+		if p := policies[id]; p != nil {
 			pols = append(pols, p)
 		}
 	}
@@ -171,7 +169,7 @@ func (s *Session) Usable(now time.Time) error {
 // path relative to the API's listen path.
 func (s *Session) Allowed(api string, method, rest []byte) bool {
 	for _, r := range s.access[api] {
-		if !router.MethodAllowed(r.methods, method) {
+		if !model.MethodAllowed(r.methods, method) {
 			continue
 		}
 		if len(r.paths) == 0 {

@@ -17,18 +17,17 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"github.com/sluicegw/sluice/gateway/internal/testca"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 func TestValidateNamesFields(t *testing.T) {
 	t.Parallel()
-	ca := testca.New(t, "ca")
+	ca := testutil.NewCA(t)
 	dir := t.TempDir()
 	goodCert, goodKey := ca.Server(t, "a.test").Write(t, dir, "a")
 	_, otherKey := ca.Server(t, "b.test").Write(t, dir, "b")
 	garbage := filepath.Join(dir, "garbage.pem")
-	testca.WriteFile(t, garbage, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	testutil.WriteFile(t, garbage, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
 	missing := filepath.Join(dir, "missing.pem")
 	tests := []struct {
 		name string
@@ -75,7 +74,7 @@ func TestValidateNamesFields(t *testing.T) {
 
 func TestPickBySNI(t *testing.T) {
 	t.Parallel()
-	ca := testca.New(t, "ca")
+	ca := testutil.NewCA(t)
 	dir := t.TempDir()
 	c1, k1 := ca.Server(t, "a.test", "A2.test").Write(t, dir, "a")
 	c2, k2 := ca.Server(t, "*.b.test").Write(t, dir, "b")
@@ -108,7 +107,7 @@ func newEdge(t *testing.T, o Options, reg prometheus.Registerer) *Edge {
 // certificates in place, counted once; a good one replaces them.
 func TestCheckKeepsServingOnBadFiles(t *testing.T) {
 	t.Parallel()
-	ca := testca.New(t, "ca")
+	ca := testutil.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := ca.Server(t, "a.test").Write(t, dir, "a")
 	reg := prometheus.NewRegistry()
@@ -118,7 +117,7 @@ func TestCheckKeepsServingOnBadFiles(t *testing.T) {
 		t.Fatal("unchanged files reloaded")
 	}
 	// A new certificate whose key is not there yet, then a missing key.
-	testca.WriteFile(t, certFile, ca.Server(t, "a.test").CertPEM)
+	testutil.WriteFile(t, certFile, ca.Server(t, "a.test").CertPEM)
 	for i := 0; i < 3; i++ {
 		if e.Check() {
 			t.Fatal("mismatched pair installed")
@@ -134,8 +133,8 @@ func TestCheckKeepsServingOnBadFiles(t *testing.T) {
 		t.Fatalf("reload errors %v, want 2 (one per bad content)", got)
 	}
 	// Back to the serving files, then the key missing again: counted anew.
-	testca.WriteFile(t, certFile, first.files[0])
-	testca.WriteFile(t, keyFile, first.files[1])
+	testutil.WriteFile(t, certFile, first.files[0])
+	testutil.WriteFile(t, keyFile, first.files[1])
 	if e.Check() {
 		t.Fatal("the serving files reloaded")
 	}
@@ -192,11 +191,11 @@ func serve(t *testing.T, e *Edge) string {
 // and the listener serves on.
 func TestHandshakeErrorsCounted(t *testing.T) {
 	t.Parallel()
-	ca, other := testca.New(t, "ca"), testca.New(t, "other")
+	ca, other := testutil.NewCA(t), testutil.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := ca.Server(t, "a.test").Write(t, dir, "a")
 	caFile := filepath.Join(dir, "ca.pem")
-	testca.WriteFile(t, caFile, ca.PEM)
+	testutil.WriteFile(t, caFile, ca.PEM)
 	reg := prometheus.NewRegistry()
 	e := newEdge(t, Options{Listen: ":0", Certificates: []Certificate{{certFile, keyFile}},
 		ClientAuth: ClientAuthVerifyIfGiven, ClientCAFile: caFile}, reg)
@@ -304,11 +303,11 @@ func TestCertificatesFromText(t *testing.T) {
 // (the current set's); this test keeps it that way.
 func TestResumedSessionRecheckedAfterCAChange(t *testing.T) {
 	t.Parallel()
-	ca, other := testca.New(t, "ca"), testca.New(t, "other")
+	ca, other := testutil.NewCA(t), testutil.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := ca.Server(t, "a.test").Write(t, dir, "a")
 	caFile := filepath.Join(dir, "ca.pem")
-	testca.WriteFile(t, caFile, ca.PEM)
+	testutil.WriteFile(t, caFile, ca.PEM)
 	e := newEdge(t, Options{Listen: ":0", Certificates: []Certificate{{certFile, keyFile}},
 		ClientAuth: ClientAuthVerifyIfGiven, ClientCAFile: caFile}, prometheus.NewRegistry())
 	addr := serve(t, e)
@@ -321,7 +320,7 @@ func TestResumedSessionRecheckedAfterCAChange(t *testing.T) {
 	if resumed, err := resumingRequest(addr, cfg); err != nil || !resumed {
 		t.Fatalf("second connection: resumed %v, %v (the test needs resumption)", resumed, err)
 	}
-	testca.WriteFile(t, caFile, other.PEM)
+	testutil.WriteFile(t, caFile, other.PEM)
 	if !e.Check() {
 		t.Fatal("client CA change not loaded")
 	}

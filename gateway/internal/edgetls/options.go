@@ -118,8 +118,8 @@ func (o *Options) Validate() validation.Errors {
 		errs.Add("certificates", "at least one certificate (cert_file, key_file) is required with tls.listen")
 	}
 	for i, c := range o.Certificates {
-		if _, err := loadPair(c); err != nil {
-			errs.Add(validation.Index("certificates", i)+err.field, "%s", err.msg)
+		if p := checkPair(c); p != nil {
+			errs.Add(validation.Index("certificates", i)+p.field, "%s", p.msg)
 		}
 	}
 	switch o.ClientAuth {
@@ -167,42 +167,39 @@ func clientAuth(v string) tls.ClientAuthType {
 	return tls.NoClientCert
 }
 
-// pairError is a problem with one certificate, with the field it names
+// pairProblem is a problem with one certificate, with the field it names
 // relative to the certificate (".cert_file", ".key_file" or "").
-type pairError struct{ field, msg string }
+type pairProblem struct{ field, msg string }
 
-func (e *pairError) Error() string { return e.msg }
-
-// loadPair reads and checks one certificate and its key.
-func loadPair(c Certificate) (*tls.Certificate, *pairError) {
-	certPEM, kerr := readFile(".cert_file", c.CertFile)
-	if kerr != nil {
-		return nil, kerr
+// checkPair reads and checks one certificate and its key; nil: usable.
+func checkPair(c Certificate) *pairProblem {
+	certPEM, p := readFile(".cert_file", c.CertFile)
+	if p != nil {
+		return p
 	}
-	keyPEM, kerr := readFile(".key_file", c.KeyFile)
-	if kerr != nil {
-		return nil, kerr
+	keyPEM, p := readFile(".key_file", c.KeyFile)
+	if p != nil {
+		return p
 	}
 	if err := checkCertPEM(certPEM); err != nil {
-		return nil, &pairError{".cert_file", fmt.Sprintf("%s: %v", c.CertFile, err)}
+		return &pairProblem{".cert_file", fmt.Sprintf("%s: %v", c.CertFile, err)}
 	}
 	if err := checkKeyPEM(keyPEM); err != nil {
-		return nil, &pairError{".key_file", fmt.Sprintf("%s: %v", c.KeyFile, err)}
+		return &pairProblem{".key_file", fmt.Sprintf("%s: %v", c.KeyFile, err)}
 	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, &pairError{"", fmt.Sprintf("certificate %s does not match key %s: %v", c.CertFile, c.KeyFile, err)}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return &pairProblem{"", fmt.Sprintf("certificate %s does not match key %s: %v", c.CertFile, c.KeyFile, err)}
 	}
-	return &pair, nil
+	return nil
 }
 
-func readFile(field, path string) ([]byte, *pairError) {
+func readFile(field, path string) ([]byte, *pairProblem) {
 	if path == "" {
-		return nil, &pairError{field, "required"}
+		return nil, &pairProblem{field, "required"}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &pairError{field, fmt.Sprintf("cannot read: %v", err)}
+		return nil, &pairProblem{field, fmt.Sprintf("cannot read: %v", err)}
 	}
 	return b, nil
 }

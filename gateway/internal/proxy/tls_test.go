@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicegw/sluice/gateway/internal/testca"
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // TestSameComparesTLS: a change of the TLS settings rebuilds the client;
@@ -47,7 +47,7 @@ func TestSameComparesTLS(t *testing.T) {
 // TestClientTLSErrors: unreadable files fail the build, naming the field.
 func TestClientTLSErrors(t *testing.T) {
 	t.Parallel()
-	ca := testca.New(t, "ca")
+	ca := testutil.NewCA(t)
 	dir := t.TempDir()
 	cert, key := ca.Client(t, "gw").Write(t, dir, "gw")
 	missing := filepath.Join(dir, "missing.pem")

@@ -57,24 +57,11 @@ var slash = []byte("/")
 func (r *Route) Endpoint(method, rest []byte) *Endpoint {
 	for i := range r.Endpoints {
 		e := &r.Endpoints[i]
-		if MethodAllowed(e.Methods, method) && e.Pattern.Match(rest) {
+		if model.MethodAllowed(e.Methods, method) && e.Pattern.Match(rest) {
 			return e
 		}
 	}
 	return nil
-}
-
-// MethodAllowed reports whether method is in methods; empty or "*" allows all.
-func MethodAllowed(methods []string, method []byte) bool {
-	if len(methods) == 0 {
-		return true
-	}
-	for _, m := range methods {
-		if m == "*" || m == string(method) {
-			return true
-		}
-	}
-	return false
 }
 
 // Table is an immutable routing table.

@@ -16,22 +16,22 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluicegw/sluice/gateway/internal/edgetls"
-	"github.com/sluicegw/sluice/gateway/internal/testca"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // edge is a node's HTTPS setup in a test: a CA, the files of its server
 // certificates, and the client CA file.
 type edge struct {
-	ca     *testca.CA
+	ca     *testutil.CA
 	dir    string
 	caFile string
 }
 
 func newEdge(t testing.TB) *edge {
-	ca := testca.New(t, "edge-ca")
+	ca := testutil.NewCA(t)
 	e := &edge{ca: ca, dir: t.TempDir()}
 	e.caFile = filepath.Join(e.dir, "client-ca.pem")
-	testca.WriteFile(t, e.caFile, ca.PEM)
+	testutil.WriteFile(t, e.caFile, ca.PEM)
 	return e
 }
 

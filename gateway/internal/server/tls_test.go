@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/gateway/internal/edgetls"
-	"github.com/sluicegw/sluice/gateway/internal/testca"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
@@ -227,7 +226,7 @@ func TestTLSBadFileKeepsServing(t *testing.T) {
 	cf, kf := v1.Write(t, e.dir, "a")
 	n := c.node(withTLS([]edgetls.Certificate{{CertFile: cf, KeyFile: kf}}))
 	want := "a.test#" + v1.Leaf.SerialNumber.String()
-	testca.WriteFile(t, kf, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	testutil.WriteFile(t, kf, []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
 	testutil.WaitFor(t, 10*time.Second, func() error {
 		if v := counter(t, n.reg, "sluice_tls_reload_errors_total"); v != 1 {
 			return fmt.Errorf("reload errors %v, want 1", v)
@@ -334,12 +333,12 @@ func TestMutualTLS(t *testing.T) {
 func TestUpstreamTLS(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	uca, other := testca.New(t, "upstream-ca"), testca.New(t, "other-ca")
+	uca, other := testutil.NewCA(t), testutil.NewCA(t)
 	tlsUp := tlsEchoUpstream(t, uca.Server(t, "upstream.test").TLS, uca)
 	dir := t.TempDir()
 	gwCert, gwKey := uca.Client(t, "gateway").Write(t, dir, "gateway")
 	caFile := dir + "/upstream-ca.pem"
-	testca.WriteFile(t, caFile, uca.PEM)
+	testutil.WriteFile(t, caFile, uca.PEM)
 	api := func(id string, ut model.UpstreamTLS) *model.API {
 		a := keyless(id, "/"+id, tlsUp.URL)
 		a.Upstream.TLS = &ut
@@ -377,7 +376,7 @@ func TestUpstreamTLS(t *testing.T) {
 // tlsEchoUpstream is echoUpstream over TLS, requiring a client certificate
 // issued by clients; it reports the client's common name as the
 // X-Client-Cert header of the echo.
-func tlsEchoUpstream(t *testing.T, cert tls.Certificate, clients *testca.CA) *httptestServer {
+func tlsEchoUpstream(t *testing.T, cert tls.Certificate, clients *testutil.CA) *httptestServer {
 	t.Helper()
 	s := newTLSUpstream(func(w http.ResponseWriter, r *http.Request) {
 		ec := echoed{Path: r.URL.RequestURI(), Host: r.Host, Headers: map[string]string{}}

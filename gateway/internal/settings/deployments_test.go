@@ -4,9 +4,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sluicegw/sluice/gateway/internal/testca"
 	"github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/deploycheck"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // The container configuration in deployments/ loads and is valid.
@@ -55,10 +55,10 @@ func TestDeploymentConfigMaps(t *testing.T) {
 	// What the Secrets bring: the edge certificate and the client CA,
 	// mounted at the paths the configuration names.
 	dir := t.TempDir()
-	ca := testca.New(t, "deployments test CA")
+	ca := testutil.NewCA(t)
 	certFile, keyFile := ca.Server(t, "gateway.example").Write(t, dir, "edge")
 	caFile := filepath.Join(dir, "client-ca.pem")
-	testca.WriteFile(t, caFile, ca.PEM)
+	testutil.WriteFile(t, caFile, ca.PEM)
 	for _, f := range files {
 		c := Default()
 		if err := config.Decode([]byte(f.Data), &c); err != nil {

@@ -121,7 +121,7 @@ func New(st *store.Store, opts Options, log zerolog.Logger) (*State, error) {
 	}
 	s := &State{store: st, opts: opts, log: log.With().Str("component", "gateway.state").Logger()}
 	s.snap.Store(&Snapshot{Table: router.Build(nil), policies: map[string]*model.Policy{}, orgs: map[string]*Org{}, byID: map[string]*API{}})
-	sessions, err := auth.NewCache(st, func(id string) *model.Policy { return s.snap.Load().Policy(id) }, opts.Auth)
+	sessions, err := auth.NewCache(st, opts.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +392,9 @@ func (s *State) install(version int64, list []model.API, pols map[string]*model.
 		snap.byID[a.ID] = a
 	}
 	s.snap.Store(snap)
+	// Before the evictions that follow (Apply evicts again, Reload purges):
+	// a session built after them merges the new policies.
+	s.sessions.SetPolicies(pols)
 	var removed []string
 	for id, a := range old.byID {
 		n := snap.byID[id]

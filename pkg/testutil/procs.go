@@ -1,8 +1,4 @@
-// Package proctest runs Sluice's binaries as processes for the end-to-end
-// tests and the chaos suite (analytics/e2e, analytics/chaos): it builds them
-// from this tree and starts, kills, freezes and restarts them, so a fault
-// can be a real SIGKILL. It is for tests only.
-package proctest
+package testutil
 
 import (
 	"bytes"
@@ -12,13 +8,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// The process helpers below run Sluice's binaries for end-to-end tests and
+// the chaos suite: they build them from this tree and start, kill, freeze
+// and restart them, so a fault can be a real SIGKILL.
 
 // Binaries are the commands built from this tree for one test run: the
 // three sluice services and, when asked, nats-server (the version this
@@ -27,22 +26,22 @@ type Binaries struct {
 	Gateway, Syncer, Analytics, NATS string
 }
 
-// Build builds the binaries into dir, each from its own module (so the
-// build works with or without go.work), all at once. Module paths are
-// relative to a test package directly under analytics/ (its working
-// directory).
-func Build(t *testing.T, dir string, withNATS bool) Binaries {
+// BuildBinaries builds the binaries into dir, each from its own module (so
+// the build works with or without go.work), all at once. The modules are
+// found from the test's working directory: the repository holding it.
+func BuildBinaries(t *testing.T, dir string, withNATS bool) Binaries {
 	t.Helper()
+	root := repoRoot(t)
 	b := Binaries{Gateway: filepath.Join(dir, "sluice-gateway"), Syncer: filepath.Join(dir, "sluice-syncer"),
 		Analytics: filepath.Join(dir, "sluice-analytics")}
 	targets := []struct{ module, pkg, out string }{
-		{"../../gateway", "./cmd/sluice-gateway", b.Gateway},
-		{"../../syncer", "./cmd/sluice-syncer", b.Syncer},
-		{"..", "./cmd/sluice-analytics", b.Analytics},
+		{"gateway", "./cmd/sluice-gateway", b.Gateway},
+		{"syncer", "./cmd/sluice-syncer", b.Syncer},
+		{"analytics", "./cmd/sluice-analytics", b.Analytics},
 	}
 	if withNATS {
 		b.NATS = filepath.Join(dir, "nats-server")
-		targets = append(targets, struct{ module, pkg, out string }{"../../pkg", "github.com/nats-io/nats-server/v2", b.NATS})
+		targets = append(targets, struct{ module, pkg, out string }{"pkg", "github.com/nats-io/nats-server/v2", b.NATS})
 	}
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
@@ -53,7 +52,7 @@ func Build(t *testing.T, dir string, withNATS bool) Binaries {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, "go", "build", "-o", tg.out, tg.pkg)
-			cmd.Dir = tg.module
+			cmd.Dir = filepath.Join(root, tg.module)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("go build %s: %w\n%s", tg.pkg, err, out)
 			}
@@ -66,6 +65,24 @@ func Build(t *testing.T, dir string, withNATS bool) Binaries {
 		}
 	}
 	return b
+}
+
+// repoRoot is the repository the test runs in: the nearest folder up from
+// the working directory that holds the pkg module.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "pkg", "go.mod")); err == nil {
+			return dir
+		}
+		if filepath.Dir(dir) == dir {
+			t.Fatalf("no Sluice repository (a folder holding pkg/go.mod) above %s", wd)
+		}
+	}
 }
 
 // Proc is one running binary, its output kept in a log file.
@@ -82,11 +99,11 @@ type Proc struct {
 	done chan struct{}
 }
 
-// Start runs bin with its arguments and the environment env (SLUICE_*
+// StartProc runs bin with its arguments and the environment env (SLUICE_*
 // variables inherited from the test's environment are dropped, so only env
 // configures it). It is stopped when the test ends, and on failure the
 // tail of its log is printed.
-func Start(t *testing.T, name, bin string, env []string, args ...string) *Proc {
+func StartProc(t *testing.T, name, bin string, env []string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{t: t, Name: name, bin: bin, args: args, env: env, Log: filepath.Join(t.TempDir(), name+".log")}
 	if err := p.start(); err != nil {
@@ -95,7 +112,7 @@ func Start(t *testing.T, name, bin string, env []string, args ...string) *Proc {
 	t.Cleanup(func() {
 		p.Stop(10 * time.Second)
 		if t.Failed() {
-			t.Logf("--- last lines of %s (%s) ---\n%s", name, p.Log, Tail(p.Log, 40))
+			t.Logf("--- last lines of %s (%s) ---\n%s", name, p.Log, TailFile(p.Log, 40))
 		}
 	})
 	return p
@@ -204,7 +221,7 @@ func (p *Proc) WaitReady(ctx context.Context, url string, timeout time.Duration)
 	var last error
 	for time.Now().Before(deadline) {
 		if p.Exited() {
-			return fmt.Errorf("%s exited before it was ready:\n%s", p.Name, Tail(p.Log, 20))
+			return fmt.Errorf("%s exited before it was ready:\n%s", p.Name, TailFile(p.Log, 20))
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -221,8 +238,8 @@ func (p *Proc) WaitReady(ctx context.Context, url string, timeout time.Duration)
 	return fmt.Errorf("%s not ready after %v: %v", p.Name, timeout, last)
 }
 
-// Tail returns the last n lines of the file at path.
-func Tail(path string, n int) string {
+// TailFile returns the last n lines of the file at path.
+func TailFile(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
@@ -232,25 +249,4 @@ func Tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
-}
-
-// SumMetric sums the samples of the Prometheus metric name (every label
-// set) in a text exposition body; found is false when there is none.
-func SumMetric(body []byte, name string) (sum float64, found bool, err error) {
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("metric %s: %q: %w", name, line, err)
-		}
-		sum, found = sum+v, true
-	}
-	return sum, found, nil
 }

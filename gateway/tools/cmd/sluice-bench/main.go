@@ -24,7 +24,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sluicegw/sluice/gateway/internal/bench"
+	"github.com/sluicegw/sluice/gateway/tools/bench"
 )
 
 func main() {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicegw/sluice/gateway/internal/bench"
+	"github.com/sluicegw/sluice/gateway/tools/bench"
 )
 
 // TestMain lets the harness re-execute the test binary as its upstream and
@@ -39,7 +39,7 @@ func TestQuickBenchEndToEnd(t *testing.T) {
 	gw := os.Getenv("SLUICE_BENCH_GATEWAY")
 	if gw == "" {
 		gw = filepath.Join(t.TempDir(), "sluice-gateway")
-		build := exec.Command("go", "build", "-o", gw, "../sluice-gateway")
+		build := exec.Command("go", "build", "-o", gw, "github.com/sluicegw/sluice/gateway/cmd/sluice-gateway")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build the gateway: %v\n%s", err, out)
 		}
