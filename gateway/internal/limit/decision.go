@@ -37,6 +37,9 @@ type Rule struct {
 
 func (r *Rule) cost() int64 { return max(r.Cost, 1) }
 
+// settles reports whether Settle changes the rule's counter.
+func (r *Rule) settles() bool { return r.Reserve && r.Actual != r.cost() }
+
 // QuotaRule is one quota that applies to a request.
 type QuotaRule struct {
 	Key   string
@@ -57,6 +60,9 @@ type QuotaRule struct {
 func (q *QuotaRule) scoped() bool { return q.KeyScope != "" || q.OrgScope != "" }
 
 func (q *QuotaRule) cost() int64 { return max(q.Cost, 1) }
+
+// settles reports whether Settle changes the quota's counter.
+func (q *QuotaRule) settles() bool { return q.Reserve && q.Actual != q.cost() }
 
 // Request is everything one decision needs. The limiter reads it only
 // during Check; callers may reuse it afterwards.
@@ -144,7 +150,10 @@ type Decision struct {
 	Remaining int64
 	Reset     time.Duration // until the allowance is whole again (rules) or renews (quotas)
 
-	at int64 // Redis time of the decision (us), when Redis took it
+	// at is the Redis time (us) each part of the decision was taken at
+	// (split.go; on one Redis, or undivided, all is partAPI's), 0 for a
+	// part Redis did not take: what Settle adjusts.
+	at [nParts]int64
 
 	buf [128]byte
 }
@@ -152,7 +161,7 @@ type Decision struct {
 func (d *Decision) reset() {
 	d.Outcome, d.Reason, d.Fallback, d.ShadowLimited = Allowed, "", false, false
 	d.RetryAfter, d.Err, d.HasLimit, d.Policy = 0, nil, false, ""
-	d.Limit, d.Window, d.Remaining, d.Reset, d.at = 0, 0, 0, 0, 0
+	d.Limit, d.Window, d.Remaining, d.Reset, d.at = 0, 0, 0, 0, [nParts]int64{}
 }
 
 // setLimit records the most restrictive limit, index i over rules then

@@ -87,6 +87,7 @@ type Limiter struct {
 	cluster      bool
 	splits       sync.Pool // *split
 	adjustScript *redis.Script
+	adj          *adjustments // settlements and refunds (adjust.go)
 
 	collectors sync.Map // API id -> *collector
 	calls      sync.Pool
@@ -189,6 +190,7 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		adjustScript: redis.NewScript(adjustScript),
 	}
 	_, l.cluster = rdb.(*redis.ClusterClient)
+	l.adj = newAdjustments(l.cluster)
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	l.batches.New = func() any { return newBatch(opts.MaxBatch, opts.Layout) }
 	return l, nil
@@ -209,12 +211,14 @@ func (l *Limiter) Start(ctx context.Context) error {
 }
 
 // Shutdown gives back what the node holds of quota leases (one script
-// call per API, best effort) and stops the background sweep. Checks still
-// in flight complete.
+// call per API, best effort), stops the background sweep and returns once
+// every settlement queued or in flight is applied (or failed), or ctx is
+// done. Checks and settlements still in flight complete; a later Settle
+// is still sent.
 func (l *Limiter) Shutdown(ctx context.Context) error {
 	select {
 	case <-l.stop:
-		return nil
+		return l.waitAdjustments(ctx)
 	default:
 		close(l.stop)
 	}
@@ -223,10 +227,10 @@ func (l *Limiter) Shutdown(ctx context.Context) error {
 	go func() { l.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return l.waitAdjustments(ctx)
 }
 
 func (l *Limiter) sweep() {
@@ -263,7 +267,8 @@ type Stats struct {
 	// Refunds gave back a key's counters after the API's part of a decision
 	// split across slots refused (Redis Cluster, split.go).
 	Refunds uint64
-	// AdjustCalls are the script calls refunds and settlements made.
+	// AdjustCalls are the script calls (adjust.lua) refunds and
+	// settlements made, each carrying a batch of them.
 	AdjustCalls uint64
 	// Settles are the reservations settled (Settle).
 	Settles uint64

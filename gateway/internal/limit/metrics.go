@@ -19,6 +19,8 @@ type metrics struct {
 	quotaReturns   prometheus.Counter
 	refunds        prometheus.Counter
 	refundErrors   prometheus.Counter
+	adjustCalls    prometheus.Counter
+	settleErrors   prometheus.Counter
 	// decisions by API, outcome, reason and source (decided)
 	decisions *prometheus.CounterVec
 	perAPI    sync.Map // api id -> *apiDecisions
@@ -95,6 +97,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_limit_refund_errors_total",
 			Help: "Refunds that could not be sent (the key's counters stay one higher: early refusals, never over).",
 		}),
+		adjustCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_adjust_calls_total",
+			Help: "Adjust script calls sent to Redis (each settles or refunds a batch of requests).",
+		}),
+		settleErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_settle_errors_total",
+			Help: "Settlements that could not be sent (their reservations stay counted: early refusals; an excess over the reservation goes uncounted).",
+		}),
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_limit_decisions_total",
@@ -102,7 +112,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"api", "outcome", "reason", "source"})
 	m.decisions = vec
 	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.scriptGroups, m.batchSize, m.storeErrors, m.shadow,
-		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, m.refunds, m.refundErrors, vec} {
+		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, m.refunds, m.refundErrors, m.adjustCalls, m.settleErrors, vec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
