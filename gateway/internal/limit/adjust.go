@@ -99,7 +99,7 @@ func (l *Limiter) adjustQueue(api, keyScope, orgScope string) *adjQueue {
 	i := 0
 	if l.cluster {
 		var buf [128]byte
-		i = store.Slot(appendCounterKey(l.opts.Layout, buf[:0], api, keyScope, orgScope, ""))
+		i = store.Slot(l.opts.Layout.AppendScopedCounterKey(buf[:0], api, keyScope, orgScope, ""))
 	}
 	p := &l.adj.queues[i]
 	if q := p.Load(); q != nil {
@@ -272,7 +272,7 @@ func (b *adjBatch) adjustment(key, kind int, n, bound float64) {
 
 // adjKey returns the 1-based index in b.keys of a counter, adding it once.
 func (l *Limiter) adjKey(b *adjBatch, api, keyScope, orgScope, key string) int {
-	b.kb = appendCounterKey(l.opts.Layout, b.kb[:0], api, keyScope, orgScope, key)
+	b.kb = l.opts.Layout.AppendScopedCounterKey(b.kb[:0], api, keyScope, orgScope, key)
 	if i, ok := b.keyIdx[string(b.kb)]; ok {
 		return i
 	}
@@ -298,16 +298,4 @@ func (l *Limiter) waitAdjustments(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// appendCounterKey appends the Redis key of a counter of api, or of a
-// key's (keyScope) or an org's (orgScope) own, to b.
-func appendCounterKey(lay store.Layout, b []byte, api, keyScope, orgScope, key string) []byte {
-	switch {
-	case orgScope != "":
-		return lay.AppendOrgCounterKey(b, orgScope, key)
-	case keyScope != "":
-		return lay.AppendKeyCounterKey(b, keyScope, key)
-	}
-	return lay.AppendCounterKey(b, api, key)
 }

@@ -10,8 +10,10 @@ import (
 
 // Rule is one rate limit that applies to a request.
 type Rule struct {
-	// Key names the counter within the API, e.g. "k:<hash>:p:gold", "api",
-	// "e:0:k:<hash>". The Redis key is Options.Layout.CounterPrefix(api) + Key.
+	// Key is the counter id (pkg/store counters.go), e.g. "api",
+	// "p:gold:k:<hash>", "e:0:k:<hash>". The Redis key is
+	// Options.Layout.CounterPrefix(api) + Key, or a key's or an org's
+	// prefix (KeyScope, OrgScope) + Key.
 	Key string
 	// Name is the short policy name reported in RateLimit-Policy, e.g.
 	// "api", "policy-gold", "key", "endpoint-0".

@@ -161,7 +161,7 @@ func appendNum(b []byte, v int64) []byte {
 // an API's counter, a key's own (scope, a key hash, set) or an org's
 // (org set).
 func (b *batch) key(api, scope, org, key string) int {
-	b.kb = appendCounterKey(b.layout, b.kb[:0], api, scope, org, key)
+	b.kb = b.layout.AppendScopedCounterKey(b.kb[:0], api, scope, org, key)
 	if i, ok := b.keyIdx[string(b.kb)]; ok {
 		return i
 	}
