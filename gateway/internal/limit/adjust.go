@@ -15,7 +15,7 @@ import (
 // Adjustments. A settlement (Settle) and a refund (split.go) change
 // counters after their decision was taken: adjust.lua moves a rule's TAT
 // or a quota's count. They go to Redis in batches, the way decisions do
-// (limit.go): each one queues on its slot's queue (on a single Redis one
+// (collector.go): each one queues on its slot's queue (on a single Redis one
 // queue takes them all; on Redis Cluster there is one per hash slot of
 // the counters it adjusts, store.Slot), and a caller that finds one of
 // Options.Pipelines free sends what is queued (up to Options.MaxBatch) as
@@ -219,48 +219,19 @@ func (l *Limiter) encodeAdjust(b *adjBatch) (settles, refunds int) {
 	for _, c := range b.calls {
 		if c.refund {
 			refunds++
+			l.appendRefund(b, c) // split.go
 		} else {
 			settles++
-		}
-		req := c.req
-		for i := range req.Rules {
-			r := &req.Rules[i]
-			if l.partOf(r.KeyScope, r.OrgScope) != c.part {
-				continue
-			}
-			t, _ := ruleT(r)
-			var n float64
-			switch {
-			case c.refund && r.Limit.Shadow:
-				continue // a shadow rule never refuses: what it counted stays
-			case c.refund:
-				n = -t * float64(r.cost())
-			case !r.settles():
-				continue
-			default:
-				n = float64(max(r.Actual, 0)-r.cost()) * t
-			}
-			b.adjustment(l.adjKey(b, req.APIID, r.KeyScope, r.OrgScope, r.Key), adjRule, n, 0)
-		}
-		for i := range req.Quotas {
-			q := &req.Quotas[i]
-			if l.partOf(q.KeyScope, q.OrgScope) != c.part {
-				continue
-			}
-			// a quota's count goes down by n: its cost (a refund), what was
-			// not used, or (negative) up by the excess
-			n := q.cost()
-			if !c.refund {
-				if !q.settles() {
-					continue
-				}
-				n = q.cost() - max(q.Actual, 0)
-			}
-			bound := c.at/1000 + q.Quota.Renewal.D().Milliseconds()
-			b.adjustment(l.adjKey(b, req.APIID, q.KeyScope, q.OrgScope, q.Key), adjQuota, float64(n), float64(bound))
+			l.appendSettlement(b, c) // settle.go
 		}
 	}
 	return settles, refunds
+}
+
+// quotaBound is the latest end of the period a quota counted a request in
+// at Redis time at (us): at most renewal after it (Unix ms).
+func quotaBound(q *QuotaRule, at int64) float64 {
+	return float64(at/1000 + q.Quota.Renewal.D().Milliseconds())
 }
 
 // adjustment appends one adjustment to b's arguments.

@@ -165,3 +165,29 @@ func (m *metrics) forget(api string) {
 	m.perAPI.Delete(api)
 	m.decisions.DeletePartialMatch(prometheus.Labels{"api": api})
 }
+
+// Stats counts the script calls made and the decisions they carried.
+type Stats struct {
+	ScriptCalls     uint64
+	ScriptDecisions uint64
+	// ScriptGroups are the groups of identical decisions the calls sent
+	// (each decided once, in closed form).
+	ScriptGroups uint64
+	// LeaseDecisions were taken from this node's leases, without Redis.
+	LeaseDecisions uint64
+	// Refunds gave back a key's counters after the API's part of a decision
+	// split across slots refused (Redis Cluster, split.go).
+	Refunds uint64
+	// AdjustCalls are the script calls (adjust.lua) refunds and
+	// settlements made, each carrying a batch of them.
+	AdjustCalls uint64
+	// Settles are the reservations settled (Settle).
+	Settles uint64
+}
+
+// Stats returns the counts so far.
+func (l *Limiter) Stats() Stats {
+	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
+		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load(),
+		AdjustCalls: l.adjustCalls.Load(), Settles: l.settles.Load()}
+}

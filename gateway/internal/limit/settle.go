@@ -25,43 +25,27 @@ package limit
 // upstream or got no answer: its reservations are given back whole.
 const SettleFailed = 0
 
-// Settle settles the reservations of req, decided allowed by d, each at
-// its rule's or quota's Actual units (SettleFailed: given back), and
-// returns once they are applied in Redis or failed. Concurrent settlements
-// share script calls: one per batch and slot (the API's, a key's own, an
-// org's; adjust.go). A part of the decision Redis did not take (the
-// fallback limiter decided it) settles nothing. A call that fails leaves
-// the reservation consumed (refusing early, never over) and an excess
-// uncounted; it is not sent again.
-func (l *Limiter) Settle(req *Request, d *Decision) {
-	if d.Outcome != Allowed || d.at == ([nParts]int64{}) {
-		return
-	}
-	l.settles.Add(1)
-	var parts [nParts]bool
+// appendSettlement adds to b the adjustments of c, a settlement: each of
+// its part's rules moves by (actual - reserved) units' worth, each quota's
+// count by the same (adjust.lua lowers a quota's count by n: what was not
+// used, or, negative, raises it by the excess).
+func (l *Limiter) appendSettlement(b *adjBatch, c *adjCall) {
+	req := c.req
 	for i := range req.Rules {
-		if r := &req.Rules[i]; r.settles() {
-			parts[l.partOf(r.KeyScope, r.OrgScope)] = true
+		r := &req.Rules[i]
+		if !r.settles() || l.partOf(r.KeyScope, r.OrgScope) != c.part {
+			continue
 		}
+		t, _ := ruleT(r)
+		n := float64(max(r.Actual, 0)-r.cost()) * t
+		b.adjustment(l.adjKey(b, req.APIID, r.KeyScope, r.OrgScope, r.Key), adjRule, n, 0)
 	}
 	for i := range req.Quotas {
-		if q := &req.Quotas[i]; q.settles() {
-			parts[l.partOf(q.KeyScope, q.OrgScope)] = true
+		q := &req.Quotas[i]
+		if !q.settles() || l.partOf(q.KeyScope, q.OrgScope) != c.part {
+			continue
 		}
+		n := q.cost() - max(q.Actual, 0)
+		b.adjustment(l.adjKey(b, req.APIID, q.KeyScope, q.OrgScope, q.Key), adjQuota, float64(n), quotaBound(q, c.at))
 	}
-	for p, ok := range parts {
-		if ok && d.at[p] != 0 {
-			_ = l.adjust(req, p, false, d.at[p])
-		}
-	}
-}
-
-// partOf is the part of a decision a counter belongs to (split.go): on a
-// single Redis every counter is the API part's, decided and adjusted in
-// one call.
-func (l *Limiter) partOf(keyScope, orgScope string) int {
-	if !l.cluster {
-		return partAPI
-	}
-	return partOf(keyScope, orgScope)
 }

@@ -49,6 +49,7 @@ type split struct {
 	d     Decision
 }
 
+// partOf is the part of a decision a counter with these scopes belongs to.
 func partOf(keyScope, orgScope string) int {
 	switch {
 	case keyScope != "":
@@ -169,4 +170,36 @@ func (l *Limiter) refund(req *Request, i int, at int64) {
 	l.m.refunds.Inc()
 	l.refunds.Add(1)
 	_ = l.adjust(req, i, true, at)
+}
+
+// appendRefund adds to b the adjustments of c, a refund: each enforced
+// rule of its part moves back by its cost's worth, each quota's count down
+// by its cost (only in the period it was counted in).
+func (l *Limiter) appendRefund(b *adjBatch, c *adjCall) {
+	req := c.req
+	for i := range req.Rules {
+		r := &req.Rules[i]
+		if r.Limit.Shadow || l.partOf(r.KeyScope, r.OrgScope) != c.part {
+			continue // a shadow rule never refuses: what it counted stays
+		}
+		t, _ := ruleT(r)
+		b.adjustment(l.adjKey(b, req.APIID, r.KeyScope, r.OrgScope, r.Key), adjRule, -t*float64(r.cost()), 0)
+	}
+	for i := range req.Quotas {
+		q := &req.Quotas[i]
+		if l.partOf(q.KeyScope, q.OrgScope) != c.part {
+			continue
+		}
+		b.adjustment(l.adjKey(b, req.APIID, q.KeyScope, q.OrgScope, q.Key), adjQuota, float64(q.cost()), quotaBound(q, c.at))
+	}
+}
+
+// partOf is the part of a decision a counter belongs to: on a
+// single Redis every counter is the API part's, decided and adjusted in
+// one call.
+func (l *Limiter) partOf(keyScope, orgScope string) int {
+	if !l.cluster {
+		return partAPI
+	}
+	return partOf(keyScope, orgScope)
 }
