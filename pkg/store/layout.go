@@ -6,10 +6,11 @@
 // environments share one Redis without seeing each other. Every
 // configuration key shares the hash tag {cfg}, so one script can write an
 // object, bump the version and append to the changelog atomically, on a
-// single Redis or on Redis Cluster. Rate-limit counters live under a hash
-// tag per API (Layout.CounterPrefix), so the counters one request touches
-// share a slot. The namespace stays outside the braces: it separates
-// environments without changing which keys share a slot.
+// single Redis or on Redis Cluster. Rate-limit and quota counters live
+// under a hash tag per API, per key or per org, each named by a counter id
+// (counters.go: the whole counter schema). The namespace stays outside the
+// braces: it separates environments without changing which keys share a
+// slot.
 package store
 
 // DefaultNamespace is the namespace of an environment that names none.
@@ -73,19 +74,6 @@ func (l Layout) OrgKeys() string { return l.cfg("orgkeys") }
 // after (STREAM).
 func (l Layout) Audit() string { return l.cfg("audit") }
 
-// CounterPrefix returns the prefix of every rate-limit and quota counter of
-// one API: "<ns>:{api:<id>}:". All of them share that API's hash slot.
-func (l Layout) CounterPrefix(apiID string) string {
-	return string(l.AppendCounterKey(nil, apiID, ""))
-}
-
-// AppendCounterKey appends the counter key of an API, CounterPrefix(apiID)
-// + key, to b (no allocation when b has room: the limiter's hot path).
-func (l Layout) AppendCounterKey(b []byte, apiID, key string) []byte {
-	b = append(append(b, l.Namespace()...), ":{api:"...)
-	return append(append(append(b, apiID...), "}:"...), key...)
-}
-
 // Object kinds, as named in changes and on NATS.
 const (
 	KindAPI    = "api"
@@ -99,30 +87,3 @@ const (
 	OpPut    = "put"
 	OpDelete = "delete"
 )
-
-// KeyCounterPrefix returns the prefix of the counters of one key (by its
-// hash) that count across every API it calls (scope: key):
-// "<ns>:{key:<hash>}:". They share that key's hash slot, which on Redis
-// Cluster is in general not the slot of the API's counters.
-func (l Layout) KeyCounterPrefix(keyHash string) string {
-	return string(l.AppendKeyCounterKey(nil, keyHash, ""))
-}
-
-// AppendKeyCounterKey appends KeyCounterPrefix(keyHash) + key to b.
-func (l Layout) AppendKeyCounterKey(b []byte, keyHash, key string) []byte {
-	b = append(append(b, l.Namespace()...), ":{key:"...)
-	return append(append(append(b, keyHash...), "}:"...), key...)
-}
-
-// OrgCounterPrefix returns the prefix of the counters of one org, counted
-// across all of its keys and every API: "<ns>:{org:<id>}:". They share the
-// org's hash slot, in general neither a key's nor an API's.
-func (l Layout) OrgCounterPrefix(orgID string) string {
-	return string(l.AppendOrgCounterKey(nil, orgID, ""))
-}
-
-// AppendOrgCounterKey appends OrgCounterPrefix(orgID) + key to b.
-func (l Layout) AppendOrgCounterKey(b []byte, orgID, key string) []byte {
-	b = append(append(b, l.Namespace()...), ":{org:"...)
-	return append(append(append(b, orgID...), "}:"...), key...)
-}

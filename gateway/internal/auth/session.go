@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
 )
 
 // Session is a key merged with its policies, as the request path needs it.
@@ -15,10 +16,10 @@ import (
 //     rights. A request is allowed when any right for its API allows both the
 //     method and the path (relative to the listen path).
 //   - Rate limit: when the key has its own rate_limit it is the only one
-//     (counter "k:<hash>"); otherwise every policy with a rate_limit counts
-//     separately for this key (counter "p:<policy>:k:<hash>").
+//     (counter store.KeyRateCounter); otherwise every policy with a
+//     rate_limit counts separately for this key (store.PolicyRateCounter).
 //   - Quota: the same rule with the key's or the policies' quota (counters
-//     "q:k:<hash>" and "q:p:<policy>:k:<hash>").
+//     store.KeyQuotaCounter and store.PolicyQuotaCounter).
 //   - A policy's limit and quota apply to the APIs the policy grants access
 //     to; a policy without access rights, or any policy of a key whose own
 //     access rights replace the policies', applies to every API the key may
@@ -119,20 +120,20 @@ func NewSession(k *model.Key, policies map[string]*model.Policy) *Session {
 		return ""
 	}
 	if k.RateLimit != nil {
-		s.Limits = append(s.Limits, SessionLimit{Key: "k:" + k.Hash, Name: "key", Limit: *k.RateLimit, KeyScope: keyScope(k.RateLimit.Scope)})
+		s.Limits = append(s.Limits, SessionLimit{Key: store.KeyRateCounter(k.Hash), Name: "key", Limit: *k.RateLimit, KeyScope: keyScope(k.RateLimit.Scope)})
 	} else {
 		for _, p := range pols {
 			if p.RateLimit != nil {
-				s.Limits = append(s.Limits, SessionLimit{Key: "p:" + p.ID + ":k:" + k.Hash, Name: "policy-" + p.ID, Limit: *p.RateLimit, KeyScope: keyScope(p.RateLimit.Scope), apis: scope(p)})
+				s.Limits = append(s.Limits, SessionLimit{Key: store.PolicyRateCounter(p.ID, k.Hash), Name: "policy-" + p.ID, Limit: *p.RateLimit, KeyScope: keyScope(p.RateLimit.Scope), apis: scope(p)})
 			}
 		}
 	}
 	if k.Quota != nil {
-		s.Quotas = append(s.Quotas, SessionQuota{Key: "q:k:" + k.Hash, Name: "key-quota", Quota: *k.Quota, KeyScope: keyScope(k.Quota.Scope)})
+		s.Quotas = append(s.Quotas, SessionQuota{Key: store.KeyQuotaCounter(k.Hash), Name: "key-quota", Quota: *k.Quota, KeyScope: keyScope(k.Quota.Scope)})
 	} else {
 		for _, p := range pols {
 			if p.Quota != nil {
-				s.Quotas = append(s.Quotas, SessionQuota{Key: "q:p:" + p.ID + ":k:" + k.Hash, Name: "policy-" + p.ID + "-quota", Quota: *p.Quota, KeyScope: keyScope(p.Quota.Scope), apis: scope(p)})
+				s.Quotas = append(s.Quotas, SessionQuota{Key: store.PolicyQuotaCounter(p.ID, k.Hash), Name: "policy-" + p.ID + "-quota", Quota: *p.Quota, KeyScope: keyScope(p.Quota.Scope), apis: scope(p)})
 			}
 		}
 	}

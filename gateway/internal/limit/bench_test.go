@@ -164,3 +164,61 @@ func BenchmarkLeasePace(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSettle is the cost path of gateway-cost: a key's rule counting
+// units reserves 10 per request (with a request quota beside it), and
+// settles at 5 once the response is in, from 32×GOMAXPROCS goroutines
+// against a real Redis. "reserve" decides only; "settle" decides and
+// settles, so the difference between the two is what settling costs
+// (allocations included). hot is one key (gateway-cost's), spread 1000.
+// It reports script calls per request (decisions' and settlements'
+// together) and per settlement.
+//
+//	go test -run '^$' -bench Settle -benchtime 20000x -count 3 ./internal/limit/
+func BenchmarkSettle(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		spread bool
+		settle bool
+	}{{"hot/reserve", false, false}, {"hot/settle", false, true}, {"spread/reserve", true, false}, {"spread/settle", true, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := testutil.StartRedis(b)
+			c := redis.NewClient(&redis.Options{Addr: r.Addr(), PoolSize: 16})
+			b.Cleanup(func() { _ = c.Close() })
+			l := newLimiter(b, c, Options{Timeout: time.Second})
+			var id atomic.Int64
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				key := "p:bench-cost:k:hot"
+				if tc.spread {
+					key = "p:bench-cost:k:" + strconv.FormatInt(id.Add(1)%1000, 10)
+				}
+				r := rule(key, 1_000_000_000, time.Hour, 0)
+				r.Cost, r.Reserve = 10, true
+				req := &Request{APIID: "bench-cost", FailOpen: true, Rules: []Rule{r},
+					Quotas: []QuotaRule{quota("q:"+key, 1_000_000_000, time.Hour)}}
+				var d Decision
+				for pb.Next() {
+					req.Rules[0].Actual = 0
+					l.Check(context.Background(), req, &d)
+					if d.Outcome != Allowed || d.Fallback {
+						b.Errorf("decision %v fallback=%v", d.Outcome, d.Fallback)
+						return
+					}
+					if tc.settle {
+						req.Rules[0].Actual = 5
+						l.Settle(req, &d)
+					}
+				}
+			})
+			b.StopTimer()
+			s := l.Stats()
+			b.ReportMetric(float64(s.ScriptCalls+s.AdjustCalls)/float64(b.N), "calls/request")
+			if s.Settles > 0 {
+				b.ReportMetric(float64(s.AdjustCalls)/float64(s.Settles), "calls/settlement")
+			}
+		})
+	}
+}

@@ -10,8 +10,10 @@ import (
 
 // Rule is one rate limit that applies to a request.
 type Rule struct {
-	// Key names the counter within the API, e.g. "k:<hash>:p:gold", "api",
-	// "e:0:k:<hash>". The Redis key is Options.Layout.CounterPrefix(api) + Key.
+	// Key is the counter id (pkg/store counters.go), e.g. "api",
+	// "p:gold:k:<hash>", "e:0:k:<hash>". The Redis key is
+	// Options.Layout.CounterPrefix(api) + Key, or a key's or an org's
+	// prefix (KeyScope, OrgScope) + Key.
 	Key string
 	// Name is the short policy name reported in RateLimit-Policy, e.g.
 	// "api", "policy-gold", "key", "endpoint-0".
@@ -37,6 +39,9 @@ type Rule struct {
 
 func (r *Rule) cost() int64 { return max(r.Cost, 1) }
 
+// settles reports whether Settle changes the rule's counter.
+func (r *Rule) settles() bool { return r.Reserve && r.Actual != r.cost() }
+
 // QuotaRule is one quota that applies to a request.
 type QuotaRule struct {
 	Key   string
@@ -57,6 +62,9 @@ type QuotaRule struct {
 func (q *QuotaRule) scoped() bool { return q.KeyScope != "" || q.OrgScope != "" }
 
 func (q *QuotaRule) cost() int64 { return max(q.Cost, 1) }
+
+// settles reports whether Settle changes the quota's counter.
+func (q *QuotaRule) settles() bool { return q.Reserve && q.Actual != q.cost() }
 
 // Request is everything one decision needs. The limiter reads it only
 // during Check; callers may reuse it afterwards.
@@ -144,7 +152,10 @@ type Decision struct {
 	Remaining int64
 	Reset     time.Duration // until the allowance is whole again (rules) or renews (quotas)
 
-	at int64 // Redis time of the decision (us), when Redis took it
+	// at is the Redis time (us) each part of the decision was taken at
+	// (split.go; on one Redis, or undivided, all is partAPI's), 0 for a
+	// part Redis did not take: what Settle adjusts.
+	at [nParts]int64
 
 	buf [128]byte
 }
@@ -152,7 +163,7 @@ type Decision struct {
 func (d *Decision) reset() {
 	d.Outcome, d.Reason, d.Fallback, d.ShadowLimited = Allowed, "", false, false
 	d.RetryAfter, d.Err, d.HasLimit, d.Policy = 0, nil, false, ""
-	d.Limit, d.Window, d.Remaining, d.Reset, d.at = 0, 0, 0, 0, 0
+	d.Limit, d.Window, d.Remaining, d.Reset, d.at = 0, 0, 0, 0, [nParts]int64{}
 }
 
 // setLimit records the most restrictive limit, index i over rules then

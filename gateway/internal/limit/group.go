@@ -161,14 +161,7 @@ func appendNum(b []byte, v int64) []byte {
 // an API's counter, a key's own (scope, a key hash, set) or an org's
 // (org set).
 func (b *batch) key(api, scope, org, key string) int {
-	switch {
-	case org != "":
-		b.kb = b.layout.AppendOrgCounterKey(b.kb[:0], org, key)
-	case scope != "":
-		b.kb = b.layout.AppendKeyCounterKey(b.kb[:0], scope, key)
-	default:
-		b.kb = b.layout.AppendCounterKey(b.kb[:0], api, key)
-	}
+	b.kb = b.layout.AppendScopedCounterKey(b.kb[:0], api, scope, org, key)
 	if i, ok := b.keyIdx[string(b.kb)]; ok {
 		return i
 	}
@@ -186,7 +179,7 @@ func (l *Limiter) fillGroups(b *batch, res []int64, sent int64) {
 		n := 1 + 2*g.limits
 		for j, cl := range g.calls {
 			if cl.d != nil {
-				cl.d.at = now
+				cl.d.at[partAPI] = now
 			}
 			l.fill(cl, res[off:off+n], int64(j), now, sent)
 		}

@@ -60,7 +60,7 @@ func decideBatch(t *testing.T, l *Limiter, reqs []*Request) []Decision {
 	for i, req := range reqs {
 		cl := l.calls.Get().(*call)
 		cl.req, cl.d = req, &ds[i]
-		if l.reserve(l.collector(req.APIID), cl) != reservePartly {
+		if l.takeLeases(l.collector(req.APIID), cl) != leasedPartly {
 			t.Fatalf("decision %d not sent to Redis", i)
 		}
 		b.calls = append(b.calls, cl)

@@ -6,16 +6,16 @@ import (
 	"github.com/sluicegw/sluice/pkg/model"
 )
 
-// reserve takes the request from this node's lease of every lease-mode
+// takeLeases takes the request from this node's lease of every lease-mode
 // rule that holds one, and lists in cl.sent the rules Redis must decide:
 // exact rules, and lease rules whose lease is empty (asking for a new
 // one). When every rule of the request is a lease rule, its quotas are
 // leased too (quotalease.go), else they are listed in cl.sentQ. It reports
-// reservedAll when the request is decided without Redis (every rule and
-// quota took from a lease),
-// and reserveRefused when it refused the request locally: a lease rule is
-// empty and Redis said moments ago it had nothing to grant until later.
-func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
+// leasedAll when the request is decided without Redis (every rule and
+// quota took from a lease), and leaseRefused when it refused the request
+// locally: a lease rule is empty and Redis said moments ago it had
+// nothing to grant until later.
+func (l *Limiter) takeLeases(c *collector, cl *call) leaseResult {
 	req := cl.req
 	var now int64
 	allLease := len(req.Rules) > 0
@@ -36,7 +36,7 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 			wait := time.Duration(ls.empty - now)
 			ls.mu.Unlock()
 			l.refuseLocal(cl, i, ReasonRate, wait)
-			return reserveRefused
+			return leaseRefused
 		}
 		if !ok {
 			want := min(ls.want, l.leaseCap(r))
@@ -60,20 +60,20 @@ func (l *Limiter) reserve(c *collector, cl *call) reserveResult {
 			cl.sentQ = append(cl.sentQ, sentQuota{idx: i})
 			continue
 		}
-		if !l.reserveQuota(c, cl, i, now) {
-			return reserveRefused
+		if !l.takeQuotaLease(c, cl, i, now) {
+			return leaseRefused
 		}
 	}
 	if len(cl.sent) == 0 && len(cl.sentQ) == 0 {
-		return reservedAll
+		return leasedAll
 	}
-	return reservePartly
+	return leasedPartly
 }
 
-// reserveQuota takes req.Quotas[i] from this node's lease of it, or lists
+// takeQuotaLease takes req.Quotas[i] from this node's lease of it, or lists
 // it in cl.sentQ asking for a new lease; it reports false when it refused
 // the request locally (Redis said moments ago nothing was left).
-func (l *Limiter) reserveQuota(c *collector, cl *call, i int, now int64) bool {
+func (l *Limiter) takeQuotaLease(c *collector, cl *call, i int, now int64) bool {
 	q := &cl.req.Quotas[i]
 	ql := l.qlease(c, q)
 	ql.mu.Lock()
@@ -105,12 +105,12 @@ func (l *Limiter) reserveQuota(c *collector, cl *call, i int, now int64) bool {
 	return true
 }
 
-type reserveResult uint8
+type leaseResult uint8
 
 const (
-	reservePartly reserveResult = iota // Redis decides the rest
-	reservedAll
-	reserveRefused
+	leasedPartly leaseResult = iota // Redis decides the rest
+	leasedAll
+	leaseRefused
 )
 
 // refuseLocal refuses cl by its lease limit i (rules, then quotas), empty
@@ -201,4 +201,17 @@ func (l *Limiter) refill(c *collector, api string, ls *lease) {
 	ls.mu.Unlock()
 	l.putCall(cl)
 	<-l.refills
+}
+
+// maxRefills is the most lease refills running at once.
+const maxRefills = 64
+
+// refillSlot takes a refill slot, or reports false when all are in use.
+func (l *Limiter) refillSlot() bool {
+	select {
+	case l.refills <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }

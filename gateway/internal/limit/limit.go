@@ -1,63 +1,61 @@
 // Package limit decides whether a request is within its rate limits and
-// quotas, atomically across every gateway node, in Redis.
+// quotas, atomically across every gateway node, in Redis, and settles the
+// costs known only after the response.
 //
-// Check queues each request on a collector per API. A collector sends what
-// is queued (up to Options.MaxBatch decisions) as one script call (check.lua)
-// while at most Options.Pipelines calls are in flight; a request that finds
-// a free slot goes out at once, without waiting for company. The script runs
-// each decision in order, atomically, so batching changes the number of
-// round trips, not the result: no limit is exceeded across any number of
-// nodes, and a refused request consumes nothing.
+// This file is the package's surface: New, Start, Shutdown, Check, Settle,
+// Forget (Options in options.go, the Request and Decision types in
+// decision.go, their headers in headers.go, Stats and the Prometheus
+// metrics in metrics.go). Each concern has a file of its own:
 //
-// Identical decisions of a batch (the same counters under the same limits:
-// a hot key's concurrent requests) are sent once, as a group with a count,
-// and the script decides a group in closed form, exactly as that many
-// decisions one after the other; each request's outcome and headers are
-// derived from a few numbers per group (group.go). The script's cost per
-// call is kept low: binary arguments, one MGET, writes that keep expiries.
+//   - collector.go: exact decisions, batched. Check queues each request on a
+//     collector per API; a caller that finds one of Options.Pipelines free
+//     sends what is queued (up to Options.MaxBatch decisions) as one
+//     check.lua call, and hands the next batch to the first caller queued
+//     when it is done: no goroutine per batch, none idle. The script runs
+//     each decision in order, atomically, so batching changes the number of
+//     round trips, not the result: no limit is exceeded across any number
+//     of nodes, and a refused request consumes nothing.
+//   - group.go: grouping. Identical decisions of a batch (a hot key's
+//     concurrent requests) are sent once, as a group with a count, decided
+//     in closed form exactly as that many decisions one after the other;
+//     each request's outcome and headers are derived from a few numbers
+//     per group. Binary arguments, one MGET, writes that keep expiries.
+//   - lease.go, leasecheck.go: lease mode (model.LimitLease), per rule. A
+//     node takes a lease of up to min(LeaseMax, rate*LeaseTTL/per,
+//     LeaseFraction of what the rule allows now) requests from Redis, which
+//     consumes them there at once (the GCRA TAT moves by g*T for a grant
+//     of g), and spends them locally, each no later than the GCRA slot
+//     Redis counted it in and within LeaseTTL. So the cluster never exceeds
+//     the rule; a node may refuse early. Lease sizes adapt; a refill rides
+//     the API's batches in the background. A request whose rules all hold
+//     a lease costs no Redis call; one with exact rules too takes its lease
+//     rules locally and sends the rest (all or nothing).
+//   - quotalease.go: when every rule of a request is a lease rule, its
+//     quotas are leased too: a slice of the remaining quota, counted in
+//     Redis at once (never past max), spent locally, and what is not spent
+//     given back (riding the next batch) in the period it was granted in.
+//   - split.go: on Redis Cluster, a decision with a key's or an org's own
+//     counters is split per slot, in the order key, org, API; a refused
+//     part refunds the parts before it.
+//   - settle.go: reserve-then-settle. A cost known only after the response
+//     is reserved by the decision and settled by Settle.
+//   - adjust.go: settlements and refunds, batched as decisions are: one
+//     adjust.lua call per batch and hash slot; Settle returns once its
+//     batch was applied, and Shutdown waits for those in flight.
+//   - outage.go, fallback.go: when Redis fails or times out, the limiter
+//     skips it for Options.StoreRetry and decides on its own: APIs that
+//     fail open go to the per-node fallback limiter (Decision.Fallback),
+//     APIs that fail closed get Unavailable; it recovers by itself. A call
+//     that timed out may still run in Redis later: it then counts against
+//     the limit, never for it, so limits still hold. What a node holds of
+//     leases is still spent while Redis is down.
 //
-// The goroutine whose request opens a batch sends it; when it is done and
-// more requests are queued, it hands the next batch to the goroutine of the
-// first of them. No goroutine is started per batch and none sits idle.
-//
-// When Redis fails or times out, the limiter stops calling it for
-// Options.StoreRetry and decides on its own: APIs that fail open go to a
-// per-node in-memory limiter (Decision.Fallback), APIs that fail closed get
-// Unavailable. The next call after that interval tries Redis again, so the
-// limiter recovers by itself. A call that timed out may still run in Redis
-// later (a Redis that hung and resumed): it then counts against the limit,
-// never for it, so limits still hold.
-//
-// Lease mode (model.LimitLease), per rule: a node takes a lease of up to
-// min(LeaseMax, rate*LeaseTTL/per, LeaseFraction of what the rule allows
-// now) requests from Redis, which the script consumes there at once (it
-// advances the GCRA TAT by g*T for a grant of g), and spends them locally,
-// each no later than the GCRA slot Redis counted it in and within LeaseTTL
-// (see lease). So the cluster never exceeds the rule; a node may refuse
-// early (requests held by other nodes, or dropped unspent). Lease sizes
-// double while spent and halve when requests go unspent; a refill starts in
-// the background at half the last grant and rides the API's batches. A
-// request whose rules are all lease rules with a lease held costs no Redis
-// call; one with an empty lease asks for a new one with its decision; one
-// with exact rules or quotas too takes its lease rules locally and sends the
-// rest, and a refusal gives back what it took (all or nothing). When Redis
-// said a lease rule had nothing to grant, the node refuses it locally until
-// then. With Redis down, what a node holds is still spent (it was granted);
-// after that, fail open falls back and fail closed is Unavailable. Headers
-// of a lease rule report what this node holds (never more than the cluster
-// has).
-//
-// Quota leases: when every rule of a request is a lease rule, its quotas
-// are leased too (a quota has no mode of its own). A node takes a slice of
-// the remaining quota, which Redis counts at once (never past max), spends
-// it locally, and gives back what it did not spend when the lease expires
-// or is replaced, or the node shuts down; a return lowers the count only in
-// the period it was granted in (see quotalease.go). See docs/limits.md.
+// See docs/limits.md for the algorithms, their guarantees and the tests
+// that prove them.
 package limit
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -68,9 +66,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-//go:embed check.lua
-var checkScript string
-
 // Limiter decides requests against Redis. It is safe for concurrent use.
 type Limiter struct {
 	// observe is told the time and error of each script call (ObserveCalls).
@@ -79,24 +74,35 @@ type Limiter struct {
 	opts    Options
 	log     zerolog.Logger
 	m       *metrics
-	script  *redis.Script
-	fb      *fallback
+	// cluster is true on Redis Cluster: a decision with a key's or an
+	// org's own counters is split per slot (split.go), and adjustments go
+	// per slot (adjust.go).
+	cluster bool
 
-	// cluster is true on Redis Cluster: a decision with a key's own
-	// counters is split per slot (split.go).
-	cluster      bool
-	splits       sync.Pool // *split
+	// exact decisions (collector.go, group.go)
+	script     *redis.Script
+	collectors sync.Map  // API id -> *collector
+	calls      sync.Pool // *call
+	batches    sync.Pool // *batch
+	splits     sync.Pool // *split
+
+	// settlements and refunds (adjust.go)
 	adjustScript *redis.Script
+	adj          *adjustments
 
-	collectors sync.Map // API id -> *collector
-	calls      sync.Pool
-	batches    sync.Pool
+	// refills bounds the lease refills running at once (a slot each): a
+	// lease that finds none free keeps spending and, once empty, asks
+	// Redis on the request path like any exact decision (leasecheck.go).
+	refills chan struct{}
 
+	// Redis unreachable (outage.go, fallback.go)
+	fb           *fallback
 	downUntil    atomic.Int64 // Unix ns: Redis is skipped until then
 	failing      atomic.Bool
 	errsSinceLog atomic.Int64
 	lastLog      atomic.Int64
 
+	// Stats (metrics.go)
 	scriptCalls     atomic.Uint64
 	scriptDecisions atomic.Uint64
 	scriptGroups    atomic.Uint64
@@ -105,61 +111,8 @@ type Limiter struct {
 	adjustCalls     atomic.Uint64
 	settles         atomic.Uint64
 
-	// refills bounds the lease refills running at once (a slot each): a
-	// lease that finds none full keeps spending and, once empty, asks
-	// Redis on the request path like any exact decision.
-	refills chan struct{}
-
 	stop chan struct{}
 	wg   sync.WaitGroup
-}
-
-// maxRefills is the most lease refills running at once.
-const maxRefills = 64
-
-// collector queues the decisions of one API.
-type collector struct {
-	api      string
-	mu       sync.Mutex
-	queue    []*call
-	inflight int
-	returns  []quotaReturn // unspent quota leases to give back with the next batch
-
-	leases  sync.Map // rule key -> *lease (lease-mode rules only)
-	qleases sync.Map // quota key -> *qlease (quotas of lease-mode requests)
-}
-
-// call is one waiting Check.
-type call struct {
-	req  *Request
-	d    *Decision
-	done chan struct{} // one signal: decided, or (next != nil) lead next
-	next *batch
-
-	refill  bool         // a background lease refill, not a request
-	carrier bool         // no decision: carries the collector's quota returns
-	sent    []sentRule   // the rules sent to Redis, in order
-	local   []localRule  // lease rules decided from this node's leases
-	sentQ   []sentQuota  // the quotas sent to Redis, in order
-	localQ  []localQuota // lease quotas decided from this node's leases
-}
-
-// sentRule is a rule sent to Redis: req.Rules[idx], asking for a lease of
-// up to want requests when ls is not nil.
-type sentRule struct {
-	idx  int
-	want int64
-	ls   *lease
-}
-
-// localRule is a lease rule req.Rules[idx] that took the request with
-// deadline dl from ls; rem and reset are for headers.
-type localRule struct {
-	idx   int
-	ls    *lease
-	dl    int64
-	rem   int64
-	reset time.Duration
 }
 
 // New returns a limiter deciding in rdb. Give rdb small timeouts of its own
@@ -189,6 +142,7 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		adjustScript: redis.NewScript(adjustScript),
 	}
 	_, l.cluster = rdb.(*redis.ClusterClient)
+	l.adj = newAdjustments(l.cluster)
 	l.calls.New = func() any { return &call{done: make(chan struct{}, 1)} }
 	l.batches.New = func() any { return newBatch(opts.MaxBatch, opts.Layout) }
 	return l, nil
@@ -209,12 +163,14 @@ func (l *Limiter) Start(ctx context.Context) error {
 }
 
 // Shutdown gives back what the node holds of quota leases (one script
-// call per API, best effort) and stops the background sweep. Checks still
-// in flight complete.
+// call per API, best effort), stops the background sweep and returns once
+// every settlement queued or in flight is applied (or failed), or ctx is
+// done. Checks and settlements still in flight complete; a later Settle
+// is still sent.
 func (l *Limiter) Shutdown(ctx context.Context) error {
 	select {
 	case <-l.stop:
-		return nil
+		return l.waitAdjustments(ctx)
 	default:
 		close(l.stop)
 	}
@@ -223,10 +179,10 @@ func (l *Limiter) Shutdown(ctx context.Context) error {
 	go func() { l.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return l.waitAdjustments(ctx)
 }
 
 func (l *Limiter) sweep() {
@@ -249,31 +205,6 @@ func (l *Limiter) sweep() {
 			})
 		}
 	}
-}
-
-// Stats counts the script calls made and the decisions they carried.
-type Stats struct {
-	ScriptCalls     uint64
-	ScriptDecisions uint64
-	// ScriptGroups are the groups of identical decisions the calls sent
-	// (each decided once, in closed form).
-	ScriptGroups uint64
-	// LeaseDecisions were taken from this node's leases, without Redis.
-	LeaseDecisions uint64
-	// Refunds gave back a key's counters after the API's part of a decision
-	// split across slots refused (Redis Cluster, split.go).
-	Refunds uint64
-	// AdjustCalls are the script calls refunds and settlements made.
-	AdjustCalls uint64
-	// Settles are the reservations settled (Settle).
-	Settles uint64
-}
-
-// Stats returns the counts so far.
-func (l *Limiter) Stats() Stats {
-	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
-		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load(),
-		AdjustCalls: l.adjustCalls.Load(), Settles: l.settles.Load()}
 }
 
 // Check decides req into d. A request without rules or quotas is allowed
@@ -299,11 +230,11 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	cl := l.calls.Get().(*call)
 	cl.req, cl.d = req, d
 	defer l.putCall(cl)
-	switch l.reserve(c, cl) {
-	case reservedAll:
+	switch l.takeLeases(c, cl) {
+	case leasedAll:
 		l.decideLocal(cl)
 		return
-	case reserveRefused:
+	case leaseRefused:
 		return
 	}
 	if l.storeDown() {
@@ -314,36 +245,34 @@ func (l *Limiter) Check(_ context.Context, req *Request, d *Decision) {
 	l.submit(c, cl)
 }
 
-func (l *Limiter) putCall(cl *call) {
-	cl.req, cl.d, cl.refill, cl.carrier = nil, nil, false, false
-	clear(cl.sent)
-	clear(cl.local)
-	clear(cl.sentQ)
-	clear(cl.localQ)
-	cl.sent, cl.local, cl.sentQ, cl.localQ = cl.sent[:0], cl.local[:0], cl.sentQ[:0], cl.localQ[:0]
-	l.calls.Put(cl)
-}
-
-// submit queues cl on c and returns once it is decided, sending the batch
-// itself when a pipeline slot is free or when handed one.
-func (l *Limiter) submit(c *collector, cl *call) {
-	c.mu.Lock()
-	c.queue = append(c.queue, cl)
-	var b *batch
-	if c.inflight < l.opts.Pipelines {
-		c.inflight++
-		b = l.take(c)
+// Settle settles the reservations of req, decided allowed by d, each at
+// its rule's or quota's Actual units (SettleFailed: given back), and
+// returns once they are applied in Redis or failed. Concurrent settlements
+// share script calls: one per batch and slot (the API's, a key's own, an
+// org's; adjust.go). A part of the decision Redis did not take (the
+// fallback limiter decided it) settles nothing. A call that fails leaves
+// the reservation consumed (refusing early, never over) and an excess
+// uncounted; it is not sent again.
+func (l *Limiter) Settle(req *Request, d *Decision) {
+	if d.Outcome != Allowed || d.at == ([nParts]int64{}) {
+		return
 	}
-	c.mu.Unlock()
-	for {
-		if b != nil {
-			l.run(c, b)
+	l.settles.Add(1)
+	var parts [nParts]bool
+	for i := range req.Rules {
+		if r := &req.Rules[i]; r.settles() {
+			parts[l.partOf(r.KeyScope, r.OrgScope)] = true
 		}
-		<-cl.done
-		if cl.next == nil {
-			return
+	}
+	for i := range req.Quotas {
+		if q := &req.Quotas[i]; q.settles() {
+			parts[l.partOf(q.KeyScope, q.OrgScope)] = true
 		}
-		b, cl.next = cl.next, nil
+	}
+	for p, ok := range parts {
+		if ok && d.at[p] != 0 {
+			_ = l.adjust(req, p, false, d.at[p])
+		}
 	}
 }
 
@@ -357,149 +286,6 @@ func (l *Limiter) Forget(api string) {
 	l.m.forget(api)
 }
 
-// refillSlot takes a refill slot, or reports false when all are in use.
-func (l *Limiter) refillSlot() bool {
-	select {
-	case l.refills <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (l *Limiter) collector(api string) *collector {
-	if c, ok := l.collectors.Load(api); ok {
-		return c.(*collector)
-	}
-	c, _ := l.collectors.LoadOrStore(api, &collector{api: api})
-	return c.(*collector)
-}
-
-// take moves up to MaxBatch queued calls into a batch; c.mu is held.
-func (l *Limiter) take(c *collector) *batch {
-	n := min(len(c.queue), l.opts.MaxBatch)
-	b := l.batches.Get().(*batch)
-	b.calls = append(b.calls[:0], c.queue[:n]...)
-	rest := copy(c.queue, c.queue[n:])
-	clear(c.queue[rest:])
-	c.queue = c.queue[:rest]
-	b.returns = append(b.returns[:0], c.returns...)
-	c.returns = c.returns[:0]
-	return b
-}
-
-// run sends b, then hands the next queued batch to its first caller or
-// frees the pipeline slot.
-func (l *Limiter) run(c *collector, b *batch) {
-	l.exec(b)
-	b.reset()
-	l.batches.Put(b)
-	c.mu.Lock()
-	if len(c.queue) == 0 {
-		c.inflight--
-		c.mu.Unlock()
-		return
-	}
-	nb := l.take(c)
-	c.mu.Unlock()
-	lead := nb.calls[0]
-	lead.next = nb
-	lead.done <- struct{}{}
-}
-
-// exec decides every call of b with one script call and signals each.
-func (l *Limiter) exec(b *batch) {
-	sent := time.Now().UnixNano()
-	res, err := l.send(b)
-	if err == nil {
-		l.fillGroups(b, res, sent)
-	}
-	for _, cl := range b.calls {
-		if err != nil && !cl.refill && !cl.carrier {
-			l.giveBack(cl)
-			l.decideWithoutStore(cl.req, cl.d)
-		}
-		cl.done <- struct{}{}
-	}
-}
-
 // ObserveCalls sets f to be told the time and error of each script call;
 // call it before Start.
 func (l *Limiter) ObserveCalls(f func(time.Duration, error)) { l.observe = f }
-
-// send makes b's script call, unless Redis is being skipped.
-func (l *Limiter) send(b *batch) ([]int64, error) {
-	if l.storeDown() {
-		return nil, errStoreSkipped
-	}
-	want, decisions := l.encode(b)
-	if len(b.keys) == 0 { // only carriers, whose returns left with an earlier batch
-		return nil, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-	t := time.Now()
-	res, err := l.script.Run(ctx, l.rdb, b.keys, b.args).Int64Slice()
-	cancel()
-	if l.observe != nil {
-		l.observe(time.Since(t), err)
-	}
-	l.scriptCalls.Add(1)
-	l.scriptDecisions.Add(uint64(decisions))
-	l.scriptGroups.Add(uint64(len(b.groups)))
-	l.m.scriptGroups.Add(float64(len(b.groups)))
-	l.m.scriptCalls.Inc()
-	l.m.batchDecisions.Add(float64(decisions))
-	l.m.batchSize.Observe(float64(decisions))
-	l.m.quotaReturns.Add(float64(len(b.returns)))
-	if err == nil && len(res) != want {
-		err = fmt.Errorf("limit script returned %d values, want %d", len(res), want)
-	}
-	if err != nil {
-		l.storeError(err)
-		return nil, err
-	}
-	l.storeOK()
-	return res, nil
-}
-
-var errStoreSkipped = fmt.Errorf("limit store skipped after recent errors")
-
-// decideWithoutStore decides while Redis is unreachable.
-func (l *Limiter) decideWithoutStore(req *Request, d *Decision) {
-	if !req.FailOpen {
-		d.Outcome, d.RetryAfter = Unavailable, max(l.opts.StoreRetry, time.Second)
-		l.m.decided(sourceStore, req.APIID, d)
-		return
-	}
-	l.fb.decide(req, d, time.Now().UnixMicro())
-	if d.ShadowLimited {
-		l.m.shadow.Inc()
-	}
-	l.m.decided(sourceFallback, req.APIID, d)
-}
-
-func (l *Limiter) storeDown() bool {
-	return time.Now().UnixNano() < l.downUntil.Load()
-}
-
-// storeError skips Redis for StoreRetry and logs at most once per
-// LogInterval.
-func (l *Limiter) storeError(err error) {
-	l.m.storeErrors.Inc()
-	now := time.Now().UnixNano()
-	l.downUntil.Store(now + int64(l.opts.StoreRetry))
-	l.failing.Store(true)
-	n := l.errsSinceLog.Add(1)
-	last := l.lastLog.Load()
-	if now-last >= int64(l.opts.LogInterval) && l.lastLog.CompareAndSwap(last, now) {
-		l.errsSinceLog.Add(-n)
-		l.log.Warn().Err(err).Int64("errors", n).Dur("retry_in", l.opts.StoreRetry).
-			Msg("limit store unreachable: deciding with the fallback limiter (fail open) or refusing (fail closed)")
-	}
-}
-
-func (l *Limiter) storeOK() {
-	if l.failing.Load() && l.failing.CompareAndSwap(true, false) {
-		l.log.Info().Msg("limit store reachable again")
-	}
-}

@@ -19,6 +19,8 @@ type metrics struct {
 	quotaReturns   prometheus.Counter
 	refunds        prometheus.Counter
 	refundErrors   prometheus.Counter
+	adjustCalls    prometheus.Counter
+	settleErrors   prometheus.Counter
 	// decisions by API, outcome, reason and source (decided)
 	decisions *prometheus.CounterVec
 	perAPI    sync.Map // api id -> *apiDecisions
@@ -95,6 +97,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_limit_refund_errors_total",
 			Help: "Refunds that could not be sent (the key's counters stay one higher: early refusals, never over).",
 		}),
+		adjustCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_adjust_calls_total",
+			Help: "Adjust script calls sent to Redis (each settles or refunds a batch of requests).",
+		}),
+		settleErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_limit_settle_errors_total",
+			Help: "Settlements that could not be sent (their reservations stay counted: early refusals; an excess over the reservation goes uncounted).",
+		}),
 	}
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_limit_decisions_total",
@@ -102,7 +112,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"api", "outcome", "reason", "source"})
 	m.decisions = vec
 	for _, c := range []prometheus.Collector{m.scriptCalls, m.batchDecisions, m.scriptGroups, m.batchSize, m.storeErrors, m.shadow,
-		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, m.refunds, m.refundErrors, vec} {
+		m.leaseGrants, m.leaseGranted, m.leaseRefills, m.quotaReturns, m.refunds, m.refundErrors, m.adjustCalls, m.settleErrors, vec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -154,4 +164,30 @@ func (m *metrics) forAPI(api string) *apiDecisions {
 func (m *metrics) forget(api string) {
 	m.perAPI.Delete(api)
 	m.decisions.DeletePartialMatch(prometheus.Labels{"api": api})
+}
+
+// Stats counts the script calls made and the decisions they carried.
+type Stats struct {
+	ScriptCalls     uint64
+	ScriptDecisions uint64
+	// ScriptGroups are the groups of identical decisions the calls sent
+	// (each decided once, in closed form).
+	ScriptGroups uint64
+	// LeaseDecisions were taken from this node's leases, without Redis.
+	LeaseDecisions uint64
+	// Refunds gave back a key's counters after the API's part of a decision
+	// split across slots refused (Redis Cluster, split.go).
+	Refunds uint64
+	// AdjustCalls are the script calls (adjust.lua) refunds and
+	// settlements made, each carrying a batch of them.
+	AdjustCalls uint64
+	// Settles are the reservations settled (Settle).
+	Settles uint64
+}
+
+// Stats returns the counts so far.
+func (l *Limiter) Stats() Stats {
+	return Stats{ScriptCalls: l.scriptCalls.Load(), ScriptDecisions: l.scriptDecisions.Load(),
+		ScriptGroups: l.scriptGroups.Load(), LeaseDecisions: l.leaseDecisions.Load(), Refunds: l.refunds.Load(),
+		AdjustCalls: l.adjustCalls.Load(), Settles: l.settles.Load()}
 }

@@ -13,9 +13,11 @@ type Options struct {
 	// queued behind a full set of in-flight calls waits at most about twice
 	// this before it is decided.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxBatch is the most decisions sent in one script call (default 256).
+	// MaxBatch is the most decisions sent in one script call (default
+	// 256), and the most settlements and refunds in one adjust call.
 	MaxBatch int `yaml:"max_batch"`
-	// Pipelines is the most script calls in flight per API (default 2).
+	// Pipelines is the most script calls in flight per API (default 2),
+	// and the most adjust calls in flight per slot.
 	Pipelines int `yaml:"pipelines"`
 	// FallbackShare is the share of each limit and quota one node allows on
 	// its own while Redis is unreachable and the API fails open (default 1:

@@ -1,7 +1,5 @@
 package limit
 
-import ()
-
 // Reserve-then-settle. A rule whose cost is known only after the response
 // (Rule.Reserve) is decided with a reservation as its cost: the request is
 // admitted only if the rule can cover the reservation, which is consumed
@@ -19,67 +17,35 @@ import ()
 // works the same way with counts: the reservation is counted at once;
 // Settle lowers the count by what was not used (never below zero) or
 // raises it by the excess, only while the period the request was counted
-// in runs. Unlike a rule, a quota's reservation does not expire with a
-// dying node: it stays counted until the period renews (refusing early,
-// never over).
+// in runs (named by the Redis time its part of the decision was taken at).
+// Unlike a rule, a quota's reservation does not expire with a dying node:
+// it stays counted until the period renews (refusing early, never over).
 
 // SettleFailed is the actual cost of a request that never reached its
 // upstream or got no answer: its reservations are given back whole.
 const SettleFailed = 0
 
-// Settle settles the reservations of req, decided allowed by d, each at
-// its rule's or quota's Actual units (SettleFailed: given back). One
-// script call per slot (the API's, a key's own, an org's); a call that
-// fails leaves the reservation consumed (refusing early, never over).
-func (l *Limiter) Settle(req *Request, d *Decision) {
-	if d.Outcome != Allowed || d.Fallback {
-		return
-	}
-	var st settlement
+// appendSettlement adds to b the adjustments of c, a settlement: each of
+// its part's rules moves by (actual - reserved) units' worth, each quota's
+// count by the same (adjust.lua lowers a quota's count by n: what was not
+// used, or, negative, raises it by the excess).
+func (l *Limiter) appendSettlement(b *adjBatch, c *adjCall) {
+	req := c.req
 	for i := range req.Rules {
 		r := &req.Rules[i]
-		if !r.Reserve || r.Actual == r.cost() {
+		if !r.settles() || l.partOf(r.KeyScope, r.OrgScope) != c.part {
 			continue
 		}
 		t, _ := ruleT(r)
-		delta := float64(max(r.Actual, 0)-r.cost()) * t
-		st.add(l.partOf(r.KeyScope, r.OrgScope), l.counterKey(req.APIID, r.KeyScope, r.OrgScope, r.Key), "r", delta, 0)
+		n := float64(max(r.Actual, 0)-r.cost()) * t
+		b.adjustment(l.adjKey(b, req.APIID, r.KeyScope, r.OrgScope, r.Key), adjRule, n, 0)
 	}
 	for i := range req.Quotas {
 		q := &req.Quotas[i]
-		if !q.Reserve || q.Actual == q.cost() || d.at == 0 {
+		if !q.settles() || l.partOf(q.KeyScope, q.OrgScope) != c.part {
 			continue
 		}
-		// adjust.lua lowers a quota's count by n: what was not used, or
-		// (negative) raises it by the excess.
 		n := q.cost() - max(q.Actual, 0)
-		st.add(l.partOf(q.KeyScope, q.OrgScope), l.counterKey(req.APIID, q.KeyScope, q.OrgScope, q.Key),
-			"q", n, d.at/1000+q.Quota.Renewal.D().Milliseconds())
+		b.adjustment(l.adjKey(b, req.APIID, q.KeyScope, q.OrgScope, q.Key), adjQuota, float64(n), quotaBound(q, c.at))
 	}
-	l.settles.Add(1)
-	for i := range st.keys {
-		if len(st.keys[i]) > 0 {
-			_ = l.adjust(st.keys[i], st.args[i])
-		}
-	}
-}
-
-// settlement is the adjustments of one request, by slot.
-type settlement struct {
-	keys [nParts][]string
-	args [nParts][]any
-}
-
-func (st *settlement) add(part int, key string, args ...any) {
-	st.keys[part] = append(st.keys[part], key)
-	st.args[part] = append(st.args[part], args...)
-}
-
-// partOf is the slot a counter's adjustment goes to: on a single Redis
-// every counter goes in one call.
-func (l *Limiter) partOf(keyScope, orgScope string) int {
-	if !l.cluster {
-		return partAPI
-	}
-	return partOf(keyScope, orgScope)
 }

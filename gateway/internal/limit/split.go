@@ -1,9 +1,6 @@
 package limit
 
-import (
-	"context"
-	_ "embed"
-)
+import "context"
 
 // Decisions across slots. A rule or quota with KeyScope counts across
 // every API the key calls, under the key's hash tag; one with OrgScope
@@ -31,9 +28,6 @@ import (
 // lost: those counters stay higher (refusing early until the rule refills
 // or the quota renews).
 
-//go:embed adjust.lua
-var adjustScript string
-
 // keyCollector and orgCollector name the collectors of a key's and an
 // org's own counters; they cannot clash with an API id (no ':' in those).
 const (
@@ -55,6 +49,7 @@ type split struct {
 	d     Decision
 }
 
+// partOf is the part of a decision a counter with these scopes belongs to.
 func partOf(keyScope, orgScope string) int {
 	switch {
 	case keyScope != "":
@@ -122,7 +117,7 @@ func (l *Limiter) checkSplit(ctx context.Context, req *Request, d *Decision) {
 		if pd.Outcome != Allowed {
 			for j := 0; j < i; j++ {
 				if at[j] > 0 {
-					l.refund(&sp.parts[j], at[j])
+					l.refund(&sp.parts[j], j, at[j])
 				}
 			}
 			if !first {
@@ -130,14 +125,13 @@ func (l *Limiter) checkSplit(ctx context.Context, req *Request, d *Decision) {
 			}
 			return
 		}
-		if !pd.Fallback {
-			at[i] = pd.at
-		}
+		at[i] = pd.at[partAPI] // (0 when the fallback limiter decided)
 		if !first {
 			d.merge(&sp.d)
 		}
 		first = false
 	}
+	d.at = at
 }
 
 // name sets the collector of part i from the scope of one of its limits.
@@ -162,53 +156,50 @@ func (d *Decision) merge(o *Decision) {
 	}
 }
 
-// counterKey returns the Redis key of a counter of the API api, or of a
-// key's (keyScope) or an org's (orgScope) own.
-func (l *Limiter) counterKey(api, keyScope, orgScope, key string) string {
-	switch {
-	case orgScope != "":
-		return l.opts.Layout.OrgCounterPrefix(orgScope) + key
-	case keyScope != "":
-		return l.opts.Layout.KeyCounterPrefix(keyScope) + key
+// refund gives back what part i of a split decision, allowed at Redis
+// time at (us), consumed: each enforced rule's and quota's cost (see
+// adjust.lua).
+func (l *Limiter) refund(req *Request, i int, at int64) {
+	some := len(req.Quotas) > 0
+	for j := range req.Rules {
+		some = some || !req.Rules[j].Limit.Shadow
 	}
-	return l.opts.Layout.CounterPrefix(api) + key
-}
-
-// refund gives back what an allowed part consumed at Redis time at (us):
-// each enforced rule's and quota's cost (see adjust.lua).
-func (l *Limiter) refund(req *Request, at int64) {
-	keys := make([]string, 0, len(req.Rules)+len(req.Quotas))
-	args := make([]any, 0, 3*cap(keys))
-	for _, r := range req.Rules {
-		if r.Limit.Shadow {
-			continue // a shadow rule never refuses: what it counted stays
-		}
-		keys = append(keys, l.counterKey(req.APIID, r.KeyScope, r.OrgScope, r.Key))
-		t, _ := ruleT(&r)
-		args = append(args, "r", -t*float64(r.cost()), 0)
-	}
-	for _, q := range req.Quotas {
-		keys = append(keys, l.counterKey(req.APIID, q.KeyScope, q.OrgScope, q.Key))
-		args = append(args, "q", q.cost(), at/1000+q.Quota.Renewal.D().Milliseconds())
-	}
-	if len(keys) == 0 {
-		return
+	if !some {
+		return // shadow rules only: what they counted stays
 	}
 	l.m.refunds.Inc()
 	l.refunds.Add(1)
-	if err := l.adjust(keys, args); err != nil {
-		l.m.refundErrors.Inc()
+	_ = l.adjust(req, i, true, at)
+}
+
+// appendRefund adds to b the adjustments of c, a refund: each enforced
+// rule of its part moves back by its cost's worth, each quota's count down
+// by its cost (only in the period it was counted in).
+func (l *Limiter) appendRefund(b *adjBatch, c *adjCall) {
+	req := c.req
+	for i := range req.Rules {
+		r := &req.Rules[i]
+		if r.Limit.Shadow || l.partOf(r.KeyScope, r.OrgScope) != c.part {
+			continue // a shadow rule never refuses: what it counted stays
+		}
+		t, _ := ruleT(r)
+		b.adjustment(l.adjKey(b, req.APIID, r.KeyScope, r.OrgScope, r.Key), adjRule, -t*float64(r.cost()), 0)
+	}
+	for i := range req.Quotas {
+		q := &req.Quotas[i]
+		if l.partOf(q.KeyScope, q.OrgScope) != c.part {
+			continue
+		}
+		b.adjustment(l.adjKey(b, req.APIID, q.KeyScope, q.OrgScope, q.Key), adjQuota, float64(q.cost()), quotaBound(q, c.at))
 	}
 }
 
-// adjust runs adjust.lua on keys of one slot.
-func (l *Limiter) adjust(keys []string, args []any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
-	defer cancel()
-	err := l.adjustScript.Run(ctx, l.rdb, keys, args...).Err()
-	l.adjustCalls.Add(1)
-	if err != nil {
-		l.storeError(err)
+// partOf is the part of a decision a counter belongs to: on a
+// single Redis every counter is the API part's, decided and adjusted in
+// one call.
+func (l *Limiter) partOf(keyScope, orgScope string) int {
+	if !l.cluster {
+		return partAPI
 	}
-	return err
+	return partOf(keyScope, orgScope)
 }

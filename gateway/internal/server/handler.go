@@ -16,6 +16,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/router"
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/usage"
 )
 
@@ -246,7 +247,7 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 	req := &x.lreq
 	req.APIID, req.FailOpen = x.api.ID, x.api.FailOpen
 	if l := x.api.RateLimit; l != nil {
-		key := "api"
+		key := store.APIRateCounter
 		if len(l.LimitBy) > 0 {
 			var err *Error
 			if key, err = s.limitByKey(ctx, x, key, l); err != nil {
@@ -264,7 +265,7 @@ func (s *Server) limit(ctx *fasthttp.RequestCtx, x *exchange) *Error {
 				return err
 			}
 		case x.sess != nil:
-			key = x.api.EndpointKeyPrefix[e.Index] + x.sess.Hash
+			key = store.EndpointKeyRateCounter(x.api.EndpointKeyPrefix[e.Index], x.sess.Hash)
 		}
 		req.Rules = append(req.Rules, limit.Rule{Key: key, Name: x.api.EndpointName[e.Index], Limit: *e.Limit})
 	}

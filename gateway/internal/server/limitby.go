@@ -10,11 +10,13 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/store"
 )
 
 // limit_by: an API or endpoint limit counted per client. The values the
 // limit names (client IP, header, claim, key) are hashed together into the
-// counter's name: "<base>:by:<first 16 bytes of SHA-256, hex>". The raw
+// counter's name (store.LimitByCounter): "<base>:by:<first 16 bytes of
+// SHA-256, hex>". The raw
 // values never reach Redis. Every distinct client gets its own counter,
 // which expires as any rule counter does once its burst is whole again, so
 // the number of clients is not bounded by memory anywhere.
@@ -82,7 +84,7 @@ func (s *Server) limitByKey(ctx *fasthttp.RequestCtx, x *exchange, base string, 
 	var h [32]byte
 	hex.Encode(h[:], sum[:16])
 	x.byBuf = b
-	return base + ":by:" + string(h[:]), nil
+	return store.LimitByCounter(base, h[:]), nil
 }
 
 // missingError answers a request without a value its limit counts by.

@@ -43,8 +43,9 @@ type API struct {
 	FailOpen bool
 	// MaxBody is the request body bound for this API.
 	MaxBody int
-	// Per endpoint i: its RateLimit-Policy name, its keyless counter id and
-	// the prefix of its per-identity counter id ("e:<i>:k:").
+	// Per endpoint i: its RateLimit-Policy name, its keyless counter id
+	// (store.EndpointRateCounter) and the prefix of its per-identity one
+	// (store.EndpointKeyRatePrefix).
 	EndpointName      []string
 	EndpointKey       []string
 	EndpointKeyPrefix []string
@@ -65,8 +66,8 @@ type Snapshot struct {
 }
 
 // Org is an org as the request path uses it: its limits with their
-// counter ids, fixed once per snapshot ("o:<id>", "q:o:<id>", under the
-// org's hash tag: limit.Rule.OrgScope).
+// counter ids, fixed once per snapshot (store.OrgRateCounter and
+// store.OrgQuotaCounter, under the org's hash tag: limit.Rule.OrgScope).
 type Org struct {
 	*model.Org
 	LimitKey, QuotaKey string
@@ -418,10 +419,9 @@ func (s *State) buildAPI(m *model.API, prev *API) (*API, error) {
 		a.MaxBody = int(m.MaxBodyBytes)
 	}
 	for i := range m.Endpoints {
-		n := strconv.Itoa(i)
-		a.EndpointName = append(a.EndpointName, "endpoint-"+n)
-		a.EndpointKey = append(a.EndpointKey, "e:"+n)
-		a.EndpointKeyPrefix = append(a.EndpointKeyPrefix, "e:"+n+":k:")
+		a.EndpointName = append(a.EndpointName, "endpoint-"+strconv.Itoa(i))
+		a.EndpointKey = append(a.EndpointKey, store.EndpointRateCounter(i))
+		a.EndpointKeyPrefix = append(a.EndpointKeyPrefix, store.EndpointKeyRatePrefix(i))
 	}
 	jwtErr := s.buildJWT(a, prev)
 	if prev != nil && prev.Upstream != nil && prev.Upstream.Same(m.Upstream, s.opts.Proxy) {
@@ -461,5 +461,5 @@ func (s *State) buildJWT(a *API, prev *API) error {
 
 // newOrg returns the request path's form of o.
 func newOrg(o *model.Org) *Org {
-	return &Org{Org: o, LimitKey: "o:" + o.ID, QuotaKey: "q:o:" + o.ID}
+	return &Org{Org: o, LimitKey: store.OrgRateCounter(o.ID), QuotaKey: store.OrgQuotaCounter(o.ID)}
 }
