@@ -9,7 +9,9 @@
 // Every write goes through store.Apply (object, version bump and changelog
 // entry in one Lua script: all or nothing), then the new version is
 // announced on NATS. The response carries the new version in the
-// Sluice-Config-Version header.
+// Sluice-Config-Version header. Every read goes through the store's
+// methods too (GetRaw, List, Exist, LoadState, ...): this package never
+// names a Redis key.
 package api
 
 import (
@@ -287,7 +289,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	checks := map[string]string{"redis": "ok", "nats": "ok"}
 	ok := true
-	if err := store.Ping(ctx, s.opts.Store.Client()); err != nil {
+	if err := s.opts.Store.Ping(ctx); err != nil {
 		checks["redis"], ok = err.Error(), false
 	}
 	if s.opts.NATS == nil || !s.opts.NATS.IsConnected() {

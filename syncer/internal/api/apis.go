@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/sluicegw/sluice/pkg/model"
@@ -13,7 +12,7 @@ import (
 )
 
 func (s *Server) listAPIs(w http.ResponseWriter, r *http.Request) error {
-	return s.listHash(w, r, s.opts.Store.Layout().APIs())
+	return s.list(w, r, store.KindAPI)
 }
 
 func (s *Server) getAPI(w http.ResponseWriter, r *http.Request) error {
@@ -94,17 +93,13 @@ func (s *Server) decodeAPI(r *http.Request, pathID string) (*model.API, []byte, 
 // rule itself is enforced inside store.Apply (ErrRouteTaken), so of two
 // concurrent clashing writes through any syncers one is refused there.
 func (s *Server) clashes(r *http.Request, a *model.API) (validation.Errors, error) {
-	stored, err := s.opts.Store.Client().HGetAll(r.Context(), s.opts.Store.Layout().APIs()).Result()
+	stored, err := s.opts.Store.APIs(r.Context())
 	if err != nil {
-		return nil, fmt.Errorf("read apis: %w", err)
+		return nil, err
 	}
 	apis := []model.API{*a}
-	for id, body := range stored {
-		if id == a.ID {
-			continue
-		}
-		var other model.API
-		if json.Unmarshal([]byte(body), &other) == nil {
+	for _, other := range stored {
+		if other.ID != a.ID {
 			apis = append(apis, other)
 		}
 	}
@@ -122,7 +117,7 @@ func (s *Server) deleteAPI(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := s.opts.Store.GetRaw(r.Context(), store.KindAPI, id); err != nil {
 		return err
 	}
-	users, err := s.policiesUsing(r, id)
+	users, err := s.opts.Store.PoliciesGranting(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -140,28 +135,4 @@ func (s *Server) deleteAPI(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// policiesUsing returns the sorted ids of the policies granting access to
-// the API id.
-func (s *Server) policiesUsing(r *http.Request, id string) ([]string, error) {
-	stored, err := s.opts.Store.Client().HGetAll(r.Context(), s.opts.Store.Layout().Policies()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read policies: %w", err)
-	}
-	var users []string
-	for pid, body := range stored {
-		var p model.Policy
-		if json.Unmarshal([]byte(body), &p) != nil {
-			continue
-		}
-		for _, ar := range p.Access {
-			if ar.API == id {
-				users = append(users, pid)
-				break
-			}
-		}
-	}
-	sort.Strings(users)
-	return users, nil
 }

@@ -79,33 +79,7 @@ type withClear struct {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
-	rdb := s.opts.Store.Client()
-	all, err := rdb.HKeys(r.Context(), s.opts.Store.Layout().KeyIDs()).Result()
-	if err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
-	ids, next, err := pageIDs(r, all)
-	if err != nil {
-		return err
-	}
-	var hashes []string
-	if len(ids) > 0 {
-		vals, err := rdb.HMGet(r.Context(), s.opts.Store.Layout().KeyIDs(), ids...).Result()
-		if err != nil {
-			return fmt.Errorf("list keys: %w", err)
-		}
-		for _, v := range vals {
-			if h, ok := v.(string); ok {
-				hashes = append(hashes, h)
-			}
-		}
-	}
-	items, err := s.bodies(r, s.opts.Store.Layout().Keys(), hashes)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, page{Items: items, NextCursor: next})
-	return nil
+	return s.list(w, r, store.KindKey)
 }
 
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
@@ -284,7 +258,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
 // concurrent delete cannot slip between check and write.
 func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.Key) ([]byte, error) {
 	*errs = append(*errs, k.Validate()...)
-	have, err := s.existing(r, s.opts.Store.Layout().Policies(), k.Policies)
+	have, err := s.opts.Store.Exist(r.Context(), store.KindPolicy, k.Policies)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 // first.
 
 func (s *Server) listOrgs(w http.ResponseWriter, r *http.Request) error {
-	return s.listHash(w, r, s.opts.Store.Layout().Orgs())
+	return s.list(w, r, store.KindOrg)
 }
 
 func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) error {
@@ -106,7 +106,7 @@ func (s *Server) checkKeyOrg(r *http.Request, errs *validation.Errors, k *model.
 	if k.Org == "" || !model.ValidID(k.Org) {
 		return nil
 	}
-	have, err := s.existing(r, s.opts.Store.Layout().Orgs(), []string{k.Org})
+	have, err := s.opts.Store.Exist(r.Context(), store.KindOrg, []string{k.Org})
 	if err != nil {
 		return err
 	}

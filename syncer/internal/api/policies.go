@@ -11,7 +11,7 @@ import (
 )
 
 func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) error {
-	return s.listHash(w, r, s.opts.Store.Layout().Policies())
+	return s.list(w, r, store.KindPolicy)
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) error {
