@@ -504,48 +504,6 @@ func applyError(err error) error {
 	return fmt.Errorf("store: apply: %w", err)
 }
 
-// PutAPI stores an API definition (create or replace).
-func (s *Store) PutAPI(ctx context.Context, a *model.API) (int64, error) {
-	body, err := json.Marshal(a)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindAPI, Op: OpPut, ID: a.ID, Body: body})
-}
-
-// PutPolicy stores a policy (create or replace).
-func (s *Store) PutPolicy(ctx context.Context, p *model.Policy) (int64, error) {
-	body, err := json.Marshal(p)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindPolicy, Op: OpPut, ID: p.ID, Body: body})
-}
-
-// PutOrg stores an org (create or replace).
-func (s *Store) PutOrg(ctx context.Context, o *model.Org) (int64, error) {
-	body, err := json.Marshal(o)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindOrg, Op: OpPut, ID: o.ID, Body: body})
-}
-
-// PutKey stores a key under its hash (create or replace; a new hash for the
-// same id rotates the key).
-func (s *Store) PutKey(ctx context.Context, k *model.Key) (int64, error) {
-	body, err := json.Marshal(k)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindKey, Op: OpPut, ID: k.ID, Hash: k.Hash, Body: body})
-}
-
-// Delete removes the object of kind with id.
-func (s *Store) Delete(ctx context.Context, kind, id string) (int64, error) {
-	return s.Apply(ctx, Change{Kind: kind, Op: OpDelete, ID: id})
-}
-
 // Version returns the current config version (0 when nothing was written).
 func (s *Store) Version(ctx context.Context) (int64, error) {
 	v, err := s.rdb.Get(ctx, s.layout.Version()).Int64()
