@@ -71,19 +71,21 @@ type keyRotate struct {
 	Key string `json:"key,omitempty"`
 }
 
+// Keys are listed, read and deleted like every kind (kind.go); their
+// create, PUT and rotate are their own: a key's value is generated or
+// given and stored only as its hash, and PUT edits the stored key (its
+// hash and creation time stay) rather than replacing it.
+var keyKind = kind[model.Key]{
+	name: store.KindKey, path: "/v1/keys",
+	id:       func(k *model.Key) *string { return &k.ID },
+	validate: (*model.Key).Validate,
+}
+
 // withClear is a key as stored plus its clear value: the only response
 // that ever carries it.
 type withClear struct {
 	Clear string `json:"key"`
 	model.Key
-}
-
-func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
-	return s.list(w, r, store.KindKey)
-}
-
-func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
-	return s.get(w, r, store.KindKey)
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
@@ -243,15 +245,6 @@ func (s *Server) modifyKey(w http.ResponseWriter, r *http.Request, edit func(*mo
 	}
 }
 
-func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if err := s.apply(w, r, store.Change{Kind: store.KindKey, Op: store.OpDelete, ID: id, IfMatch: r.Header.Get("If-Match")}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 // validateKey validates k on its own and against the stored policies and
 // APIs, adding to errs, and returns its JSON when there is no problem. The
 // references are checked again inside the write (store.KeyRefs), where a
@@ -284,6 +277,22 @@ func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.
 		return nil, fmt.Errorf("encode key: %w", err)
 	}
 	return body, nil
+}
+
+// checkKeyOrg adds a problem when the key names an org that does not
+// exist (checked again inside the write, store.KeyRefs).
+func (s *Server) checkKeyOrg(r *http.Request, errs *validation.Errors, k *model.Key) error {
+	if k.Org == "" || !model.ValidID(k.Org) {
+		return nil
+	}
+	have, err := s.opts.Store.Exist(r.Context(), store.KindOrg, []string{k.Org})
+	if err != nil {
+		return err
+	}
+	if !have[k.Org] {
+		errs.Add("org", "unknown org %q", k.Org)
+	}
+	return nil
 }
 
 // clearKey returns the caller's key after checking it, or a new one.
