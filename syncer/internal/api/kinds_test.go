@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // kindCase is one kind of object the admin API serves under /v1: how to
@@ -72,20 +72,8 @@ func TestObjectKinds(t *testing.T) {
 			t.Parallel()
 			got := kindTranscript(t, kc)
 			golden := filepath.Join("testdata", "kinds", kc.kind+".golden")
-			if os.Getenv("UPDATE_GOLDEN") == "1" {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (UPDATE_GOLDEN=1 writes it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("the exchange differs from %s:\n%s", golden, lineDiff(string(want), got))
+			if want := testutil.Golden(t, golden, got); got != want {
+				t.Errorf("the exchange differs from %s:\n%s", golden, lineDiff(want, got))
 			}
 		})
 	}
