@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
-	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
 // TestReads runs every read of the configuration on a single Redis and on
@@ -21,18 +20,9 @@ import (
 // policies granting an API, and the state with its ETags at one version.
 func TestReads(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		client func(t *testing.T) redis.UniversalClient
-	}{
-		{"redis", func(t *testing.T) redis.UniversalClient { return testutil.StartRedis(t).Client(t) }},
-		{"cluster", func(t *testing.T) redis.UniversalClient { return testutil.StartRedisCluster(t).Client(t) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			checkReads(t, store.NewIn(store.NewLayout("reads"), tc.client(t), 0))
-		})
-	}
+	backends(t, func(t *testing.T, client func() redis.UniversalClient) {
+		checkReads(t, store.NewIn(store.NewLayout("reads"), client(), 0))
+	})
 }
 
 func put(t *testing.T, s *store.Store, kind string, v any) {
