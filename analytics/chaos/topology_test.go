@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -186,7 +187,7 @@ func (tp *topology) seed() {
 		if errs := a.Validate(); len(errs) > 0 {
 			t.Fatalf("api %s: %v", a.ID, errs.Err())
 		}
-		if _, err := st.PutAPI(ctx, a); err != nil {
+		if _, err := storetest.PutAPI(ctx, st, a); err != nil {
 			t.Fatalf("seed api %s: %v", a.ID, err)
 		}
 	}
@@ -194,12 +195,12 @@ func (tp *topology) seed() {
 		if errs := p.Validate(); len(errs) > 0 {
 			t.Fatalf("policy %s: %v", p.ID, errs.Err())
 		}
-		if _, err := st.PutPolicy(ctx, p); err != nil {
+		if _, err := storetest.PutPolicy(ctx, st, p); err != nil {
 			t.Fatalf("seed policy %s: %v", p.ID, err)
 		}
 	}
 	for _, k := range keys {
-		if _, err := st.PutKey(ctx, k); err != nil {
+		if _, err := storetest.PutKey(ctx, st, k); err != nil {
 			t.Fatalf("seed key %s: %v", k.ID, err)
 		}
 	}

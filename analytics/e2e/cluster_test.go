@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -109,7 +110,7 @@ func (c *cluster) seed() {
 		if errs := a.Validate(); len(errs) > 0 {
 			c.t.Fatalf("api %s: %v", a.ID, errs.Err())
 		}
-		if _, err := st.PutAPI(ctx, a); err != nil {
+		if _, err := storetest.PutAPI(ctx, st, a); err != nil {
 			c.t.Fatalf("seed api %s: %v", a.ID, err)
 		}
 	}
@@ -117,12 +118,12 @@ func (c *cluster) seed() {
 		if errs := p.Validate(); len(errs) > 0 {
 			c.t.Fatalf("policy %s: %v", p.ID, errs.Err())
 		}
-		if _, err := st.PutPolicy(ctx, p); err != nil {
+		if _, err := storetest.PutPolicy(ctx, st, p); err != nil {
 			c.t.Fatalf("seed policy %s: %v", p.ID, err)
 		}
 	}
 	for _, k := range keys {
-		if _, err := st.PutKey(ctx, k); err != nil {
+		if _, err := storetest.PutKey(ctx, st, k); err != nil {
 			c.t.Fatalf("seed key %s: %v", k.ID, err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -48,7 +49,7 @@ func startGateway(t testing.TB, upstream string) *gateway {
 	if errs := api.Validate(); len(errs) > 0 {
 		t.Fatal(errs.Err())
 	}
-	if _, err := store.New(r.Client(t), 0).PutAPI(context.Background(), api); err != nil {
+	if _, err := storetest.PutAPI(context.Background(), store.New(r.Client(t), 0), api); err != nil {
 		t.Fatal(err)
 	}
 	g := &gateway{addr: freeAddr(t), ops: freeAddr(t)}

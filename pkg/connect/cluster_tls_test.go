@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -67,7 +68,7 @@ func TestRedisClusterOverTLS(t *testing.T) {
 	st := store.NewIn(store.NewLayout("tlsenv"), cc, 0)
 	api := &model.API{ID: "orders", ListenPath: "/orders", Auth: model.Auth{Mode: model.AuthKeyless},
 		Upstream: model.Upstream{Targets: []string{"http://127.0.0.1:1"}}}
-	if _, err := st.PutAPI(ctx, api); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, api); err != nil {
 		t.Fatalf("put api over TLS: %v", err)
 	}
 	snap, err := st.LoadSnapshot(ctx)

@@ -1,9 +1,10 @@
 // Package deploycheck reads the deployment files in deployments/ —
 // docker-compose.yml, the Kubernetes manifests in k8s/ and the Helm chart's
 // rendered manifests in helm/rendered/ — for the checks the services' tests
-// make against their own configuration: every SLUICE_* variable a binary is
-// given must be one it reads (pkg/config.Vars), and every configuration file
-// a ConfigMap holds must load. Only tests import it.
+// make against their own configuration (Service.Check): every SLUICE_*
+// variable a binary is given must be one it reads (pkg/config.Vars), and
+// every configuration file, in config/ or a ConfigMap, must load and be
+// valid. Only tests import it.
 package deploycheck
 
 import (

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -40,11 +41,11 @@ func TestACLScopedToNamespace(t *testing.T) {
 	r := testutil.StartRedisACL(t, path)
 	ctx := context.Background()
 	staging := store.NewIn(store.NewLayout("staging"), r.ClientAs(t, "staging-syncer", "change-me-syncer"), 0)
-	if _, err := staging.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{}}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, staging, &model.Policy{ID: "p", Access: []model.AccessRight{}}); err != nil {
 		t.Fatalf("staging user writing staging: %v", err)
 	}
 	intruder := store.NewIn(store.NewLayout("production"), r.ClientAs(t, "staging-syncer", "change-me-syncer"), 0)
-	if _, err := intruder.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{}}); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+	if _, err := storetest.PutPolicy(ctx, intruder, &model.Policy{ID: "p", Access: []model.AccessRight{}}); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("staging user writing production: %v, want NOPERM", err)
 	}
 	if _, err := intruder.Version(ctx); err == nil || !strings.Contains(err.Error(), "NOPERM") {

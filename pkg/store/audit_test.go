@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 )
 
 func policyChange(id, body, ifMatch string) store.Change {
@@ -56,7 +57,7 @@ func TestAuditIsWrittenWithTheChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v3, err := s.Delete(ctx, store.KindPolicy, "p")
+	v3, err := storetest.Delete(ctx, s, store.KindPolicy, "p")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -23,14 +24,14 @@ func TestStoreOnRedisCluster(t *testing.T) {
 	s := store.New(c.Client(t), 0)
 
 	api := &model.API{ID: "orders", ListenPath: "/orders/", Upstream: model.Upstream{Targets: []string{"http://127.0.0.1:1"}}, Auth: model.Auth{Mode: model.AuthKeyless}}
-	if v, err := s.PutAPI(ctx, api); err != nil || v != 1 {
+	if v, err := storetest.PutAPI(ctx, s, api); err != nil || v != 1 {
 		t.Fatalf("PutAPI = %d, %v; want 1", v, err)
 	}
-	if v, err := s.PutPolicy(ctx, &model.Policy{ID: "gold"}); err != nil || v != 2 {
+	if v, err := storetest.PutPolicy(ctx, s, &model.Policy{ID: "gold"}); err != nil || v != 2 {
 		t.Fatalf("PutPolicy = %d, %v; want 2", v, err)
 	}
 	k := &model.Key{ID: "k1", Hash: model.HashKey([]byte("secret-key-0123456789")), Policies: []string{"gold"}}
-	if v, err := s.PutKey(ctx, k); err != nil || v != 3 {
+	if v, err := storetest.PutKey(ctx, s, k); err != nil || v != 3 {
 		t.Fatalf("PutKey = %d, %v; want 3", v, err)
 	}
 	if got, err := s.KeyByHash(ctx, k.Hash); err != nil || got.ID != "k1" {
@@ -50,7 +51,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < perWriter; i++ {
-				if _, err := ws.PutPolicy(ctx, &model.Policy{ID: fmt.Sprintf("p%d-%d", w, i)}); err != nil {
+				if _, err := storetest.PutPolicy(ctx, ws, &model.Policy{ID: fmt.Sprintf("p%d-%d", w, i)}); err != nil {
 					errs <- err
 				}
 			}
@@ -84,7 +85,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 	if snap.Version != last || len(snap.APIs) != 1 || len(snap.Policies) != 1+writers*perWriter {
 		t.Fatalf("snapshot at %d with %d APIs, %d policies", snap.Version, len(snap.APIs), len(snap.Policies))
 	}
-	if v, err := s.Delete(ctx, store.KindKey, "k1"); err != nil || v != last+1 {
+	if v, err := storetest.Delete(ctx, s, store.KindKey, "k1"); err != nil || v != last+1 {
 		t.Fatalf("Delete = %d, %v; want %d", v, err, last+1)
 	}
 	if _, err := s.KeyByHash(ctx, k.Hash); !errors.Is(err, store.ErrNotFound) {

@@ -1,6 +1,7 @@
 // Package store is the Redis layout of Sluice's configuration: APIs,
-// policies and keys, the global config version and the changelog, and the
-// atomic write that keeps them in step. Redis is the source of truth.
+// policies, orgs and keys, the global config version and the changelog, the
+// atomic write that keeps them in step (store.go) and the reads (read.go).
+// Redis is the source of truth; no other package names its keys.
 //
 // Every key starts with the environment's namespace (Layout), so several
 // environments share one Redis without seeing each other. Every

@@ -56,7 +56,10 @@ func NewIn(l Layout, rdb redis.UniversalClient, changelogLen int64) *Store {
 	return &Store{rdb: rdb, layout: l, changelogLen: changelogLen, auditLen: DefaultAuditLen}
 }
 
-// Client returns the underlying Redis client.
+// Client returns the underlying Redis client. The configuration is read
+// and written through the Store's methods, which alone know its layout;
+// Client is for what is not configuration, and for tests that inspect or
+// damage the raw keys.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Layout returns the key names of the Store's environment.
@@ -501,48 +504,6 @@ func applyError(err error) error {
 	return fmt.Errorf("store: apply: %w", err)
 }
 
-// PutAPI stores an API definition (create or replace).
-func (s *Store) PutAPI(ctx context.Context, a *model.API) (int64, error) {
-	body, err := json.Marshal(a)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindAPI, Op: OpPut, ID: a.ID, Body: body})
-}
-
-// PutPolicy stores a policy (create or replace).
-func (s *Store) PutPolicy(ctx context.Context, p *model.Policy) (int64, error) {
-	body, err := json.Marshal(p)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindPolicy, Op: OpPut, ID: p.ID, Body: body})
-}
-
-// PutOrg stores an org (create or replace).
-func (s *Store) PutOrg(ctx context.Context, o *model.Org) (int64, error) {
-	body, err := json.Marshal(o)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindOrg, Op: OpPut, ID: o.ID, Body: body})
-}
-
-// PutKey stores a key under its hash (create or replace; a new hash for the
-// same id rotates the key).
-func (s *Store) PutKey(ctx context.Context, k *model.Key) (int64, error) {
-	body, err := json.Marshal(k)
-	if err != nil {
-		return 0, err
-	}
-	return s.Apply(ctx, Change{Kind: KindKey, Op: OpPut, ID: k.ID, Hash: k.Hash, Body: body})
-}
-
-// Delete removes the object of kind with id.
-func (s *Store) Delete(ctx context.Context, kind, id string) (int64, error) {
-	return s.Apply(ctx, Change{Kind: kind, Op: OpDelete, ID: id})
-}
-
 // Version returns the current config version (0 when nothing was written).
 func (s *Store) Version(ctx context.Context) (int64, error) {
 	v, err := s.rdb.Get(ctx, s.layout.Version()).Int64()
@@ -550,97 +511,6 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	return v, err
-}
-
-// GetRaw returns the stored JSON of an object and its ETag. For keys, id is
-// the key id.
-func (s *Store) GetRaw(ctx context.Context, kind, id string) ([]byte, string, error) {
-	hkey := map[string]string{KindAPI: s.layout.APIs(), KindPolicy: s.layout.Policies(), KindKey: s.layout.Keys(), KindOrg: s.layout.Orgs()}[kind]
-	if hkey == "" {
-		return nil, "", fmt.Errorf("store: unknown kind %q", kind)
-	}
-	if kind == KindKey {
-		h, err := s.rdb.HGet(ctx, s.layout.KeyIDs(), id).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, "", fmt.Errorf("key %s: %w", id, ErrNotFound)
-		} else if err != nil {
-			return nil, "", err
-		}
-		id = h
-	}
-	b, err := s.rdb.HGet(ctx, hkey, id).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, "", fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
-	} else if err != nil {
-		return nil, "", err
-	}
-	return b, ETag(b), nil
-}
-
-// KeyByHash returns the key stored under hash, or ErrNotFound.
-func (s *Store) KeyByHash(ctx context.Context, hash string) (*model.Key, error) {
-	b, err := s.rdb.HGet(ctx, s.layout.Keys(), hash).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
-	} else if err != nil {
-		return nil, err
-	}
-	var k model.Key
-	if err := json.Unmarshal(b, &k); err != nil {
-		return nil, fmt.Errorf("store: key %s…: %w", hash[:min(8, len(hash))], err)
-	}
-	return &k, nil
-}
-
-// Snapshot is every API, policy and org at one config version. Keys are
-// not in it: gateways load them on demand by hash.
-type Snapshot struct {
-	Version  int64
-	APIs     []model.API
-	Policies []model.Policy
-	Orgs     []model.Org
-}
-
-// LoadSnapshot reads the whole configuration at one version, atomically.
-func (s *Store) LoadSnapshot(ctx context.Context) (*Snapshot, error) {
-	var ver *redis.StringCmd
-	var apis, pols, orgs *redis.MapStringStringCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		ver = p.Get(ctx, s.layout.Version())
-		apis = p.HGetAll(ctx, s.layout.APIs())
-		pols = p.HGetAll(ctx, s.layout.Policies())
-		orgs = p.HGetAll(ctx, s.layout.Orgs())
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("store: load snapshot: %w", err)
-	}
-	snap := &Snapshot{}
-	if v, err := ver.Int64(); err == nil {
-		snap.Version = v
-	}
-	for id, body := range apis.Val() {
-		var a model.API
-		if err := json.Unmarshal([]byte(body), &a); err != nil {
-			return nil, fmt.Errorf("store: api %s: %w", id, err)
-		}
-		snap.APIs = append(snap.APIs, a)
-	}
-	for id, body := range pols.Val() {
-		var p model.Policy
-		if err := json.Unmarshal([]byte(body), &p); err != nil {
-			return nil, fmt.Errorf("store: policy %s: %w", id, err)
-		}
-		snap.Policies = append(snap.Policies, p)
-	}
-	for id, body := range orgs.Val() {
-		var o model.Org
-		if err := json.Unmarshal([]byte(body), &o); err != nil {
-			return nil, fmt.Errorf("store: org %s: %w", id, err)
-		}
-		snap.Orgs = append(snap.Orgs, o)
-	}
-	return snap, nil
 }
 
 // Entry is one object change in the changelog.

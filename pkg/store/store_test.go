@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -21,12 +22,12 @@ func TestApplyBumpsVersionAndLogsChange(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, 0)
 	api := &model.API{ID: "orders", ListenPath: "/orders/", Upstream: model.Upstream{Targets: []string{"http://127.0.0.1:1"}}, Auth: model.Auth{Mode: model.AuthKeyless}}
-	v1, err := s.PutAPI(ctx, api)
+	v1, err := storetest.PutAPI(ctx, s, api)
 	if err != nil || v1 != 1 {
 		t.Fatalf("PutAPI = %d, %v; want 1", v1, err)
 	}
 	k := &model.Key{ID: "k1", Hash: model.HashKey([]byte("secret-key-0123456789")), Policies: []string{"p"}}
-	if v, err := s.PutKey(ctx, k); err != nil || v != 2 {
+	if v, err := storetest.PutKey(ctx, s, k); err != nil || v != 2 {
 		t.Fatalf("PutKey = %d, %v; want 2", v, err)
 	}
 	got, err := s.KeyByHash(ctx, k.Hash)
@@ -36,7 +37,7 @@ func TestApplyBumpsVersionAndLogsChange(t *testing.T) {
 	// Rotation: same id, new hash; the old hash stops working.
 	old := k.Hash
 	k.Hash = model.HashKey([]byte("another-secret-0123456789"))
-	if _, err := s.PutKey(ctx, k); err != nil {
+	if _, err := storetest.PutKey(ctx, s, k); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.KeyByHash(ctx, old); !errors.Is(err, store.ErrNotFound) {
@@ -49,7 +50,7 @@ func TestApplyBumpsVersionAndLogsChange(t *testing.T) {
 	if len(vers) != 2 || vers[1].Version != 3 || vers[1].Changes[0].OldHash != old || vers[1].Changes[0].Hash != k.Hash {
 		t.Fatalf("changes since 1 = %+v", vers)
 	}
-	if _, err := s.Delete(ctx, store.KindKey, "k1"); err != nil {
+	if _, err := storetest.Delete(ctx, s, store.KindKey, "k1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.KeyByHash(ctx, k.Hash); !errors.Is(err, store.ErrNotFound) {
@@ -66,7 +67,7 @@ func TestApplyIsAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, 0)
 	p := &model.Policy{ID: "gold"}
-	if _, err := s.PutPolicy(ctx, p); err != nil {
+	if _, err := storetest.PutPolicy(ctx, s, p); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Apply(ctx,
@@ -101,7 +102,7 @@ func TestChangelogGapAfterTrim(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, 5)
 	for i := 0; i < 20; i++ {
-		if _, err := s.PutPolicy(ctx, &model.Policy{ID: "p"}); err != nil {
+		if _, err := storetest.PutPolicy(ctx, s, &model.Policy{ID: "p"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +123,7 @@ func TestDataSurvivesRedisRestart(t *testing.T) {
 	ctx := context.Background()
 	r := testutil.StartRedis(t)
 	s := store.New(r.Client(t), 0)
-	if _, err := s.PutPolicy(ctx, &model.Policy{ID: "p"}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, s, &model.Policy{ID: "p"}); err != nil {
 		t.Fatal(err)
 	}
 	r.Stop()
@@ -149,7 +150,7 @@ func TestChangesSinceDuringWritesIsNeverAGap(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; i < writes; i++ {
-			if _, err := s.PutPolicy(ctx, &model.Policy{ID: "p"}); err != nil {
+			if _, err := storetest.PutPolicy(ctx, s, &model.Policy{ID: "p"}); err != nil {
 				done <- err
 				return
 			}

@@ -3,7 +3,6 @@ package testutil
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,18 +28,7 @@ func CheckConfigGolden(t *testing.T, dir string, run func(args []string, stdout,
 			var out, errb bytes.Buffer
 			code := run([]string{"--check-config", "--config", file}, &out, &errb)
 			got := fmt.Sprintf("exit %d\n%s%s", code, out.String(), errb.String())
-			golden := filepath.Join(dir, name+".golden")
-			if os.Getenv("UPDATE_GOLDEN") == "1" {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (UPDATE_GOLDEN=1 writes it)", err)
-			}
-			if got != string(want) {
+			if want := Golden(t, filepath.Join(dir, name+".golden"), got); got != want {
 				t.Errorf("--check-config --config %s:\ngot:\n%s\nwant:\n%s", file, got, want)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -23,12 +24,12 @@ func TestNodeUnderLeastPrivilegeACL(t *testing.T) {
 	up := upstream(t)
 	st := store.New(r.Client(t), 0)
 	ctx := context.Background()
-	if _, err := st.PutAPI(ctx, &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthAPIKey},
+	if _, err := storetest.PutAPI(ctx, st, &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthAPIKey},
 		Upstream: model.Upstream{Targets: []string{"http://" + up}}}); err != nil {
 		t.Fatal(err)
 	}
 	secret := "acl-test-key-0123456789"
-	if _, err := st.PutKey(ctx, &model.Key{ID: "k", Hash: model.HashKey([]byte(secret)), Access: []model.AccessRight{{API: "a"}},
+	if _, err := storetest.PutKey(ctx, st, &model.Key{ID: "k", Hash: model.HashKey([]byte(secret)), Access: []model.AccessRight{{API: "a"}},
 		RateLimit: &model.Limit{Rate: 1000, Per: model.Duration(60e9)}, Quota: &model.Quota{Max: 5, Renewal: model.Duration(3600e9)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestNodeUnderLeastPrivilegeACL(t *testing.T) {
 	}
 	// A change made after start reaches the node through the changelog,
 	// and an API limit in lease mode takes its leases.
-	if _, err := st.PutAPI(ctx, &model.API{ID: "b", ListenPath: "/b", Auth: model.Auth{Mode: model.AuthKeyless},
+	if _, err := storetest.PutAPI(ctx, st, &model.API{ID: "b", ListenPath: "/b", Auth: model.Auth{Mode: model.AuthKeyless},
 		RateLimit: &model.Limit{Rate: 1000, Per: model.Duration(1e9), Mode: model.LimitLease},
 		Upstream:  model.Upstream{Targets: []string{"http://" + up}}}); err != nil {
 		t.Fatal(err)

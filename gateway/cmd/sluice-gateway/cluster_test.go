@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -38,7 +39,7 @@ func TestNodeOnRedisCluster(t *testing.T) {
 	}
 	st := store.New(c.Client(t), 0)
 	for _, id := range apis {
-		if _, err := st.PutAPI(context.Background(), &model.API{ID: id, ListenPath: "/" + id, Auth: model.Auth{Mode: model.AuthKeyless},
+		if _, err := storetest.PutAPI(context.Background(), st, &model.API{ID: id, ListenPath: "/" + id, Auth: model.Auth{Mode: model.AuthKeyless},
 			Upstream: model.Upstream{Targets: []string{"http://" + ln}}, OnStoreError: "closed",
 			RateLimit: &model.Limit{Rate: limit, Per: model.Duration(time.Hour)}}); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -37,7 +38,7 @@ func TestFrozenRedisCostsTheDeadline(t *testing.T) {
 			OnStoreError: "closed", RateLimit: &model.Limit{Rate: 1000, Per: model.Duration(time.Hour)}},
 		{ID: "keyed", ListenPath: "/keyed", Auth: model.Auth{Mode: model.AuthAPIKey}, Upstream: up, OnStoreError: "closed"},
 	} {
-		if _, err := st.PutAPI(context.Background(), a); err != nil {
+		if _, err := storetest.PutAPI(context.Background(), st, a); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/settings"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -80,7 +81,7 @@ func TestNodeOpsAndNATSDown(t *testing.T) {
 	t.Cleanup(func() { _ = upSrv.Close() })
 
 	st := store.New(r.Client(t), 0)
-	if _, err := st.PutAPI(context.Background(), &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthKeyless},
+	if _, err := storetest.PutAPI(context.Background(), st, &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthKeyless},
 		Upstream: model.Upstream{Targets: []string{"http://" + ln}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestNodeStartsBeforeRedisAndNATS(t *testing.T) {
 	nt := testutil.StartNATS(t)
 	up := upstream(t)
 	st := store.New(r.Client(t), 0)
-	if _, err := st.PutAPI(context.Background(), &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthKeyless},
+	if _, err := storetest.PutAPI(context.Background(), st, &model.API{ID: "a", ListenPath: "/a", Auth: model.Auth{Mode: model.AuthKeyless},
 		Upstream: model.Upstream{Targets: []string{"http://" + up}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,12 +193,12 @@ func TestNodeServesKnownKeysThroughStoreOutage(t *testing.T) {
 		{ID: "closed", ListenPath: "/closed", OnStoreError: model.StoreErrorClosed, Auth: model.Auth{Mode: model.AuthAPIKey},
 			Upstream: model.Upstream{Targets: []string{"http://" + up}}},
 	} {
-		if _, err := st.PutAPI(ctx, &a); err != nil {
+		if _, err := storetest.PutAPI(ctx, st, &a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	secret := "outage-key-0123456789"
-	if _, err := st.PutKey(ctx, &model.Key{ID: "k", Hash: model.HashKey([]byte(secret)),
+	if _, err := storetest.PutKey(ctx, st, &model.Key{ID: "k", Hash: model.HashKey([]byte(secret)),
 		Access: []model.AccessRight{{API: "open"}, {API: "closed"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -290,14 +291,14 @@ func TestNodeJWT(t *testing.T) {
 
 	st := store.New(r.Client(t), 0)
 	ctx := context.Background()
-	if _, err := st.PutAPI(ctx, &model.API{ID: "a", ListenPath: "/a", Upstream: model.Upstream{Targets: []string{"http://" + ln}},
+	if _, err := storetest.PutAPI(ctx, st, &model.API{ID: "a", ListenPath: "/a", Upstream: model.Upstream{Targets: []string{"http://" + ln}},
 		Auth: model.Auth{Mode: model.AuthJWT, JWT: &model.JWTAuth{
 			Algorithms: []string{"ES256"}, Keys: model.JWTKeys{OIDCIssuer: o.Issuer()},
 			Policies: model.JWTPolicies{Default: []string{"all"}}, ForwardClaims: map[string]string{"sub": "X-User-Id"},
 		}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "all", Access: []model.AccessRight{{API: "a"}}}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, st, &model.Policy{ID: "all", Access: []model.AccessRight{{API: "a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, "jwt-node")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -130,7 +131,7 @@ func TestCacheLookup(t *testing.T) {
 		t.Fatalf("unknown key: %v", err)
 	}
 	k := &model.Key{ID: "k1", Hash: model.HashKey(secret), Policies: []string{"p1"}}
-	if _, err := st.PutKey(ctx, k); err != nil {
+	if _, err := storetest.PutKey(ctx, st, k); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Lookup(ctx, sum); !errors.Is(err, ErrUnknownKey) {
@@ -182,13 +183,13 @@ func TestCacheTTL(t *testing.T) {
 	c.now = func() time.Time { return now }
 	secret := []byte("ttl-key-0123456789")
 	k := &model.Key{ID: "k", Hash: model.HashKey(secret), Access: []model.AccessRight{{API: "a"}}}
-	if _, err := st.PutKey(context.Background(), k); err != nil {
+	if _, err := storetest.PutKey(context.Background(), st, k); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Lookup(context.Background(), SumKey(secret)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Delete(context.Background(), store.KindKey, "k"); err != nil {
+	if _, err := storetest.Delete(context.Background(), st, store.KindKey, "k"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Lookup(context.Background(), SumKey(secret)); err != nil {
@@ -306,7 +307,7 @@ func TestCacheStaleWhileStoreDown(t *testing.T) {
 			c.now = func() time.Time { return now }
 			secret := []byte("stale-key-0123456789")
 			k := &model.Key{ID: "k", Hash: model.HashKey(secret), Access: []model.AccessRight{{API: "a"}}}
-			if _, err := st.PutKey(ctx, k); err != nil {
+			if _, err := storetest.PutKey(ctx, st, k); err != nil {
 				t.Fatal(err)
 			}
 			s, err := c.Lookup(ctx, SumKey(secret))

@@ -24,6 +24,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/state"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 	"github.com/sluicegw/sluice/pkg/usage"
 )
@@ -67,13 +68,13 @@ func (c *cluster) put(objs ...any) {
 		var err error
 		switch o := o.(type) {
 		case *model.API:
-			_, err = c.store.PutAPI(ctx, o)
+			_, err = storetest.PutAPI(ctx, c.store, o)
 		case *model.Policy:
-			_, err = c.store.PutPolicy(ctx, o)
+			_, err = storetest.PutPolicy(ctx, c.store, o)
 		case *model.Key:
-			_, err = c.store.PutKey(ctx, o)
+			_, err = storetest.PutKey(ctx, c.store, o)
 		case *model.Org:
-			_, err = c.store.PutOrg(ctx, o)
+			_, err = storetest.PutOrg(ctx, c.store, o)
 		}
 		if err != nil {
 			c.t.Fatal(err)

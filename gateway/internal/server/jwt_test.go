@@ -12,6 +12,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -306,7 +307,7 @@ func TestJWTPolicyChangeEvicts(t *testing.T) {
 	// The token's cached verification is untouched: only the session was
 	// rebuilt. A policy removed leaves the token without access.
 	from = n.state.Version()
-	if _, err := c.store.Delete(ctx, store.KindPolicy, "read"); err != nil {
+	if _, err := storetest.Delete(ctx, c.store, store.KindPolicy, "read"); err != nil {
 		t.Fatal(err)
 	}
 	vs, err = c.store.ChangesSince(ctx, from, 0)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -90,7 +91,7 @@ func TestDeletedAPIReleased(t *testing.T) {
 	if series("gone") == 0 || series("kept") == 0 {
 		t.Fatalf("series before the delete: gone %d, kept %d", series("gone"), series("kept"))
 	}
-	if _, err := c.store.Delete(context.Background(), store.KindAPI, "gone"); err != nil {
+	if _, err := storetest.Delete(context.Background(), c.store, store.KindAPI, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.state.Reload(context.Background()); err != nil {

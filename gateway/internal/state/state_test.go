@@ -14,6 +14,7 @@ import (
 	"github.com/sluicegw/sluice/gateway/internal/jwtauth"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -36,7 +37,7 @@ func TestStartLoadsWhenRedisComesUp(t *testing.T) {
 	t.Parallel()
 	s, st, r := newState(t)
 	ctx := context.Background()
-	if _, err := st.PutAPI(ctx, api("a", "/a")); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, api("a", "/a")); err != nil {
 		t.Fatal(err)
 	}
 	r.Stop()
@@ -80,14 +81,14 @@ func TestApply(t *testing.T) {
 	if err := s.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutAPI(ctx, api("a", "/a")); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, api("a", "/a")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "a"}}}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, st, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	secret := []byte("state-test-key-0123456789")
-	if _, err := st.PutKey(ctx, &model.Key{ID: "k", Hash: model.HashKey(secret), Policies: []string{"p"}}); err != nil {
+	if _, err := storetest.PutKey(ctx, st, &model.Key{ID: "k", Hash: model.HashKey(secret), Policies: []string{"p"}}); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 0)
@@ -101,7 +102,7 @@ func TestApply(t *testing.T) {
 	}
 
 	// Policy change evicts the session; upstream unchanged is reused.
-	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "b"}}}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, st, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "b"}}}); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 3)
@@ -110,7 +111,7 @@ func TestApply(t *testing.T) {
 		t.Fatal("policy change not applied to session")
 	}
 	a2 := api("a", "/a2")
-	if _, err := st.PutAPI(ctx, a2); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, a2); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 4)
@@ -122,7 +123,7 @@ func TestApply(t *testing.T) {
 	}
 
 	// Key deletion evicts exactly that session.
-	if _, err := st.Delete(ctx, store.KindKey, "k"); err != nil {
+	if _, err := storetest.Delete(ctx, st, store.KindKey, "k"); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 5)
@@ -131,7 +132,7 @@ func TestApply(t *testing.T) {
 	}
 
 	// API deletion, gap, replay.
-	if _, err := st.Delete(ctx, store.KindAPI, "a"); err != nil {
+	if _, err := storetest.Delete(ctx, st, store.KindAPI, "a"); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 6)
@@ -179,11 +180,11 @@ func TestJWTVerifiers(t *testing.T) {
 	either := api("e", "/e")
 	either.Auth = model.Auth{Mode: model.AuthAPIKey, JWT: settings()}
 	for _, a := range []*model.API{jwtAPI, either, api("k", "/k")} {
-		if _, err := st.PutAPI(ctx, a); err != nil {
+		if _, err := storetest.PutAPI(ctx, st, a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "j", Methods: []string{"GET"}}}}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, st, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "j", Methods: []string{"GET"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 0)
@@ -205,7 +206,7 @@ func TestJWTVerifiers(t *testing.T) {
 
 	// Another API changes: the verifier stays.
 	jwtAPI.Upstream.Targets = []string{"http://127.0.0.1:2"}
-	if _, err := st.PutAPI(ctx, jwtAPI); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, jwtAPI); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, s.Version())
@@ -214,7 +215,7 @@ func TestJWTVerifiers(t *testing.T) {
 	}
 
 	// The policy changes: the identity's session is evicted.
-	if _, err := st.PutPolicy(ctx, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "j"}}}); err != nil {
+	if _, err := storetest.PutPolicy(ctx, st, &model.Policy{ID: "p", Access: []model.AccessRight{{API: "j"}}}); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, s.Version())
@@ -225,7 +226,7 @@ func TestJWTVerifiers(t *testing.T) {
 
 	// The settings change: a new verifier.
 	jwtAPI.Auth.JWT.Leeway = model.Duration(time.Second)
-	if _, err := st.PutAPI(ctx, jwtAPI); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, jwtAPI); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, s.Version())
@@ -245,7 +246,7 @@ func TestJWTWithoutProvider(t *testing.T) {
 		Algorithms: []string{"HS256"}, Keys: model.JWTKeys{Secret: base64.StdEncoding.EncodeToString(make([]byte, 32))},
 		Policies: model.JWTPolicies{Default: []string{"p"}},
 	}}
-	if _, err := st.PutAPI(ctx, a); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, a); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reload(ctx); err != nil {
@@ -273,12 +274,12 @@ func TestRevocationDuringStoreOutage(t *testing.T) {
 			t.Parallel()
 			s, st, r := newState(t)
 			ctx := context.Background()
-			if _, err := st.PutAPI(ctx, api("a", "/a")); err != nil {
+			if _, err := storetest.PutAPI(ctx, st, api("a", "/a")); err != nil {
 				t.Fatal(err)
 			}
 			secret := []byte("revoked-key-0123456789")
 			k := &model.Key{ID: "k", Hash: model.HashKey(secret), Access: []model.AccessRight{{API: "a"}}}
-			if _, err := st.PutKey(ctx, k); err != nil {
+			if _, err := storetest.PutKey(ctx, st, k); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Reload(ctx); err != nil {
@@ -318,19 +319,19 @@ func TestAPIsRemovedHook(t *testing.T) {
 		heard = append(heard, ids)
 	})
 	for _, id := range []string{"a", "b"} {
-		if _, err := st.PutAPI(ctx, api(id, "/"+id)); err != nil {
+		if _, err := storetest.PutAPI(ctx, st, api(id, "/"+id)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	apply(t, s, st, 0)
-	if _, err := st.PutAPI(ctx, api("a", "/a2")); err != nil {
+	if _, err := storetest.PutAPI(ctx, st, api("a", "/a2")); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 2)
 	if len(heard) != 0 {
 		t.Fatalf("changing an API reported removals %v", heard)
 	}
-	if _, err := st.Delete(ctx, store.KindAPI, "b"); err != nil {
+	if _, err := storetest.Delete(ctx, st, store.KindAPI, "b"); err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, st, 3)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 )
 
 // churnRate is the config changes per second of the churn scenario.
@@ -57,9 +58,9 @@ func (c *churner) change(ctx context.Context, i int) error {
 	var v int64
 	var err error
 	if i%2 == 0 {
-		v, err = c.st.PutAPI(ctx, churnAPI(c.upstream, i))
+		v, err = storetest.PutAPI(ctx, c.st, churnAPI(c.upstream, i))
 	} else {
-		v, err = c.st.PutPolicy(ctx, churnPolicy(i))
+		v, err = storetest.PutPolicy(ctx, c.st, churnPolicy(i))
 	}
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 )
 
 // Keys of the benchmark; they live only in the harness's own Redis.
@@ -116,17 +117,17 @@ func seed(ctx context.Context, st *store.Store, upstream string, signers []*jwtS
 		if errs := a.Validate(); len(errs) > 0 {
 			return fmt.Errorf("seed api %s: %w", a.ID, errs.Err())
 		}
-		if _, err := st.PutAPI(ctx, a); err != nil {
+		if _, err := storetest.PutAPI(ctx, st, a); err != nil {
 			return fmt.Errorf("seed api %s: %w", a.ID, err)
 		}
 	}
 	for _, p := range policies {
-		if _, err := st.PutPolicy(ctx, p); err != nil {
+		if _, err := storetest.PutPolicy(ctx, st, p); err != nil {
 			return fmt.Errorf("seed policy %s: %w", p.ID, err)
 		}
 	}
 	for _, k := range keys {
-		if _, err := st.PutKey(ctx, k); err != nil {
+		if _, err := storetest.PutKey(ctx, st, k); err != nil {
 			return fmt.Errorf("seed key %s: %w", k.ID, err)
 		}
 	}

@@ -9,7 +9,9 @@
 // Every write goes through store.Apply (object, version bump and changelog
 // entry in one Lua script: all or nothing), then the new version is
 // announced on NATS. The response carries the new version in the
-// Sluice-Config-Version header.
+// Sluice-Config-Version header. Every read goes through the store's
+// methods too (GetRaw, List, Exist, LoadState, ...): this package never
+// names a Redis key.
 package api
 
 import (
@@ -120,7 +122,7 @@ func New(opts Options) (*Server, error) {
 }
 
 func (s *Server) table() []route {
-	return []route{
+	rts := []route{
 		{method: "GET", path: "/health", public: true, handle: s.health},
 		{method: "GET", path: "/ready", public: true, handle: s.ready},
 		{method: "GET", path: "/metrics", public: true, handle: s.metrics},
@@ -128,36 +130,22 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/version", public: true, handle: s.version},
 		{method: "POST", path: "/v1/apply", allow: configWrite, handle: s.applyConfig, bodyLimit: maxApplyBody},
 		{method: "POST", path: "/v1/plan", allow: planRead, handle: s.planConfig, bodyLimit: maxApplyBody},
-
-		{method: "POST", path: "/v1/apis", allow: configWrite, handle: s.createAPI},
-		{method: "GET", path: "/v1/apis", allow: configRead, handle: s.listAPIs},
-		{method: "GET", path: "/v1/apis/{id}", allow: configRead, handle: s.getAPI},
-		{method: "PUT", path: "/v1/apis/{id}", allow: configWrite, handle: s.putAPI},
-		{method: "DELETE", path: "/v1/apis/{id}", allow: configWrite, handle: s.deleteAPI},
-
-		{method: "POST", path: "/v1/policies", allow: configWrite, handle: s.createPolicy},
-		{method: "GET", path: "/v1/policies", allow: configRead, handle: s.listPolicies},
-		{method: "GET", path: "/v1/policies/{id}", allow: configRead, handle: s.getPolicy},
-		{method: "PUT", path: "/v1/policies/{id}", allow: configWrite, handle: s.putPolicy},
-		{method: "DELETE", path: "/v1/policies/{id}", allow: configWrite, handle: s.deletePolicy},
-
-		{method: "POST", path: "/v1/orgs", allow: configWrite, handle: s.createOrg},
-		{method: "GET", path: "/v1/orgs", allow: configRead, handle: s.listOrgs},
-		{method: "GET", path: "/v1/orgs/{id}", allow: configRead, handle: s.getOrg},
-		{method: "PUT", path: "/v1/orgs/{id}", allow: configWrite, handle: s.putOrg},
-		{method: "DELETE", path: "/v1/orgs/{id}", allow: configWrite, handle: s.deleteOrg},
-
-		{method: "POST", path: "/v1/keys", allow: keyIssue, handle: s.createKey},
-		{method: "GET", path: "/v1/keys", allow: keyRead, handle: s.listKeys},
-		{method: "GET", path: "/v1/keys/{id}", allow: keyRead, handle: s.getKey},
-		{method: "PUT", path: "/v1/keys/{id}", allow: keyEdit, handle: s.putKey},
-		{method: "DELETE", path: "/v1/keys/{id}", allow: keyRevoke, handle: s.deleteKey},
-		{method: "POST", path: "/v1/keys/{id}/rotate", allow: keyIssue, handle: s.rotateKey},
-
 		{method: "GET", path: "/v1/nodes", allow: configRead, handle: s.listNodes},
 		{method: "GET", path: "/v1/status", allow: configRead, handle: s.status},
 		{method: "GET", path: "/v1/audit", allow: auditRead, handle: s.audit},
 	}
+	rts = append(rts, apiKind.routes(s, configRead, configWrite)...)
+	rts = append(rts, policyKind.routes(s, configRead, configWrite)...)
+	rts = append(rts, orgKind.routes(s, configRead, configWrite)...)
+	keys := keyKind.on(s)
+	return append(rts,
+		route{method: "POST", path: "/v1/keys", allow: keyIssue, handle: s.createKey},
+		route{method: "GET", path: "/v1/keys", allow: keyRead, handle: keys.list},
+		route{method: "GET", path: "/v1/keys/{id}", allow: keyRead, handle: keys.get},
+		route{method: "PUT", path: "/v1/keys/{id}", allow: keyEdit, handle: s.putKey},
+		route{method: "DELETE", path: "/v1/keys/{id}", allow: keyRevoke, handle: keys.delete},
+		route{method: "POST", path: "/v1/keys/{id}/rotate", allow: keyIssue, handle: s.rotateKey},
+	)
 }
 
 // Routes lists "METHOD /path" of every route, for the OpenAPI check.
@@ -287,7 +275,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	checks := map[string]string{"redis": "ok", "nats": "ok"}
 	ok := true
-	if err := store.Ping(ctx, s.opts.Store.Client()); err != nil {
+	if err := s.opts.Store.Ping(ctx); err != nil {
 		checks["redis"], ok = err.Error(), false
 	}
 	if s.opts.NATS == nil || !s.opts.NATS.IsConnected() {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
 	"github.com/sluicegw/sluice/pkg/validation"
@@ -71,57 +69,18 @@ type state struct {
 	now     time.Time
 }
 
-// readState reads the version and every API and policy in one
-// transaction, so the plan is made against one version.
+// readState reads the version and every API, policy and org (and, with
+// keys, every key) at one version, so the plan is made against one
+// version.
 func (s *Server) readState(r *http.Request, withKeys bool) (*state, error) {
-	ctx := r.Context()
-	var ver *redis.StringCmd
-	var apis, pols, orgs, keyIDs, keys *redis.MapStringStringCmd
-	l := s.opts.Store.Layout()
-	_, err := s.opts.Store.Client().TxPipelined(ctx, func(p redis.Pipeliner) error {
-		ver = p.Get(ctx, l.Version())
-		apis = p.HGetAll(ctx, l.APIs())
-		pols = p.HGetAll(ctx, l.Policies())
-		orgs = p.HGetAll(ctx, l.Orgs())
-		if withKeys {
-			keyIDs = p.HGetAll(ctx, l.KeyIDs())
-			keys = p.HGetAll(ctx, l.Keys())
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	snap, err := s.opts.Store.LoadState(r.Context(), withKeys)
+	if err != nil {
 		return nil, fmt.Errorf("apply: read state: %w", err)
 	}
-	st := &state{etags: map[string]string{}, now: s.now().UTC().Truncate(time.Second)}
-	st.version, _ = ver.Int64()
-	for id, body := range apis.Val() {
-		var a model.API
-		if err := json.Unmarshal([]byte(body), &a); err != nil {
-			return nil, fmt.Errorf("apply: stored api %s: %w", id, err)
-		}
-		st.file.APIs = append(st.file.APIs, a)
-		st.etags[store.KindAPI+"/"+id] = store.ETag([]byte(body))
-	}
-	for id, body := range pols.Val() {
-		var p model.Policy
-		if err := json.Unmarshal([]byte(body), &p); err != nil {
-			return nil, fmt.Errorf("apply: stored policy %s: %w", id, err)
-		}
-		st.file.Policies = append(st.file.Policies, p)
-		st.etags[store.KindPolicy+"/"+id] = store.ETag([]byte(body))
-	}
-	for id, body := range orgs.Val() {
-		var o model.Org
-		if err := json.Unmarshal([]byte(body), &o); err != nil {
-			return nil, fmt.Errorf("apply: stored org %s: %w", id, err)
-		}
-		st.file.Orgs = append(st.file.Orgs, o)
-		st.etags[store.KindOrg+"/"+id] = store.ETag([]byte(body))
-	}
+	st := &state{version: snap.Version, etags: snap.ETags, now: s.now().UTC().Truncate(time.Second)}
+	st.file.APIs, st.file.Policies, st.file.Orgs = snap.APIs, snap.Policies, snap.Orgs
 	if withKeys {
-		if err := st.addKeys(keyIDs.Val(), keys.Val()); err != nil {
-			return nil, err
-		}
+		st.addKeys(snap.Keys)
 	}
 	st.file.Normalize()
 	return st, nil

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -29,28 +28,21 @@ type keyState struct {
 	certs   map[string]bool      // ids of client certificate records
 }
 
-// addKeys adds the stored keys (id -> hash, hash -> body) to st.
-func (st *state) addKeys(ids, bodies map[string]string) error {
+// addKeys adds the stored keys to st. Client certificate records are
+// not declarative: st knows their ids, not their ETags.
+func (st *state) addKeys(keys []model.Key) {
 	st.keys = keyState{created: map[string]time.Time{}, certs: map[string]bool{}}
-	for id, h := range ids {
-		body, ok := bodies[h]
-		if !ok {
-			continue
-		}
-		var k model.Key
-		if err := json.Unmarshal([]byte(body), &k); err != nil {
-			return fmt.Errorf("apply: stored key %s: %w", id, err)
-		}
+	for i := range keys {
+		k := &keys[i]
 		if k.Certificate != nil {
-			st.keys.certs[id] = true
+			st.keys.certs[k.ID] = true
+			delete(st.etags, store.KindKey+"/"+k.ID)
 			continue
 		}
-		st.file.Keys = append(st.file.Keys, declarative.KeyOf(&k))
-		st.etags[store.KindKey+"/"+id] = store.ETag([]byte(body))
-		st.keys.created[id] = k.CreatedAt
+		st.file.Keys = append(st.file.Keys, declarative.KeyOf(k))
+		st.keys.created[k.ID] = k.CreatedAt
 	}
 	st.file.KeysSet = true
-	return nil
 }
 
 // checkCertKeys refuses a declared key with the id of a client

@@ -71,45 +71,21 @@ type keyRotate struct {
 	Key string `json:"key,omitempty"`
 }
 
+// Keys are listed, read and deleted like every kind (kind.go); their
+// create, PUT and rotate are their own: a key's value is generated or
+// given and stored only as its hash, and PUT edits the stored key (its
+// hash and creation time stay) rather than replacing it.
+var keyKind = kind[model.Key]{
+	name: store.KindKey, path: "/v1/keys",
+	id:       func(k *model.Key) *string { return &k.ID },
+	validate: (*model.Key).Validate,
+}
+
 // withClear is a key as stored plus its clear value: the only response
 // that ever carries it.
 type withClear struct {
 	Clear string `json:"key"`
 	model.Key
-}
-
-func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
-	rdb := s.opts.Store.Client()
-	all, err := rdb.HKeys(r.Context(), s.opts.Store.Layout().KeyIDs()).Result()
-	if err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
-	ids, next, err := pageIDs(r, all)
-	if err != nil {
-		return err
-	}
-	var hashes []string
-	if len(ids) > 0 {
-		vals, err := rdb.HMGet(r.Context(), s.opts.Store.Layout().KeyIDs(), ids...).Result()
-		if err != nil {
-			return fmt.Errorf("list keys: %w", err)
-		}
-		for _, v := range vals {
-			if h, ok := v.(string); ok {
-				hashes = append(hashes, h)
-			}
-		}
-	}
-	items, err := s.bodies(r, s.opts.Store.Layout().Keys(), hashes)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, page{Items: items, NextCursor: next})
-	return nil
-}
-
-func (s *Server) getKey(w http.ResponseWriter, r *http.Request) error {
-	return s.get(w, r, store.KindKey)
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
@@ -269,22 +245,13 @@ func (s *Server) modifyKey(w http.ResponseWriter, r *http.Request, edit func(*mo
 	}
 }
 
-func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
-	if err := s.apply(w, r, store.Change{Kind: store.KindKey, Op: store.OpDelete, ID: id, IfMatch: r.Header.Get("If-Match")}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 // validateKey validates k on its own and against the stored policies and
 // APIs, adding to errs, and returns its JSON when there is no problem. The
 // references are checked again inside the write (store.KeyRefs), where a
 // concurrent delete cannot slip between check and write.
 func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.Key) ([]byte, error) {
 	*errs = append(*errs, k.Validate()...)
-	have, err := s.existing(r, s.opts.Store.Layout().Policies(), k.Policies)
+	have, err := s.opts.Store.Exist(r.Context(), store.KindPolicy, k.Policies)
 	if err != nil {
 		return nil, err
 	}
@@ -310,6 +277,22 @@ func (s *Server) validateKey(r *http.Request, errs *validation.Errors, k *model.
 		return nil, fmt.Errorf("encode key: %w", err)
 	}
 	return body, nil
+}
+
+// checkKeyOrg adds a problem when the key names an org that does not
+// exist (checked again inside the write, store.KeyRefs).
+func (s *Server) checkKeyOrg(r *http.Request, errs *validation.Errors, k *model.Key) error {
+	if k.Org == "" || !model.ValidID(k.Org) {
+		return nil
+	}
+	have, err := s.opts.Store.Exist(r.Context(), store.KindOrg, []string{k.Org})
+	if err != nil {
+		return err
+	}
+	if !have[k.Org] {
+		errs.Add("org", "unknown org %q", k.Org)
+	}
+	return nil
 }
 
 // clearKey returns the caller's key after checking it, or a new one.

@@ -4,10 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 
 	"github.com/sluicegw/sluice/pkg/model"
@@ -15,12 +13,11 @@ import (
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
-// Pagination: list endpoints walk the ids of a Redis hash in sorted order.
-// The cursor is the last id of the previous page (base64url, opaque to
-// clients), so pages are stable under concurrent writes: an object created
-// or deleted meanwhile appears or not, but no other object is skipped or
-// repeated. Each page costs one HKEYS plus one HMGET: fine for a control
-// plane with up to hundreds of thousands of objects.
+// Pagination: list endpoints walk the ids of a kind in sorted order
+// (store.List). The cursor is the last id of the previous page (base64url,
+// opaque to clients), so pages are stable under concurrent writes: an
+// object created or deleted meanwhile appears or not, but no other object
+// is skipped or repeated.
 const (
 	defaultPageSize = 50
 	maxPageSize     = 1000
@@ -31,11 +28,11 @@ type page struct {
 	NextCursor string            `json:"next_cursor"`
 }
 
-// pageIDs returns the ids of the page the request asks for, among all, and
-// the cursor of the next page ("" on the last).
-func pageIDs(r *http.Request, all []string) ([]string, string, error) {
+// pageQuery returns the page a list request asks for: the id its cursor
+// names ("" from the first) and its limit.
+func pageQuery(r *http.Request) (after string, limit int, err error) {
 	var errs validation.Errors
-	limit := defaultPageSize
+	limit = defaultPageSize
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPageSize {
@@ -43,7 +40,6 @@ func pageIDs(r *http.Request, all []string) ([]string, string, error) {
 		}
 		limit = n
 	}
-	after := ""
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		b, err := base64.RawURLEncoding.DecodeString(c)
 		if err != nil || len(b) == 0 {
@@ -52,61 +48,27 @@ func pageIDs(r *http.Request, all []string) ([]string, string, error) {
 		after = string(b)
 	}
 	if len(errs) > 0 {
-		return nil, "", errs
+		return "", 0, errs
 	}
-	sort.Strings(all)
-	start := 0
-	if after != "" {
-		start = sort.SearchStrings(all, after)
-		if start < len(all) && all[start] == after {
-			start++
-		}
+	return after, limit, nil
+}
+
+// list answers a list request over the objects of kind.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, kind string) error {
+	after, limit, err := pageQuery(r)
+	if err != nil {
+		return err
 	}
-	end := min(start+limit, len(all))
-	ids := all[start:end]
+	p, err := s.opts.Store.List(r.Context(), kind, after, limit)
+	if err != nil {
+		return err
+	}
 	next := ""
-	if end < len(all) && len(ids) > 0 {
-		next = base64.RawURLEncoding.EncodeToString([]byte(ids[len(ids)-1]))
+	if p.Next != "" {
+		next = base64.RawURLEncoding.EncodeToString([]byte(p.Next))
 	}
-	return ids, next, nil
-}
-
-// listHash answers a list request over the hash hkey (id -> JSON).
-func (s *Server) listHash(w http.ResponseWriter, r *http.Request, hkey string) error {
-	rdb := s.opts.Store.Client()
-	all, err := rdb.HKeys(r.Context(), hkey).Result()
-	if err != nil {
-		return fmt.Errorf("list %s: %w", hkey, err)
-	}
-	ids, next, err := pageIDs(r, all)
-	if err != nil {
-		return err
-	}
-	items, err := s.bodies(r, hkey, ids)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, page{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, page{Items: p.Items, NextCursor: next})
 	return nil
-}
-
-// bodies reads the JSON stored under fields of hkey, skipping ones deleted
-// meanwhile.
-func (s *Server) bodies(r *http.Request, hkey string, fields []string) ([]json.RawMessage, error) {
-	items := make([]json.RawMessage, 0, len(fields))
-	if len(fields) == 0 {
-		return items, nil
-	}
-	vals, err := s.opts.Store.Client().HMGet(r.Context(), hkey, fields...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", hkey, err)
-	}
-	for _, v := range vals {
-		if str, ok := v.(string); ok {
-			items = append(items, json.RawMessage(str))
-		}
-	}
-	return items, nil
 }
 
 // get answers GET of one object with its ETag.
@@ -157,24 +119,6 @@ func written(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// existing returns which of ids are fields of hkey.
-func (s *Server) existing(r *http.Request, hkey string, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	vals, err := s.opts.Store.Client().HMGet(r.Context(), hkey, ids...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", hkey, err)
-	}
-	for i, v := range vals {
-		if v != nil {
-			out[ids[i]] = true
-		}
-	}
-	return out, nil
-}
-
 // checkAccessAPIs adds a problem for every access right naming an API that
 // does not exist.
 func (s *Server) checkAccessAPIs(r *http.Request, errs *validation.Errors, access []model.AccessRight) error {
@@ -182,7 +126,7 @@ func (s *Server) checkAccessAPIs(r *http.Request, errs *validation.Errors, acces
 	for i, a := range access {
 		ids[i] = a.API
 	}
-	have, err := s.existing(r, s.opts.Store.Layout().APIs(), ids)
+	have, err := s.opts.Store.Exist(r.Context(), store.KindAPI, ids)
 	if err != nil {
 		return err
 	}

@@ -95,8 +95,11 @@ func TestRoleMatrix(t *testing.T) {
 	e, _, _ := newRolesEnv(t)
 	e.must(201, "POST", "/v1/apis", apiJSON("a1", "/a1/"))
 	e.must(201, "POST", "/v1/policies", policyJSON("p1", "a1"))
+	e.must(201, "POST", "/v1/orgs", `{"id":"o1"}`)
 	for _, r := range tokens.Roles {
 		e.must(201, "POST", "/v1/apis", apiJSON("del-"+string(r), "/del-"+string(r)+"/"))
+		e.must(201, "POST", "/v1/policies", policyJSON("del-"+string(r), "a1"))
+		e.must(201, "POST", "/v1/orgs", `{"id":"del-`+string(r)+`"}`)
 		for _, k := range []string{"k-", "kd-"} {
 			e.must(201, "POST", "/v1/keys", `{"id":"`+k+string(r)+`","policies":["p1"]}`)
 		}
@@ -116,7 +119,14 @@ func TestRoleMatrix(t *testing.T) {
 		{"DELETE", "/v1/apis/del-ROLE", "", ok, ok, no, no},
 		{"GET", "/v1/policies", "", ok, ok, no, ok},
 		{"POST", "/v1/policies", policyJSON("new-ROLE", "a1"), ok, ok, no, no},
+		{"GET", "/v1/policies/p1", "", ok, ok, no, ok},
 		{"PUT", "/v1/policies/p1", policyJSON("p1", "a1"), ok, ok, no, no},
+		{"DELETE", "/v1/policies/del-ROLE", "", ok, ok, no, no},
+		{"GET", "/v1/orgs", "", ok, ok, no, ok},
+		{"GET", "/v1/orgs/o1", "", ok, ok, no, ok},
+		{"POST", "/v1/orgs", `{"id":"new-ROLE"}`, ok, ok, no, no},
+		{"PUT", "/v1/orgs/o1", `{"id":"o1","tags":["t"]}`, ok, ok, no, no},
+		{"DELETE", "/v1/orgs/del-ROLE", "", ok, ok, no, no},
 		{"GET", "/v1/keys", "", ok, ok, ok, ok},
 		{"GET", "/v1/keys/k-ROLE", "", ok, ok, ok, ok},
 		{"POST", "/v1/keys", `{"id":"new-ROLE","policies":["p1"]}`, ok, no, ok, no},

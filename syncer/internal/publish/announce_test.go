@@ -14,6 +14,7 @@ import (
 	"github.com/sluicegw/sluice/pkg/bus"
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	tu "github.com/sluicegw/sluice/pkg/testutil"
 )
 
@@ -40,7 +41,7 @@ func TestAnnounceSendsWhatTheStoreRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	v, err := st.PutAPI(ctx, &model.API{ID: "orders", ListenPath: "/orders", Auth: model.Auth{Mode: model.AuthKeyless},
+	v, err := storetest.PutAPI(ctx, st, &model.API{ID: "orders", ListenPath: "/orders", Auth: model.Auth{Mode: model.AuthKeyless},
 		Upstream: model.Upstream{Targets: []string{"http://127.0.0.1:1"}}})
 	if err != nil {
 		t.Fatal(err)

@@ -4,62 +4,16 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sluicegw/sluice/pkg/config"
 	"github.com/sluicegw/sluice/pkg/deploycheck"
 )
 
-// The container configuration in deployments/ loads and is valid.
-func TestDeploymentsConfig(t *testing.T) {
+// The deployment files give the syncer a configuration that loads and is
+// valid, and only variables it reads (pkg/deploycheck).
+func TestDeployments(t *testing.T) {
 	t.Parallel()
-	c, err := Load(filepath.Join(deployments, "config", "syncer.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errs := c.Validate(); len(errs) > 0 {
-		t.Fatal(errs)
-	}
-}
-
-var deployments = filepath.Join("..", "..", "..", "deployments")
-
-// Every SLUICE_* variable docker-compose.yml, the Kubernetes manifests and
-// the Helm chart's rendered manifests give the syncer is one it reads: a
-// misspelt variable would be silently ignored by the binary.
-func TestDeploymentEnvVars(t *testing.T) {
-	t.Parallel()
-	settings, err := deploycheck.EnvSettings(deployments)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def := Default()
-	n, errs := deploycheck.CheckEnv(settings, "sluice-syncer", config.Vars(config.Prefix, &def))
-	for _, err := range errs {
+	s := deploycheck.Service[Config]{Binary: "sluice-syncer", File: "syncer.yaml", Default: Default, Vars: Vars(),
+		Validate: func(c *Config) error { return c.Validate().Err() }}
+	for _, err := range s.Check(filepath.Join("..", "..", "..", "deployments")) {
 		t.Error(err)
-	}
-	if n == 0 {
-		t.Fatal("no variable is given to sluice-syncer: the files were not read")
-	}
-}
-
-// Every syncer.yaml of a ConfigMap (deployments/k8s, the Helm chart's
-// rendered value sets) loads with unknown fields refused and is valid.
-func TestDeploymentConfigMaps(t *testing.T) {
-	t.Parallel()
-	files, err := deploycheck.ConfigFiles(deployments, "syncer.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) < 2 {
-		t.Fatalf("found %d syncer.yaml ConfigMap entries, want k8s and Helm's", len(files))
-	}
-	for _, f := range files {
-		c := Default()
-		if err := config.Decode([]byte(f.Data), &c); err != nil {
-			t.Errorf("%s: ConfigMap %s, %s: %v", f.File, f.ConfigMap, f.Key, err)
-			continue
-		}
-		if errs := c.Validate(); len(errs) > 0 {
-			t.Errorf("%s: ConfigMap %s, %s: %v", f.File, f.ConfigMap, f.Key, errs)
-		}
 	}
 }

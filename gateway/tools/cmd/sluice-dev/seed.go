@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicegw/sluice/pkg/model"
 	"github.com/sluicegw/sluice/pkg/store"
+	"github.com/sluicegw/sluice/pkg/store/storetest"
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
@@ -46,6 +47,9 @@ func demoObjects(upstream string) (*model.API, *model.Policy, *model.Key) {
 	return api, pol, key
 }
 
+// runSeed writes the demo objects straight into Redis (pkg/store/storetest),
+// validated here and not announced: the local cluster's gateways load them
+// at start or at their next version check (sync.check_interval).
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", "[--redis 127.0.0.1:6379] [--namespace sluice] [--upstream http://127.0.0.1:8000]", stderr)
 	addr := fs.String("redis", "127.0.0.1:6379", "Redis address")
@@ -75,9 +79,9 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		obj      any
 		put      func() (int64, error)
 	}{
-		{store.KindAPI, api.ID, api, func() (int64, error) { return st.PutAPI(ctx, api) }},
-		{store.KindPolicy, pol.ID, pol, func() (int64, error) { return st.PutPolicy(ctx, pol) }},
-		{store.KindKey, key.ID, key, func() (int64, error) { return st.PutKey(ctx, key) }},
+		{store.KindAPI, api.ID, api, func() (int64, error) { return storetest.PutAPI(ctx, st, api) }},
+		{store.KindPolicy, pol.ID, pol, func() (int64, error) { return storetest.PutPolicy(ctx, st, pol) }},
+		{store.KindKey, key.ID, key, func() (int64, error) { return storetest.PutKey(ctx, st, key) }},
 	} {
 		same, err := unchanged(ctx, st, o.kind, o.id, o.obj)
 		if err != nil {
