@@ -12,7 +12,7 @@ import (
 
 // tools may import storetest outside tests: the benchmark harness and
 // the development cluster's seed.
-var tools = map[string]bool{"gateway/internal/bench": true, "gateway/cmd/sluice-dev": true}
+var tools = map[string]bool{"gateway/tools/bench": true, "gateway/tools/cmd/sluice-dev": true}
 
 // TestImporters walks every module of the repository: no file but a test's
 // or a tool's imports storetest, so no service writes configuration
