@@ -33,7 +33,7 @@ func StartNATSWith(t testing.TB, set func(*server.Options)) *NATS {
 	t.Helper()
 	n := &NATS{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
-		Port:      -1,
+		Port:      FreePort(t), // below the ephemeral range: free again when restarted
 		JetStream: true,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,

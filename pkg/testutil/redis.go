@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -197,14 +198,47 @@ func (r *Redis) kill() {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+//
+// The port is drawn at random below the kernel's ephemeral range (the
+// ports bind(":0") and outgoing connections take), so a server a test
+// stops and starts again on its port does not find it taken meanwhile by
+// another test's listener or connection. Where that range leaves too few
+// ports below it, the kernel picks.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	if lo, ok := ephemeralLow(); ok && lo > minTestPort+1000 {
+		for range 200 {
+			port := minTestPort + rand.IntN(lo-minTestPort)
+			if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+				_ = l.Close()
+				return port
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// minTestPort is the lowest port FreePort draws (above the well-known and
+// most registered service ports).
+const minTestPort = 20000
+
+// ephemeralLow returns the lowest port of the kernel's ephemeral range.
+func ephemeralLow() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	lo, err := strconv.Atoi(f[0])
+	return lo, err == nil
 }
 
 // WaitFor polls check until it returns nil or timeout passes, then fails the

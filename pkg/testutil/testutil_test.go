@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -81,4 +83,25 @@ func TestNATSRestartKeepsPortAndStreams(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// FreePort draws below the kernel's ephemeral range, where no bind(":0")
+// or outgoing connection lands, and the port is free.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	t.Parallel()
+	lo, ok := ephemeralLow()
+	if !ok || lo <= minTestPort+1000 {
+		t.Skip("no room below the ephemeral range here")
+	}
+	for range 20 {
+		p := FreePort(t)
+		if p < minTestPort || p >= lo {
+			t.Fatalf("port %d outside [%d, %d)", p, minTestPort, lo)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			t.Fatalf("port %d not free: %v", p, err)
+		}
+		_ = l.Close()
+	}
 }
