@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // MinuteMS is one bucket, in milliseconds.
@@ -101,11 +103,12 @@ func build(api string, data [][]byte, idx []int, h hash.Hash, skip []int) (*APIB
 		}
 		h.Reset()
 		var n int64
-		err := DecodeBatch(data[i], func(ev *Event) {
+		err := usage.ScanBatch(data[i], func(ev *usage.EventView) error {
 			n++
 			h.Write(ev.ID)
 			h.Write([]byte{'\n'})
 			b.add(ev)
+			return nil
 		})
 		if err != nil {
 			return nil, i, 0, err
@@ -132,7 +135,7 @@ func contains(s []int, v int) bool {
 	return false
 }
 
-func (b *APIBatch) add(ev *Event) {
+func (b *APIBatch) add(ev *usage.EventView) {
 	b.Total.AddEvent(ev)
 	m := MinuteOf(ev.Time)
 	mb := b.Minutes[m]
@@ -141,15 +144,15 @@ func (b *APIBatch) add(ev *Event) {
 		b.Minutes[m] = mb
 	}
 	mb.API.AddEvent(ev)
-	counterOf(mb.Keys, ev.Key).AddEvent(ev)
+	counterOf(mb.Keys, ev.KeyHash).AddEvent(ev)
 	counterOf(mb.Endpoints, ev.Endpoint).AddEvent(ev)
-	if len(ev.Key) > 0 && (len(ev.KeyID) > 0 || len(ev.KeyAlias) > 0) {
+	if len(ev.KeyHash) > 0 && (len(ev.KeyID) > 0 || len(ev.KeyAlias) > 0) {
 		n := KeyName{ID: string(ev.KeyID), Alias: string(ev.KeyAlias)}
-		if b.Names[string(ev.Key)] != n {
+		if b.Names[string(ev.KeyHash)] != n {
 			if b.Names == nil {
 				b.Names = map[string]KeyName{}
 			}
-			b.Names[string(ev.Key)] = n
+			b.Names[string(ev.KeyHash)] = n
 		}
 	}
 }
