@@ -7,6 +7,7 @@ import "github.com/redis/go-redis/v9"
 // KEYS[1] = T.."tot" (routes the call; every key used shares its tag)
 // ARGV: T, dedupTTLms, nIDs, ids..., minID (Unix ms), retention ms,
 //
+//	hourly minID (Unix ms), hourly retention ms,
 //	nTotals, (code, delta)..., nMinutes, then per minute: minute, requests,
 //	nFields, (field, delta)..., then nNames, last minute (Unix ms),
 //	(key hash, name JSON)...
@@ -17,9 +18,14 @@ import "github.com/redis/go-redis/v9"
 // it is closed already: its events are late, counted in the "late" total
 // and added to the minute's correction bucket T.."l:<minute>" (indexed in
 // T.."late", expiring with the minute's retention), which the readers add
-// to the closed minute, so series and totals agree. A minute older than
-// minID (past the retention) is only counted. Key names (id and alias) are
-// set in T.."kn", with the batch's last minute in T.."knt" for their expiry.
+// to the closed minute, so series and totals agree. Late events are added
+// to their hour as well: to its open hourly bucket T.."hm:<hour>" while
+// the hour is open (one of its minutes is not closed), else to its hourly
+// correction bucket T.."hl:<hour>" (indexed in T.."hlate", expiring with
+// the hour's retention). A minute older than minID (past the retention) is
+// only counted, and in its hour while the hour is within its retention. Key
+// names (id and alias) are set in T.."kn", with the batch's last minute in
+// T.."knt" for their expiry.
 var applyScript = redis.NewScript(`
 local T = ARGV[1]
 local ttl = ARGV[2]
@@ -38,6 +44,8 @@ end
 local p = 4 + nd
 local minid = tonumber(ARGV[p]); p = p + 1
 local retention = tonumber(ARGV[p]); p = p + 1
+local hminid = tonumber(ARGV[p]); p = p + 1
+local hretention = tonumber(ARGV[p]); p = p + 1
 local late = 0
 local tot = KEYS[1]
 local nt = tonumber(ARGV[p]); p = p + 1
@@ -49,7 +57,7 @@ local nm = tonumber(ARGV[p]); p = p + 1
 for j = 1, nm do
   local m = ARGV[p]; local reqs = tonumber(ARGV[p + 1]); local nf = tonumber(ARGV[p + 2]); p = p + 3
   local mn = tonumber(m)
-  local hk = nil
+  local hk, hh = nil, nil
   if mn > closed then
     hk = T .. 'm:' .. m
     redis.call('ZADD', T .. 'open', m, m)
@@ -59,14 +67,24 @@ for j = 1, nm do
       hk = T .. 'l:' .. m
       redis.call('ZADD', T .. 'late', m, m)
     end
-  end
-  if hk then
-    for f = 1, nf do
-      redis.call('HINCRBY', hk, ARGV[p], ARGV[p + 1]); p = p + 2
+    local hour = mn - (mn % 3600000)
+    local hs = string.format('%.0f', hour)
+    if hour + 3540000 > closed then
+      hh = T .. 'hm:' .. hs
+      redis.call('ZADD', T .. 'hopen', hs, hs)
+    elseif hour >= hminid then
+      hh = T .. 'hl:' .. hs
+      redis.call('ZADD', T .. 'hlate', hs, hs)
     end
-    if mn <= closed then redis.call('PEXPIREAT', hk, string.format('%.0f', mn + retention)) end
-  else
-    p = p + 2 * nf
+  end
+  for f = 1, nf do
+    if hk then redis.call('HINCRBY', hk, ARGV[p], ARGV[p + 1]) end
+    if hh then redis.call('HINCRBY', hh, ARGV[p], ARGV[p + 1]) end
+    p = p + 2
+  end
+  if hk and mn <= closed then redis.call('PEXPIREAT', hk, string.format('%.0f', mn + retention)) end
+  if hh and mn - (mn % 3600000) + 3540000 <= closed then
+    redis.call('PEXPIREAT', hh, string.format('%.0f', mn - (mn % 3600000) + hretention))
   end
 end
 if late > 0 then redis.call('HINCRBY', tot, 'late', late) end
@@ -83,12 +101,17 @@ return {0, late}
 
 // closeScript closes every open minute <= cutoff of one API, oldest first,
 // exactly once: it moves each bucket to the streams (entry ID "<minute>-0",
-// trimmed to MINID and expiring after the retention), removes the bucket and
-// raises the watermark to cutoff. Concurrent callers are serialized by Redis;
-// a minute already closed is no longer open, so it is never written twice.
+// trimmed to MINID and expiring after the retention), adds it to its hour's
+// open bucket T.."hm:<hour>", removes it and raises the watermark to
+// cutoff. Then it closes every hour whose last minute is now closed the
+// same way: its bucket goes to the hourly streams (T.."H", T.."hk:<hash>",
+// T.."he:<pattern>", entry ID "<hour>-0", trimmed to the hourly MINID and
+// expiring after the hourly retention). Concurrent callers are serialized
+// by Redis; a minute or an hour already closed is no longer open, so it is
+// never written twice.
 //
 // KEYS[1] = T.."open"
-// ARGV: T, cutoff, minID (Unix ms), retention ms
+// ARGV: T, cutoff, minID (Unix ms), retention ms, hourly minID, hourly retention ms
 // It returns {minute, {code, value, ...}, ...} with the API-level fields of
 // each minute it closed.
 var closeScript = redis.NewScript(`
@@ -96,12 +119,12 @@ local T = ARGV[1]
 local cutoff = tonumber(ARGV[2])
 local minid = ARGV[3]
 local ttl = ARGV[4]
-local closed = tonumber(redis.call('GET', T .. 'closed') or '-9007199254740992')
-if cutoff > closed then redis.call('SET', T .. 'closed', ARGV[2]) end
-local mins = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-local out = {}
-for _, m in ipairs(mins) do
-  local hk = T .. 'm:' .. m
+local hminid = ARGV[5]
+local httl = ARGV[6]
+-- move turns bucket hk into one entry "<id>-0" per series: the API stream
+-- s, the key streams kp..<hash> and the endpoint streams ep..<pattern>
+-- (indexed in kidx and eidx); it returns the bucket and its API fields.
+local function move(hk, id, s, kp, ep, kidx, eidx, mid, exp)
   local h = redis.call('HGETALL', hk)
   local groups, order = {}, {}
   for i = 1, #h, 2 do
@@ -112,36 +135,57 @@ for _, m in ipairs(mins) do
       local dim = string.sub(f, p1 + 1, p1 + 1)
       local name = string.sub(f, p1 + 3)
       local sk
-      if dim == 'a' then sk = T .. 's'
-      elseif dim == 'k' then sk = T .. 'k:' .. name
-      elseif dim == 'e' then sk = T .. 'e:' .. name end
+      if dim == 'a' then sk = s
+      elseif dim == 'k' then sk = kp .. name
+      elseif dim == 'e' then sk = ep .. name end
       if sk then
         local g = groups[sk]
         if not g then
           g = {}; groups[sk] = g; order[#order + 1] = sk
-          if dim == 'k' then redis.call('ZADD', T .. 'keys', m, name)
-          elseif dim == 'e' then redis.call('ZADD', T .. 'eps', m, name) end
+          if dim == 'k' then redis.call('ZADD', kidx, id, name)
+          elseif dim == 'e' then redis.call('ZADD', eidx, id, name) end
         end
         g[#g + 1] = code; g[#g + 1] = h[i + 1]
       end
     end
   end
   for _, sk in ipairs(order) do
-    redis.pcall('XADD', sk, 'MINID', '~', minid, m .. '-0', unpack(groups[sk]))
-    redis.call('PEXPIRE', sk, ttl)
+    redis.pcall('XADD', sk, 'MINID', '~', mid, id .. '-0', unpack(groups[sk]))
+    redis.call('PEXPIRE', sk, exp)
   end
   redis.call('DEL', hk)
+  return h, groups[s] or {}
+end
+local closed = tonumber(redis.call('GET', T .. 'closed') or '-9007199254740992')
+if cutoff > closed then redis.call('SET', T .. 'closed', ARGV[2]) end
+local mins = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+local out = {}
+for _, m in ipairs(mins) do
+  local h, api = move(T .. 'm:' .. m, m, T .. 's', T .. 'k:', T .. 'e:', T .. 'keys', T .. 'eps', minid, ttl)
+  local mn = tonumber(m)
+  local hs = string.format('%.0f', mn - (mn % 3600000))
+  local hb = T .. 'hm:' .. hs
+  for i = 1, #h, 2 do redis.call('HINCRBY', hb, h[i], h[i + 1]) end
+  redis.call('ZADD', T .. 'hopen', hs, hs)
   redis.call('ZREM', KEYS[1], m)
   out[#out + 1] = m
-  out[#out + 1] = groups[T .. 's'] or {}
+  out[#out + 1] = api
+end
+local hours = redis.call('ZRANGEBYSCORE', T .. 'hopen', '-inf', string.format('%.0f', math.max(cutoff, closed) - 3540000))
+for _, hs in ipairs(hours) do
+  move(T .. 'hm:' .. hs, hs, T .. 'H', T .. 'hk:', T .. 'he:', T .. 'hkeys', T .. 'heps', hminid, httl)
+  redis.call('ZREM', T .. 'hopen', hs)
 end
 redis.call('ZREMRANGEBYSCORE', T .. 'late', '-inf', '(' .. minid)
 redis.call('ZREMRANGEBYSCORE', T .. 'keys', '-inf', '(' .. minid)
 redis.call('ZREMRANGEBYSCORE', T .. 'eps', '-inf', '(' .. minid)
-local gone = redis.call('ZRANGEBYSCORE', T .. 'knt', '-inf', '(' .. minid)
+redis.call('ZREMRANGEBYSCORE', T .. 'hlate', '-inf', '(' .. hminid)
+redis.call('ZREMRANGEBYSCORE', T .. 'hkeys', '-inf', '(' .. hminid)
+redis.call('ZREMRANGEBYSCORE', T .. 'heps', '-inf', '(' .. hminid)
+local gone = redis.call('ZRANGEBYSCORE', T .. 'knt', '-inf', '(' .. hminid)
 for i = 1, #gone, 500 do
   redis.call('HDEL', T .. 'kn', unpack(gone, i, math.min(i + 499, #gone)))
 end
-redis.call('ZREMRANGEBYSCORE', T .. 'knt', '-inf', '(' .. minid)
+redis.call('ZREMRANGEBYSCORE', T .. 'knt', '-inf', '(' .. hminid)
 return out
 `)

@@ -60,13 +60,9 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	minutes := map[int64]*rollup.Counters{}
 	for _, api := range apis {
-		s, err := h.store.Series(r.Context(), api, ref, from, to)
-		if err != nil {
+		if err := h.seriesInto(r.Context(), minutes, api, ref, from, to, p.Step); err != nil {
 			h.fail(w, err)
 			return
-		}
-		for m, c := range s {
-			add(minutes, m, c)
 		}
 	}
 	resp := usage.UsageResponse{API: p.API, Key: p.Key, Endpoint: p.Endpoint, From: p.From.UTC(), To: p.To.UTC(), Step: p.StepName}
@@ -80,6 +76,51 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Series, resp.Totals = bucket(minutes, p.Range)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// HourlyAfter is the range beyond which a top query sums whole hours
+// read from the hourly buckets (its range widened to the hours it
+// touches) rather than minutes.
+const HourlyAfter = 6 * time.Hour
+
+// seriesInto adds the counters of one series of api for the minutes in
+// [from, to] to out, keyed by minute or, where the step is whole hours, by
+// hour: the whole hours of the range are read from the hourly buckets and
+// only the minutes before the first and after the last from the minute
+// buckets, so every step holds exactly the minutes of the range.
+func (h *Handler) seriesInto(ctx context.Context, out map[int64]*rollup.Counters, api string, ref aggregates.Ref, from, to int64, step time.Duration) error {
+	type part struct {
+		from, to int64
+		hourly   bool
+	}
+	parts := []part{{from, to, false}}
+	if step%time.Hour == 0 {
+		first := aggregates.HourOf(from + aggregates.HourMS - rollup.MinuteMS)
+		last := aggregates.HourOf(to+rollup.MinuteMS) - aggregates.HourMS
+		if first <= last {
+			parts = []part{{first, last, true}}
+			if from < first {
+				parts = append(parts, part{from, first - rollup.MinuteMS, false})
+			}
+			if to >= last+aggregates.HourMS {
+				parts = append(parts, part{last + aggregates.HourMS, to, false})
+			}
+		}
+	}
+	for _, pt := range parts {
+		read := h.store.Series
+		if pt.hourly {
+			read = h.store.HourSeries
+		}
+		s, err := read(ctx, api, ref, pt.from, pt.to)
+		if err != nil {
+			return err
+		}
+		for t, c := range s {
+			add(out, t, c)
+		}
+	}
+	return nil
 }
 
 func add[K comparable](m map[K]*rollup.Counters, t K, c *rollup.Counters) {
@@ -127,17 +168,39 @@ func (h *Handler) top(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	items, err := h.topItems(r.Context(), p)
+	sp := topSpanOf(p.Range)
+	items, err := h.topItems(r.Context(), p, sp)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, usage.TopResponse{By: p.By, Sort: p.Sort, From: p.From.UTC(), To: p.To.UTC(), Items: items})
+	resp := usage.TopResponse{By: p.By, Sort: p.Sort, From: p.From.UTC(), To: p.To.UTC(), Items: items, Granularity: "1m"}
+	if sp.hourly {
+		resp.From, resp.To, resp.Granularity = time.UnixMilli(sp.from).UTC(), time.UnixMilli(sp.to+aggregates.HourMS).UTC(), "1h"
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// topSpan is what a top query sums: the minutes in [from, to], or, when
+// hourly, the whole hours in [from, to] (hour starts).
+type topSpan struct {
+	from, to int64
+	hourly   bool
+}
+
+// topSpanOf reads a range longer than HourlyAfter as the whole hours it
+// touches, a shorter one minute by minute.
+func topSpanOf(r Range) topSpan {
+	from, to := rollup.MinuteOf(r.From.UnixNano()), rollup.MinuteOf(r.To.UnixNano())
+	if r.To.Sub(r.From) > HourlyAfter {
+		return topSpan{aggregates.HourOf(from), aggregates.HourOf(to), true}
+	}
+	return topSpan{from, to, false}
 }
 
 type topKey struct{ api, name string }
 
-func (h *Handler) topItems(ctx context.Context, p TopParams) ([]usage.TopItem, error) {
+func (h *Handler) topItems(ctx context.Context, p TopParams, sp topSpan) ([]usage.TopItem, error) {
 	apis := []string{p.API}
 	if p.API == "" {
 		var err error
@@ -145,7 +208,7 @@ func (h *Handler) topItems(ctx context.Context, p TopParams) ([]usage.TopItem, e
 			return nil, err
 		}
 	}
-	sums, err := h.topSums(ctx, p, apis)
+	sums, err := h.topSums(ctx, p, sp, apis)
 	if err != nil {
 		return nil, err
 	}
@@ -181,12 +244,16 @@ func (h *Handler) topItems(ctx context.Context, p TopParams) ([]usage.TopItem, e
 }
 
 // topSums sums the usage of each item over the range.
-func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[topKey]*rollup.Counters, error) {
-	from, to := rollup.MinuteOf(p.From.UnixNano()), rollup.MinuteOf(p.To.UnixNano())
+func (h *Handler) topSums(ctx context.Context, p TopParams, sp topSpan, apis []string) (map[topKey]*rollup.Counters, error) {
+	from, to := sp.from, sp.to
+	series, sumsOf := h.store.Series, h.store.Sums
+	if sp.hourly {
+		series, sumsOf = h.store.HourSeries, h.store.HourSums
+	}
 	sums := map[topKey]*rollup.Counters{}
 	if p.Key != "" { // by=api, the APIs of one key
 		for _, api := range apis {
-			s, err := h.store.Series(ctx, api, aggregates.Ref{Dim: aggregates.DimKey, Name: p.Key}, from, to)
+			s, err := series(ctx, api, aggregates.Ref{Dim: aggregates.DimKey, Name: p.Key}, from, to)
 			if err != nil {
 				return nil, err
 			}
@@ -199,7 +266,7 @@ func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[
 	}
 	dim := map[string]byte{"api": aggregates.DimAPI, "key": aggregates.DimKey, "endpoint": aggregates.DimEndpoint}[p.By]
 	for _, api := range apis {
-		s, err := h.store.Sums(ctx, api, dim, from, to)
+		s, err := sumsOf(ctx, api, dim, from, to)
 		if err != nil {
 			return nil, err
 		}
