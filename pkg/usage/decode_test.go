@@ -96,10 +96,10 @@ func TestScanSlowPath(t *testing.T) {
 		line string
 		want Event
 	}{
-		"escape":      {`{"id":"a\"b","path":"/\u00fc"}`, Event{ID: `a"b`, Path: "/ü"}},
-		"unknown key": {`{"id":"x","extra":[1,{"n":2}],"status":200}`, Event{ID: "x", Status: 200}},
-		"other case":  {`{"ID":"x","Status":201}`, Event{ID: "x", Status: 201}},
-		"null":        {`{"id":"x","limited":null,"units":7}`, Event{ID: "x", Units: 7}},
+		"escape":       {`{"id":"a\"b","path":"/\u00fc"}`, Event{ID: `a"b`, Path: "/ü"}},
+		"unknown key":  {`{"id":"x","extra":[1,{"n":2}],"status":200}`, Event{ID: "x", Status: 200}},
+		"other case":   {`{"ID":"x","Status":201}`, Event{ID: "x", Status: 201}},
+		"null":         {`{"id":"x","limited":null,"units":7}`, Event{ID: "x", Units: 7}},
 		"invalid utf8": {"{\"id\":\"x\",\"key\":\"k\xff\"}", Event{ID: "x", KeyHash: "k\uFFFD"}},
 	}
 	for name, tc := range tests {
