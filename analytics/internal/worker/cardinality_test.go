@@ -59,8 +59,10 @@ const cardMaxEvents = 6_000_000
 //	B/keymin            Redis memory per key-minute once closed (INFO memory used_memory delta / key-minutes)
 //	B/keymin_more       the same for the second half of the minutes (streams that exist already)
 //	GB/day              a day of every key: its first minute and 1439 more, times keys
+//	B/keyhour           Redis memory per key-hour in the hourly streams (the run's hour closed)
+//	GB/day_hourly       a day of every key in the hourly streams: its first hour and 23 more
 //	usage_key_p50/p99_ms GET /v1/usage?key=<one key>&from=-1h
-//	top24h_p50/p99_ms   GET /v1/usage/top?by=key&from=-24h
+//	top24h_p50/p99_ms   GET /v1/usage/top?by=key&from=-24h (whole hours: the run's hour, closed)
 func BenchmarkCardinality(b *testing.B) {
 	keys, apis, perKey := *cardKeys, *cardAPIs, *cardPerKey
 	perMinute := keys * perKey
@@ -136,6 +138,18 @@ func BenchmarkCardinality(b *testing.B) {
 	}
 	ingest := b.Elapsed()
 	_ = w.Shutdown(ctx)
+	// Close the hour (its minutes are all closed): its bucket becomes one
+	// entry per key in the hourly streams.
+	hourBucket := hourBucketBytes(b, rdb, st, apis, base)
+	clock.Store(base.Add(time.Hour + time.Minute).Add(w.opts.Grace).UnixNano())
+	for pass := 0; hourOpen(b, rdb, st, apis) > 0; pass++ {
+		if pass == 20 {
+			b.Fatal("hour still open after 20 passes of closing")
+		}
+		w.closeMinutes(ctx)
+	}
+	memHour := redisInfoInt(b, rdb, "memory", "used_memory")
+	perKeyHour := float64(memHour-mem[len(mem)-1]+hourBucket) / float64(keys)
 	keyMinutes := float64(keys * minutes)
 	perKeyMin := float64(mem[len(mem)-1]-mem[0]) / keyMinutes
 	marginal := perKeyMin
@@ -145,8 +159,12 @@ func BenchmarkCardinality(b *testing.B) {
 	// A day of one key: what its first minutes cost (streams created) and
 	// the minutes up to 1440 at the marginal cost.
 	perKeyDay := float64(mem[len(mem)-1]-mem[0])/float64(keys) + float64(1440-minutes)*marginal
+	// A day of one key in the hourly streams: its first hour and 23 more
+	// entries (taken at the marginal cost of a minute entry: the same
+	// fields).
+	perKeyDayHourly := perKeyHour + 23*marginal
 
-	h := query.New(zerolog.Nop(), st, func() time.Time { return base.Add(time.Duration(minutes+2) * time.Minute) })
+	h := query.New(zerolog.Nop(), st, now)
 	mux := http.NewServeMux()
 	h.Register(mux)
 	key := fmt.Sprintf("%064x", keys/2)
@@ -160,13 +178,15 @@ func BenchmarkCardinality(b *testing.B) {
 	b.ReportMetric(perKeyMin, "B/keymin")
 	b.ReportMetric(marginal, "B/keymin_more")
 	b.ReportMetric(perKeyDay*float64(keys)/1e9, "GB/day")
+	b.ReportMetric(perKeyHour, "B/keyhour")
+	b.ReportMetric(perKeyDayHourly*float64(keys)/1e9, "GB/day_hourly")
 	b.ReportMetric(usageP50, "usage_key_p50_ms")
 	b.ReportMetric(usageP99, "usage_key_p99_ms")
 	b.ReportMetric(topP50, "top24h_p50_ms")
 	b.ReportMetric(topP99, "top24h_p99_ms")
 	b.Logf("%d events in %d messages: %d minutes x %d keys x %d requests, %d APIs, %d endpoints; ingest %v, close %v",
 		events, msgs, minutes, keys, perKey, apis, *cardEndpoints, ingest.Round(time.Millisecond), closeTime.Round(time.Millisecond))
-	b.Logf("used_memory after each phase: %v", mem)
+	b.Logf("used_memory after each phase: %v; after closing the hour %d (its bucket held %d)", mem, memHour, hourBucket)
 }
 
 // publishCardinality publishes the run's events, minute by minute, in
@@ -281,6 +301,31 @@ func openMinutes(b *testing.B, rdb *redis.Client, st *aggregates.Store, apis int
 	var n int64
 	for a := 0; a < apis; a++ {
 		c, err := rdb.ZCard(context.Background(), st.Layout().Prefix("api"+strconv.Itoa(a))+"open").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += c
+	}
+	return n
+}
+
+// hourBucketBytes is the memory of the open hour buckets of base's hour.
+func hourBucketBytes(b *testing.B, rdb *redis.Client, st *aggregates.Store, apis int, base time.Time) int64 {
+	var n int64
+	for a := 0; a < apis; a++ {
+		v, err := rdb.MemoryUsage(context.Background(), st.Layout().Prefix("api"+strconv.Itoa(a))+"hm:"+strconv.FormatInt(base.UnixMilli(), 10), 0).Result()
+		if err != nil && err != redis.Nil {
+			b.Fatal(err)
+		}
+		n += v
+	}
+	return n
+}
+
+func hourOpen(b *testing.B, rdb *redis.Client, st *aggregates.Store, apis int) int64 {
+	var n int64
+	for a := 0; a < apis; a++ {
+		c, err := rdb.ZCard(context.Background(), st.Layout().Prefix("api"+strconv.Itoa(a))+"hopen").Result()
 		if err != nil {
 			b.Fatal(err)
 		}
