@@ -85,7 +85,7 @@ func counterAt(m map[int64]*rollup.Counters, t int64) *rollup.Counters {
 // summed per minute.
 func (s *Store) openBuckets(ctx context.Context, api string, from, to int64) (map[int64]map[Ref]*rollup.Counters, error) {
 	p := s.layout.Prefix(api)
-	return s.readBuckets(ctx, []bucketSet{{p + "open", p + "m:"}, {p + "late", p + "l:"}}, from, to, nil)
+	return s.readBuckets(ctx, []bucketSet{{p + "open", p + "m:", p + "mk:"}, {p + "late", p + "l:", ""}}, from, to, nil)
 }
 
 // openHours reads what is not in the hourly streams for hours in [from,
@@ -94,13 +94,14 @@ func (s *Store) openBuckets(ctx context.Context, api string, from, to int64) (ma
 // summed per hour. A minute's correction bucket is in its hour already.
 func (s *Store) openHours(ctx context.Context, api string, from, to int64) (map[int64]map[Ref]*rollup.Counters, error) {
 	p := s.layout.Prefix(api)
-	sets := []bucketSet{{p + "hopen", p + "hm:"}, {p + "hlate", p + "hl:"}, {p + "open", p + "m:"}}
+	sets := []bucketSet{{p + "hopen", p + "hm:", ""}, {p + "hlate", p + "hl:", ""}, {p + "open", p + "m:", p + "mk:"}}
 	return s.readBuckets(ctx, sets, from, to+HourMS-1, HourOf)
 }
 
-// bucketSet is an index (ZSET of bucket times) and the prefix of its
-// buckets (HASHes named prefix + time).
-type bucketSet struct{ index, prefix string }
+// bucketSet is an index (ZSET of bucket times), the prefix of its buckets
+// (HASHes named prefix + time) and, for open minutes, of their key logs
+// (STRINGs named log + time, keylog.go).
+type bucketSet struct{ index, prefix, log string }
 
 // readBuckets sums the buckets of sets with a time in [from, to], per
 // fold(time) (per time when fold is nil) and series.
@@ -114,11 +115,15 @@ func (s *Store) readBuckets(ctx context.Context, sets []bucketSet, from, to int6
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read open usage buckets: %w", err)
 	}
-	type bucket struct{ t, key string }
+	type bucket struct{ t, key, log string }
 	var buckets []bucket
 	for i, set := range sets {
 		for _, t := range idx[i].Val() {
-			buckets = append(buckets, bucket{t, set.prefix + t})
+			b := bucket{t: t, key: set.prefix + t}
+			if set.log != "" {
+				b.log = set.log + t
+			}
+			buckets = append(buckets, b)
 		}
 	}
 	if len(buckets) == 0 {
@@ -126,11 +131,20 @@ func (s *Store) readBuckets(ctx context.Context, sets []bucketSet, from, to int6
 	}
 	pipe = s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(buckets))
+	logs := make([]*redis.StringCmd, len(buckets))
 	for i, b := range buckets {
 		cmds[i] = pipe.HGetAll(ctx, b.key)
+		if b.log != "" {
+			logs[i] = pipe.Get(ctx, b.log)
+		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("read open usage buckets: %w", err)
+	}
+	for _, c := range logs {
+		if c != nil && c.Err() != nil && c.Err() != redis.Nil {
+			return nil, fmt.Errorf("read open usage buckets: %w", c.Err())
+		}
 	}
 	out := make(map[int64]map[Ref]*rollup.Counters, len(buckets))
 	for i, b := range buckets {
@@ -142,6 +156,18 @@ func (s *Store) readBuckets(ctx context.Context, sets []bucketSet, from, to int6
 		if refs == nil {
 			refs = map[Ref]*rollup.Counters{}
 			out[t] = refs
+		}
+		if logs[i] != nil {
+			err := addKeyLog(logs[i].Val(), func(key string) *rollup.Counters {
+				r := Ref{Dim: DimKey, Name: key}
+				if refs[r] == nil {
+					refs[r] = new(rollup.Counters)
+				}
+				return refs[r]
+			})
+			if err != nil {
+				return nil, fmt.Errorf("read key log %s: %w", b.log, err)
+			}
 		}
 		for f, v := range cmds[i].Val() {
 			code, rest, ok1 := strings.Cut(f, "|")

@@ -9,12 +9,14 @@ import "github.com/redis/go-redis/v9"
 //
 //	hourly minID (Unix ms), hourly retention ms,
 //	nTotals, (code, delta)..., nMinutes, then per minute: minute, requests,
-//	nFields, (field, delta)..., then nNames, last minute (Unix ms),
+//	nFields, (field, delta)... of the API and its endpoints, the key log
+//	of the minute (keylog.go), then nNames, last minute (Unix ms),
 //	(key hash, name JSON)...
 //
 // It returns {1, i...} with the 1-based positions of messages already
 // recorded, changing nothing; or {0, late} after adding everything. A
-// minute above the watermark goes to its open bucket. A minute at or below
+// minute above the watermark goes to its open bucket, its keys to the
+// minute's key log T.."mk:<minute>" (one APPEND). A minute at or below
 // it is closed already: its events are late, counted in the "late" total
 // and added to the minute's correction bucket T.."l:<minute>" (indexed in
 // T.."late", expiring with the minute's retention), which the readers add
@@ -26,7 +28,7 @@ import "github.com/redis/go-redis/v9"
 // only counted, and in its hour while the hour is within its retention. Key
 // names (id and alias) are set in T.."kn", with the batch's last minute in
 // T.."knt" for their expiry.
-var applyScript = redis.NewScript(`
+var applyScript = redis.NewScript(keyLogLua + `
 local T = ARGV[1]
 local ttl = ARGV[2]
 local nd = tonumber(ARGV[3])
@@ -82,6 +84,16 @@ for j = 1, nm do
     if hh then redis.call('HINCRBY', hh, ARGV[p], ARGV[p + 1]) end
     p = p + 2
   end
+  local klog = ARGV[p]; p = p + 1
+  if mn > closed then
+    if #klog > 0 then redis.call('APPEND', T .. 'mk:' .. m, klog) end
+  elseif hk or hh then
+    eachKey(klog, function(name, code, v)
+      local f = code .. '|k|' .. name
+      if hk then redis.call('HINCRBY', hk, f, v) end
+      if hh then redis.call('HINCRBY', hh, f, v) end
+    end)
+  end
   if hk and mn <= closed then redis.call('PEXPIREAT', hk, string.format('%.0f', mn + retention)) end
   if hh and mn - (mn % 3600000) + 3540000 <= closed then
     redis.call('PEXPIREAT', hh, string.format('%.0f', mn - (mn % 3600000) + hretention))
@@ -100,8 +112,9 @@ return {0, late}
 `)
 
 // closeScript closes every open minute <= cutoff of one API, oldest first,
-// exactly once: it moves each bucket to the streams (entry ID "<minute>-0",
-// trimmed to MINID and expiring after the retention), adds it to its hour's
+// exactly once: it moves each bucket, and the sum of each key's records in
+// the minute's key log, to the streams (entry ID "<minute>-0", trimmed to
+// MINID and expiring after the retention), adds them to their hour's
 // open bucket T.."hm:<hour>", removes it and raises the watermark to
 // cutoff. Then it closes every hour whose last minute is now closed the
 // same way: its bucket goes to the hourly streams (T.."H", T.."hk:<hash>",
@@ -114,7 +127,7 @@ return {0, late}
 // ARGV: T, cutoff, minID (Unix ms), retention ms, hourly minID, hourly retention ms
 // It returns {minute, {code, value, ...}, ...} with the API-level fields of
 // each minute it closed.
-var closeScript = redis.NewScript(`
+var closeScript = redis.NewScript(keyLogLua + `
 local T = ARGV[1]
 local cutoff = tonumber(ARGV[2])
 local minid = ARGV[3]
@@ -166,6 +179,26 @@ for _, m in ipairs(mins) do
   local hs = string.format('%.0f', mn - (mn % 3600000))
   local hb = T .. 'hm:' .. hs
   for i = 1, #h, 2 do redis.call('HINCRBY', hb, h[i], h[i + 1]) end
+  local lk = T .. 'mk:' .. m
+  local sums, order = {}, {}
+  eachKey(redis.call('GET', lk) or '', function(name, code, v)
+    local t = sums[name]
+    if not t then t = {}; sums[name] = t; order[#order + 1] = name end
+    t[code] = (t[code] or 0) + tonumber(v)
+  end)
+  for _, name in ipairs(order) do
+    local sk = T .. 'k:' .. name
+    local g = {}
+    for code, v in pairs(sums[name]) do
+      local vs = string.format('%.0f', v)
+      g[#g + 1] = code; g[#g + 1] = vs
+      redis.call('HINCRBY', hb, code .. '|k|' .. name, vs)
+    end
+    redis.call('ZADD', T .. 'keys', m, name)
+    redis.pcall('XADD', sk, 'MINID', '~', minid, m .. '-0', unpack(g))
+    redis.call('PEXPIRE', sk, ttl)
+  end
+  redis.call('DEL', lk)
   redis.call('ZADD', T .. 'hopen', hs, hs)
   redis.call('ZREM', KEYS[1], m)
   out[#out + 1] = m
@@ -189,3 +222,21 @@ end
 redis.call('ZREMRANGEBYSCORE', T .. 'knt', '-inf', '(' .. hminid)
 return out
 `)
+
+// keyLogLua defines eachKey(log, fn), which calls fn(hash, code, value)
+// for every counter of every record of a key log (keylog.go).
+const keyLogLua = `
+local function eachKey(log, fn)
+  local pos, n = 1, #log
+  while pos <= n do
+    local c = string.find(log, ':', pos, true)
+    if not c then return end
+    local len = tonumber(string.sub(log, pos, c - 1))
+    local name = string.sub(log, c + 1, c + len)
+    local e = string.find(log, '\n', c + len + 1, true)
+    if not e then return end
+    for code, v in string.gmatch(string.sub(log, c + len + 1, e - 1), '([%w_]+)=(%-?%d+)') do fn(name, code, v) end
+    pos = e + 1
+  end
+end
+`

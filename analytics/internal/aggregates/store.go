@@ -160,13 +160,11 @@ func (s *Store) applyArgs(prefix string, b *rollup.APIBatch, now time.Time) []an
 		args = append(args, 0)
 		start := len(args)
 		args = appendFields(args, &mb.API, DimAPI, "")
-		for k, c := range mb.Keys {
-			args = appendFields(args, c, DimKey, k)
-		}
 		for e, c := range mb.Endpoints {
 			args = appendFields(args, c, DimEndpoint, e)
 		}
 		args[at] = (len(args) - start) / 2
+		args = append(args, keyLog(mb.Keys))
 	}
 	return appendNames(args, b)
 }

@@ -55,6 +55,7 @@ const cardMaxEvents = 6_000_000
 //
 //	events/s            ingest rate of the worker
 //	cmds/event          Redis commands per event while ingesting (INFO commandstats, scripts' inner calls included)
+//	redis_cpu_us/event  Redis CPU per event while ingesting (INFO cpu, user + system)
 //	close_cmds/keymin   Redis commands per key-minute to close the minutes
 //	B/keymin            Redis memory per key-minute once closed (INFO memory used_memory delta / key-minutes)
 //	B/keymin_more       the same for the second half of the minutes (streams that exist already)
@@ -106,12 +107,14 @@ func BenchmarkCardinality(b *testing.B) {
 	b.ResetTimer()
 	mem := []int64{redisInfoInt(b, rdb, "memory", "used_memory")}
 	var ingestCmds, closeCmds int64
+	var ingestCPU float64
 	var closeTime time.Duration
 	msgs := 0
 	for i, ph := range phases {
 		msgs += publishCardinality(b, js, base, ph[0], ph[1], msgs)
 		clock.Store(base.Add(time.Duration(ph[0]) * time.Minute).UnixNano())
 		resetStats(b, rdb)
+		cpu0 := redisCPU(b, rdb)
 		b.StartTimer()
 		if i == 0 {
 			if err := w.Start(ctx); err != nil {
@@ -120,6 +123,7 @@ func BenchmarkCardinality(b *testing.B) {
 		}
 		waitConsumed(b, w)
 		b.StopTimer()
+		ingestCPU += redisCPU(b, rdb) - cpu0
 		ingestCmds += commandCalls(b, rdb)
 		resetStats(b, rdb)
 		clock.Store(base.Add(time.Duration(ph[1]+1) * time.Minute).Add(w.opts.Grace).UnixNano())
@@ -173,6 +177,7 @@ func BenchmarkCardinality(b *testing.B) {
 
 	b.ReportMetric(float64(events)/ingest.Seconds(), "events/s")
 	b.ReportMetric(float64(ingestCmds)/float64(events), "cmds/event")
+	b.ReportMetric(ingestCPU*1e6/float64(events), "redis_cpu_us/event")
 	b.ReportMetric(float64(closeCmds)/keyMinutes, "close_cmds/keymin")
 	b.ReportMetric(closeTime.Seconds()/float64(minutes), "close_s/min")
 	b.ReportMetric(perKeyMin, "B/keymin")
@@ -280,6 +285,24 @@ func commandCalls(b *testing.B, rdb *redis.Client) int64 {
 		n += c
 	}
 	return n
+}
+
+// redisCPU is the CPU seconds redis-server has used (user + system).
+func redisCPU(b *testing.B, rdb *redis.Client) float64 {
+	s, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(s, "\n") {
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
+				x, _ := strconv.ParseFloat(v, 64)
+				sum += x
+			}
+		}
+	}
+	return sum
 }
 
 func redisInfoInt(b *testing.B, rdb *redis.Client, section, field string) int64 {
