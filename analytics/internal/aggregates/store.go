@@ -22,6 +22,8 @@ type Store struct {
 	retention time.Duration
 	// hourly is the retention of closed hours.
 	hourly time.Duration
+	// names are the key names this Store recorded (keynames.go).
+	names nameCache
 }
 
 // New returns a Store. dedupTTL is how long a message's dedup record lives,
@@ -82,8 +84,19 @@ type Result struct {
 // and applied again.
 func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch, now time.Time) []Result {
 	res := make([]Result, len(batches))
+	names := make([]map[string]rollup.KeyName, len(batches))
+	for i, b := range batches {
+		names[i] = s.names.pending(b)
+	}
+	defer func() {
+		for i, b := range batches {
+			if res[i].Err == nil && len(res[i].Dups) == 0 {
+				s.names.recorded(b, names[i])
+			}
+		}
+	}()
 	for attempt := 0; attempt < 2; attempt++ {
-		cmds, err := s.pipelineApply(ctx, batches, now)
+		cmds, err := s.pipelineApply(ctx, batches, names, now)
 		if err != nil && isNoScript(err) && attempt == 0 {
 			if lerr := s.Load(ctx); lerr == nil {
 				continue
@@ -102,13 +115,13 @@ func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch, now time.
 	return res
 }
 
-func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch, now time.Time) ([]*redis.Cmd, error) {
+func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch, names []map[string]rollup.KeyName, now time.Time) ([]*redis.Cmd, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(batches))
 	for i, b := range batches {
 		pipe.SAdd(ctx, s.layout.APIs(), b.API)
 		p := s.layout.Prefix(b.API)
-		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{p + "tot"}, s.applyArgs(p, b, now)...)
+		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{p + "tot"}, s.applyArgs(p, b, names[i], now)...)
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
@@ -144,7 +157,7 @@ func Field(code string, dim byte, name string) string {
 	return code + "|" + string(dim) + "|" + name
 }
 
-func (s *Store) applyArgs(prefix string, b *rollup.APIBatch, now time.Time) []any {
+func (s *Store) applyArgs(prefix string, b *rollup.APIBatch, names map[string]rollup.KeyName, now time.Time) []any {
 	args := make([]any, 0, 10+len(b.IDs)+4*rollup.NumFields*(1+len(b.Minutes)))
 	args = append(args, prefix, s.dedupTTL.Milliseconds(), len(b.IDs))
 	for _, id := range b.IDs {
@@ -166,20 +179,16 @@ func (s *Store) applyArgs(prefix string, b *rollup.APIBatch, now time.Time) []an
 		args[at] = (len(args) - start) / 2
 		args = append(args, keyLog(mb.Keys))
 	}
-	return appendNames(args, b)
+	return appendNames(args, b, names)
 }
 
-func appendNames(args []any, b *rollup.APIBatch) []any {
-	args = append(args, len(b.Names))
-	if len(b.Names) == 0 {
+func appendNames(args []any, b *rollup.APIBatch, names map[string]rollup.KeyName) []any {
+	args = append(args, len(names))
+	if len(names) == 0 {
 		return args
 	}
-	var last int64
-	for m := range b.Minutes {
-		last = max(last, m)
-	}
-	args = append(args, last)
-	for h, n := range b.Names {
+	args = append(args, lastMinute(b))
+	for h, n := range names {
 		js, _ := json.Marshal(n)
 		args = append(args, h, string(js))
 	}
