@@ -170,3 +170,72 @@ func TestHourlyRollupsEqualSumOfMinutes(t *testing.T) {
 	f.close(at(125))
 	f.check("next hour closed")
 }
+
+// TestLightKeysMinutesSummedIntoOther checks aggregation.
+// key_minute_min_requests: a key below it in a minute has no entry of its
+// own in that minute, its counters are in the key "~other" (so the keys'
+// minutes still sum to the API's), and its hour holds it exactly.
+func TestLightKeysMinutesSummedIntoOther(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := aggregates.New(testutil.StartRedis(t).Client(t), time.Hour, 24*time.Hour).WithKeyMinuteMin(3)
+	h0 := time.UnixMilli(aggregates.HourOf(time.Now().Add(-3 * time.Hour).UnixMilli()))
+	var data []byte
+	for i, key := range []string{"heavy", "heavy", "heavy", "heavy", "light1", "light2", "light2", ""} {
+		ev := usage.Event{ID: fmt.Sprintf("e%d", i), Time: h0.Add(time.Second).UnixNano(), KeyHash: key, Status: 200, Units: int64(i + 1)}
+		data = usage.AppendJSON(data, &ev)
+	}
+	if r := st.Apply(ctx, []*rollup.APIBatch{rollup.Build("llm", [][]byte{data}, []int{0})}, h0); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	now := h0.Add(time.Hour + 2*time.Minute)
+	if _, err := st.Close(ctx, "llm", rollup.Cutoff(now, 10*time.Second), now); err != nil {
+		t.Fatal(err)
+	}
+	m := h0.UnixMilli()
+	tests := []struct {
+		key            string
+		minute, hourly [2]int64 // requests, units
+	}{
+		{"heavy", [2]int64{4, 10}, [2]int64{4, 10}},
+		{"light1", [2]int64{0, 0}, [2]int64{1, 5}},
+		{"light2", [2]int64{0, 0}, [2]int64{2, 13}},
+		{rollup.NoName, [2]int64{1, 8}, [2]int64{1, 8}}, // keyless keeps its minutes
+		{rollup.OtherKey, [2]int64{3, 18}, [2]int64{0, 0}},
+	}
+	for _, tc := range tests {
+		ref := aggregates.Ref{Dim: aggregates.DimKey, Name: tc.key}
+		mins, err := st.Series(ctx, "llm", ref, m, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hours, err := st.HourSeries(ctx, "llm", ref, m, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			what string
+			got  *rollup.Counters
+			want [2]int64
+		}{{"minute", mins[m], tc.minute}, {"hour", hours[m], tc.hourly}} {
+			var got [2]int64
+			if c.got != nil {
+				got = [2]int64{c.got[rollup.FRequests], c.got[rollup.FUnits]}
+			}
+			if got != c.want {
+				t.Errorf("key %q %s: %d requests %d units, want %v", tc.key, c.what, got[0], got[1], c.want)
+			}
+		}
+	}
+	sums, err := st.Sums(ctx, "llm", aggregates.DimKey, m, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, c := range sums {
+		n += c[rollup.FRequests]
+	}
+	if n != 8 {
+		t.Errorf("the keys' minute sums hold %d requests, want the API's 8", n)
+	}
+}

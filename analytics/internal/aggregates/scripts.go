@@ -123,8 +123,12 @@ return {0, late}
 // by Redis; a minute or an hour already closed is no longer open, so it is
 // never written twice.
 //
+// A key with fewer than keyMin requests in a minute (keyMin > 1) gets no
+// entry of its own in that minute: its counters are summed into the key
+// stream T.."k:~other" (rollup.OtherKey); its hour keeps it exactly.
+//
 // KEYS[1] = T.."open"
-// ARGV: T, cutoff, minID (Unix ms), retention ms, hourly minID, hourly retention ms
+// ARGV: T, cutoff, minID (Unix ms), retention ms, hourly minID, hourly retention ms, keyMin
 // It returns {minute, {code, value, ...}, ...} with the API-level fields of
 // each minute it closed.
 var closeScript = redis.NewScript(keyLogLua + `
@@ -134,6 +138,7 @@ local minid = ARGV[3]
 local ttl = ARGV[4]
 local hminid = ARGV[5]
 local httl = ARGV[6]
+local kmin = tonumber(ARGV[7]) or 0
 -- move turns bucket hk into one entry "<id>-0" per series: the API stream
 -- s, the key streams kp..<hash> and the endpoint streams ep..<pattern>
 -- (indexed in kidx and eidx); it returns the bucket and its API fields.
@@ -186,18 +191,26 @@ for _, m in ipairs(mins) do
     if not t then t = {}; sums[name] = t; order[#order + 1] = name end
     t[code] = (t[code] or 0) + tonumber(v)
   end)
-  for _, name in ipairs(order) do
+  local other = nil
+  local function entry(name, t)
     local sk = T .. 'k:' .. name
     local g = {}
-    for code, v in pairs(sums[name]) do
-      local vs = string.format('%.0f', v)
-      g[#g + 1] = code; g[#g + 1] = vs
-      redis.call('HINCRBY', hb, code .. '|k|' .. name, vs)
-    end
+    for code, v in pairs(t) do g[#g + 1] = code; g[#g + 1] = string.format('%.0f', v) end
     redis.call('ZADD', T .. 'keys', m, name)
     redis.pcall('XADD', sk, 'MINID', '~', minid, m .. '-0', unpack(g))
     redis.call('PEXPIRE', sk, ttl)
   end
+  for _, name in ipairs(order) do
+    local t = sums[name]
+    for code, v in pairs(t) do redis.call('HINCRBY', hb, code .. '|k|' .. name, string.format('%.0f', v)) end
+    if kmin > 1 and (t['n'] or 0) < kmin and name ~= '-' then
+      other = other or {}
+      for code, v in pairs(t) do other[code] = (other[code] or 0) + v end
+    else
+      entry(name, t)
+    end
+  end
+  if other then entry('~other', other) end
   redis.call('DEL', lk)
   redis.call('ZADD', T .. 'hopen', hs, hs)
   redis.call('ZREM', KEYS[1], m)

@@ -22,6 +22,9 @@ type Store struct {
 	retention time.Duration
 	// hourly is the retention of closed hours.
 	hourly time.Duration
+	// keyMin is the requests a key makes in a minute to get an entry of
+	// its own in that minute (WithKeyMinuteMin).
+	keyMin int
 	// names are the key names this Store recorded (keynames.go).
 	names nameCache
 }
@@ -43,6 +46,16 @@ func NewIn(l Layout, rdb redis.UniversalClient, dedupTTL, retention time.Duratio
 // minutes' retention: aggregation.hourly_retention) and returns s.
 func (s *Store) WithHourlyRetention(d time.Duration) *Store {
 	s.hourly = max(d, s.retention)
+	return s
+}
+
+// WithKeyMinuteMin sets the requests a key must make in a minute (of one
+// API) for the minute to be kept for it on its own
+// (aggregation.key_minute_min_requests); in minutes with fewer, its
+// counters are summed into the key rollup.OtherKey and kept per key only
+// in its hour. 0 or 1: every key, every minute. It returns s.
+func (s *Store) WithKeyMinuteMin(n int) *Store {
+	s.keyMin = n
 	return s
 }
 
@@ -232,7 +245,7 @@ func (s *Store) Close(ctx context.Context, api string, cutoff int64, now time.Ti
 	keys := []string{s.layout.Prefix(api) + "open"}
 	v, err := closeScript.Run(ctx, s.rdb, keys, s.layout.Prefix(api), cutoff,
 		now.Add(-s.retention).UnixMilli(), s.retention.Milliseconds(),
-		now.Add(-s.hourly).UnixMilli(), s.hourly.Milliseconds()).Slice()
+		now.Add(-s.hourly).UnixMilli(), s.hourly.Milliseconds(), s.keyMin).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("close usage of %s: %w", api, err)
 	}

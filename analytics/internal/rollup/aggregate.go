@@ -16,6 +16,12 @@ const MinuteMS = 60_000
 // endpoint (no endpoint matched) in bucket and stream names.
 const NoName = "-"
 
+// OtherKey names the sum of the keys that made too few requests in a
+// minute to keep that minute on their own (aggregation.
+// key_minute_min_requests): their minute usage is kept under it, their
+// usage per key in their hours.
+const OtherKey = "~other"
+
 // Minute is the aggregate of one API in one minute, by dimension.
 type Minute struct {
 	API       Counters

@@ -93,6 +93,13 @@ type Aggregation struct {
 	// hours: keep minutes for the detail of recent days, hours for
 	// months (docs/analytics.md, "Hourly rollups").
 	HourlyRetention time.Duration `yaml:"hourly_retention"`
+	// KeyMinuteMinRequests: a key gets a minute of its own (in its key
+	// stream) only when it made at least this many requests of an API in
+	// that minute; the minutes of keys below it are summed into the key
+	// "~other", and every key keeps its exact usage per hour. 0 (default)
+	// or 1: every key, every minute. Raise it where keys are many and
+	// most are light (docs/analytics.md, "Cardinality").
+	KeyMinuteMinRequests int `yaml:"key_minute_min_requests"`
 	// DedupTTL is how long a message's dedup record is kept; keep it above
 	// the longest time a recorded batch may be redelivered or republished.
 	DedupTTL time.Duration `yaml:"dedup_ttl"`
@@ -187,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Aggregation.HourlyRetention < 2*time.Hour {
 		errs.Add("aggregation.hourly_retention", "must be at least 2h")
+	}
+	if n := c.Aggregation.KeyMinuteMinRequests; n < 0 || n > 1_000_000 {
+		errs.Add("aggregation.key_minute_min_requests", "%d is not between 0 and 1000000", n)
 	}
 	positive(&errs, "aggregation.dedup_ttl", c.Aggregation.DedupTTL)
 	positive(&errs, "aggregation.close_interval", c.Aggregation.CloseInterval)

@@ -34,6 +34,7 @@ var (
 	cardEndpoints = flag.Int("cardinality.endpoints", 1_000, "BenchmarkCardinality: endpoints, spread evenly over the APIs")
 	cardPerKey    = flag.Int("cardinality.per-key", 3, "BenchmarkCardinality: requests of each key in each minute")
 	cardQueries   = flag.Int("cardinality.queries", 20, "BenchmarkCardinality: calls of each query timed")
+	cardKeyMin    = flag.Int("cardinality.key-minute-min", 0, "BenchmarkCardinality: aggregation.key_minute_min_requests")
 )
 
 // cardMaxEvents bounds a run, whatever -benchtime asks.
@@ -80,7 +81,7 @@ func BenchmarkCardinality(b *testing.B) {
 	// the layout; the clock is frozen in the first minute while ingesting.
 	base := time.Now().Add(-3 * time.Hour).Truncate(time.Hour)
 	rdb := rd.Client(b)
-	st := aggregates.New(rdb, time.Hour, 48*time.Hour)
+	st := aggregates.New(rdb, time.Hour, 48*time.Hour).WithHourlyRetention(90 * 24 * time.Hour).WithKeyMinuteMin(*cardKeyMin)
 	if err := st.Load(ctx); err != nil {
 		b.Fatal(err)
 	}
