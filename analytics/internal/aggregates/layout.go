@@ -14,14 +14,15 @@
 // the hash tag. Keys of API a, with T = Layout.Prefix(a) = "<ns>:{usage:a}:":
 //
 //	T+"open"        ZSET   minute (Unix ms) of every open bucket
-//	T+"m:<minute>"  HASH   open bucket: "<code>|<dim>|<name>" -> count; dim a (API, no name), k (key hash), e (endpoint)
+//	T+"m:<minute>"  HASH   open bucket: "<code>|<dim>|<name>" -> count; dim a (API, no name), e (endpoint); k (key hash) in l:, hm:, hl:
+//	T+"mk:<minute>" STRING key log of an open minute: one record per key and applied batch (keylog.go)
 //	T+"closed"      STRING watermark: minutes <= it are closed; events for them are late
 //	T+"l:<minute>"  HASH   correction bucket of a closed minute: its late events, fields as in "m:"; expires with the minute's retention
 //	T+"late"        ZSET   minute (Unix ms) of every correction bucket
 //	T+"tot"         HASH   running totals of the API by code, plus "late"
 //	T+"d:<id>"      STRING dedup record of one message (PX dedup TTL)
 //	T+"s"           STREAM closed minutes of the API, entry ID "<minute>-0"
-//	T+"k:<hash>"    STREAM closed minutes of one key on this API
+//	T+"k:<hash>"    STREAM closed minutes of one key on this API; "k:~other" sums the keys below key_minute_min_requests
 //	T+"e:<pattern>" STREAM closed minutes of one endpoint
 //	T+"keys"        ZSET   key hash -> last closed minute it appears in
 //	T+"eps"         ZSET   endpoint -> last closed minute it appears in
