@@ -58,11 +58,13 @@ const cardMaxEvents = 6_000_000
 //	cmds/event          Redis commands per event while ingesting (INFO commandstats, scripts' inner calls included)
 //	redis_cpu_us/event  Redis CPU per event while ingesting (INFO cpu, user + system)
 //	close_cmds/keymin   Redis commands per key-minute to close the minutes
-//	B/keymin            Redis memory per key-minute once closed (INFO memory used_memory delta / key-minutes)
-//	B/keymin_more       the same for the second half of the minutes (streams that exist already)
-//	GB/day              a day of every key: its first minute and 1439 more, times keys
-//	B/keyhour           Redis memory per key-hour in the hourly streams (the run's hour closed)
-//	GB/day_hourly       a day of every key in the hourly streams: its first hour and 23 more
+//	B/keymin_run        Redis memory per key-minute of the run once closed (INFO memory used_memory delta / key-minutes):
+//	                    mostly new streams' first nodes and the open hour's bucket
+//	B/keyhour_run       the same per key for closing the hour (its bucket freed, the hourly streams created)
+//	B/keymin            a key-minute entry in a day-long stream (a sample key's entries replayed 1,440 times, MEMORY USAGE)
+//	B/keyhour           a key-hour entry in a month-long hourly stream (the same, 720 times)
+//	GB/day              B/keymin x 1440 x keys: a day of minutes of every key
+//	GB/day_hourly       B/keyhour x 24 x keys: a day of hours of every key
 //	usage_key_p50/p99_ms GET /v1/usage?key=<one key>&from=-1h
 //	top24h_p50/p99_ms   GET /v1/usage/top?by=key&from=-24h (whole hours: the run's hour, closed)
 func BenchmarkCardinality(b *testing.B) {
@@ -157,17 +159,13 @@ func BenchmarkCardinality(b *testing.B) {
 	perKeyHour := float64(memHour-mem[len(mem)-1]+hourBucket) / float64(keys)
 	keyMinutes := float64(keys * minutes)
 	perKeyMin := float64(mem[len(mem)-1]-mem[0]) / keyMinutes
-	marginal := perKeyMin
-	if len(phases) == 2 {
-		marginal = float64(mem[2]-mem[1]) / float64(keys*(phases[1][1]-phases[1][0]))
-	}
-	// A day of one key: what its first minutes cost (streams created) and
-	// the minutes up to 1440 at the marginal cost.
-	perKeyDay := float64(mem[len(mem)-1]-mem[0])/float64(keys) + float64(1440-minutes)*marginal
-	// A day of one key in the hourly streams: its first hour and 23 more
-	// entries (taken at the marginal cost of a minute entry: the same
-	// fields).
-	perKeyDayHourly := perKeyHour + 23*marginal
+	// A stream's first entry allocates a node of stream-node-max-bytes
+	// that the next entries fill, so a run of a few minutes says little of
+	// an entry's cost in a day-long stream: replay the entries of a sample
+	// of keys into scratch streams of a day's length and measure those.
+	sample := fmt.Sprintf("%064x", keys/3)
+	entryMin := steadyEntryBytes(b, rdb, st.Layout().StreamKey("api"+strconv.Itoa((keys/3)%apis), aggregates.DimKey, sample), 1440)
+	entryHour := steadyEntryBytes(b, rdb, st.Layout().HourStreamKey("api"+strconv.Itoa((keys/3)%apis), aggregates.DimKey, sample), 24*30)
 
 	h := query.New(zerolog.Nop(), st, now)
 	mux := http.NewServeMux()
@@ -181,11 +179,12 @@ func BenchmarkCardinality(b *testing.B) {
 	b.ReportMetric(ingestCPU*1e6/float64(events), "redis_cpu_us/event")
 	b.ReportMetric(float64(closeCmds)/keyMinutes, "close_cmds/keymin")
 	b.ReportMetric(closeTime.Seconds()/float64(minutes), "close_s/min")
-	b.ReportMetric(perKeyMin, "B/keymin")
-	b.ReportMetric(marginal, "B/keymin_more")
-	b.ReportMetric(perKeyDay*float64(keys)/1e9, "GB/day")
-	b.ReportMetric(perKeyHour, "B/keyhour")
-	b.ReportMetric(perKeyDayHourly*float64(keys)/1e9, "GB/day_hourly")
+	b.ReportMetric(perKeyMin, "B/keymin_run")
+	b.ReportMetric(perKeyHour, "B/keyhour_run")
+	b.ReportMetric(entryMin, "B/keymin")
+	b.ReportMetric(entryHour, "B/keyhour")
+	b.ReportMetric(entryMin*1440*float64(keys)/1e9, "GB/day")
+	b.ReportMetric(entryHour*24*float64(keys)/1e9, "GB/day_hourly")
 	b.ReportMetric(usageP50, "usage_key_p50_ms")
 	b.ReportMetric(usageP99, "usage_key_p99_ms")
 	b.ReportMetric(topP50, "top24h_p50_ms")
@@ -356,6 +355,36 @@ func hourOpen(b *testing.B, rdb *redis.Client, st *aggregates.Store, apis int) i
 		n += c
 	}
 	return n
+}
+
+// steadyEntryBytes replays the entries of stream src (cycling through
+// them) n times into a scratch stream and returns its memory per entry
+// (MEMORY USAGE, every node counted); 0 when src is empty (a key without
+// minutes of its own).
+func steadyEntryBytes(b *testing.B, rdb *redis.Client, src string, n int) float64 {
+	ctx := context.Background()
+	entries, err := rdb.XRange(ctx, src, "-", "+").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(entries) == 0 {
+		return 0
+	}
+	dst := src + ":replay"
+	pipe := rdb.Pipeline()
+	for i := 0; i < n; i++ {
+		e := entries[i%len(entries)]
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: dst, ID: strconv.Itoa(i+1) + "-0", Values: e.Values})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	v, err := rdb.MemoryUsage(ctx, dst, 0).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = rdb.Del(ctx, dst)
+	return float64(v) / float64(n)
 }
 
 // timeQuery calls path n times through the query handler and returns the
