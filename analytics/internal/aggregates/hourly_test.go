@@ -239,3 +239,43 @@ func TestLightKeysMinutesSummedIntoOther(t *testing.T) {
 		t.Errorf("the keys' minute sums hold %d requests, want the API's 8", n)
 	}
 }
+
+// TestCloseMergesKeyFieldsOfOlderBuckets checks that a minute whose bucket
+// holds key fields (written by a version without key logs, during an
+// upgrade) and whose key log holds more of the same key closes into one
+// entry holding both, in the minute and in the hour.
+func TestCloseMergesKeyFieldsOfOlderBuckets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := testutil.StartRedis(t).Client(t)
+	st := aggregates.New(rdb, time.Hour, 24*time.Hour)
+	h0 := time.UnixMilli(aggregates.HourOf(time.Now().Add(-3 * time.Hour).UnixMilli()))
+	ev := usage.Event{ID: "e1", Time: h0.UnixNano(), KeyHash: "h1", Status: 200, Units: 5}
+	if r := st.Apply(ctx, []*rollup.APIBatch{rollup.Build("llm", [][]byte{usage.AppendJSON(nil, &ev)}, []int{0})}, h0); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	p, m := st.Layout().Prefix("llm"), fmt.Sprint(h0.UnixMilli())
+	for f, v := range map[string]int64{"n|k|h1": 2, "units|k|h1": 7, "n|a|": 2, "units|a|": 7} {
+		if err := rdb.HIncrBy(ctx, p+"m:"+m, f, v).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := h0.Add(time.Hour + 2*time.Minute)
+	if _, err := st.Close(ctx, "llm", rollup.Cutoff(now, 10*time.Second), now); err != nil {
+		t.Fatal(err)
+	}
+	ref := aggregates.Ref{Dim: aggregates.DimKey, Name: "h1"}
+	mins, err := st.Series(ctx, "llm", ref, h0.UnixMilli(), h0.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hours, err := st.HourSeries(ctx, "llm", ref, h0.UnixMilli(), h0.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, c := range map[string]*rollup.Counters{"minute": mins[h0.UnixMilli()], "hour": hours[h0.UnixMilli()]} {
+		if c == nil || c[rollup.FRequests] != 3 || c[rollup.FUnits] != 12 {
+			t.Errorf("%s of h1: %v, want 3 requests and 12 units", what, c)
+		}
+	}
+}

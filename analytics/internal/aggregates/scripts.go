@@ -141,10 +141,12 @@ local httl = ARGV[6]
 local kmin = tonumber(ARGV[7]) or 0
 -- move turns bucket hk into one entry "<id>-0" per series: the API stream
 -- s, the key streams kp..<hash> and the endpoint streams ep..<pattern>
--- (indexed in kidx and eidx); it returns the bucket and its API fields.
-local function move(hk, id, s, kp, ep, kidx, eidx, mid, exp)
+-- (indexed in kidx and eidx); it returns the fields it moved and the API
+-- fields. With addKey, key fields are handed to it instead (a minute
+-- bucket written by a version without key logs).
+local function move(hk, id, s, kp, ep, kidx, eidx, mid, exp, addKey)
   local h = redis.call('HGETALL', hk)
-  local groups, order = {}, {}
+  local groups, order, moved = {}, {}, {}
   for i = 1, #h, 2 do
     local f = h[i]
     local p1 = string.find(f, '|', 1, true)
@@ -154,9 +156,11 @@ local function move(hk, id, s, kp, ep, kidx, eidx, mid, exp)
       local name = string.sub(f, p1 + 3)
       local sk
       if dim == 'a' then sk = s
+      elseif dim == 'k' and addKey then addKey(name, code, h[i + 1])
       elseif dim == 'k' then sk = kp .. name
       elseif dim == 'e' then sk = ep .. name end
       if sk then
+        moved[#moved + 1] = f; moved[#moved + 1] = h[i + 1]
         local g = groups[sk]
         if not g then
           g = {}; groups[sk] = g; order[#order + 1] = sk
@@ -172,25 +176,26 @@ local function move(hk, id, s, kp, ep, kidx, eidx, mid, exp)
     redis.call('PEXPIRE', sk, exp)
   end
   redis.call('DEL', hk)
-  return h, groups[s] or {}
+  return moved, groups[s] or {}
 end
 local closed = tonumber(redis.call('GET', T .. 'closed') or '-9007199254740992')
 if cutoff > closed then redis.call('SET', T .. 'closed', ARGV[2]) end
 local mins = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
 local out = {}
 for _, m in ipairs(mins) do
-  local h, api = move(T .. 'm:' .. m, m, T .. 's', T .. 'k:', T .. 'e:', T .. 'keys', T .. 'eps', minid, ttl)
+  local sums, order = {}, {}
+  local function addKey(name, code, v)
+    local t = sums[name]
+    if not t then t = {}; sums[name] = t; order[#order + 1] = name end
+    t[code] = (t[code] or 0) + tonumber(v)
+  end
+  local h, api = move(T .. 'm:' .. m, m, T .. 's', T .. 'k:', T .. 'e:', T .. 'keys', T .. 'eps', minid, ttl, addKey)
   local mn = tonumber(m)
   local hs = string.format('%.0f', mn - (mn % 3600000))
   local hb = T .. 'hm:' .. hs
   for i = 1, #h, 2 do redis.call('HINCRBY', hb, h[i], h[i + 1]) end
   local lk = T .. 'mk:' .. m
-  local sums, order = {}, {}
-  eachKey(redis.call('GET', lk) or '', function(name, code, v)
-    local t = sums[name]
-    if not t then t = {}; sums[name] = t; order[#order + 1] = name end
-    t[code] = (t[code] or 0) + tonumber(v)
-  end)
+  eachKey(redis.call('GET', lk) or '', addKey)
   local other = nil
   local function entry(name, t)
     local sk = T .. 'k:' .. name
