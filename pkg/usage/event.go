@@ -13,9 +13,6 @@
 package usage
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -152,34 +149,4 @@ func appendString(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, '"')
-}
-
-// DecodeBatch calls fn for every event in an NDJSON batch. It stops at the
-// first malformed line and returns an error naming it.
-func DecodeBatch(data []byte, fn func(*Event) error) error {
-	line := 0
-	for len(data) > 0 {
-		line++
-		i := bytes.IndexByte(data, '\n')
-		var l []byte
-		if i < 0 {
-			l, data = data, nil
-		} else {
-			l, data = data[:i], data[i+1:]
-		}
-		if len(bytes.TrimSpace(l)) == 0 {
-			continue
-		}
-		var e Event
-		if err := json.Unmarshal(l, &e); err != nil {
-			return fmt.Errorf("usage batch line %d: %w", line, err)
-		}
-		if e.ID == "" {
-			return fmt.Errorf("usage batch line %d: event has no id", line)
-		}
-		if err := fn(&e); err != nil {
-			return err
-		}
-	}
-	return nil
 }

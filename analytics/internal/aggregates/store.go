@@ -20,10 +20,18 @@ type Store struct {
 	layout    Layout
 	dedupTTL  time.Duration
 	retention time.Duration
+	// hourly is the retention of closed hours.
+	hourly time.Duration
+	// keyMin is the requests a key makes in a minute to get an entry of
+	// its own in that minute (WithKeyMinuteMin).
+	keyMin int
+	// names are the key names this Store recorded (keynames.go).
+	names nameCache
 }
 
 // New returns a Store. dedupTTL is how long a message's dedup record lives,
-// retention how long closed minutes are kept in streams.
+// retention how long closed minutes (and, unless WithHourlyRetention says
+// otherwise, closed hours) are kept in streams.
 // Its keys are the default namespace's; NewIn names another.
 func New(rdb redis.UniversalClient, dedupTTL, retention time.Duration) *Store {
 	return NewIn(Layout{}, rdb, dedupTTL, retention)
@@ -31,7 +39,36 @@ func New(rdb redis.UniversalClient, dedupTTL, retention time.Duration) *Store {
 
 // NewIn returns a Store of the environment whose keys l names.
 func NewIn(l Layout, rdb redis.UniversalClient, dedupTTL, retention time.Duration) *Store {
-	return &Store{rdb: rdb, layout: l, dedupTTL: dedupTTL, retention: retention}
+	return &Store{rdb: rdb, layout: l, dedupTTL: dedupTTL, retention: retention, hourly: retention}
+}
+
+// WithHourlyRetention sets how long closed hours are kept (at least the
+// minutes' retention: aggregation.hourly_retention) and returns s.
+func (s *Store) WithHourlyRetention(d time.Duration) *Store {
+	s.hourly = max(d, s.retention)
+	return s
+}
+
+// WithKeyMinuteMin sets the requests a key must make in a minute (of one
+// API) for the minute to be kept for it on its own
+// (aggregation.key_minute_min_requests); in minutes with fewer, its
+// counters are summed into the key rollup.OtherKey and kept per key only
+// in its hour. 0 or 1: every key, every minute. It returns s.
+func (s *Store) WithKeyMinuteMin(n int) *Store {
+	s.keyMin = n
+	return s
+}
+
+// HourMS is one hourly bucket, in milliseconds.
+const HourMS = 3_600_000
+
+// HourOf returns the start of the hour of a Unix ms time.
+func HourOf(ms int64) int64 {
+	h := ms / HourMS * HourMS
+	if ms < 0 && h != ms {
+		h -= HourMS
+	}
+	return h
 }
 
 // Layout returns the key names of the Store's environment.
@@ -60,9 +97,19 @@ type Result struct {
 // and applied again.
 func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch, now time.Time) []Result {
 	res := make([]Result, len(batches))
-	minID := now.Add(-s.retention).UnixMilli()
+	names := make([]map[string]rollup.KeyName, len(batches))
+	for i, b := range batches {
+		names[i] = s.names.pending(b)
+	}
+	defer func() {
+		for i, b := range batches {
+			if res[i].Err == nil && len(res[i].Dups) == 0 {
+				s.names.recorded(b, names[i])
+			}
+		}
+	}()
 	for attempt := 0; attempt < 2; attempt++ {
-		cmds, err := s.pipelineApply(ctx, batches, minID)
+		cmds, err := s.pipelineApply(ctx, batches, names, now)
 		if err != nil && isNoScript(err) && attempt == 0 {
 			if lerr := s.Load(ctx); lerr == nil {
 				continue
@@ -81,13 +128,13 @@ func (s *Store) Apply(ctx context.Context, batches []*rollup.APIBatch, now time.
 	return res
 }
 
-func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch, minID int64) ([]*redis.Cmd, error) {
+func (s *Store) pipelineApply(ctx context.Context, batches []*rollup.APIBatch, names []map[string]rollup.KeyName, now time.Time) ([]*redis.Cmd, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(batches))
 	for i, b := range batches {
 		pipe.SAdd(ctx, s.layout.APIs(), b.API)
 		p := s.layout.Prefix(b.API)
-		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{p + "tot"}, applyArgs(p, b, s.dedupTTL, minID, s.retention)...)
+		cmds[i] = applyScript.EvalSha(ctx, pipe, []string{p + "tot"}, s.applyArgs(p, b, names[i], now)...)
 	}
 	_, err := pipe.Exec(ctx)
 	return cmds, err
@@ -123,13 +170,14 @@ func Field(code string, dim byte, name string) string {
 	return code + "|" + string(dim) + "|" + name
 }
 
-func applyArgs(prefix string, b *rollup.APIBatch, dedupTTL time.Duration, minID int64, retention time.Duration) []any {
-	args := make([]any, 0, 8+len(b.IDs)+4*rollup.NumFields*(1+len(b.Minutes)))
-	args = append(args, prefix, dedupTTL.Milliseconds(), len(b.IDs))
+func (s *Store) applyArgs(prefix string, b *rollup.APIBatch, names map[string]rollup.KeyName, now time.Time) []any {
+	args := make([]any, 0, 10+len(b.IDs)+4*rollup.NumFields*(1+len(b.Minutes)))
+	args = append(args, prefix, s.dedupTTL.Milliseconds(), len(b.IDs))
 	for _, id := range b.IDs {
 		args = append(args, id)
 	}
-	args = append(args, minID, retention.Milliseconds())
+	args = append(args, now.Add(-s.retention).UnixMilli(), s.retention.Milliseconds(),
+		now.Add(-s.hourly).UnixMilli(), s.hourly.Milliseconds())
 	args = appendCounters(args, &b.Total, func(code string) string { return code })
 	args = append(args, len(b.Minutes))
 	for m, mb := range b.Minutes {
@@ -138,28 +186,22 @@ func applyArgs(prefix string, b *rollup.APIBatch, dedupTTL time.Duration, minID 
 		args = append(args, 0)
 		start := len(args)
 		args = appendFields(args, &mb.API, DimAPI, "")
-		for k, c := range mb.Keys {
-			args = appendFields(args, c, DimKey, k)
-		}
 		for e, c := range mb.Endpoints {
 			args = appendFields(args, c, DimEndpoint, e)
 		}
 		args[at] = (len(args) - start) / 2
+		args = append(args, keyLog(mb.Keys))
 	}
-	return appendNames(args, b)
+	return appendNames(args, b, names)
 }
 
-func appendNames(args []any, b *rollup.APIBatch) []any {
-	args = append(args, len(b.Names))
-	if len(b.Names) == 0 {
+func appendNames(args []any, b *rollup.APIBatch, names map[string]rollup.KeyName) []any {
+	args = append(args, len(names))
+	if len(names) == 0 {
 		return args
 	}
-	var last int64
-	for m := range b.Minutes {
-		last = max(last, m)
-	}
-	args = append(args, last)
-	for h, n := range b.Names {
+	args = append(args, lastMinute(b))
+	for h, n := range names {
 		js, _ := json.Marshal(n)
 		args = append(args, h, string(js))
 	}
@@ -196,12 +238,14 @@ type Closed struct {
 	Counts rollup.Counters
 }
 
-// Close closes the open minutes of api up to cutoff (Unix ms) and returns
-// the API-level rollups it closed (none when another worker did).
+// Close closes the open minutes of api up to cutoff (Unix ms), and the
+// hours whose last minute that closes, and returns the API-level rollups
+// of the minutes it closed (none when another worker did).
 func (s *Store) Close(ctx context.Context, api string, cutoff int64, now time.Time) ([]Closed, error) {
-	minID := now.Add(-s.retention).UnixMilli()
 	keys := []string{s.layout.Prefix(api) + "open"}
-	v, err := closeScript.Run(ctx, s.rdb, keys, s.layout.Prefix(api), cutoff, minID, s.retention.Milliseconds()).Slice()
+	v, err := closeScript.Run(ctx, s.rdb, keys, s.layout.Prefix(api), cutoff,
+		now.Add(-s.retention).UnixMilli(), s.retention.Milliseconds(),
+		now.Add(-s.hourly).UnixMilli(), s.hourly.Milliseconds(), s.keyMin).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("close usage of %s: %w", api, err)
 	}

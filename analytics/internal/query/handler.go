@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicegw/sluice/analytics/internal/aggregates"
 	"github.com/sluicegw/sluice/analytics/internal/rollup"
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // Handler serves /v1/usage, /v1/usage/top and /v1/usage/totals.
@@ -34,20 +35,6 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/usage", h.usage)
 	mux.HandleFunc("GET /v1/usage/top", h.top)
 	mux.HandleFunc("GET /v1/usage/totals", h.totals)
-}
-
-// UsageResponse is the body of GET /v1/usage.
-type UsageResponse struct {
-	API      string         `json:"api,omitempty"`
-	Key      string         `json:"key,omitempty"`
-	KeyID    string         `json:"key_id,omitempty"`
-	KeyAlias string         `json:"key_alias,omitempty"`
-	Endpoint string         `json:"endpoint,omitempty"`
-	From     time.Time      `json:"from"`
-	To       time.Time      `json:"to"`
-	Step     string         `json:"step"`
-	Series   []rollup.Point `json:"series"`
-	Totals   rollup.Point   `json:"totals"`
 }
 
 func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
@@ -73,16 +60,12 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	minutes := map[int64]*rollup.Counters{}
 	for _, api := range apis {
-		s, err := h.store.Series(r.Context(), api, ref, from, to)
-		if err != nil {
+		if err := h.seriesInto(r.Context(), minutes, api, ref, from, to, p.Step); err != nil {
 			h.fail(w, err)
 			return
 		}
-		for m, c := range s {
-			add(minutes, m, c)
-		}
 	}
-	resp := UsageResponse{API: p.API, Key: p.Key, Endpoint: p.Endpoint, From: p.From.UTC(), To: p.To.UTC(), Step: p.StepName}
+	resp := usage.UsageResponse{API: p.API, Key: p.Key, Endpoint: p.Endpoint, From: p.From.UTC(), To: p.To.UTC(), Step: p.StepName}
 	if p.Key != "" {
 		names, err := h.store.Names(r.Context(), apis, []string{p.Key})
 		if err != nil {
@@ -95,6 +78,51 @@ func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// HourlyAfter is the range beyond which a top query sums whole hours
+// read from the hourly buckets (its range widened to the hours it
+// touches) rather than minutes.
+const HourlyAfter = 6 * time.Hour
+
+// seriesInto adds the counters of one series of api for the minutes in
+// [from, to] to out, keyed by minute or, where the step is whole hours, by
+// hour: the whole hours of the range are read from the hourly buckets and
+// only the minutes before the first and after the last from the minute
+// buckets, so every step holds exactly the minutes of the range.
+func (h *Handler) seriesInto(ctx context.Context, out map[int64]*rollup.Counters, api string, ref aggregates.Ref, from, to int64, step time.Duration) error {
+	type part struct {
+		from, to int64
+		hourly   bool
+	}
+	parts := []part{{from, to, false}}
+	if step%time.Hour == 0 {
+		first := aggregates.HourOf(from + aggregates.HourMS - rollup.MinuteMS)
+		last := aggregates.HourOf(to+rollup.MinuteMS) - aggregates.HourMS
+		if first <= last {
+			parts = []part{{first, last, true}}
+			if from < first {
+				parts = append(parts, part{from, first - rollup.MinuteMS, false})
+			}
+			if to >= last+aggregates.HourMS {
+				parts = append(parts, part{last + aggregates.HourMS, to, false})
+			}
+		}
+	}
+	for _, pt := range parts {
+		read := h.store.Series
+		if pt.hourly {
+			read = h.store.HourSeries
+		}
+		s, err := read(ctx, api, ref, pt.from, pt.to)
+		if err != nil {
+			return err
+		}
+		for t, c := range s {
+			add(out, t, c)
+		}
+	}
+	return nil
+}
+
 func add[K comparable](m map[K]*rollup.Counters, t K, c *rollup.Counters) {
 	if m[t] == nil {
 		m[t] = new(rollup.Counters)
@@ -104,7 +132,7 @@ func add[K comparable](m map[K]*rollup.Counters, t K, c *rollup.Counters) {
 
 // bucket folds minutes into dense steps over the range (aligned to the
 // step in UTC) and sums the totals.
-func bucket(minutes map[int64]*rollup.Counters, r Range) ([]rollup.Point, rollup.Point) {
+func bucket(minutes map[int64]*rollup.Counters, r Range) ([]usage.Point, usage.Point) {
 	step := r.Step.Milliseconds()
 	start := floorTo(r.From.UnixMilli(), step)
 	end := floorTo(r.To.UnixMilli(), step)
@@ -119,7 +147,7 @@ func bucket(minutes map[int64]*rollup.Counters, r Range) ([]rollup.Point, rollup
 		steps[i].Merge(c)
 		total.Merge(c)
 	}
-	out := make([]rollup.Point, n)
+	out := make([]usage.Point, n)
 	for i := range steps {
 		out[i] = rollup.PointOf(time.UnixMilli(start+int64(i)*step), &steps[i])
 	}
@@ -134,50 +162,45 @@ func floorTo(t, step int64) int64 {
 	return f
 }
 
-// TopItem is one consumer in GET /v1/usage/top.
-type TopItem struct {
-	Name     string        `json:"name"`
-	API      string        `json:"api,omitempty"`
-	KeyID    string        `json:"key_id,omitempty"`
-	KeyAlias string        `json:"key_alias,omitempty"`
-	Requests int64         `json:"requests"`
-	Status   rollup.Status `json:"status"`
-	Errors   int64         `json:"errors"`
-	Limited  int64         `json:"limited"`
-	BytesIn  int64         `json:"bytes_in"`
-	BytesOut int64         `json:"bytes_out"`
-	Units    int64         `json:"units"`
-	P50      float64       `json:"p50_ms"`
-	P95      float64       `json:"p95_ms"`
-	P99      float64       `json:"p99_ms"`
-}
-
-// TopResponse is the body of GET /v1/usage/top.
-type TopResponse struct {
-	By    string    `json:"by"`
-	Sort  string    `json:"sort"`
-	From  time.Time `json:"from"`
-	To    time.Time `json:"to"`
-	Items []TopItem `json:"items"`
-}
-
 func (h *Handler) top(w http.ResponseWriter, r *http.Request) {
 	p, err := ParseTop(r.URL.Query(), h.now())
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	items, err := h.topItems(r.Context(), p)
+	sp := topSpanOf(p.Range)
+	items, err := h.topItems(r.Context(), p, sp)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, TopResponse{By: p.By, Sort: p.Sort, From: p.From.UTC(), To: p.To.UTC(), Items: items})
+	resp := usage.TopResponse{By: p.By, Sort: p.Sort, From: p.From.UTC(), To: p.To.UTC(), Items: items, Granularity: "1m"}
+	if sp.hourly {
+		resp.From, resp.To, resp.Granularity = time.UnixMilli(sp.from).UTC(), time.UnixMilli(sp.to+aggregates.HourMS).UTC(), "1h"
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// topSpan is what a top query sums: the minutes in [from, to], or, when
+// hourly, the whole hours in [from, to] (hour starts).
+type topSpan struct {
+	from, to int64
+	hourly   bool
+}
+
+// topSpanOf reads a range longer than HourlyAfter as the whole hours it
+// touches, a shorter one minute by minute.
+func topSpanOf(r Range) topSpan {
+	from, to := rollup.MinuteOf(r.From.UnixNano()), rollup.MinuteOf(r.To.UnixNano())
+	if r.To.Sub(r.From) > HourlyAfter {
+		return topSpan{aggregates.HourOf(from), aggregates.HourOf(to), true}
+	}
+	return topSpan{from, to, false}
 }
 
 type topKey struct{ api, name string }
 
-func (h *Handler) topItems(ctx context.Context, p TopParams) ([]TopItem, error) {
+func (h *Handler) topItems(ctx context.Context, p TopParams, sp topSpan) ([]usage.TopItem, error) {
 	apis := []string{p.API}
 	if p.API == "" {
 		var err error
@@ -185,22 +208,19 @@ func (h *Handler) topItems(ctx context.Context, p TopParams) ([]TopItem, error) 
 			return nil, err
 		}
 	}
-	sums, err := h.topSums(ctx, p, apis)
+	sums, err := h.topSums(ctx, p, sp, apis)
 	if err != nil {
 		return nil, err
 	}
-	items := make([]TopItem, 0, len(sums))
+	items := make([]usage.TopItem, 0, len(sums))
 	for k, c := range sums {
-		pt := rollup.PointOf(time.Time{}, c)
-		items = append(items, TopItem{Name: k.name, API: k.api, Requests: pt.Requests, Status: pt.Status,
-			Errors: pt.Errors, Limited: pt.Limited, BytesIn: pt.BytesIn, BytesOut: pt.BytesOut, Units: pt.Units,
-			P50: pt.P50, P95: pt.P95, P99: pt.P99})
+		items = append(items, usage.TopItem{Name: k.name, API: k.api, Counts: rollup.CountsOf(c)})
 	}
-	rank := map[string]func(*TopItem) int64{
-		"requests": func(i *TopItem) int64 { return i.Requests },
-		"units":    func(i *TopItem) int64 { return i.Units },
-		"errors":   func(i *TopItem) int64 { return i.Errors },
-		"limited":  func(i *TopItem) int64 { return i.Limited },
+	rank := map[string]func(*usage.TopItem) int64{
+		"requests": func(i *usage.TopItem) int64 { return i.Requests },
+		"units":    func(i *usage.TopItem) int64 { return i.Units },
+		"errors":   func(i *usage.TopItem) int64 { return i.Errors },
+		"limited":  func(i *usage.TopItem) int64 { return i.Limited },
 	}[p.Sort]
 	sort.Slice(items, func(i, j int) bool {
 		if a, b := rank(&items[i]), rank(&items[j]); a != b {
@@ -224,12 +244,16 @@ func (h *Handler) topItems(ctx context.Context, p TopParams) ([]TopItem, error) 
 }
 
 // topSums sums the usage of each item over the range.
-func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[topKey]*rollup.Counters, error) {
-	from, to := rollup.MinuteOf(p.From.UnixNano()), rollup.MinuteOf(p.To.UnixNano())
+func (h *Handler) topSums(ctx context.Context, p TopParams, sp topSpan, apis []string) (map[topKey]*rollup.Counters, error) {
+	from, to := sp.from, sp.to
+	series, sumsOf := h.store.Series, h.store.Sums
+	if sp.hourly {
+		series, sumsOf = h.store.HourSeries, h.store.HourSums
+	}
 	sums := map[topKey]*rollup.Counters{}
 	if p.Key != "" { // by=api, the APIs of one key
 		for _, api := range apis {
-			s, err := h.store.Series(ctx, api, aggregates.Ref{Dim: aggregates.DimKey, Name: p.Key}, from, to)
+			s, err := series(ctx, api, aggregates.Ref{Dim: aggregates.DimKey, Name: p.Key}, from, to)
 			if err != nil {
 				return nil, err
 			}
@@ -242,7 +266,7 @@ func (h *Handler) topSums(ctx context.Context, p TopParams, apis []string) (map[
 	}
 	dim := map[string]byte{"api": aggregates.DimAPI, "key": aggregates.DimKey, "endpoint": aggregates.DimEndpoint}[p.By]
 	for _, api := range apis {
-		s, err := h.store.Sums(ctx, api, dim, from, to)
+		s, err := sumsOf(ctx, api, dim, from, to)
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +293,7 @@ func dropEmpty[K comparable](m map[K]*rollup.Counters) {
 }
 
 // nameKeys fills in the key id and alias of the items (key hashes).
-func (h *Handler) nameKeys(ctx context.Context, apis []string, items []TopItem) error {
+func (h *Handler) nameKeys(ctx context.Context, apis []string, items []usage.TopItem) error {
 	hashes := make([]string, len(items))
 	for i := range items {
 		hashes[i] = items[i].Name
@@ -283,14 +307,6 @@ func (h *Handler) nameKeys(ctx context.Context, apis []string, items []TopItem) 
 		items[i].KeyID, items[i].KeyAlias = n.ID, n.Alias
 	}
 	return nil
-}
-
-// TotalsResponse is the body of GET /v1/usage/totals: running totals since
-// the first event, late events included (they are in no minute).
-type TotalsResponse struct {
-	API  string `json:"api"`
-	Late int64  `json:"late"`
-	rollup.Point
 }
 
 func (h *Handler) totals(w http.ResponseWriter, r *http.Request) {
@@ -307,7 +323,7 @@ func (h *Handler) totals(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, TotalsResponse{API: id, Late: late, Point: rollup.PointOf(h.now(), &c)})
+	writeJSON(w, http.StatusOK, usage.TotalsResponse{API: id, Late: late, Point: rollup.PointOf(h.now(), &c)})
 }
 
 type errorBody struct {

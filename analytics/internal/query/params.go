@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicegw/sluice/analytics/internal/rollup"
 )
 
 // ParamError names the query parameter that is wrong.
@@ -147,6 +149,9 @@ func ParseTop(q url.Values, now time.Time) (TopParams, error) {
 // letters, digits and ._:-
 func ident(q url.Values, name string) (string, error) {
 	v := q.Get(name)
+	if name == "key" && v == rollup.OtherKey {
+		return v, nil
+	}
 	if len(v) > 128 {
 		return "", &ParamError{name, "is longer than 128 characters"}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+
+	"github.com/sluicegw/sluice/pkg/usage"
 )
 
 // MinuteMS is one bucket, in milliseconds.
@@ -13,6 +15,12 @@ const MinuteMS = 60_000
 // NoName stands for an empty key hash (keyless request) or an empty
 // endpoint (no endpoint matched) in bucket and stream names.
 const NoName = "-"
+
+// OtherKey names the sum of the keys that made too few requests in a
+// minute to keep that minute on their own (aggregation.
+// key_minute_min_requests): their minute usage is kept under it, their
+// usage per key in their hours.
+const OtherKey = "~other"
 
 // Minute is the aggregate of one API in one minute, by dimension.
 type Minute struct {
@@ -101,11 +109,12 @@ func build(api string, data [][]byte, idx []int, h hash.Hash, skip []int) (*APIB
 		}
 		h.Reset()
 		var n int64
-		err := DecodeBatch(data[i], func(ev *Event) {
+		err := usage.ScanBatch(data[i], func(ev *usage.EventView) error {
 			n++
 			h.Write(ev.ID)
 			h.Write([]byte{'\n'})
 			b.add(ev)
+			return nil
 		})
 		if err != nil {
 			return nil, i, 0, err
@@ -132,7 +141,7 @@ func contains(s []int, v int) bool {
 	return false
 }
 
-func (b *APIBatch) add(ev *Event) {
+func (b *APIBatch) add(ev *usage.EventView) {
 	b.Total.AddEvent(ev)
 	m := MinuteOf(ev.Time)
 	mb := b.Minutes[m]
@@ -141,15 +150,15 @@ func (b *APIBatch) add(ev *Event) {
 		b.Minutes[m] = mb
 	}
 	mb.API.AddEvent(ev)
-	counterOf(mb.Keys, ev.Key).AddEvent(ev)
+	counterOf(mb.Keys, ev.KeyHash).AddEvent(ev)
 	counterOf(mb.Endpoints, ev.Endpoint).AddEvent(ev)
-	if len(ev.Key) > 0 && (len(ev.KeyID) > 0 || len(ev.KeyAlias) > 0) {
+	if len(ev.KeyHash) > 0 && (len(ev.KeyID) > 0 || len(ev.KeyAlias) > 0) {
 		n := KeyName{ID: string(ev.KeyID), Alias: string(ev.KeyAlias)}
-		if b.Names[string(ev.Key)] != n {
+		if b.Names[string(ev.KeyHash)] != n {
 			if b.Names == nil {
 				b.Names = map[string]KeyName{}
 			}
-			b.Names[string(ev.Key)] = n
+			b.Names[string(ev.KeyHash)] = n
 		}
 	}
 }

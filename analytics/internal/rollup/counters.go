@@ -1,9 +1,14 @@
 // Package rollup turns usage events into per-minute counters: the counter
-// set of a bucket, its fixed latency histogram, the fast decoder of event
-// batches, and the in-memory aggregation of one fetched batch of messages.
+// set of a bucket, its fixed latency histogram, and the in-memory
+// aggregation of one fetched batch of messages (decoded by
+// usage.ScanBatch).
 package rollup
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/sluicegw/sluice/pkg/usage"
+)
 
 // Field indexes of a Counters set.
 const (
@@ -100,8 +105,8 @@ func (c *Counters) Add(status int, latencyUS, in, out int64, limited bool) {
 }
 
 // AddEvent counts one event, its units included.
-func (c *Counters) AddEvent(ev *Event) {
-	c.Add(int(ev.Status), ev.Latency, ev.BytesIn, ev.BytesOut, ev.Limited)
+func (c *Counters) AddEvent(ev *usage.EventView) {
+	c.Add(ev.Status, ev.Latency, ev.BytesIn, ev.BytesOut, len(ev.Limited) > 0)
 	c[FUnits] += ev.Units
 }
 

@@ -1,41 +1,23 @@
 package rollup
 
-import "time"
+import (
+	"time"
 
-// Status is the count of responses by status class.
-type Status struct {
-	S2xx int64 `json:"2xx"`
-	S3xx int64 `json:"3xx"`
-	S4xx int64 `json:"4xx"`
-	S5xx int64 `json:"5xx"`
+	"github.com/sluicegw/sluice/pkg/usage"
+)
+
+// PointOf renders counters as a point of the query API at t.
+func PointOf(t time.Time, c *Counters) usage.Point {
+	return usage.Point{T: t.UTC(), Counts: CountsOf(c)}
 }
 
-// Point is one bucket as the query API and the rollup messages show it.
-// Errors are responses with a 5xx status; limited are requests a rate
-// limit or quota refused; units the sum of the events' units (the cost
-// counted against limits counting units, 0 for requests counted as
-// requests).
-type Point struct {
-	T        time.Time `json:"t"`
-	Requests int64     `json:"requests"`
-	Status   Status    `json:"status"`
-	Errors   int64     `json:"errors"`
-	Limited  int64     `json:"limited"`
-	BytesIn  int64     `json:"bytes_in"`
-	BytesOut int64     `json:"bytes_out"`
-	Units    int64     `json:"units"`
-	P50      float64   `json:"p50_ms"`
-	P95      float64   `json:"p95_ms"`
-	P99      float64   `json:"p99_ms"`
-}
-
-// PointOf renders counters as a Point at t.
-func PointOf(t time.Time, c *Counters) Point {
-	return Point{
-		T: t.UTC(), Requests: c[FRequests],
-		Status:  Status{S2xx: c[F2xx], S3xx: c[F3xx], S4xx: c[F4xx], S5xx: c[F5xx]},
-		Errors:  c[F5xx],
-		Limited: c[FLimited], BytesIn: c[FBytesIn], BytesOut: c[FBytesOut], Units: c[FUnits],
+// CountsOf renders counters as the query API shows them.
+func CountsOf(c *Counters) usage.Counts {
+	return usage.Counts{
+		Requests: c[FRequests],
+		Status:   usage.Status{S2xx: c[F2xx], S3xx: c[F3xx], S4xx: c[F4xx], S5xx: c[F5xx]},
+		Errors:   c[F5xx],
+		Limited:  c[FLimited], BytesIn: c[FBytesIn], BytesOut: c[FBytesOut], Units: c[FUnits],
 		P50: round3(c.Quantile(0.50)), P95: round3(c.Quantile(0.95)), P99: round3(c.Quantile(0.99)),
 	}
 }
@@ -51,7 +33,7 @@ type Rollup struct {
 	LatencyUS int64   `json:"latency_sum_us"`
 	Bounds    []int64 `json:"latency_bounds_us"`
 	Histogram []int64 `json:"latency_histogram"` // len(Bounds)+1 counts, the last above the last bound
-	Point
+	usage.Point
 }
 
 // RollupOf builds the rollup message of a closed minute.

@@ -78,7 +78,8 @@ func (s *Service) Start(ctx context.Context) error {
 		return err
 	}
 	s.rdb = rdb
-	st := aggregates.NewIn(aggregates.NewLayout(c.Redis.Layout()), s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention)
+	st := aggregates.NewIn(aggregates.NewLayout(c.Redis.Layout()), s.rdb, c.Aggregation.DedupTTL, c.Aggregation.Retention).
+		WithHourlyRetention(c.Aggregation.HourlyRetention).WithKeyMinuteMin(c.Aggregation.KeyMinuteMinRequests)
 	// NATS need not answer yet: the client keeps trying, and the worker
 	// sets its stream and consumer up once it does (/ready tells when).
 	nc, err := c.NATS.Connect("sluice-analytics", s.log)

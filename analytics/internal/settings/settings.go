@@ -88,6 +88,18 @@ type Aggregation struct {
 	Grace time.Duration `yaml:"grace"`
 	// Retention is how long closed minutes are kept in the streams.
 	Retention time.Duration `yaml:"retention"`
+	// HourlyRetention is how long closed hours are kept in the hourly
+	// streams (default 90 days); at least Retention. Long ranges read
+	// hours: keep minutes for the detail of recent days, hours for
+	// months (docs/analytics.md, "Hourly rollups").
+	HourlyRetention time.Duration `yaml:"hourly_retention"`
+	// KeyMinuteMinRequests: a key gets a minute of its own (in its key
+	// stream) only when it made at least this many requests of an API in
+	// that minute; the minutes of keys below it are summed into the key
+	// "~other", and every key keeps its exact usage per hour. 0 (default)
+	// or 1: every key, every minute. Raise it where keys are many and
+	// most are light (docs/analytics.md, "Cardinality").
+	KeyMinuteMinRequests int `yaml:"key_minute_min_requests"`
 	// DedupTTL is how long a message's dedup record is kept; keep it above
 	// the longest time a recorded batch may be redelivered or republished.
 	DedupTTL time.Duration `yaml:"dedup_ttl"`
@@ -120,7 +132,7 @@ func Default() Config {
 		},
 		UsageStream: UsageStream{MaxAge: 24 * time.Hour, Replicas: 1, DedupWindow: 2 * time.Minute},
 		Aggregation: Aggregation{
-			Grace: 10 * time.Second, Retention: 7 * 24 * time.Hour,
+			Grace: 10 * time.Second, Retention: 7 * 24 * time.Hour, HourlyRetention: 90 * 24 * time.Hour,
 			DedupTTL: 25 * time.Hour, CloseInterval: time.Second,
 		},
 		ShutdownTimeout: 15 * time.Second,
@@ -180,6 +192,12 @@ func (c *Config) Validate() error {
 	if c.Aggregation.Retention < time.Hour {
 		errs.Add("aggregation.retention", "must be at least 1h")
 	}
+	if c.Aggregation.HourlyRetention < 2*time.Hour {
+		errs.Add("aggregation.hourly_retention", "must be at least 2h")
+	}
+	if n := c.Aggregation.KeyMinuteMinRequests; n < 0 || n > 1_000_000 {
+		errs.Add("aggregation.key_minute_min_requests", "%d is not between 0 and 1000000", n)
+	}
 	positive(&errs, "aggregation.dedup_ttl", c.Aggregation.DedupTTL)
 	positive(&errs, "aggregation.close_interval", c.Aggregation.CloseInterval)
 	positive(&errs, "shutdown_timeout", c.ShutdownTimeout)
@@ -212,6 +230,13 @@ func (c *Config) crossChecks(errs *validation.Errors) {
 	// the retention would keep minutes open past their deletion.
 	if agg.Grace > 0 && agg.Retention > 0 && agg.Grace >= agg.Retention {
 		errs.Add("aggregation.grace", "%v is not below aggregation.retention (%v)", agg.Grace, agg.Retention)
+	}
+	// Hours answer the long ranges and the ends of a range are read from
+	// minutes: hours kept for less than minutes would leave a long range
+	// with a hole where minutes still exist.
+	if agg.HourlyRetention >= 2*time.Hour && agg.Retention >= time.Hour && agg.HourlyRetention < agg.Retention {
+		errs.Add("aggregation.hourly_retention", "%v is shorter than aggregation.retention (%v): hours must be kept at least as long as minutes",
+			agg.HourlyRetention, agg.Retention)
 	}
 }
 

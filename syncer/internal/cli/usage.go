@@ -22,27 +22,6 @@ import (
 	"github.com/sluicegw/sluice/pkg/validation"
 )
 
-// point is one bucket of GET /v1/usage (the analytics worker's
-// rollup.Point).
-type point struct {
-	T        time.Time `json:"t"`
-	Requests int64     `json:"requests"`
-	Status   struct {
-		S2xx int64 `json:"2xx"`
-		S3xx int64 `json:"3xx"`
-		S4xx int64 `json:"4xx"`
-		S5xx int64 `json:"5xx"`
-	} `json:"status"`
-	Errors   int64   `json:"errors"`
-	Limited  int64   `json:"limited"`
-	BytesIn  int64   `json:"bytes_in"`
-	BytesOut int64   `json:"bytes_out"`
-	Units    int64   `json:"units"`
-	P50      float64 `json:"p50_ms"`
-	P95      float64 `json:"p95_ms"`
-	P99      float64 `json:"p99_ms"`
-}
-
 func cmdUsage(ctx context.Context, r *run, args []string) error {
 	fs := r.flagSet("usage", "", "Show requests per step (counts by status class, limited, bytes, units, latency percentiles) from the analytics query API (GET /v1/usage), then the top consumers over the same range (GET /v1/usage/top).")
 	fs.StringVar(&r.g.analytics, "analytics", r.g.analytics, "analytics query API address (env SLUICE_ANALYTICS_URL)")
@@ -133,25 +112,10 @@ func cmdUsage(ctx context.Context, r *run, args []string) error {
 	return printTop(r.env.Stdout, topRaw)
 }
 
-// usageAnswer is the body of GET /v1/usage.
-type usageAnswer struct {
-	Series []point `json:"series"`
-	Totals *point  `json:"totals"`
-}
-
-// topAnswer is the body of GET /v1/usage/top.
-type topAnswer struct {
-	By    string `json:"by"`
-	Items []struct {
-		Name string `json:"name"`
-		API  string `json:"api"`
-		point
-	} `json:"items"`
-}
-
 var pointHeader = []string{"REQUESTS", "2XX", "3XX", "4XX", "5XX", "LIMITED", "BYTES IN", "BYTES OUT", "UNITS", "P50 MS", "P95 MS", "P99 MS"}
 
-func (p *point) cells() []string {
+// cells renders counts as the columns of pointHeader.
+func cells(p *usage.Counts) []string {
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	return []string{i(p.Requests), i(p.Status.S2xx), i(p.Status.S3xx), i(p.Status.S4xx), i(p.Status.S5xx),
@@ -159,28 +123,26 @@ func (p *point) cells() []string {
 }
 
 func printSeries(w io.Writer, raw json.RawMessage) error {
-	var ans usageAnswer
+	var ans usage.UsageResponse
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		return fmt.Errorf("decode usage answer: %w", err)
 	}
 	rows := make([][]string, 0, len(ans.Series)+1)
 	for _, p := range ans.Series {
-		rows = append(rows, append([]string{p.T.UTC().Format(time.RFC3339)}, p.cells()...))
+		rows = append(rows, append([]string{p.T.UTC().Format(time.RFC3339)}, cells(&p.Counts)...))
 	}
-	if ans.Totals != nil {
-		rows = append(rows, append([]string{"TOTAL"}, ans.Totals.cells()...))
-	}
+	rows = append(rows, append([]string{"TOTAL"}, cells(&ans.Totals.Counts)...))
 	return table(w, append([]string{"TIME"}, pointHeader...), rows)
 }
 
 func printTop(w io.Writer, raw json.RawMessage) error {
-	var ans topAnswer
+	var ans usage.TopResponse
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		return fmt.Errorf("decode top answer: %w", err)
 	}
 	rows := make([][]string, 0, len(ans.Items))
 	for _, it := range ans.Items {
-		rows = append(rows, append([]string{it.Name, it.API}, it.cells()...))
+		rows = append(rows, append([]string{it.Name, it.API}, cells(&it.Counts)...))
 	}
 	return table(w, append([]string{strings.ToUpper(ans.By), "API"}, pointHeader...), rows)
 }

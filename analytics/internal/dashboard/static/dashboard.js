@@ -80,6 +80,7 @@
   // its hash (only the first characters, for a key no event named).
   function keyName(it) {
     if (it.name === "-") { return "(keyless)"; }
+    if (it.name === "~other") { return "(other keys)"; }
     if (it.key_alias) { return it.key_alias; }
     if (it.key_id === "jwt") { return "(token identity)"; }
     if (it.key_id) { return "(no alias)"; }
