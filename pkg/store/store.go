@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicegw/sluice/pkg/model"
+	"github.com/sluicegw/sluice/pkg/tracing"
 )
 
 // Sentinel errors callers branch on.
@@ -125,10 +126,12 @@ func ETag(body []byte) string {
 // policies, keys, keyids, routes, apiroutes, audit, orgs, orgkeys. ARGV: maxlen, n, then 11
 // fields per change: kind op id hash oldhash body ifmatch(sha1 hex or "")
 // create("1"/"") refs(JSON ["kind","id",...] or "") routes(JSON array of
-// the API's route keys, for an API put) unused("1"/""); then actor and the
-// audit stream's maxlen.
+// the API's route keys, for an API put) unused("1"/""); then actor, the
+// audit stream's maxlen, the apply id and the writer's traceparent ("" when
+// its context carries no span).
 //
-// The changelog entry holds n and kindI, opI, idI, hashI, oldI per change;
+// The changelog entry holds n, the apply id, the traceparent when there is
+// one (tp), and kindI, opI, idI, hashI, oldI per change;
 // a batch of more than 700 changes holds n and changes, a JSON array of
 // [kind, op, id, hash, old] (a Lua call takes at most 8000 arguments).
 //
@@ -359,6 +362,10 @@ local fields = {'n', tostring(n)}
 if aid and aid ~= '' then
   table.insert(fields, 'apply') table.insert(fields, aid)
 end
+local tp = ARGV[6 + n * F]
+if tp and tp ~= '' then
+  table.insert(fields, 'tp') table.insert(fields, tp)
+end
 if n > 700 then
   -- A Lua call takes at most 8000 arguments: a large batch is logged as
   -- one JSON array of [kind, op, id, hash, old] in the field 'changes'.
@@ -422,7 +429,7 @@ func (s *Store) ApplyAs(ctx context.Context, actor string, changes ...Change) (i
 	if _, err := rand.Read(aid[:]); err != nil {
 		return 0, fmt.Errorf("store: apply id: %w", err)
 	}
-	args = append(args, actor, s.auditLen, hex.EncodeToString(aid[:]))
+	args = append(args, actor, s.auditLen, hex.EncodeToString(aid[:]), tracing.TraceParent(ctx))
 	l := s.layout
 	keys := []string{l.Version(), l.Changelog(), l.APIs(), l.Policies(), l.Keys(), l.KeyIDs(), l.Routes(), l.APIRoutes(), l.Audit(), l.Orgs(), l.OrgKeys()}
 	for attempt := 0; ; attempt++ {
@@ -525,6 +532,12 @@ type Entry struct {
 type Version struct {
 	Version int64
 	Changes []Entry
+	// TraceParent is the W3C traceparent of the write's span ("" when it
+	// was traced by nobody): a node that applies the version through
+	// catch-up joins the admin call's trace with it. It is read from
+	// Redis: parse it with tracing.SpanContextOf, which refuses a
+	// malformed one.
+	TraceParent string
 }
 
 // ErrChangelogGap means the changelog no longer reaches back to the version
@@ -575,7 +588,7 @@ func (s *Store) ChangesSince(ctx context.Context, since int64, limit int64) ([]V
 func parseVersion(v int64, vals map[string]any) Version {
 	str := func(k string) string { s, _ := vals[k].(string); return s }
 	n, _ := strconv.Atoi(str("n"))
-	ver := Version{Version: v, Changes: make([]Entry, 0, n)}
+	ver := Version{Version: v, Changes: make([]Entry, 0, n), TraceParent: str("tp")}
 	if packed := str("changes"); packed != "" {
 		var rows [][5]string
 		_ = json.Unmarshal([]byte(packed), &rows)

@@ -22,7 +22,10 @@ const maxTraced = 256
 // headers, W3C traceparent); the apply of that version is a consumer span,
 // child of the syncer's announce span, so one trace shows the admin call
 // and every node applying its change. A version applied without such a
-// message (periodic check, catch-up after a gap) gets a span of its own.
+// message (periodic check, catch-up after a gap) is a child of the span
+// of the write itself, whose traceparent the changelog entry keeps
+// (store.Version.TraceParent); a version written untraced gets a span of
+// its own.
 // Off (nil provider), nothing is kept and no span is made.
 type applyTracer struct {
 	tp     *tracing.Provider
@@ -72,6 +75,12 @@ func (a *applyTracer) start(ctx context.Context, v store.Version) (context.Conte
 		}
 	}
 	a.mu.Unlock()
+	if !ok {
+		// Applied without its message (catch-up, the periodic check): the
+		// changelog entry names the admin call's span.
+		sc = tracing.SpanContextOf(v.TraceParent)
+		ok = sc.IsValid()
+	}
 	if ok {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}

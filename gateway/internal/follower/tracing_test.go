@@ -75,3 +75,47 @@ func TestTracingAdminWriteToNodeApply(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTracingCatchUpJoinsTheWrite: a version a node applies without its
+// NATS message (lost; found by the periodic version check) is still a
+// child of the write's span: the changelog entry keeps the writer's
+// traceparent (a malformed one is refused by tracing.SpanContextOf,
+// TestSpanContextOfRefusesMalformed).
+func TestTracingCatchUpJoinsTheWrite(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 0)
+	exp := tracetest.NewInMemoryExporter()
+	tp := tracing.FromSDK(sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)))
+	n := c.startNode("catch-up", Options{Tracing: tp, CheckInterval: 50 * time.Millisecond})
+	c.converge(n)
+
+	writer := sdktrace.NewTracerProvider()
+	ctx, span := writer.Tracer("admin").Start(context.Background(), "admin call")
+	v, err := c.store.ApplyAs(ctx, "test", apiChange("late", "/late/"))
+	span.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := func(version int64) (found bool, sp tracetest.SpanStub) {
+		for _, s := range exp.GetSpans() {
+			for _, kv := range s.Attributes {
+				if kv.Key == "sluice.config.version" && kv.Value.AsInt64() == version && s.Name == "sync.apply" {
+					return true, s
+				}
+			}
+		}
+		return false, tracetest.SpanStub{}
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if ok, _ := applied(v); !ok {
+			return fmt.Errorf("version %d not applied yet", v)
+		}
+		return nil
+	})
+	_, sp := applied(v)
+	if sp.SpanContext.TraceID() != span.SpanContext().TraceID() || sp.Parent.SpanID() != span.SpanContext().SpanID() || !sp.Parent.IsRemote() {
+		t.Fatalf("catch-up apply span in trace %s under %s, want trace %s under the write's span %s",
+			sp.SpanContext.TraceID(), sp.Parent.SpanID(), span.SpanContext().TraceID(), span.SpanContext().SpanID())
+	}
+
+}
