@@ -24,23 +24,7 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
--- struct.unpack returns its values on the Lua stack: at most 200 at a time.
-local ARGS
-local nv = #ARGV[1] / 8
-if nv <= 200 then
-  ARGS = {struct.unpack('<' .. string.rep('d', nv), ARGV[1])}
-else
-  ARGS = {}
-  local full = '<' .. string.rep('d', 200)
-  local n, pos = 0, 1
-  while n < nv do
-    local c, f = nv - n, full
-    if c < 200 then f = '<' .. string.rep('d', c) else c = 200 end
-    local vs = {struct.unpack(f, ARGV[1], pos)}
-    for i = 1, c do ARGS[n + i] = vs[i] end
-    n, pos = n + c, vs[c + 1]
-  end
-end
+-- ARGS: ARGV[1] decoded by args.lua, prepended to this script.
 
 local function expiry(tat) -- Unix ms, as check.lua
   return (math.floor(tat / 100000) + 2) * 100

@@ -98,23 +98,7 @@ local function lease(avail, want, frac)
   return g
 end
 
--- struct.unpack returns its values on the Lua stack: at most 200 at a time.
-local ARGS
-local nv = #ARGV[1] / 8
-if nv <= 200 then
-  ARGS = {struct.unpack('<' .. string.rep('d', nv), ARGV[1])}
-else
-  ARGS = {}
-  local full = '<' .. string.rep('d', 200)
-  local n, pos = 0, 1
-  while n < nv do
-    local c, f = nv - n, full
-    if c < 200 then f = '<' .. string.rep('d', c) else c = 200 end
-    local vs = {struct.unpack(f, ARGV[1], pos)}
-    for i = 1, c do ARGS[n + i] = vs[i] end
-    n, pos = n + c, vs[c + 1]
-  end
-end
+-- ARGS: ARGV[1] decoded by args.lua, prepended to this script.
 
 local frac = ARGS[1]
 local a = 3

@@ -11,6 +11,12 @@ import (
 //go:embed check.lua
 var checkScript string
 
+// argsScript decodes the packed numeric arguments of check.lua and
+// adjust.lua; it is prepended to both.
+//
+//go:embed args.lua
+var argsScript string
+
 // Exact decisions, batched. Check queues a decision on its API's collector
 // (a key's or an org's own for the parts of a split decision, split.go);
 // the caller that finds one of Options.Pipelines free takes what is queued

@@ -134,12 +134,12 @@ func New(rdb redis.UniversalClient, opts Options, log zerolog.Logger, reg promet
 		opts:   opts,
 		log:    log.With().Str("component", "gateway.limit").Logger(),
 		m:      m,
-		script: redis.NewScript(checkScript),
+		script: redis.NewScript(argsScript + checkScript),
 		fb:     newFallback(opts.FallbackShare, opts.FallbackMaxKeys),
 		stop:   make(chan struct{}),
 
 		refills:      make(chan struct{}, maxRefills),
-		adjustScript: redis.NewScript(adjustScript),
+		adjustScript: redis.NewScript(argsScript + adjustScript),
 	}
 	_, l.cluster = rdb.(*redis.ClusterClient)
 	l.adj = newAdjustments(l.cluster)
