@@ -3,6 +3,7 @@ package aggregates_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +279,52 @@ func TestCloseMergesKeyFieldsOfOlderBuckets(t *testing.T) {
 			t.Errorf("%s of h1: %v, want 3 requests and 12 units", what, c)
 		}
 	}
+}
+
+// TestHostileKeyNames: a usage event's key is whatever the message says.
+// Names holding the key log's separators (':', ' ', '=', newline), the
+// hash fields' ('|'), a decimal prefix, the name of the light keys'
+// bucket, or 4 KiB of bytes each count as themselves alone, while the
+// minute is open (read from the key log) and once it is closed (in the
+// minute and the hour), and no other key's counts move.
+func TestHostileKeyNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := aggregates.New(testutil.StartRedis(t).Client(t), time.Hour, 24*time.Hour)
+	h0 := time.UnixMilli(aggregates.HourOf(time.Now().Add(-3 * time.Hour).UnixMilli()))
+	keys := []string{"plain", "a:b", "5:abcde 9=9\n", "x|k|y", "n=1 u=2", "\n\n", rollup.OtherKey,
+		"12:", strings.Repeat("z", 4096), "ключ ✓"}
+	var data []byte
+	for i, key := range keys {
+		for j := 0; j <= i; j++ { // key i has i+1 events
+			ev := usage.Event{ID: fmt.Sprintf("e%d-%d", i, j), Time: h0.Add(time.Second).UnixNano(), KeyHash: key, Status: 200, Units: 1}
+			data = usage.AppendJSON(data, &ev)
+		}
+	}
+	if r := st.Apply(ctx, []*rollup.APIBatch{rollup.Build("llm", [][]byte{data}, []int{0})}, h0); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	m := h0.UnixMilli()
+	check := func(stage string, series func(aggregates.Ref) (map[int64]*rollup.Counters, error)) {
+		t.Helper()
+		for i, key := range keys {
+			got, err := series(aggregates.Ref{Dim: aggregates.DimKey, Name: key})
+			if err != nil {
+				t.Fatalf("%s: key %.20q: %v", stage, key, err)
+			}
+			if c := got[m]; c == nil || c[rollup.FRequests] != int64(i+1) || c[rollup.FUnits] != int64(i+1) {
+				t.Errorf("%s: key %.20q: %v, want %d requests and units", stage, key, c, i+1)
+			}
+		}
+	}
+	check("open minute", func(ref aggregates.Ref) (map[int64]*rollup.Counters, error) {
+		sums, err := st.Sums(ctx, "llm", aggregates.DimKey, m, m)
+		return map[int64]*rollup.Counters{m: sums[ref.Name]}, err
+	})
+	now := h0.Add(time.Hour + 2*time.Minute)
+	if _, err := st.Close(ctx, "llm", rollup.Cutoff(now, 10*time.Second), now); err != nil {
+		t.Fatal(err)
+	}
+	check("closed minute", func(ref aggregates.Ref) (map[int64]*rollup.Counters, error) { return st.Series(ctx, "llm", ref, m, m) })
+	check("hour", func(ref aggregates.Ref) (map[int64]*rollup.Counters, error) { return st.HourSeries(ctx, "llm", ref, m, m) })
 }

@@ -24,6 +24,9 @@ func TestValidate(t *testing.T) {
 		}, []string{"redis.addr", "nats.fetch_batch", "aggregation.grace", "log"}},
 		{"dedup shorter than redelivery", func(c *Config) { c.Aggregation.DedupTTL = time.Second }, []string{"aggregation.dedup_ttl"}},
 		{"ack pending below batch", func(c *Config) { c.NATS.MaxAckPending = 10 }, []string{"nats.max_ack_pending"}},
+		{"hourly retention too short", func(c *Config) { c.Aggregation.HourlyRetention = time.Hour }, []string{"aggregation.hourly_retention: must be at least 2h"}},
+		{"negative key minute threshold", func(c *Config) { c.Aggregation.KeyMinuteMinRequests = -1 }, []string{"aggregation.key_minute_min_requests: -1 is not between"}},
+		{"huge key minute threshold", func(c *Config) { c.Aggregation.KeyMinuteMinRequests = 2_000_000 }, []string{"aggregation.key_minute_min_requests"}},
 		{"usage stream", func(c *Config) {
 			c.UsageStream = UsageStream{MaxAge: time.Minute, MaxBytes: -1, Replicas: 7, DedupWindow: time.Hour}
 		}, []string{"usage_stream.max_bytes", "usage_stream.replicas", "usage_stream.dedup_window"}},
