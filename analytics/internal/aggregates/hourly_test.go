@@ -326,5 +326,7 @@ func TestHostileKeyNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("closed minute", func(ref aggregates.Ref) (map[int64]*rollup.Counters, error) { return st.Series(ctx, "llm", ref, m, m) })
-	check("hour", func(ref aggregates.Ref) (map[int64]*rollup.Counters, error) { return st.HourSeries(ctx, "llm", ref, m, m) })
+	check("hour", func(ref aggregates.Ref) (map[int64]*rollup.Counters, error) {
+		return st.HourSeries(ctx, "llm", ref, m, m)
+	})
 }
